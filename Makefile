@@ -1,0 +1,32 @@
+# One entry point for humans and CI. `make test` is the README's test command.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: install test check pytest lint typecheck serve demo bench bench-smoke clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+# Static checks first (fast, and they fail with a clear pointer), then the suite.
+test: check pytest
+
+check: lint typecheck
+
+lint: install
+	$(PY) -m ruff check executor tests bench
+	$(PY) -m ruff format --check executor tests bench
+
+typecheck: install
+	$(PY) -m mypy
+
+pytest: install
+	$(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

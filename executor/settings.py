@@ -1,0 +1,203 @@
+"""Service settings, read once from environment variables (names kept from job-executor-service).
+
+Every setting has a safe default, so `job-executor serve` with an empty environment runs the
+embedded default: HTTP on localhost, the local backend, configs from ./samples.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from executor import __version__
+
+
+class SettingsError(ValueError):
+    """A setting has a value we cannot use; the message names the variable and what to write."""
+
+
+@dataclass(frozen=True)
+class ResourceDefaults:
+    limits_cpu: str = "1"
+    limits_memory: str = "512Mi"
+    requests_cpu: str = "50m"
+    requests_memory: str = "128Mi"
+
+    def limits(self) -> dict[str, str]:
+        return _non_empty({"cpu": self.limits_cpu, "memory": self.limits_memory})
+
+    def requests(self) -> dict[str, str]:
+        return _non_empty({"cpu": self.requests_cpu, "memory": self.requests_memory})
+
+
+def _non_empty(values: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in values.items() if v}
+
+
+DEFAULT_INIT_IMAGE = f"ghcr.io/job-executor/job-executor:{__version__}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    # --- where and how jobs run ---
+    job_namespace: str = "keptn"
+    backend: str = "local"  # local | kubernetes
+    init_container_image: str = DEFAULT_INIT_IMAGE
+    default_resources: ResourceDefaults = field(default_factory=ResourceDefaults)
+    default_job_service_account: str = ""
+    allowed_image_list: tuple[str, ...] = ()
+    allow_privileged_jobs: bool = False
+    task_deadline_seconds: int = 0  # 0: no global activeDeadlineSeconds
+    job_labels: tuple[tuple[str, str], ...] = ()
+    # --- configs ---
+    config_source: str = "local"  # local | keptn
+    config_dir: Path = Path("samples/resources")
+    # --- Keptn control plane ---
+    keptn_api_endpoint: str = ""
+    keptn_api_token: str = field(default="", repr=False)
+    # --- reporting ---
+    always_send_finished_event: bool = False
+    # --- HTTP receiver ---
+    rcv_host: str = "127.0.0.1"
+    rcv_port: int = 8080
+    rcv_path: str = "/"
+    rcv_auth_token: str = field(default="", repr=False)
+    max_body_bytes: int = 1 << 20
+    # --- dispatcher ---
+    max_concurrent_runs: int = 16
+    queue_size: int = 1000
+    shutdown_grace_seconds: float = 30.0
+    state_dir: Path = Path(".job-executor")
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        """Apply command-line flags on top of the environment; None means 'not given'."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        read = _Reader(env)
+        resources = ResourceDefaults(
+            limits_cpu=read.text("DEFAULT_RESOURCE_LIMITS_CPU", "1"),
+            limits_memory=read.text("DEFAULT_RESOURCE_LIMITS_MEMORY", "512Mi"),
+            requests_cpu=read.text("DEFAULT_RESOURCE_REQUESTS_CPU", "50m"),
+            requests_memory=read.text("DEFAULT_RESOURCE_REQUESTS_MEMORY", "128Mi"),
+        )
+        return cls(
+            job_namespace=read.text("JOB_NAMESPACE", "keptn"),
+            backend=read.choice("BACKEND", "local", ("local", "kubernetes")),
+            init_container_image=read.text("INIT_CONTAINER_IMAGE", DEFAULT_INIT_IMAGE),
+            default_resources=resources,
+            default_job_service_account=read.text("DEFAULT_JOB_SERVICE_ACCOUNT", ""),
+            allowed_image_list=parse_list(read.text("ALLOWED_IMAGE_LIST", "")),
+            allow_privileged_jobs=read.flag("ALLOW_PRIVILEGED_JOBS", False),
+            task_deadline_seconds=read.integer("TASK_DEADLINE_SECONDS", 0, minimum=0),
+            job_labels=parse_labels(read.text("JOB_LABELS", ""), "JOB_LABELS"),
+            config_source=read.choice("CONFIG_SOURCE", "local", ("local", "keptn")),
+            config_dir=Path(read.text("CONFIG_DIR", "samples/resources")),
+            keptn_api_endpoint=read.text("KEPTN_API_ENDPOINT", ""),
+            keptn_api_token=read.text("KEPTN_API_TOKEN", ""),
+            always_send_finished_event=read.flag("ALWAYS_SEND_FINISHED_EVENT", False),
+            rcv_host=read.text("RCV_HOST", "127.0.0.1"),
+            rcv_port=read.integer("RCV_PORT", 8080, minimum=0),
+            rcv_path=read.text("RCV_PATH", "/"),
+            rcv_auth_token=read.text("RCV_AUTH_TOKEN", ""),
+            max_body_bytes=read.integer("MAX_BODY_BYTES", 1 << 20, minimum=1024),
+            max_concurrent_runs=read.integer("MAX_CONCURRENT_RUNS", 16, minimum=1),
+            queue_size=read.integer("QUEUE_SIZE", 1000, minimum=1),
+            shutdown_grace_seconds=float(read.integer("SHUTDOWN_GRACE_SECONDS", 30, minimum=0)),
+            state_dir=Path(read.text("STATE_DIR", ".job-executor")),
+        )
+
+
+# Every variable `from_env` reads; the Helm chart test checks it sets only these.
+ENV_VARS: frozenset[str] = frozenset(
+    {
+        "JOB_NAMESPACE",
+        "BACKEND",
+        "INIT_CONTAINER_IMAGE",
+        "DEFAULT_RESOURCE_LIMITS_CPU",
+        "DEFAULT_RESOURCE_LIMITS_MEMORY",
+        "DEFAULT_RESOURCE_REQUESTS_CPU",
+        "DEFAULT_RESOURCE_REQUESTS_MEMORY",
+        "DEFAULT_JOB_SERVICE_ACCOUNT",
+        "ALLOWED_IMAGE_LIST",
+        "ALLOW_PRIVILEGED_JOBS",
+        "TASK_DEADLINE_SECONDS",
+        "JOB_LABELS",
+        "CONFIG_SOURCE",
+        "CONFIG_DIR",
+        "KEPTN_API_ENDPOINT",
+        "KEPTN_API_TOKEN",
+        "ALWAYS_SEND_FINISHED_EVENT",
+        "RCV_HOST",
+        "RCV_PORT",
+        "RCV_PATH",
+        "RCV_AUTH_TOKEN",
+        "MAX_BODY_BYTES",
+        "MAX_CONCURRENT_RUNS",
+        "QUEUE_SIZE",
+        "SHUTDOWN_GRACE_SECONDS",
+        "STATE_DIR",
+    }
+)
+
+
+def parse_list(raw: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def parse_labels(raw: str, name: str) -> tuple[tuple[str, str], ...]:
+    """`key=value,key2=value2` -> pairs; a malformed entry is an error, not silently dropped."""
+    pairs = []
+    for entry in parse_list(raw):
+        key, sep, value = entry.partition("=")
+        if not sep or not key.strip():
+            raise SettingsError(f"{name}: entry {entry!r} is not key=value (example: team=qa)")
+        pairs.append((key.strip(), value.strip()))
+    return tuple(pairs)
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+class _Reader:
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+
+    def text(self, name: str, default: str) -> str:
+        value = self._env.get(name)
+        return default if value is None else value.strip()
+
+    def flag(self, name: str, default: bool) -> bool:
+        raw = self._env.get(name)
+        if raw is None:
+            return default
+        lowered = raw.strip().lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+        raise SettingsError(f"{name}={raw!r}: write true or false")
+
+    def integer(self, name: str, default: int, *, minimum: int) -> int:
+        raw = self._env.get(name)
+        if raw is None or not raw.strip():
+            return default
+        try:
+            value = int(raw.strip())
+        except ValueError:
+            raise SettingsError(f"{name}={raw!r}: write a whole number") from None
+        if value < minimum:
+            raise SettingsError(f"{name}={value}: must be at least {minimum}")
+        return value
+
+    def choice(self, name: str, default: str, allowed: tuple[str, ...]) -> str:
+        value = self.text(name, default).lower()
+        if value not in allowed:
+            raise SettingsError(f"{name}={value!r}: write one of {', '.join(allowed)}")
+        return value

@@ -1,16 +1,159 @@
-"""Command line: `job-executor lint|render|...` (the contract is in DESIGN.md)."""
+"""Command line: `job-executor lint|render|init-files` (the contract is in DESIGN.md)."""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from executor import __version__, initfiles
+from executor.config.parse import read_config_file
+from executor.events import EventError, load_event_file
+from executor.files import FilesError, collect_files
+from executor.lint import lint_file
+from executor.matcher import matching_actions
+from executor.planner import PlanError, plan_action
+from executor.policy import PolicyError
+from executor.problems import ConfigError
+from executor.render import RenderOptions, render_task
+from executor.settings import ResourceDefaults, Settings, SettingsError, parse_list
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="job-executor")
-    parser.add_subparsers(dest="command", required=True)
-    parser.parse_args(argv)
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        return int(args.handler(args))
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="job-executor", description="Run Kubernetes Jobs for CloudEvents.")
+    parser.add_argument("--version", action="version", version=f"job-executor {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    lint = commands.add_parser("lint", help="check job configs; one FILE:LINE: message per problem")
+    lint.add_argument("configs", nargs="+", metavar="CONFIG")
+    lint.add_argument("--allowed-images", help="comma-separated image globs to check images against")
+    lint.set_defaults(handler=cmd_lint)
+
+    render = commands.add_parser("render", help="print the Kubernetes objects an event would create")
+    render.add_argument("--config", required=True, help="a job/config.yaml")
+    render.add_argument("--event", required=True, help="a CloudEvent in JSON (structured mode)")
+    _add_job_settings(render)
+    render.add_argument(
+        "--files-dir",
+        type=Path,
+        help="resource tree that `files:` paths are relative to (default: the folder holding job/)",
+    )
+    render.set_defaults(handler=cmd_render)
+
+    init = commands.add_parser("init-files", help="the init container's program: stage files under /keptn")
+    init.set_defaults(handler=lambda _args: initfiles.main())
+    return parser
+
+
+def _add_job_settings(parser: argparse.ArgumentParser) -> None:
+    """Flags that mirror serve's settings; unset flags fall back to the environment."""
+    parser.add_argument("--namespace", help="JOB_NAMESPACE")
+    parser.add_argument("--allowed-images", help="ALLOWED_IMAGE_LIST: comma-separated globs")
+    parser.add_argument("--default-limits-cpu", help="DEFAULT_RESOURCE_LIMITS_CPU")
+    parser.add_argument("--default-limits-memory", help="DEFAULT_RESOURCE_LIMITS_MEMORY")
+    parser.add_argument("--default-requests-cpu", help="DEFAULT_RESOURCE_REQUESTS_CPU")
+    parser.add_argument("--default-requests-memory", help="DEFAULT_RESOURCE_REQUESTS_MEMORY")
+    parser.add_argument("--init-image", help="INIT_CONTAINER_IMAGE")
+    parser.add_argument(
+        "--files-source",
+        choices=("configmap", "keptn"),
+        help="how the init container gets files (default: configmap, or keptn with CONFIG_SOURCE=keptn)",
+    )
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    settings = Settings.from_env()
+    base = settings.default_resources
+    resources = ResourceDefaults(
+        limits_cpu=_pick(args.default_limits_cpu, base.limits_cpu),
+        limits_memory=_pick(args.default_limits_memory, base.limits_memory),
+        requests_cpu=_pick(args.default_requests_cpu, base.requests_cpu),
+        requests_memory=_pick(args.default_requests_memory, base.requests_memory),
+    )
+    return settings.with_overrides(
+        job_namespace=args.namespace,
+        allowed_image_list=parse_list(args.allowed_images) if args.allowed_images is not None else None,
+        init_container_image=args.init_image,
+        default_resources=resources,
+    )
+
+
+def _pick(flag: str | None, current: str) -> str:
+    return current if flag is None else flag
+
+
+def cmd_lint(args: argparse.Namespace) -> int:
+    allowed = parse_list(args.allowed_images or "")
+    failed = False
+    for path in args.configs:
+        for problem in lint_file(path, allowed):
+            print(problem)
+            failed = failed or problem.severity == "error"
+    return 1 if failed else 0
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    try:
+        config = read_config_file(args.config)
+        event = load_event_file(args.event)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    except EventError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    actions = matching_actions(config, event)
+    if not actions:
+        print(f"no action in {args.config} matches event type {event.type!r}; nothing to render", file=sys.stderr)
+        return 0
+    files_source = args.files_source or ("keptn" if settings.config_source == "keptn" else "configmap")
+    options = RenderOptions(
+        init_image=settings.init_container_image,
+        files_source=files_source,
+        keptn_api_url=settings.keptn_api_endpoint,
+        keptn_token_secret=settings.keptn_api_token_secret,
+    )
+    roots = [args.files_dir or default_files_dir(Path(args.config))]
+    objects: list[dict[str, Any]] = []
+    for action in actions:
+        try:
+            for spec in plan_action(event, action, config, settings):
+                files = collect_files(spec.files, roots) if files_source == "configmap" else None
+                objects.extend(render_task(spec, options, files))
+        except (PolicyError, PlanError, FilesError) as exc:
+            print(f"error: action '{action.name}': {exc}", file=sys.stderr)
+            return 1
+    sys.stdout.write(yaml.dump_all(objects, Dumper=_PlainDumper, sort_keys=False, explicit_start=True))
     return 0
+
+
+class _PlainDumper(yaml.SafeDumper):
+    """Writes repeated label maps out in full: kubectl users read these, not YAML anchors."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def default_files_dir(config_path: Path) -> Path:
+    folder = config_path.resolve().parent
+    return folder.parent if folder.name == "job" else folder
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ embedded default: HTTP on localhost, the local backend, configs from ./samples.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -58,6 +59,9 @@ class Settings:
     # --- Keptn control plane ---
     keptn_api_endpoint: str = ""
     keptn_api_token: str = field(default="", repr=False)
+    # A Secret in the job namespace (key `token`) that init containers read the token from, so
+    # the token never appears in a Job manifest.
+    keptn_api_token_secret: str = "job-executor-keptn-api-token"
     # --- reporting ---
     always_send_finished_event: bool = False
     # --- HTTP receiver ---
@@ -100,6 +104,7 @@ class Settings:
             config_dir=Path(read.text("CONFIG_DIR", "samples/resources")),
             keptn_api_endpoint=read.text("KEPTN_API_ENDPOINT", ""),
             keptn_api_token=read.text("KEPTN_API_TOKEN", ""),
+            keptn_api_token_secret=read.text("KEPTN_API_TOKEN_SECRET", "job-executor-keptn-api-token"),
             always_send_finished_event=read.flag("ALWAYS_SEND_FINISHED_EVENT", False),
             rcv_host=read.text("RCV_HOST", "127.0.0.1"),
             rcv_port=read.integer("RCV_PORT", 8080, minimum=0),
@@ -132,6 +137,7 @@ ENV_VARS: frozenset[str] = frozenset(
         "CONFIG_DIR",
         "KEPTN_API_ENDPOINT",
         "KEPTN_API_TOKEN",
+        "KEPTN_API_TOKEN_SECRET",
         "ALWAYS_SEND_FINISHED_EVENT",
         "RCV_HOST",
         "RCV_PORT",
@@ -155,11 +161,19 @@ def parse_labels(raw: str, name: str) -> tuple[tuple[str, str], ...]:
     pairs = []
     for entry in parse_list(raw):
         key, sep, value = entry.partition("=")
-        if not sep or not key.strip():
-            raise SettingsError(f"{name}: entry {entry!r} is not key=value (example: team=qa)")
-        pairs.append((key.strip(), value.strip()))
+        key, value = key.strip(), value.strip()
+        if not sep or not _LABEL_KEY.match(key):
+            raise SettingsError(f"{name}: entry {entry!r} is not key=value with a label key (example: team=qa)")
+        if not _LABEL_VALUE.match(value):
+            raise SettingsError(f"{name}: value {value!r} of {key} is not a valid label value (<= 63 of [A-Za-z0-9_.-])")
+        pairs.append((key, value))
     return tuple(pairs)
 
+
+_LABEL_KEY = re.compile(
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$")
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}

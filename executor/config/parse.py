@@ -1,0 +1,476 @@
+"""Validate a loaded job config into the frozen model, collecting every problem with its line.
+
+Each object type declares its fields once (FIELDS below); the JSON Schema is checked against the
+same tables by a test so the published schema cannot drift from what is accepted.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import re
+from collections.abc import Callable
+from typing import Any, cast
+
+from executor.config.model import (
+    Action,
+    EnvEntry,
+    EventSelector,
+    Format,
+    JobConfig,
+    JsonPathFilter,
+    Resources,
+    Task,
+    ValueFrom,
+)
+from executor.config.yamlload import MAX_CONFIG_BYTES, Document, Path, YamlError, load_yaml
+from executor.jsonpaths import JsonPathSyntaxError, compile_path
+from executor.paths import PathEscapeError, normalise_file_path
+from executor.problems import ConfigError, Problem
+
+API_VERSION = "v2"
+# Job names carry the action and task index in three digits.
+MAX_ITEMS = 999
+
+FIELDS: dict[str, tuple[str, ...]] = {
+    "config": ("apiVersion", "actions"),
+    "action": ("name", "silent", "events", "tasks"),
+    "event": ("name", "jsonpath"),
+    "jsonpath": ("property", "match"),
+    "task": (
+        "name",
+        "image",
+        "cmd",
+        "args",
+        "files",
+        "env",
+        "workingDir",
+        "resources",
+        "maxPollDuration",
+        "namespace",
+        "annotations",
+        "securityContext",
+        "imagePullPolicy",
+        "serviceAccount",
+        "ttlSecondsAfterFinished",
+        "activeDeadlineSeconds",
+    ),
+    "env": ("name", "value", "valueFrom", "as"),
+    "resources": ("limits", "requests"),
+}
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "config": ("apiVersion", "actions"),
+    "action": ("name", "events", "tasks"),
+    "event": ("name",),
+    "jsonpath": ("property", "match"),
+    "task": ("name", "image"),
+    "env": ("name", "valueFrom"),
+}
+
+# The keys of a Kubernetes (container) SecurityContext; nested values are left to the API
+# server's own validation, but a misspelt top-level key would otherwise be silently dropped.
+SECURITY_CONTEXT_KEYS = {
+    "allowPrivilegeEscalation": bool,
+    "appArmorProfile": dict,
+    "capabilities": dict,
+    "privileged": bool,
+    "procMount": str,
+    "readOnlyRootFilesystem": bool,
+    "runAsGroup": int,
+    "runAsNonRoot": bool,
+    "runAsUser": int,
+    "seLinuxOptions": dict,
+    "seccompProfile": dict,
+    "windowsOptions": dict,
+}
+PULL_POLICIES = ("Always", "IfNotPresent", "Never")
+VALUE_FROM: tuple[ValueFrom, ...] = ("event", "secret", "string")
+FORMATS: tuple[Format, ...] = ("json", "yaml", "string")
+
+# Kubernetes resource.Quantity, serialised form.
+QUANTITY = re.compile(r"^[+]?(\d+(\.\d*)?|\.\d+)([KMGTPE]i|[numkMGTPE]|[eE][+-]?\d+)?$")
+RESOURCE_NAME = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[a-zA-Z0-9]([-a-zA-Z0-9_.]*[a-zA-Z0-9])?$")
+ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+ANNOTATION_KEY = re.compile(
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+)
+
+
+def parse_config(data: str | bytes, source: str = "<config>") -> JobConfig:
+    """Parse job/config.yaml text; raises ConfigError listing every problem."""
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    try:
+        doc = load_yaml(raw)
+    except YamlError as exc:
+        raise ConfigError([Problem(source, exc.line, exc.message)]) from None
+    parser = _Parser(doc, source)
+    config = parser.config(hashlib.sha256(raw).hexdigest())
+    if parser.problems:
+        raise ConfigError(parser.problems)
+    assert config is not None
+    return config
+
+
+def read_config_file(path: str) -> JobConfig:
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError([Problem(path, 0, f"cannot read file: {exc.strerror}")]) from None
+    return parse_config(data, source=path)
+
+
+class _Parser:
+    def __init__(self, doc: Document, source: str) -> None:
+        self.doc = doc
+        self.source = source
+        self.problems: list[Problem] = []
+
+    # ---- helpers ----
+    def error(self, path: Path, message: str) -> None:
+        self.problems.append(Problem(self.source, self.doc.line(path), message))
+
+    def mapping(self, value: Any, path: Path, kind: str, where: str) -> dict[str, Any] | None:
+        if not isinstance(value, dict):
+            self.error(path, f"{where} must be a mapping of keys to values, not {_kind(value)}")
+            return None
+        allowed = FIELDS[kind]
+        for key in value:
+            if key not in allowed:
+                hint = difflib.get_close_matches(key, allowed, n=1)
+                suggestion = f"did you mean '{hint[0]}'?" if hint else f"allowed: {', '.join(allowed)}"
+                self.error((*path, key), f"unknown field '{key}' in {where}; {suggestion}")
+        for key in REQUIRED.get(kind, ()):
+            if key not in value or value[key] is None:
+                self.error(path, f"{where} is missing required field '{key}'")
+        return value
+
+    def string(self, obj: dict[str, Any], key: str, path: Path, *, scalar_ok: bool = False) -> str | None:
+        value = obj.get(key)
+        if value is None:
+            return None
+        if isinstance(value, str):
+            return value
+        if scalar_ok and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        self.error((*path, key), f"'{key}' must be a string, not {_kind(value)}")
+        return None
+
+    def strings(self, obj: dict[str, Any], key: str, path: Path) -> tuple[str, ...]:
+        value = obj.get(key)
+        if value is None:
+            return ()
+        if not isinstance(value, list):
+            self.error((*path, key), f"'{key}' must be a list of strings, not {_kind(value)}")
+            return ()
+        out = []
+        for i, item in enumerate(value):
+            if isinstance(item, bool) or not isinstance(item, (str, int, float)):
+                self.error((*path, key, i), f"'{key}' item {i + 1} must be a string, not {_kind(item)}")
+            else:
+                out.append(str(item))
+        return tuple(out)
+
+    def integer(self, obj: dict[str, Any], key: str, path: Path, *, minimum: int) -> int | None:
+        value = obj.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.error((*path, key), f"'{key}' must be a whole number of seconds, not {_kind(value)}")
+            return None
+        if value < minimum:
+            self.error((*path, key), f"'{key}' must be at least {minimum}, not {value}")
+            return None
+        return value
+
+    def boolean(self, obj: dict[str, Any], key: str, path: Path) -> bool:
+        value = obj.get(key, False)
+        if not isinstance(value, bool):
+            self.error((*path, key), f"'{key}' must be true or false, not {_kind(value)}")
+            return False
+        return value
+
+    # ---- the tree ----
+    def config(self, digest: str) -> JobConfig | None:
+        root = self.doc.value
+        if root is None:
+            self.error((), "the file is empty; a job config starts with 'apiVersion: v2' and 'actions:'")
+            return None
+        obj = self.mapping(root, (), "config", "the job config")
+        if obj is None:
+            return None
+        version = obj.get("apiVersion")
+        if version is not None and str(version) != API_VERSION:
+            self.error(("apiVersion",), f"apiVersion {version!r} is not supported; write 'apiVersion: v2'")
+        actions_raw = obj.get("actions")
+        actions: list[Action] = []
+        if actions_raw is not None:
+            if not isinstance(actions_raw, list):
+                self.error(("actions",), f"'actions' must be a list, not {_kind(actions_raw)}")
+            elif not actions_raw:
+                self.error(("actions",), "'actions' is empty; add at least one action")
+            elif len(actions_raw) > MAX_ITEMS:
+                self.error(("actions",), f"{len(actions_raw)} actions; at most {MAX_ITEMS} fit in a job name")
+            else:
+                for i, item in enumerate(actions_raw):
+                    action = self.action(item, ("actions", i), i)
+                    if action is not None:
+                        actions.append(action)
+        self.unique([a.name for a in actions], [("actions", a.index) for a in actions], "action")
+        return JobConfig(API_VERSION, tuple(actions), source=self.source, digest=digest)
+
+    def unique(self, names: list[str], paths: list[Path], what: str) -> None:
+        seen: set[str] = set()
+        for name, path in zip(names, paths, strict=True):
+            if name in seen:
+                self.error(path, f"two {what}s are named '{name}'; give each a distinct name")
+            seen.add(name)
+
+    def action(self, value: Any, path: Path, index: int) -> Action | None:
+        obj = self.mapping(value, path, "action", f"action {index + 1}")
+        if obj is None:
+            return None
+        name = self.string(obj, "name", path) or ""
+        where = f"action '{name}'" if name else f"action {index + 1}"
+        silent = self.boolean(obj, "silent", path)
+        events = self.items(obj, "events", path, where, self.event)
+        tasks = self.items(obj, "tasks", path, where, self.task)
+        self.unique([t.name for t in tasks], [(*path, "tasks", i) for i in range(len(tasks))], "task")
+        if not name or len(events) != len(obj.get("events") or []) or len(tasks) != len(obj.get("tasks") or []):
+            return None
+        return Action(name, tuple(events), tuple(tasks), silent, index, self.doc.line(path))
+
+    def items(self, obj: dict[str, Any], key: str, path: Path, where: str, build: Callable[[Any, Path], Any]) -> list[Any]:
+        raw = obj.get(key)
+        if raw is None:
+            return []
+        if not isinstance(raw, list):
+            self.error((*path, key), f"'{key}' of {where} must be a list, not {_kind(raw)}")
+            return []
+        if not raw:
+            self.error((*path, key), f"'{key}' of {where} is empty; add at least one")
+        if len(raw) > MAX_ITEMS:
+            self.error((*path, key), f"'{key}' of {where} has {len(raw)} entries; at most {MAX_ITEMS}")
+            return []
+        built = [build(item, (*path, key, i)) for i, item in enumerate(raw)]
+        return [b for b in built if b is not None]
+
+    def event(self, value: Any, path: Path) -> EventSelector | None:
+        obj = self.mapping(value, path, "event", "event")
+        if obj is None:
+            return None
+        name = self.string(obj, "name", path)
+        if name is not None and not name.strip():
+            self.error((*path, "name"), "event name is empty; write a type such as sh.keptn.event.test.triggered")
+            name = None
+        filt = None
+        if obj.get("jsonpath") is not None:
+            jp = self.mapping(obj["jsonpath"], (*path, "jsonpath"), "jsonpath", "jsonpath")
+            if jp is not None:
+                prop = self.string(jp, "property", (*path, "jsonpath"))
+                raw_match = jp.get("match")
+                if isinstance(raw_match, bool):  # `match: true` is compared as text, like a number
+                    match: str | None = _scalar_text(raw_match)
+                else:
+                    match = self.string(jp, "match", (*path, "jsonpath"), scalar_ok=True)
+                if prop is not None and self.jsonpath(prop, (*path, "jsonpath", "property")) and match is not None:
+                    filt = JsonPathFilter(prop, match)
+        if name is None or (obj.get("jsonpath") is not None and filt is None):
+            return None
+        return EventSelector(name, filt, self.doc.line(path))
+
+    def jsonpath(self, expression: str, path: Path) -> bool:
+        try:
+            compile_path(expression)
+        except JsonPathSyntaxError as exc:
+            self.error(path, f"{exc}; write a path such as $.data.test.teststrategy")
+            return False
+        return True
+
+    def task(self, value: Any, path: Path) -> Task | None:
+        obj = self.mapping(value, path, "task", f"task {cast(int, path[-1]) + 1}")
+        if obj is None:
+            return None
+        count = len(self.problems)
+        name = self.string(obj, "name", path)
+        image = self.string(obj, "image", path)
+        if image is not None and (not image.strip() or any(c.isspace() for c in image)):
+            self.error((*path, "image"), f"image {image!r} is not an image reference (example: alpine:3.20)")
+        files = []
+        for i, raw_file in enumerate(self.strings(obj, "files", path)):
+            try:
+                files.append(normalise_file_path(raw_file))
+            except PathEscapeError as exc:
+                self.error((*path, "files", i), str(exc))
+        env = [e for i, item in enumerate(obj.get("env") or []) if (e := self.env(item, (*path, "env", i))) is not None]
+        if obj.get("env") is not None and not isinstance(obj["env"], list):
+            self.error((*path, "env"), f"'env' must be a list, not {_kind(obj['env'])}")
+        working_dir = self.string(obj, "workingDir", path)
+        if working_dir is not None and not working_dir.startswith("/"):
+            self.error((*path, "workingDir"), f"workingDir {working_dir!r} must be an absolute path such as /keptn")
+        namespace = self.string(obj, "namespace", path)
+        if namespace is not None and (len(namespace) > 63 or not DNS_LABEL.match(namespace)):
+            self.error((*path, "namespace"), f"namespace {namespace!r} is not a valid Kubernetes namespace name")
+        pull = self.string(obj, "imagePullPolicy", path)
+        if pull is not None and pull not in PULL_POLICIES:
+            self.error((*path, "imagePullPolicy"), f"imagePullPolicy {pull!r}: write one of {', '.join(PULL_POLICIES)}")
+        account = self.string(obj, "serviceAccount", path)
+        if account is not None and (len(account) > 253 or not DNS_SUBDOMAIN.match(account)):
+            self.error((*path, "serviceAccount"), f"serviceAccount {account!r} is not a valid Kubernetes name")
+        task = Task(
+            name=name or "",
+            image=image or "",
+            cmd=self.strings(obj, "cmd", path),
+            args=self.strings(obj, "args", path),
+            files=tuple(files),
+            env=tuple(env),
+            working_dir=working_dir,
+            resources=self.resources(obj, path),
+            max_poll_duration=self.integer(obj, "maxPollDuration", path, minimum=1),
+            namespace=namespace,
+            annotations=self.annotations(obj, path),
+            security_context=self.security_context(obj, path),
+            image_pull_policy=pull,
+            service_account=account,
+            ttl_seconds_after_finished=self.integer(obj, "ttlSecondsAfterFinished", path, minimum=0),
+            active_deadline_seconds=self.integer(obj, "activeDeadlineSeconds", path, minimum=1),
+            line=self.doc.line(path),
+        )
+        return task if len(self.problems) == count else None
+
+    def env(self, value: Any, path: Path) -> EnvEntry | None:
+        obj = self.mapping(value, path, "env", "env entry")
+        if obj is None:
+            return None
+        count = len(self.problems)
+        name = self.string(obj, "name", path)
+        source = self.string(obj, "valueFrom", path)
+        raw_value = self.string(obj, "value", path, scalar_ok=True)
+        fmt = self.string(obj, "as", path)
+        if source is not None and source not in VALUE_FROM:
+            self.error((*path, "valueFrom"), f"valueFrom {source!r}: write one of {', '.join(VALUE_FROM)}")
+        if fmt is not None and fmt not in FORMATS:
+            self.error((*path, "as"), f"as {fmt!r}: write one of {', '.join(FORMATS)}")
+        if name is not None:
+            if source == "secret":
+                if not DNS_SUBDOMAIN.match(name):
+                    self.error((*path, "name"), f"secret name {name!r} is not a valid Kubernetes secret name")
+            elif not ENV_NAME.match(name):
+                self.error((*path, "name"), f"env name {name!r} is not valid: use letters, digits, '_', '-' or '.'")
+        if source == "event":
+            if raw_value is None:
+                self.error(path, "an env entry from the event needs 'value': a jsonpath such as $.data.project")
+            else:
+                self.jsonpath(raw_value, (*path, "value"))
+        elif source == "string" and raw_value is None:
+            self.error(path, "an env entry from a string needs 'value'")
+        elif source == "secret" and fmt is not None:
+            self.error((*path, "as"), "'as' applies to values from the event, not to secrets")
+        if len(self.problems) != count or name is None or source is None:
+            return None
+        return EnvEntry(name, cast(ValueFrom, source), raw_value or "", cast(Format | None, fmt), self.doc.line(path))
+
+    def resources(self, obj: dict[str, Any], path: Path) -> Resources | None:
+        if "resources" not in obj:
+            return None
+        raw = obj["resources"]
+        where = (*path, "resources")
+        if raw is None:
+            return Resources()  # `resources:` with nothing under it still turns the defaults off
+        block = self.mapping(raw, where, "resources", "resources")
+        if block is None:
+            return None
+        out: dict[str, dict[str, str]] = {}
+        for kind in ("limits", "requests"):
+            values = block.get(kind) or {}
+            if not isinstance(values, dict):
+                self.error((*where, kind), f"'{kind}' must be a mapping such as cpu: 500m, not {_kind(values)}")
+                continue
+            out[kind] = {}
+            for key, qty in values.items():
+                if not RESOURCE_NAME.match(key):
+                    self.error((*where, kind, key), f"{key!r} is not a resource name (cpu, memory, ...)")
+                    continue
+                text = str(qty) if isinstance(qty, (int, float)) and not isinstance(qty, bool) else qty
+                if not isinstance(text, str) or not QUANTITY.match(text):
+                    self.error(
+                        (*where, kind, key),
+                        f"{kind}.{key}: {qty!r} is not a Kubernetes quantity (examples: 500m, 1, 128Mi, 2Gi)",
+                    )
+                    continue
+                out[kind][key] = text
+        return Resources(out.get("limits", {}), out.get("requests", {}))
+
+    def annotations(self, obj: dict[str, Any], path: Path) -> dict[str, str]:
+        raw = obj.get("annotations")
+        where = (*path, "annotations")
+        if raw is None:
+            return {}
+        # The original's docs show a list of one-key maps; its code read a map. Accept both.
+        pairs: list[tuple[str, Any, Path]] = []
+        if isinstance(raw, dict):
+            pairs = [(k, v, (*where, k)) for k, v in raw.items()]
+        elif isinstance(raw, list) and all(isinstance(i, dict) for i in raw):
+            pairs = [(k, v, (*where, i, k)) for i, item in enumerate(raw) for k, v in item.items()]
+        else:
+            self.error(where, "'annotations' must be a mapping of names to strings (key: value)")
+            return {}
+        out: dict[str, str] = {}
+        for key, value, at in pairs:
+            if len(key) > 316 or not ANNOTATION_KEY.match(key):
+                self.error(at, f"annotation key {key!r} is not a valid Kubernetes annotation name")
+            elif isinstance(value, (dict, list)) or value is None:
+                self.error(at, f"annotation {key!r} must have a string value")
+            elif key in out:
+                self.error(at, f"annotation {key!r} is given twice")
+            else:
+                out[key] = value if isinstance(value, str) else _scalar_text(value)
+        return out
+
+    def security_context(self, obj: dict[str, Any], path: Path) -> dict[str, Any] | None:
+        raw = obj.get("securityContext")
+        where = (*path, "securityContext")
+        if raw is None:
+            return None
+        if not isinstance(raw, dict):
+            self.error(where, f"'securityContext' must be a mapping, not {_kind(raw)}")
+            return None
+        for key, value in raw.items():
+            expected = SECURITY_CONTEXT_KEYS.get(key)
+            if expected is None:
+                hint = difflib.get_close_matches(key, SECURITY_CONTEXT_KEYS, n=1)
+                suggestion = f"; did you mean '{hint[0]}'?" if hint else ""
+                self.error((*where, key), f"unknown field '{key}' in securityContext{suggestion}")
+            elif not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+                self.error((*where, key), f"securityContext.{key} must be {expected.__name__}, not {_kind(value)}")
+        return dict(raw)
+
+
+def _scalar_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "empty"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "a number"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
+
+
+__all__ = ["API_VERSION", "FIELDS", "ConfigError", "parse_config", "read_config_file", "PathEscapeError"]

@@ -1,0 +1,102 @@
+"""Safe YAML loading that remembers where each value was written, for FILE:LINE errors.
+
+PyYAML's safe loader gives plain values and forgets positions; composing the node tree first
+keeps the marks. Aliases are expanded with a budget so a 'billion laughs' file cannot blow up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+MAX_CONFIG_BYTES = 256 * 1024
+MAX_NODES = 50_000
+
+Path = tuple[str | int, ...]
+
+
+class YamlError(ValueError):
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+        self.message = message
+
+
+@dataclass
+class Document:
+    """A parsed YAML document plus the line (1-based) at which each path was written."""
+
+    value: Any
+    lines: dict[Path, int] = field(default_factory=dict)
+
+    def line(self, path: Path) -> int:
+        # Fall back to the nearest written ancestor: a missing key is reported where its
+        # parent mapping is.
+        while path not in self.lines and path:
+            path = path[:-1]
+        return self.lines.get(path, 1)
+
+
+def load_yaml(text: str | bytes) -> Document:
+    if isinstance(text, bytes):
+        if len(text) > MAX_CONFIG_BYTES:
+            raise YamlError(1, f"file is {len(text)} bytes; the limit is {MAX_CONFIG_BYTES}")
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise YamlError(1, f"file is not UTF-8 text ({exc.reason})") from None
+    elif len(text.encode("utf-8")) > MAX_CONFIG_BYTES:
+        raise YamlError(1, f"file is larger than the limit of {MAX_CONFIG_BYTES} bytes")
+
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 1
+        raise YamlError(line, f"invalid YAML: {exc.problem or exc.context}") from None
+    except yaml.YAMLError as exc:
+        raise YamlError(1, f"invalid YAML: {exc}") from None
+    finally:
+        loader.dispose()
+    doc = Document(value=None)
+    if node is None:
+        return doc
+    builder = _Builder(loader, doc)
+    doc.value = builder.build(node, ())
+    return doc
+
+
+class _Builder:
+    def __init__(self, loader: yaml.SafeLoader, doc: Document) -> None:
+        self._loader = loader
+        self._doc = doc
+        self._count = 0
+
+    def build(self, node: yaml.Node, path: Path) -> Any:
+        self._count += 1
+        if self._count > MAX_NODES:
+            raise YamlError(node.start_mark.line + 1, f"document has more than {MAX_NODES} values")
+        self._doc.lines.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            result: dict[str, Any] = {}
+            for key_node, value_node in node.value:
+                line = key_node.start_mark.line + 1
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    raise YamlError(line, "YAML merge keys (<<) are not supported; write the keys out")
+                if not isinstance(key_node, yaml.ScalarNode):
+                    raise YamlError(line, "mapping keys must be plain strings")
+                key = str(self._loader.construct_object(key_node))
+                if key in result:
+                    raise YamlError(line, f"duplicate key {key!r}")
+                self._doc.lines[(*path, key)] = line
+                result[key] = self.build(value_node, (*path, key))
+            return result
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+        try:
+            return self._loader.construct_object(node, deep=True)
+        except yaml.constructor.ConstructorError as exc:
+            raise YamlError(node.start_mark.line + 1, f"invalid value: {exc.problem}") from None

@@ -1,0 +1,108 @@
+"""Names and labels of the Kubernetes objects of a task: deterministic and DNS-safe.
+
+The same event delivered twice yields the same Job name, so the second create is refused by the
+API server (409) and the service adopts the first Job instead of running the task again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from executor.taskspec import TaskSpec
+
+JOB_NAME_PREFIX = "job-executor-service-job"
+MANAGED_BY = "job-executor"
+ID_PART_LENGTH = 24
+
+L_MANAGED_BY = "app.kubernetes.io/managed-by"
+L_CONTEXT = "keptn.sh/context"
+L_EVENT_ID = "keptn.sh/event-id"
+L_COMMIT = "keptn.sh/commitid"
+L_ACTION = "keptn.sh/jes-action"
+L_TASK = "keptn.sh/jes-task"
+L_CONFIG_HASH = "keptn.sh/jes-job-confighash"
+L_ACTION_INDEX = "keptn.sh/jes-action-index"
+L_TASK_INDEX = "keptn.sh/jes-task-index"
+
+# Label values are cut to 63 characters; the full texts are kept in annotations.
+A_EVENT_ID = "keptn.sh/event-id"
+A_EVENT_SOURCE = "keptn.sh/event-source"
+A_EVENT_TYPE = "keptn.sh/event-type"
+A_CONTEXT = "keptn.sh/context"
+A_PROJECT = "keptn.sh/project"
+A_STAGE = "keptn.sh/stage"
+A_SERVICE = "keptn.sh/service"
+A_ACTION = "keptn.sh/jes-action"
+A_TASK = "keptn.sh/jes-task"
+
+SELECTOR = f"{L_MANAGED_BY}={MANAGED_BY}"
+
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_DNS_PART = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+_LABEL_BAD = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def event_id_part(event_id: str, event_source: str) -> str:
+    """24 characters naming the event inside a Job name.
+
+    The original took the id's first 24 characters; for a UUID (Keptn's ids) that is 80 random
+    bits, so we keep that shape. Any other id could share a prefix with another event, or hold
+    characters a name may not, so it is hashed (with its source, the other half of its identity).
+    """
+    lowered = event_id.lower()
+    if _UUID.match(lowered) or (len(lowered) == ID_PART_LENGTH and _DNS_PART.match(lowered)):
+        return lowered[:ID_PART_LENGTH]
+    digest = hashlib.sha256(f"{event_source}\x00{event_id}".encode()).hexdigest()
+    return digest[:ID_PART_LENGTH]
+
+
+def job_name(event_id: str, event_source: str, action_index: int, task_index: int) -> str:
+    return f"{JOB_NAME_PREFIX}-{event_id_part(event_id, event_source)}-{action_index:03d}-{task_index:03d}"
+
+
+def spec_job_name(spec: TaskSpec) -> str:
+    t = spec.trigger
+    return job_name(t.event_id, t.event_source, spec.action_index, spec.task_index)
+
+
+def label_value(text: str) -> str:
+    """Invalid characters to '_', at most 63, trimmed of '-', '_' and '.' at both ends."""
+    return _LABEL_BAD.sub("_", text)[:63].strip("-_.")
+
+
+def job_labels(spec: TaskSpec) -> dict[str, str]:
+    labels = {k: label_value(v) for k, v in spec.extra_labels.items()}
+    labels.update(
+        {
+            L_MANAGED_BY: MANAGED_BY,
+            L_CONTEXT: label_value(spec.trigger.keptn_context),
+            L_EVENT_ID: label_value(spec.trigger.event_id),
+            L_COMMIT: label_value(spec.trigger.git_commit_id),
+            L_ACTION: label_value(spec.action_name),
+            L_TASK: label_value(spec.task_name),
+            L_CONFIG_HASH: label_value(spec.config_digest),
+            L_ACTION_INDEX: str(spec.action_index),
+            L_TASK_INDEX: str(spec.task_index),
+        }
+    )
+    return labels
+
+
+def job_annotations(spec: TaskSpec) -> dict[str, str]:
+    t = spec.trigger
+    annotations = dict(spec.annotations)
+    annotations.update(
+        {
+            A_EVENT_ID: t.event_id,
+            A_EVENT_SOURCE: t.event_source,
+            A_EVENT_TYPE: t.event_type,
+            A_CONTEXT: t.keptn_context,
+            A_PROJECT: t.project,
+            A_STAGE: t.stage,
+            A_SERVICE: t.service,
+            A_ACTION: spec.action_name,
+            A_TASK: spec.task_name,
+        }
+    )
+    return annotations

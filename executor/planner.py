@@ -1,0 +1,178 @@
+"""Planner: event + action + settings -> one TaskSpec per task, with policy checked first.
+
+An action is planned whole before any of its tasks runs, so a refused image in task 3 stops
+the action before task 1 starts.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from executor.config.model import Action, JobConfig, Task
+from executor.events import Event
+from executor.jsonpaths import MISSING, as_text, find_first
+from executor.policy import PolicyError, check_image, check_privileged
+from executor.settings import Settings
+from executor.taskspec import EnvVar, TaskSpec, Trigger
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_POLL_SECONDS = 300
+DEFAULT_TTL_SECONDS = 21600
+MIN_TTL_SECONDS = 60
+DEFAULT_NAMESPACE = "keptn"
+
+# Safe by default: non-root, no privilege escalation, no capabilities, read-only root file
+# system. A task's securityContext overrides key by key.
+DEFAULT_SECURITY_CONTEXT: dict[str, Any] = {
+    "runAsNonRoot": True,
+    "runAsUser": 65532,
+    "runAsGroup": 65532,
+    "allowPrivilegeEscalation": False,
+    "privileged": False,
+    "readOnlyRootFilesystem": True,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+
+
+class PlanError(ValueError):
+    """A task cannot be planned for this event; the message names the task and the cause."""
+
+
+def trigger_of(event: Event) -> Trigger:
+    return Trigger(
+        event_id=event.id,
+        event_source=event.source,
+        event_type=event.type,
+        keptn_context=event.keptn_context,
+        project=event.project,
+        stage=event.stage,
+        service=event.service,
+        git_commit_id=event.git_commit_id,
+    )
+
+
+def plan_action(event: Event, action: Action, config: JobConfig, settings: Settings) -> tuple[TaskSpec, ...]:
+    """Raises PolicyError or PlanError for the first task that cannot run."""
+    trigger = trigger_of(event)
+    return tuple(
+        plan_task(event, trigger, action, task, number, config, settings)
+        for number, task in enumerate(action.tasks, start=1)
+    )
+
+
+def plan_task(
+    event: Event,
+    trigger: Trigger,
+    action: Action,
+    task: Task,
+    number: int,
+    config: JobConfig,
+    settings: Settings,
+) -> TaskSpec:
+    check_image(task.image, settings.allowed_image_list)
+    security_context = merged_security_context(task.security_context)
+    check_privileged(task.name, security_context, settings.allow_privileged_jobs)
+    env, secret_refs = task_env(event, task)
+    defaults = settings.default_resources
+    if task.resources is None:
+        limits, requests = defaults.limits(), defaults.requests()
+    else:
+        limits, requests = dict(task.resources.limits), dict(task.resources.requests)
+    if task.service_account:
+        account: str | None = task.service_account
+        automount = True  # a task that names an account does so to reach the API with it
+    else:
+        account = settings.default_job_service_account or None
+        automount = False
+    return TaskSpec(
+        trigger=trigger,
+        action_name=action.name,
+        action_index=action.index,
+        task_name=task.name,
+        task_index=number,
+        config_digest=config.digest,
+        image=task.image,
+        cmd=task.cmd,
+        args=task.args,
+        env=env,
+        secret_refs=secret_refs,
+        files=task.files,
+        working_dir=task.working_dir,
+        limits=limits,
+        requests=requests,
+        init_limits=defaults.limits(),
+        init_requests=defaults.requests(),
+        max_poll_duration=task.max_poll_duration or DEFAULT_MAX_POLL_SECONDS,
+        ttl_seconds_after_finished=effective_ttl(task),
+        active_deadline_seconds=effective_deadline(task.active_deadline_seconds, settings.task_deadline_seconds),
+        namespace=task.namespace or settings.job_namespace or DEFAULT_NAMESPACE,
+        annotations=dict(task.annotations),
+        security_context=security_context,
+        image_pull_policy=task.image_pull_policy,
+        service_account=account,
+        automount_service_account_token=automount,
+        extra_labels=dict(settings.job_labels),
+    )
+
+
+def task_env(event: Event, task: Task) -> tuple[tuple[EnvVar, ...], tuple[str, ...]]:
+    """Env of a task: Keptn defaults first, then the config's entries (which win on a clash)."""
+    values: dict[str, str] = {
+        "KEPTN_PROJECT": event.project,
+        "KEPTN_STAGE": event.stage,
+        "KEPTN_SERVICE": event.service,
+    }
+    for key, value in event.labels.items():
+        values[label_env_name(key)] = value
+    secrets: list[str] = []
+    for entry in task.env:
+        if entry.value_from == "secret":
+            if entry.name not in secrets:
+                secrets.append(entry.name)
+        elif entry.value_from == "string":
+            values[entry.name] = entry.value
+        else:
+            found = find_first(entry.value, event.document())
+            if found is MISSING:
+                raise PlanError(
+                    f"task '{task.name}': env {entry.name}: jsonpath {entry.value} found nothing in the event"
+                )
+            values[entry.name] = as_text(found, entry.as_)
+    return tuple(EnvVar(k, v) for k, v in values.items()), tuple(secrets)
+
+
+def label_env_name(key: str) -> str:
+    return "LABELS_" + key.upper().replace(" ", "_").replace("-", "_")
+
+
+def merged_security_context(task_context: Any) -> dict[str, Any]:
+    merged = dict(DEFAULT_SECURITY_CONTEXT)
+    if task_context:
+        merged.update(task_context)
+        # Asking for uid 0 while the default still demands non-root would never start.
+        if task_context.get("runAsUser") == 0 and "runAsNonRoot" not in task_context:
+            merged.pop("runAsNonRoot")
+    return merged
+
+
+def effective_ttl(task: Task) -> int:
+    ttl = DEFAULT_TTL_SECONDS if task.ttl_seconds_after_finished is None else task.ttl_seconds_after_finished
+    if ttl < MIN_TTL_SECONDS:
+        log.warning(
+            "task %r: ttlSecondsAfterFinished %d is below %d; using %d so logs can still be read",
+            task.name, ttl, MIN_TTL_SECONDS, MIN_TTL_SECONDS,
+        )
+        ttl = MIN_TTL_SECONDS
+    return ttl
+
+
+def effective_deadline(task_deadline: int | None, global_deadline: int) -> int | None:
+    """The stricter of the task's deadline and the operator's TASK_DEADLINE_SECONDS (0: none)."""
+    candidates = [d for d in (task_deadline, global_deadline or None) if d]
+    return min(candidates) if candidates else None
+
+
+__all__ = ["PlanError", "PolicyError", "plan_action", "plan_task", "trigger_of"]

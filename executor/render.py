@@ -1,0 +1,164 @@
+"""TaskSpec -> Kubernetes objects (a batch/v1 Job, plus a ConfigMap of staged files).
+
+Pure functions: the same spec always renders the same manifests, which is what makes Job names
+an idempotency key and lets `job-executor render` show exactly what `serve` would create.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from executor.configmap_keys import configmap_key
+from executor.naming import job_annotations, job_labels, spec_job_name
+from executor.paths import STAGING_ROOT
+from executor.taskspec import TaskSpec
+
+VOLUME = "job-volume"
+FILES_VOLUME = "job-files"
+FILES_MOUNT = "/job-files"
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    init_image: str
+    # Where the init container gets files: "configmap" (rendered beside the Job from the local
+    # tree) or "keptn" (fetched from the Keptn resource service at run time).
+    files_source: str = "configmap"
+    keptn_api_url: str = ""
+    keptn_token_secret: str = ""
+
+
+def render_task(spec: TaskSpec, options: RenderOptions, files: Mapping[str, bytes] | None = None) -> list[dict[str, Any]]:
+    """The objects to create for one task, in creation order."""
+    objects: list[dict[str, Any]] = []
+    staged = sorted(files) if files else []
+    if options.files_source == "configmap" and files:
+        objects.append(render_files_configmap(spec, files))
+    objects.append(render_job(spec, options, staged))
+    return objects
+
+
+def render_files_configmap(spec: TaskSpec, files: Mapping[str, bytes]) -> dict[str, Any]:
+    name = spec_job_name(spec)
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": name,
+            "namespace": spec.namespace,
+            "labels": job_labels(spec),
+            "annotations": job_annotations(spec),
+        },
+        "binaryData": {
+            configmap_key(i): base64.b64encode(files[path]).decode("ascii") for i, path in enumerate(sorted(files))
+        },
+    }
+
+
+def render_job(spec: TaskSpec, options: RenderOptions, staged: list[str] | None = None) -> dict[str, Any]:
+    name = spec_job_name(spec)
+    labels = job_labels(spec)
+    annotations = job_annotations(spec)
+    mounts = [{"name": VOLUME, "mountPath": STAGING_ROOT}]
+    volumes: list[dict[str, Any]] = [{"name": VOLUME, "emptyDir": {}}]
+
+    container: dict[str, Any] = {"name": name, "image": spec.image}
+    if spec.cmd:
+        container["command"] = list(spec.cmd)
+    if spec.args:
+        container["args"] = list(spec.args)
+    container["env"] = [{"name": e.name, "value": e.value} for e in spec.env]
+    if spec.secret_refs:
+        container["envFrom"] = [{"secretRef": {"name": s}} for s in spec.secret_refs]
+    if spec.working_dir:
+        container["workingDir"] = spec.working_dir
+    container["resources"] = _resources(spec.limits, spec.requests)
+    container["securityContext"] = dict(spec.security_context)
+    if spec.image_pull_policy:
+        container["imagePullPolicy"] = spec.image_pull_policy
+    container["volumeMounts"] = mounts
+
+    pod_spec: dict[str, Any] = {"restartPolicy": "Never"}
+    wants_files = bool(staged) or (options.files_source == "keptn" and bool(spec.files))
+    if wants_files:
+        pod_spec["initContainers"] = [_init_container(spec, options, name, staged or [], volumes)]
+    pod_spec["containers"] = [container]
+    pod_spec["volumes"] = volumes
+    if spec.service_account:
+        pod_spec["serviceAccountName"] = spec.service_account
+    if not spec.automount_service_account_token:
+        pod_spec["automountServiceAccountToken"] = False
+
+    job_spec: dict[str, Any] = {
+        "backoffLimit": 0,
+        "ttlSecondsAfterFinished": spec.ttl_seconds_after_finished,
+    }
+    if spec.active_deadline_seconds:
+        job_spec["activeDeadlineSeconds"] = spec.active_deadline_seconds
+    job_spec["template"] = {"metadata": {"labels": labels, "annotations": annotations}, "spec": pod_spec}
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name, "namespace": spec.namespace, "labels": labels, "annotations": annotations},
+        "spec": job_spec,
+    }
+
+
+def _init_container(
+    spec: TaskSpec, options: RenderOptions, name: str, staged: list[str], volumes: list[dict[str, Any]]
+) -> dict[str, Any]:
+    t = spec.trigger
+    env: list[dict[str, Any]] = [
+        {"name": "KEPTN_PROJECT", "value": t.project},
+        {"name": "KEPTN_STAGE", "value": t.stage},
+        {"name": "KEPTN_SERVICE", "value": t.service},
+        {"name": "JOB_ACTION", "value": spec.action_name},
+        {"name": "JOB_TASK", "value": spec.task_name},
+        {"name": "GIT_COMMIT_ID", "value": t.git_commit_id},
+    ]
+    mounts: list[dict[str, Any]] = [{"name": VOLUME, "mountPath": STAGING_ROOT}]
+    if options.files_source == "keptn":
+        env.append({"name": "KEPTN_API_URL", "value": options.keptn_api_url})
+        env.append(
+            {
+                "name": "KEPTN_API_TOKEN",
+                "valueFrom": {"secretKeyRef": {"name": options.keptn_token_secret, "key": "token"}},
+            }
+        )
+        env.append({"name": "JOB_FILES", "value": json.dumps(list(spec.files))})
+    else:
+        env.append({"name": "JOB_FILES", "value": json.dumps(staged)})
+        env.append({"name": "JOB_FILES_DIR", "value": FILES_MOUNT})
+        volumes.append({"name": FILES_VOLUME, "configMap": {"name": name}})
+        mounts.append({"name": FILES_VOLUME, "mountPath": FILES_MOUNT, "readOnly": True})
+    return {
+        "name": f"init-{name}",
+        "image": options.init_image,
+        "args": ["init-files"],
+        "env": env,
+        "resources": _resources(spec.init_limits, spec.init_requests),
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": 65532,
+            "runAsGroup": 65532,
+            "allowPrivilegeEscalation": False,
+            "privileged": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "volumeMounts": mounts,
+    }
+
+
+def _resources(limits: Mapping[str, str], requests: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if limits:
+        out["limits"] = dict(limits)
+    if requests:
+        out["requests"] = dict(requests)
+    return out

@@ -1,0 +1,1 @@
+import basic  # noqa: F401

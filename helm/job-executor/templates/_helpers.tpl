@@ -72,9 +72,30 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- printf "%s-configs" (include "job-executor.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
-{{/* Does the chart create its Secret? (some token given as a value, not as an existing secret) */}}
+{{/* Does the chart create its Secret for the receiver token? */}}
 {{- define "job-executor.createSecret" -}}
-{{- if or (and .Values.receiver.authToken (not .Values.receiver.existingSecret)) (and .Values.keptn.enabled .Values.keptn.api.token (not .Values.keptn.api.existingSecret)) }}true{{- end }}
+{{- if and .Values.receiver.authToken (not .Values.receiver.existingSecret) }}true{{- end }}
+{{- end }}
+
+{{/* Secret (key `token`) the chart creates for keptn.api.token, in the release and job namespaces. */}}
+{{- define "job-executor.keptnSecretName" -}}
+{{- printf "%s-keptn-api-token" (include "job-executor.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Secret in the job namespace (key `token`) that job init containers read the Keptn API token
+from (KEPTN_API_TOKEN_SECRET): named explicitly, else the chart-created one, else the existing
+secret when it is in the job namespace and keeps the token under `token`. Empty: none usable.
+*/}}
+{{- define "job-executor.jobTokenSecret" -}}
+{{- $api := .Values.keptn.api }}
+{{- if $api.jobTokenSecret }}
+{{- $api.jobTokenSecret }}
+{{- else if $api.token }}
+{{- include "job-executor.keptnSecretName" . }}
+{{- else if and $api.existingSecret (eq (include "job-executor.jobNamespace" .) .Release.Namespace) (eq $api.existingSecretKey "token") }}
+{{- $api.existingSecret }}
+{{- end }}
 {{- end }}
 
 {{/* Are job configs read from a mounted directory? */}}
@@ -106,6 +127,9 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 {{- if not (or .Values.keptn.api.token .Values.keptn.api.existingSecret) }}
 {{- fail "keptn.enabled needs keptn.api.existingSecret (preferred) or keptn.api.token" }}
+{{- end }}
+{{- if not (include "job-executor.jobTokenSecret" .) }}
+{{- fail "keptn.api.jobTokenSecret: job pods read the Keptn API token from a Secret in the job namespace under the key `token`; name one (keptn.api.existingSecret can serve only when it is in the job namespace and its key is `token`)" }}
 {{- end }}
 {{- end }}
 {{- if and .Values.nats.enabled (not .Values.nats.subjects) }}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import sys
 from collections.abc import Sequence
@@ -27,7 +28,9 @@ from executor.settings import ResourceDefaults, Settings, SettingsError, parse_l
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
     try:
         return int(args.handler(args))
     except SettingsError as exc:
@@ -55,6 +58,37 @@ def build_parser() -> argparse.ArgumentParser:
         help="resource tree that `files:` paths are relative to (default: the folder holding job/)",
     )
     render.set_defaults(handler=cmd_render)
+
+    serve = commands.add_parser(
+        "serve", help="receive CloudEvents and run jobs (settings from the environment)"
+    )
+    serve.add_argument("--host", help="RCV_HOST (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="RCV_PORT (default 8080; 0 picks a free port)")
+    serve.add_argument(
+        "--config-dir",
+        type=Path,
+        help="CONFIG_DIR: the local resource tree (default samples/resources)",
+    )
+    serve.add_argument("--backend", choices=("local", "kubernetes"), help="BACKEND (default local)")
+    serve.add_argument("--state-dir", type=Path, help="STATE_DIR: SQLite state and local work dirs")
+    serve.add_argument("--sink", help="K_SINK: URL to POST started/finished events to (default: stdout)")
+    serve.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+    serve.set_defaults(handler=cmd_serve)
+
+    run = commands.add_parser(
+        "run", help="handle one event with the local backend and print the events it emits"
+    )
+    run.add_argument("--config", required=True, type=Path, help="a job/config.yaml")
+    run.add_argument("--event", required=True, help="a CloudEvent in JSON (structured mode)")
+    run.add_argument(
+        "--files-dir",
+        type=Path,
+        help="resource tree for `files:` (default: the folder holding job/)",
+    )
+    run.add_argument(
+        "--secrets-dir", type=Path, help="LOCAL_SECRETS_DIR: a folder per secret, a file per key"
+    )
+    run.set_defaults(handler=cmd_run)
 
     init = commands.add_parser("init-files", help="the init container's program: stage files under /keptn")
     init.set_defaults(handler=lambda _args: initfiles.main())
@@ -121,7 +155,10 @@ def cmd_render(args: argparse.Namespace) -> int:
         return 1
     actions = matching_actions(config, event)
     if not actions:
-        print(f"no action in {args.config} matches event type {event.type!r}; nothing to render", file=sys.stderr)
+        print(
+            f"no action in {args.config} matches event type {event.type!r}; nothing to render",
+            file=sys.stderr,
+        )
         return 0
     files_source = args.files_source or ("keptn" if settings.config_source == "keptn" else "configmap")
     options = RenderOptions(
@@ -149,6 +186,35 @@ class _PlainDumper(yaml.SafeDumper):
 
     def ignore_aliases(self, data: Any) -> bool:
         return True
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from executor.service import serve
+
+    logging.getLogger().setLevel(args.log_level.upper())
+    settings = Settings.from_env().with_overrides(
+        rcv_host=args.host,
+        rcv_port=args.port,
+        config_dir=args.config_dir,
+        backend=args.backend,
+        state_dir=args.state_dir,
+        sink_url=args.sink,
+    )
+    asyncio.run(serve(settings))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from executor.runonce import run_once
+
+    settings = Settings.from_env().with_overrides(local_secrets_dir=args.secrets_dir)
+    try:
+        event = load_event_file(args.event)
+    except EventError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    files_root = args.files_dir or default_files_dir(args.config)
+    return asyncio.run(run_once(settings, args.config, files_root, event))
 
 
 def default_files_dir(config_path: Path) -> Path:

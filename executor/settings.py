@@ -64,6 +64,9 @@ class Settings:
     keptn_api_token_secret: str = "job-executor-keptn-api-token"
     # --- reporting ---
     always_send_finished_event: bool = False
+    sink_url: str = ""  # K_SINK: where started/finished events are POSTed; empty: stdout
+    # --- local backend ---
+    local_secrets_dir: Path | None = None  # a folder per secret, a file per key
     # --- HTTP receiver ---
     rcv_host: str = "127.0.0.1"
     rcv_port: int = 8080
@@ -106,6 +109,8 @@ class Settings:
             keptn_api_token=read.text("KEPTN_API_TOKEN", ""),
             keptn_api_token_secret=read.text("KEPTN_API_TOKEN_SECRET", "job-executor-keptn-api-token"),
             always_send_finished_event=read.flag("ALWAYS_SEND_FINISHED_EVENT", False),
+            sink_url=read.text("K_SINK", ""),
+            local_secrets_dir=Path(p) if (p := read.text("LOCAL_SECRETS_DIR", "")) else None,
             rcv_host=read.text("RCV_HOST", "127.0.0.1"),
             rcv_port=read.integer("RCV_PORT", 8080, minimum=0),
             rcv_path=read.text("RCV_PATH", "/"),
@@ -139,6 +144,8 @@ ENV_VARS: frozenset[str] = frozenset(
         "KEPTN_API_TOKEN",
         "KEPTN_API_TOKEN_SECRET",
         "ALWAYS_SEND_FINISHED_EVENT",
+        "K_SINK",
+        "LOCAL_SECRETS_DIR",
         "RCV_HOST",
         "RCV_PORT",
         "RCV_PATH",
@@ -163,9 +170,13 @@ def parse_labels(raw: str, name: str) -> tuple[tuple[str, str], ...]:
         key, sep, value = entry.partition("=")
         key, value = key.strip(), value.strip()
         if not sep or not _LABEL_KEY.match(key):
-            raise SettingsError(f"{name}: entry {entry!r} is not key=value with a label key (example: team=qa)")
+            raise SettingsError(
+                f"{name}: entry {entry!r} is not key=value with a label key (example: team=qa)"
+            )
         if not _LABEL_VALUE.match(value):
-            raise SettingsError(f"{name}: value {value!r} of {key} is not a valid label value (<= 63 of [A-Za-z0-9_.-])")
+            raise SettingsError(
+                f"{name}: value {value!r} of {key} is not a valid label value (<= 63 of [A-Za-z0-9_.-])"
+            )
         pairs.append((key, value))
     return tuple(pairs)
 

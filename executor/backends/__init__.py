@@ -1,0 +1,1 @@
+"""Backends run TaskSpecs: `local` (subprocesses) and `kubernetes` (batch/v1 Jobs)."""

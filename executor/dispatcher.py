@@ -1,0 +1,117 @@
+"""Dispatcher: dedup by (source, id), a bounded queue, a concurrency limit, graceful stop.
+
+`offer` answers at once (the HTTP source turns the answer into 202, 429 ...); an event is
+accepted only after its row is committed, and every accepted event that is not done is taken
+up again on the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from enum import Enum
+
+from executor.events import Event, event_from_json
+from executor.metrics import Metrics
+from executor.state import StateStore
+
+log = logging.getLogger(__name__)
+
+
+class Offer(Enum):
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"
+    FULL = "full"
+    CLOSED = "closed"
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        store: StateStore,
+        handler: Callable[[Event], Awaitable[object]],
+        *,
+        concurrency: int,
+        queue_size: int,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.store = store
+        self.handler = handler
+        self.concurrency = concurrency
+        self.queue_size = queue_size
+        self.metrics = metrics or Metrics()
+        self._queue: asyncio.Queue[Event] = asyncio.Queue()
+        self._workers: list[asyncio.Task[None]] = []
+        self._closed = True
+        self._busy = 0
+        self.metrics.gauge("job_executor_queue_depth", lambda: float(self._queue.qsize()))
+
+    @property
+    def accepting(self) -> bool:
+        return not self._closed
+
+    def room(self) -> int:
+        return self.queue_size - self._queue.qsize()
+
+    def offer(self, event: Event) -> Offer:
+        if self._closed:
+            return Offer.CLOSED
+        if self._queue.qsize() >= self.queue_size:
+            self.metrics.inc("job_executor_events_rejected_total", reason="queue_full")
+            return Offer.FULL
+        if not self.store.accept(event.source, event.id, event.to_json()):
+            self.metrics.inc("job_executor_events_duplicate_total")
+            return Offer.DUPLICATE
+        self.metrics.inc("job_executor_events_received_total")
+        self._queue.put_nowait(event)
+        return Offer.ACCEPTED
+
+    async def start(self) -> int:
+        """Resume what was accepted but not finished, then start the workers."""
+        resumed = 0
+        for text in self.store.unfinished_runs():
+            self._queue.put_nowait(event_from_json(text))
+            resumed += 1
+        if resumed:
+            log.info("resuming %d event(s) accepted before the last stop", resumed)
+        self._workers = [
+            asyncio.create_task(self._work(), name=f"worker-{i}") for i in range(self.concurrency)
+        ]
+        self._closed = False
+        return resumed
+
+    async def _work(self) -> None:
+        while True:
+            event = await self._queue.get()
+            self._busy += 1
+            try:
+                self.store.set_run_state(event.source, event.id, "running")
+                await self.handler(event)
+                self.store.set_run_state(event.source, event.id, "done")
+            except asyncio.CancelledError:
+                raise  # stopping: the run stays unfinished and resumes on the next start
+            except Exception:
+                log.exception("event %s from %s could not be handled", event.id, event.source)
+                self.store.set_run_state(event.source, event.id, "done")
+            finally:
+                self._busy -= 1
+                self._queue.task_done()
+
+    def close(self) -> None:
+        """Stop accepting new events (the first step of a graceful stop)."""
+        self._closed = True
+
+    async def stop(self, grace: float) -> None:
+        """Give in-flight runs `grace` seconds, then interrupt them (they resume on restart)."""
+        self.close()
+        if grace > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._queue.join(), timeout=grace)
+        for worker in self._workers:
+            worker.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+
+    async def join(self) -> None:
+        await self._queue.join()

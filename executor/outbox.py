@@ -1,0 +1,106 @@
+"""Delivers the persisted outbox to the sinks, retrying with exponential backoff.
+
+A report is written to the outbox (SQLite) in the same step that decides it, so a crash
+between a job's end and the delivery of its finished event loses nothing: the next start
+delivers what is still pending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from executor.metrics import Metrics
+from executor.sinks.base import Sink
+from executor.state import OutboxItem, StateStore
+
+log = logging.getLogger(__name__)
+
+BASE_DELAY = 0.5
+MAX_DELAY = 60.0
+
+
+class Outbox:
+    def __init__(self, store: StateStore, sinks: Mapping[str, Sink], metrics: Metrics | None = None) -> None:
+        self.store = store
+        self.sinks = dict(sinks)
+        self.metrics = metrics
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def put(self, event: dict[str, Any]) -> None:
+        self.store.enqueue(str(event["id"]), list(self.sinks), json.dumps(event, separators=(",", ":")))
+        self._wake.set()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="outbox")
+
+    async def stop(self, flush_seconds: float = 5.0) -> None:
+        """Try to deliver what is pending for a while, then leave the rest for the next start."""
+        if self._task is None:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.drained(), timeout=flush_seconds)
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        for sink in self.sinks.values():
+            await sink.close()
+
+    async def drained(self) -> None:
+        while self.store.pending_outbox():
+            self._wake.set()
+            await asyncio.sleep(0.02)
+
+    async def deliver_due(self) -> int:
+        sent = 0
+        failed: set[str] = set()
+        for item in self.store.due():
+            if item.sink in failed:
+                continue  # keep the order: nothing overtakes an event waiting for a retry
+            delivered = await self._deliver(item)
+            if not delivered:
+                failed.add(item.sink)
+            sent += delivered
+        return sent
+
+    async def _deliver(self, item: OutboxItem) -> int:
+        sink = self.sinks.get(item.sink)
+        if sink is None:
+            # Configured sinks changed since the item was queued; keep it, say why.
+            self.store.retry_later(item, MAX_DELAY, f"sink {item.sink!r} is not configured")
+            return 0
+        try:
+            await sink.send(json.loads(item.payload))
+        except Exception as exc:
+            delay = min(MAX_DELAY, BASE_DELAY * 2 ** min(item.attempts, 10))
+            log.warning(
+                "delivering %s to %s failed (attempt %d, retry in %.1fs): %s",
+                item.event_id,
+                item.sink,
+                item.attempts + 1,
+                delay,
+                exc,
+            )
+            self.store.retry_later(item, delay, str(exc))
+            if self.metrics:
+                self.metrics.inc("job_executor_outbox_failures_total")
+            return 0
+        self.store.delivered(item)
+        if self.metrics:
+            self.metrics.inc("job_executor_events_sent_total")
+        return 1
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()  # before delivering, so a put() during delivery is not missed
+            await self.deliver_due()
+            wait = self.store.next_due_in()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._wake.wait(), timeout=MAX_DELAY if wait is None else max(wait, 0.01)
+                )

@@ -1,0 +1,163 @@
+"""One event through resolver -> matcher -> planner -> backend -> reporter.
+
+Every step is safe to repeat after a crash: a task's outcome is recorded before its action's
+finished event is queued, submit is idempotent (a second submit adopts), and reports have
+deterministic ids, so re-running `handle` for an event resumes it instead of repeating it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import asdict
+from typing import Any, Protocol
+
+from executor.backends.base import Backend, TaskOutcome
+from executor.config.model import Action
+from executor.events import Event
+from executor.files import FilesError, collect_files
+from executor.matcher import matching_actions
+from executor.metrics import Metrics
+from executor.planner import PlanError, plan_action
+from executor.policy import PolicyError
+from executor.problems import ConfigError
+from executor.reporter import TaskReport, error_finished, finished, started
+from executor.resolver import Resolved, Resolver
+from executor.settings import Settings
+from executor.state import StateStore
+from executor.taskspec import TaskSpec
+
+log = logging.getLogger(__name__)
+
+
+class Reports(Protocol):
+    def put(self, event: dict[str, Any]) -> None: ...
+
+
+class Pipeline:
+    def __init__(
+        self,
+        settings: Settings,
+        resolver: Resolver,
+        backend: Backend,
+        store: StateStore,
+        reports: Reports,
+        metrics: Metrics | None = None,
+        stage_files: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.resolver = resolver
+        self.backend = backend
+        self.store = store
+        self.reports = reports
+        self.metrics = metrics or Metrics()
+        # The local backend and ConfigMap staging need the bytes; Keptn-sourced Jobs fetch them.
+        self.stage_files = stage_files
+        self._submits: set[asyncio.Future[Any]] = set()
+
+    async def handle(self, event: Event) -> bool:
+        """Run everything the event triggers; True when no task failed."""
+        try:
+            resolved = await self.resolver.resolve(event)
+        except ConfigError as exc:
+            log.warning("invalid job config for %s: %s", event.type, exc)
+            self._error(event, "config", f"Invalid job config: {exc}")
+            return False
+        if resolved is None:
+            where = getattr(self.resolver, "describe", lambda _e: "")(event)
+            log.info("no job config for event %s %s (looked at %s)", event.type, event.id, where)
+            if self.settings.always_send_finished_event:
+                self._error(
+                    event,
+                    "config",
+                    f"No job configuration found for this event (looked at {where})",
+                )
+            return True
+        actions = matching_actions(resolved.config, event)
+        if not actions:
+            return True
+        self.metrics.inc("job_executor_events_matched_total")
+        results = await asyncio.gather(*(self.run_action(event, resolved, a) for a in actions))
+        return all(results)
+
+    def _error(self, event: Event, scope: str, message: str) -> None:
+        # Keptn waits for a finished event only for .triggered ones; anything else would be noise.
+        if not event.type.endswith(".triggered"):
+            return
+        self.reports.put(started(event, scope))
+        self.reports.put(error_finished(event, scope, message))
+
+    async def run_action(self, event: Event, resolved: Resolved, action: Action) -> bool:
+        source, event_id, index = event.source, event.id, action.index
+        if self.store.action_done(source, event_id, index):
+            return True
+        scope = f"action-{index}"
+        try:
+            specs = plan_action(event, action, resolved.config, self.settings)
+            files = [self._files(spec, resolved) for spec in specs]
+        except (PolicyError, PlanError, FilesError) as exc:
+            log.warning("action %r refused for event %s: %s", action.name, event_id, exc)
+            if not action.silent:
+                self.reports.put(started(event, scope))
+                self.reports.put(error_finished(event, scope, f"Action '{action.name}': {exc}"))
+            self.store.mark_action_done(source, event_id, index)
+            self.metrics.inc("job_executor_runs_total", outcome="refused")
+            return False
+        if not action.silent:
+            self.reports.put(started(event, scope))
+        reports: list[TaskReport] = []
+        failed = False
+        for spec, task_files in zip(specs, files, strict=True):
+            if failed:
+                reports.append(TaskReport(spec.task_name, None))
+                continue
+            outcome = await self._run_task(event, spec, task_files)
+            reports.append(TaskReport(spec.task_name, outcome))
+            failed = not outcome.ok
+        if not action.silent:
+            self.reports.put(finished(event, scope, reports))
+        self.store.mark_action_done(source, event_id, index)
+        self.metrics.inc("job_executor_runs_total", outcome="failed" if failed else "succeeded")
+        return not failed
+
+    def _files(self, spec: TaskSpec, resolved: Resolved) -> Mapping[str, bytes]:
+        if not spec.files or not self.stage_files:
+            return {}
+        return collect_files(spec.files, resolved.roots)
+
+    async def _run_task(self, event: Event, spec: TaskSpec, files: Mapping[str, bytes]) -> TaskOutcome:
+        key = (event.source, event.id, spec.action_index, spec.task_index)
+        recorded = self.store.task_outcome(*key)
+        if recorded is not None:
+            return TaskOutcome(**{**recorded, "result": _decode(recorded.get("result"))})
+        began = time.monotonic()
+        # A submit that has begun must finish even if we are shutting down, or a Job could be
+        # created that nobody tracks; shield it and let stop() wait for it.
+        submit = asyncio.ensure_future(self.backend.submit(spec, files))
+        self._submits.add(submit)
+        submit.add_done_callback(self._submits.discard)
+        try:
+            handle = await asyncio.shield(submit)
+            outcome = await self.backend.wait(handle, spec)
+        except (OSError, RuntimeError, ValueError) as exc:
+            log.error("task %r of event %s: backend error: %s", spec.task_name, event.id, exc)
+            outcome = TaskOutcome(status="failed", reason=f"{self.backend.name} backend error: {exc}")
+        self.metrics.observe("job_executor_task_duration_seconds", time.monotonic() - began)
+        stored = asdict(outcome)
+        stored["result"] = _encode(outcome.result)
+        self.store.record_task(*key, stored)
+        return outcome
+
+    async def finish_submits(self) -> None:
+        if self._submits:
+            await asyncio.gather(*self._submits, return_exceptions=True)
+
+
+def _encode(raw: bytes | None) -> str | None:
+    return None if raw is None else raw.decode("utf-8", "replace")
+
+
+def _decode(text: str | None) -> bytes | None:
+    return None if text is None else text.encode("utf-8")

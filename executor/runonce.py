@@ -1,0 +1,46 @@
+"""`job-executor run`: one event through the whole pipeline with the local backend, no server.
+
+Task output streams to stderr; each emitted CloudEvent is one JSON line on stdout.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+from executor.backends.local import LocalBackend
+from executor.events import Event
+from executor.matcher import matching_actions
+from executor.outbox import Outbox
+from executor.pipeline import Pipeline
+from executor.problems import ConfigError
+from executor.resolver import FileResolver
+from executor.settings import Settings
+from executor.sinks.stdout import StdoutSink
+from executor.state import StateStore
+
+
+async def run_once(settings: Settings, config: Path, files_root: Path, event: Event) -> int:
+    resolver = FileResolver(config, files_root)
+    try:
+        resolved = await resolver.resolve(event)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    if resolved is not None and not matching_actions(resolved.config, event):
+        print(
+            f"no action in {config} matches event type {event.type!r}; nothing to run",
+            file=sys.stderr,
+        )
+        return 0
+    store = StateStore(":memory:")
+    with tempfile.TemporaryDirectory(prefix="job-executor-run-") as work:
+        backend = LocalBackend(Path(work), settings.local_secrets_dir, output=sys.stderr, poll_seconds=0.05)
+        outbox = Outbox(store, {"stdout": StdoutSink()})
+        pipeline = Pipeline(settings, resolver, backend, store, outbox)
+        await backend.start()
+        ok = await pipeline.handle(event)
+        await outbox.deliver_due()
+    store.close()
+    return 0 if ok else 1

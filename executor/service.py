@@ -1,0 +1,130 @@
+"""`job-executor serve`: wires sources, dispatcher, pipeline, backend, outbox and sinks, and
+stops gracefully on SIGTERM (stop accepting, finish submits, keep state, exit)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+import time
+
+from aiohttp import web
+
+from executor.backends.base import Backend
+from executor.backends.local import LocalBackend
+from executor.dispatcher import Dispatcher
+from executor.metrics import Metrics
+from executor.outbox import Outbox
+from executor.pipeline import Pipeline
+from executor.policy import warn_if_open
+from executor.resolver import LocalTreeResolver
+from executor.settings import Settings, SettingsError
+from executor.sinks.base import Sink
+from executor.sinks.http import HttpSink
+from executor.sinks.stdout import StdoutSink
+from executor.sources.http import HttpSource
+from executor.state import StateStore
+
+log = logging.getLogger(__name__)
+
+
+def make_backend(settings: Settings) -> Backend:
+    if settings.backend == "kubernetes":
+        raise SettingsError("BACKEND=kubernetes: the Kubernetes backend is not part of this build yet")
+    return LocalBackend(settings.state_dir / "work", settings.local_secrets_dir)
+
+
+def make_sinks(settings: Settings) -> dict[str, Sink]:
+    if settings.sink_url:
+        return {"http": HttpSink(settings.sink_url)}
+    return {"stdout": StdoutSink()}
+
+
+class Service:
+    def __init__(self, settings: Settings, backend: Backend | None = None) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.store = StateStore(settings.state_dir / "state.db")
+        self.backend = backend or make_backend(settings)
+        self.outbox = Outbox(self.store, make_sinks(settings), self.metrics)
+        self.pipeline = Pipeline(
+            settings,
+            LocalTreeResolver(settings.config_dir),
+            self.backend,
+            self.store,
+            self.outbox,
+            self.metrics,
+        )
+        self.dispatcher = Dispatcher(
+            self.store,
+            self.pipeline.handle,
+            concurrency=settings.max_concurrent_runs,
+            queue_size=settings.queue_size,
+            metrics=self.metrics,
+        )
+        self.metrics.gauge("job_executor_outbox_pending", lambda: float(self.store.pending_outbox()))
+        self.http = HttpSource(
+            self.dispatcher,
+            self.metrics,
+            path=settings.rcv_path,
+            max_body=settings.max_body_bytes,
+            token=settings.rcv_auth_token,
+        )
+        self._runner: web.AppRunner | None = None
+        self.port = settings.rcv_port
+
+    async def start(self) -> None:
+        warn_if_open(self.settings.allowed_image_list)
+        await self.backend.start()
+        await self.outbox.start()
+        await self.dispatcher.start()
+        self._runner = web.AppRunner(self.http.app(), access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.settings.rcv_host, self.settings.rcv_port)
+        await site.start()
+        if self._runner.addresses:  # with port 0, the one the OS chose
+            self.port = int(self._runner.addresses[0][1])
+        log.info(
+            "job-executor listening on http://%s:%d%s (backend %s, configs %s)",
+            self.settings.rcv_host,
+            self.port,
+            self.settings.rcv_path,
+            self.backend.name,
+            self.settings.config_dir,
+        )
+
+    async def stop(self) -> None:
+        deadline = time.monotonic() + self.settings.shutdown_grace_seconds
+        self.dispatcher.close()
+        log.info("stopping: no new events; finishing submits already under way")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                self.pipeline.finish_submits(), timeout=max(0.0, deadline - time.monotonic())
+            )
+        # Runs still waiting on tasks are interrupted here; their state is in SQLite and the
+        # tasks keep running, to be adopted on the next start.
+        await self.dispatcher.stop(grace=0)
+        if self._runner is not None:
+            await self._runner.cleanup()
+        await self.outbox.stop(flush_seconds=max(0.1, min(5.0, deadline - time.monotonic())))
+        await self.backend.close()
+        self.store.close()
+        log.info("stopped")
+
+
+async def serve(settings: Settings) -> None:
+    service = Service(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await service.start()
+    print(
+        f"job-executor: serving on http://{settings.rcv_host}:{service.port}{settings.rcv_path}",
+        file=sys.stderr,
+        flush=True,
+    )
+    await stop.wait()
+    await service.stop()

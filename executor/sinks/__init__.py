@@ -1,0 +1,1 @@
+"""Sinks deliver outgoing CloudEvents: HTTP POST (K_SINK), stdout."""

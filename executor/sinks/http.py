@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import aiohttp
+
+from executor.sinks.base import SinkError
+
+CONTENT_TYPE = "application/cloudevents+json"
+
+
+class HttpSink:
+    """POSTs each event in structured content mode to a URL (K_SINK)."""
+
+    name = "http"
+
+    def __init__(self, url: str, token: str = "", timeout: float = 10.0) -> None:
+        self.url = url
+        self._headers = {"Content-Type": CONTENT_TYPE}
+        if token:
+            self._headers["Authorization"] = f"Bearer {token}"
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def send(self, event: dict[str, Any]) -> None:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+        body = json.dumps(event, separators=(",", ":")).encode()
+        try:
+            async with self._session.post(self.url, data=body, headers=self._headers) as response:
+                if response.status >= 300:
+                    text = (await response.text())[:200]
+                    raise SinkError(f"{self.url} answered {response.status}: {text}")
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise SinkError(f"{self.url}: {exc.__class__.__name__}: {exc}") from None
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()

@@ -1,0 +1,110 @@
+"""Kill the service mid-run and start it again: exactly one finished event, no task run twice."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+
+import pytest
+
+from tests.service.conftest import EventSink, make_event, write_config
+
+pytestmark = pytest.mark.slow
+
+SLOW_TASK = """\
+apiVersion: v2
+actions:
+  - name: "Long test"
+    events: [{{name: "sh.keptn.event.test.triggered"}}]
+    tasks:
+      - name: "first"
+        image: "alpine"
+        cmd: ["sh", "-c", "echo started >> {runs}; while [ ! -e {gate} ]; do sleep 0.05; done; echo done >> {runs}"]
+      - name: "second"
+        image: "alpine"
+        cmd: ["sh", "-c", "echo second >> {runs}"]
+"""
+
+
+async def wait_for_file(path: Path, text: str, timeout: float = 10) -> None:
+    for _ in range(int(timeout / 0.05)):
+        if path.exists() and text in path.read_text():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{path} never contained {text!r}")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+async def test_restart_adopts_running_task(tmp_path: Path, sink: EventSink, serve_factory, sig: int) -> None:
+    runs, gate = tmp_path / "runs", tmp_path / "gate"
+    write_config(tmp_path, SLOW_TASK.format(runs=runs, gate=gate))
+    serve = serve_factory()
+    await serve.start()
+    assert (await serve.post(make_event(event_id="crash-1")))[0] == 202
+    await wait_for_file(runs, "started")
+    await sink.wait_for(".started")
+
+    serve.signal(sig)
+    code = await serve.wait_exit()
+    if sig == signal.SIGTERM:
+        assert code == 0  # a graceful stop, leaving the task running for the next start
+        assert "stopped" in serve.log.read_text()
+    gate.touch()  # the task finishes while nobody is watching
+    await wait_for_file(runs, "done")
+
+    restarted = serve_factory()
+    await restarted.start()
+    finished = await sink.wait_for(".finished")
+    await asyncio.sleep(0.5)
+    assert len(sink.of_type(".finished")) == 1
+    assert len(sink.of_type(".started")) == 1
+    data = finished[0]["data"]
+    assert data["status"] == "succeeded", data["message"]
+    assert "Task 'first' finished successfully!" in data["message"]
+    assert "Task 'second' finished successfully!" in data["message"]
+    assert runs.read_text() == "started\ndone\nsecond\n"  # nothing ran twice
+    await restarted.stop()
+
+
+async def test_restart_while_task_still_runs(tmp_path: Path, sink: EventSink, serve_factory) -> None:
+    runs, gate = tmp_path / "runs", tmp_path / "gate"
+    write_config(tmp_path, SLOW_TASK.format(runs=runs, gate=gate))
+    serve = serve_factory()
+    await serve.start()
+    await serve.post(make_event(event_id="crash-2"))
+    await wait_for_file(runs, "started")
+    serve.signal(signal.SIGKILL)
+    await serve.wait_exit()
+
+    restarted = serve_factory()
+    await restarted.start()
+    await asyncio.sleep(0.5)
+    assert sink.of_type(".finished") == []  # the adopted task is still running
+    gate.touch()
+    await sink.wait_for(".finished")
+    assert runs.read_text() == "started\ndone\nsecond\n"
+    await restarted.stop()
+
+
+async def test_finished_event_survives_an_unreachable_sink(
+    tmp_path: Path, sink: EventSink, serve_factory
+) -> None:
+    write_config(
+        tmp_path,
+        """\
+apiVersion: v2
+actions:
+  - name: "Quick"
+    events: [{name: "sh.keptn.event.test.triggered"}]
+    tasks: [{name: "t", image: "alpine", cmd: ["true"]}]
+""",
+    )
+    sink.fail_next = 3  # the receiver is down for a while: the outbox retries with backoff
+    serve = serve_factory()
+    await serve.start()
+    await serve.post(make_event(event_id="retry-1"))
+    finished = await sink.wait_for(".finished", timeout=20)
+    assert finished[0]["triggeredid"] == "retry-1"
+    assert len(sink.of_type(".started")) == 1
+    await serve.stop()

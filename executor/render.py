@@ -15,7 +15,7 @@ from typing import Any
 from executor.configmap_keys import configmap_key
 from executor.naming import job_annotations, job_labels, spec_job_name
 from executor.paths import STAGING_ROOT
-from executor.taskspec import TaskSpec
+from executor.taskspec import RESULT_FILE_ENV, RESULT_FILE_PATH, TaskSpec
 
 VOLUME = "job-volume"
 FILES_VOLUME = "job-files"
@@ -71,7 +71,12 @@ def render_job(spec: TaskSpec, options: RenderOptions, staged: list[str] | None 
         container["command"] = list(spec.cmd)
     if spec.args:
         container["args"] = list(spec.args)
-    container["env"] = [{"name": e.name, "value": e.value} for e in spec.env]
+    # The task writes its result to RESULT_FILE_PATH; as the termination message file, Kubernetes
+    # copies it (up to 4 KiB) into the pod's containerStatuses, where the backend reads it.
+    container["env"] = [
+        *({"name": e.name, "value": e.value} for e in spec.env if e.name != RESULT_FILE_ENV),
+        {"name": RESULT_FILE_ENV, "value": RESULT_FILE_PATH},
+    ]
     if spec.secret_refs:
         container["envFrom"] = [{"secretRef": {"name": s}} for s in spec.secret_refs]
     if spec.working_dir:
@@ -81,6 +86,8 @@ def render_job(spec: TaskSpec, options: RenderOptions, staged: list[str] | None 
     if spec.image_pull_policy:
         container["imagePullPolicy"] = spec.image_pull_policy
     container["volumeMounts"] = mounts
+    container["terminationMessagePath"] = RESULT_FILE_PATH
+    container["terminationMessagePolicy"] = "File"
 
     pod_spec: dict[str, Any] = {"restartPolicy": "Never"}
     wants_files = bool(staged) or (options.files_source == "keptn" and bool(spec.files))

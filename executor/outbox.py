@@ -27,7 +27,7 @@ MAX_DELAY = 60.0
 class Outbox:
     def __init__(self, store: StateStore, sinks: Mapping[str, Sink], metrics: Metrics | None = None) -> None:
         self.store = store
-        self.sinks = dict(sinks)
+        self.sinks = sinks  # read at each delivery: the service adds sinks as it connects them
         self.metrics = metrics
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None

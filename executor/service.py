@@ -11,11 +11,13 @@ import sys
 import time
 
 from aiohttp import web
+from nats.aio.client import Client
 
 from executor.backends.base import Backend
 from executor.backends.local import LocalBackend
 from executor.dispatcher import Dispatcher
 from executor.metrics import Metrics
+from executor.natsclient import connect as nats_connect
 from executor.outbox import Outbox
 from executor.pipeline import Pipeline
 from executor.policy import warn_if_open
@@ -23,8 +25,10 @@ from executor.resolver import LocalTreeResolver
 from executor.settings import Settings, SettingsError
 from executor.sinks.base import Sink
 from executor.sinks.http import HttpSink
+from executor.sinks.nats import NatsSink
 from executor.sinks.stdout import StdoutSink
 from executor.sources.http import HttpSource
+from executor.sources.nats import NatsSource
 from executor.state import StateStore
 
 log = logging.getLogger(__name__)
@@ -36,10 +40,13 @@ def make_backend(settings: Settings) -> Backend:
     return LocalBackend(settings.state_dir / "work", settings.local_secrets_dir)
 
 
-def make_sinks(settings: Settings) -> dict[str, Sink]:
+def add_sinks(settings: Settings, sinks: dict[str, Sink], nats_client: Client | None) -> None:
     if settings.sink_url:
-        return {"http": HttpSink(settings.sink_url)}
-    return {"stdout": StdoutSink()}
+        sinks["http"] = HttpSink(settings.sink_url)
+    if nats_client is not None and settings.nats_publish:
+        sinks["nats"] = NatsSink(nats_client, jetstream=settings.nats_jetstream)
+    if not sinks:
+        sinks["stdout"] = StdoutSink()
 
 
 class Service:
@@ -48,7 +55,10 @@ class Service:
         self.metrics = Metrics()
         self.store = StateStore(settings.state_dir / "state.db")
         self.backend = backend or make_backend(settings)
-        self.outbox = Outbox(self.store, make_sinks(settings), self.metrics)
+        self.sinks: dict[str, Sink] = {}
+        self.outbox = Outbox(self.store, self.sinks, self.metrics)
+        self.nats: Client | None = None
+        self.nats_source: NatsSource | None = None
         self.pipeline = Pipeline(
             settings,
             LocalTreeResolver(settings.config_dir),
@@ -78,8 +88,23 @@ class Service:
     async def start(self) -> None:
         warn_if_open(self.settings.allowed_image_list)
         await self.backend.start()
+        if self.settings.nats_url:
+            self.nats = await nats_connect(self.settings.nats_url)
+        add_sinks(self.settings, self.sinks, self.nats)
         await self.outbox.start()
         await self.dispatcher.start()
+        if self.nats is not None:
+            s = self.settings
+            self.nats_source = NatsSource(
+                self.nats,
+                self.dispatcher.offer,
+                s.nats_subjects,
+                queue_group=s.nats_queue_group,
+                jetstream=s.nats_jetstream,
+                stream=s.nats_stream,
+                ack_wait=float(s.nats_ack_wait_seconds),
+            )
+            await self.nats_source.start()
         self._runner = web.AppRunner(self.http.app(), access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.rcv_host, self.settings.rcv_port)
@@ -97,6 +122,8 @@ class Service:
 
     async def stop(self) -> None:
         deadline = time.monotonic() + self.settings.shutdown_grace_seconds
+        if self.nats_source is not None:
+            await self.nats_source.stop()
         self.dispatcher.close()
         log.info("stopping: no new events; finishing submits already under way")
         with contextlib.suppress(TimeoutError):
@@ -110,6 +137,9 @@ class Service:
             await self._runner.cleanup()
         await self.outbox.stop(flush_seconds=max(0.1, min(5.0, deadline - time.monotonic())))
         await self.backend.close()
+        if self.nats is not None:
+            with contextlib.suppress(Exception):
+                await self.nats.drain()
         self.store.close()
         log.info("stopped")
 

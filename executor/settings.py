@@ -65,6 +65,14 @@ class Settings:
     # --- reporting ---
     always_send_finished_event: bool = False
     sink_url: str = ""  # K_SINK: where started/finished events are POSTed; empty: stdout
+    # --- NATS (source on when nats_url is set) ---
+    nats_url: str = ""
+    nats_subjects: tuple[str, ...] = ("sh.keptn.event.>",)
+    nats_queue_group: str = "job-executor"
+    nats_jetstream: bool = False
+    nats_stream: str = ""  # created with nats_subjects when no stream holds them yet
+    nats_ack_wait_seconds: int = 30
+    nats_publish: bool = True  # publish started/finished events to NATS too
     # --- local backend ---
     local_secrets_dir: Path | None = None  # a folder per secret, a file per key
     # --- HTTP receiver ---
@@ -110,6 +118,13 @@ class Settings:
             keptn_api_token_secret=read.text("KEPTN_API_TOKEN_SECRET", "job-executor-keptn-api-token"),
             always_send_finished_event=read.flag("ALWAYS_SEND_FINISHED_EVENT", False),
             sink_url=read.text("K_SINK", ""),
+            nats_url=read.text("NATS_URL", ""),
+            nats_subjects=parse_list(read.text("NATS_SUBJECTS", "sh.keptn.event.>")),
+            nats_queue_group=read.text("NATS_QUEUE_GROUP", "job-executor"),
+            nats_jetstream=read.flag("NATS_JETSTREAM", False),
+            nats_stream=read.text("NATS_STREAM", ""),
+            nats_ack_wait_seconds=read.integer("NATS_ACK_WAIT_SECONDS", 30, minimum=1),
+            nats_publish=read.flag("NATS_PUBLISH", True),
             local_secrets_dir=Path(p) if (p := read.text("LOCAL_SECRETS_DIR", "")) else None,
             rcv_host=read.text("RCV_HOST", "127.0.0.1"),
             rcv_port=read.integer("RCV_PORT", 8080, minimum=0),
@@ -145,6 +160,13 @@ ENV_VARS: frozenset[str] = frozenset(
         "KEPTN_API_TOKEN_SECRET",
         "ALWAYS_SEND_FINISHED_EVENT",
         "K_SINK",
+        "NATS_URL",
+        "NATS_SUBJECTS",
+        "NATS_QUEUE_GROUP",
+        "NATS_JETSTREAM",
+        "NATS_STREAM",
+        "NATS_ACK_WAIT_SECONDS",
+        "NATS_PUBLISH",
         "LOCAL_SECRETS_DIR",
         "RCV_HOST",
         "RCV_PORT",

@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from nats.aio.client import Client
+
+from executor.sinks.base import SinkError
+
+
+class NatsSink:
+    """Publishes each event (structured JSON) to the subject named by its type, as Keptn does.
+
+    With JetStream the publish is acknowledged by the server; plain NATS is flushed, so a send
+    that returns has at least reached the server.
+    """
+
+    name = "nats"
+
+    def __init__(self, client: Client, jetstream: bool = False, timeout: int = 5) -> None:
+        self.client = client
+        self.jetstream = jetstream
+        self.timeout = timeout
+
+    async def send(self, event: dict[str, Any]) -> None:
+        subject = str(event["type"])
+        body = json.dumps(event, separators=(",", ":")).encode()
+        try:
+            if self.jetstream:
+                await self.client.jetstream().publish(subject, body, timeout=self.timeout)
+            else:
+                if not self.client.is_connected:
+                    raise SinkError("not connected to NATS")
+                await self.client.publish(subject, body)
+                await self.client.flush(timeout=int(self.timeout))
+        except SinkError:
+            raise
+        except Exception as exc:
+            raise SinkError(f"NATS publish to {subject} failed: {exc.__class__.__name__}: {exc}") from None
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,142 @@
+"""NATS source: CloudEvents (structured JSON, as Keptn publishes them) from subjects such as
+`sh.keptn.event.>`, shared by replicas through a queue group.
+
+Plain NATS delivers at most once. With JetStream (opt-in) a durable pull consumer is used and a
+message is acknowledged only once the dispatcher has durably accepted it (or knows it), so a
+crash before that means redelivery, and redelivery is deduplicated by (source, id).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js.api import AckPolicy, ConsumerConfig
+from nats.js.errors import NotFoundError
+
+from executor.dispatcher import Offer
+from executor.events import Event, EventError, event_from_json
+
+log = logging.getLogger(__name__)
+
+FULL_RETRY_SECONDS = 0.2
+DEFAULT_STREAM = "JOB_EXECUTOR"
+
+
+class NatsSource:
+    def __init__(
+        self,
+        client: Client,
+        offer: Callable[[Event], Offer],
+        subjects: tuple[str, ...],
+        *,
+        queue_group: str = "job-executor",
+        jetstream: bool = False,
+        stream: str = "",
+        durable: str = "",
+        ack_wait: float = 30.0,
+        batch: int = 64,
+    ) -> None:
+        self.client = client
+        self.offer = offer
+        self.subjects = subjects
+        self.queue_group = queue_group
+        self.jetstream = jetstream
+        self.stream = stream
+        self.durable = durable or queue_group
+        self.ack_wait = ack_wait
+        self.batch = batch
+        self._tasks: list[asyncio.Task[None]] = []
+        self._subs: list[object] = []
+        self.received = 0
+
+    async def start(self) -> None:
+        if self.jetstream:
+            await self._start_jetstream()
+        else:
+            for subject in self.subjects:
+                self._subs.append(
+                    await self.client.subscribe(subject, queue=self.queue_group, cb=self._on_message)
+                )
+            await self.client.flush()  # the server has the subscriptions before we report ready
+        log.info(
+            "NATS: subscribed to %s (queue group %s%s)",
+            ", ".join(self.subjects),
+            self.queue_group,
+            ", JetStream" if self.jetstream else "",
+        )
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for sub in self._subs:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()  # type: ignore[attr-defined]
+
+    # ---- plain NATS: no acknowledgement exists, so wait for room rather than drop ----
+    async def _on_message(self, msg: Msg) -> None:
+        event = self._parse(msg)
+        if event is None:
+            return
+        # Blocking this callback holds back the subscription: backpressure without dropping.
+        while self.offer(event) is Offer.FULL:  # noqa: ASYNC110 - the dispatcher signals no room event
+            await asyncio.sleep(FULL_RETRY_SECONDS)
+
+    # ---- JetStream ----
+    async def _start_jetstream(self) -> None:
+        js = self.client.jetstream()
+        try:
+            stream = await js.find_stream_name_by_subject(self.subjects[0])
+        except NotFoundError:
+            # No stream holds these subjects yet (a Keptn install usually has one): make ours.
+            stream = self.stream or DEFAULT_STREAM
+            await js.add_stream(name=stream, subjects=list(self.subjects))
+            log.info("NATS: created JetStream stream %s for %s", stream, ", ".join(self.subjects))
+        config = ConsumerConfig(
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=self.ack_wait,
+            filter_subjects=list(self.subjects) if len(self.subjects) > 1 else None,
+        )
+        sub = await js.pull_subscribe(self.subjects[0], durable=self.durable, stream=stream, config=config)
+        self._subs.append(sub)
+        self._tasks.append(asyncio.create_task(self._pull(sub), name="nats-pull"))
+
+    async def _pull(self, sub: object) -> None:
+        while True:
+            try:
+                messages = await sub.fetch(self.batch, timeout=1)  # type: ignore[attr-defined]
+            except (NatsTimeout, TimeoutError):
+                continue
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # disconnected: nats-py reconnects; try again shortly
+                log.debug("NATS: fetch failed (%s); retrying", exc)
+                await asyncio.sleep(0.5)
+                continue
+            for msg in messages:
+                await self._handle_jetstream(msg)
+
+    async def _handle_jetstream(self, msg: Msg) -> None:
+        event = self._parse(msg)
+        if event is None:
+            await msg.term()  # a malformed message would fail the same way on every redelivery
+            return
+        answer = self.offer(event)
+        if answer in (Offer.ACCEPTED, Offer.DUPLICATE):
+            await msg.ack()
+        else:  # queue full or stopping: let JetStream deliver it again later
+            await msg.nak(delay=1.0)
+
+    def _parse(self, msg: Msg) -> Event | None:
+        self.received += 1
+        try:
+            return event_from_json(msg.data)
+        except EventError as exc:
+            log.warning("NATS: dropping a malformed message on %s: %s", msg.subject, exc)
+            return None

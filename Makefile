@@ -28,5 +28,9 @@ typecheck: install
 pytest: install
 	$(PY) -m pytest
 
+# Starts the service on the embedded default and sends it a sample event.
+demo: install
+	$(PY) samples/demo.py
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -1,0 +1,56 @@
+"""`make demo`: start `job-executor serve` on the embedded default (local backend, the samples/
+resource tree, events printed on stdout), send it a sample event over HTTP, show what happens."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+EVENT = ROOT / "samples" / "events" / "greeting.triggered.json"
+PORT = int(os.environ.get("DEMO_PORT", "8080"))
+URL = f"http://127.0.0.1:{PORT}/"
+
+
+def main() -> int:
+    state = tempfile.mkdtemp(prefix="job-executor-demo-")
+    print(f"$ job-executor serve --port {PORT} --state-dir {state}", flush=True)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "executor", "serve", "--port", str(PORT), "--state-dir", state],
+        cwd=ROOT,
+    )
+    try:
+        for _ in range(100):
+            try:
+                with urllib.request.urlopen(URL + "readyz", timeout=1):
+                    break
+            except (urllib.error.URLError, ConnectionError):
+                time.sleep(0.1)
+        else:
+            print("the service did not become ready", file=sys.stderr)
+            return 1
+        body = EVENT.read_bytes()
+        print(f"\n$ POST {URL} < {EVENT.relative_to(ROOT)}  ({json.loads(body)['type']})", flush=True)
+        request = urllib.request.Request(
+            URL, data=body, headers={"Content-Type": "application/cloudevents+json"}, method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            print(f"{response.status} {response.read().decode()}", flush=True)
+        print("\nThe service answers with started and finished events (one JSON line each):", flush=True)
+        time.sleep(2)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

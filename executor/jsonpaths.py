@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 from jsonpath_ng import JSONPath
 from jsonpath_ng.exceptions import JsonPathLexerError, JsonPathParserError
-from jsonpath_ng.ext import parse as _parse
+from jsonpath_ng.ext.parser import parse as _parse
 
 
 class JsonPathSyntaxError(ValueError):

@@ -36,13 +36,16 @@ def lint_config(config: JobConfig, allowed_images: tuple[str, ...] = ()) -> list
                     Problem(
                         src,
                         selector.line,
-                        f"event name {selector.name!r} contains {found.group()!r}: names are globs where only "
-                        "'*' is special (the original matched a regular expression)",
+                        f"event name {selector.name!r} contains {found.group()!r}: names are globs "
+                        "where only '*' is special (the original matched a regular expression)",
                         "warning",
                     )
                 )
         for task in action.tasks:
-            if task.ttl_seconds_after_finished is not None and task.ttl_seconds_after_finished < MIN_TTL_SECONDS:
+            if (
+                task.ttl_seconds_after_finished is not None
+                and task.ttl_seconds_after_finished < MIN_TTL_SECONDS
+            ):
                 problems.append(
                     Problem(
                         src,

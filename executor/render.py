@@ -32,7 +32,9 @@ class RenderOptions:
     keptn_token_secret: str = ""
 
 
-def render_task(spec: TaskSpec, options: RenderOptions, files: Mapping[str, bytes] | None = None) -> list[dict[str, Any]]:
+def render_task(
+    spec: TaskSpec, options: RenderOptions, files: Mapping[str, bytes] | None = None
+) -> list[dict[str, Any]]:
     """The objects to create for one task, in creation order."""
     objects: list[dict[str, Any]] = []
     staged = sorted(files) if files else []
@@ -54,7 +56,8 @@ def render_files_configmap(spec: TaskSpec, files: Mapping[str, bytes]) -> dict[s
             "annotations": job_annotations(spec),
         },
         "binaryData": {
-            configmap_key(i): base64.b64encode(files[path]).decode("ascii") for i, path in enumerate(sorted(files))
+            configmap_key(i): base64.b64encode(files[path]).decode("ascii")
+            for i, path in enumerate(sorted(files))
         },
     }
 
@@ -100,10 +103,7 @@ def render_job(spec: TaskSpec, options: RenderOptions, staged: list[str] | None 
     if not spec.automount_service_account_token:
         pod_spec["automountServiceAccountToken"] = False
 
-    job_spec: dict[str, Any] = {
-        "backoffLimit": 0,
-        "ttlSecondsAfterFinished": spec.ttl_seconds_after_finished,
-    }
+    job_spec: dict[str, Any] = {"backoffLimit": 0, "ttlSecondsAfterFinished": spec.ttl_seconds_after_finished}
     if spec.active_deadline_seconds:
         job_spec["activeDeadlineSeconds"] = spec.active_deadline_seconds
     job_spec["template"] = {"metadata": {"labels": labels, "annotations": annotations}, "spec": pod_spec}

@@ -39,26 +39,27 @@ A_TASK = "keptn.sh/jes-task"
 SELECTOR = f"{L_MANAGED_BY}={MANAGED_BY}"
 
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-_DNS_PART = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _LABEL_BAD = re.compile(r"[^A-Za-z0-9_.-]")
 
 
 def event_id_part(event_id: str, event_source: str) -> str:
     """24 characters naming the event inside a Job name.
 
-    The original took the id's first 24 characters; for a UUID (Keptn's ids) that is 80 random
-    bits, so we keep that shape. Any other id could share a prefix with another event, or hold
-    characters a name may not, so it is hashed (with its source, the other half of its identity).
+    The original took the id's first 24 characters; for a UUID (Keptn's ids) that is 84 random
+    bits, so we keep that shape. Any other id could share a prefix with another event, hold
+    characters a name may not, or be reused by another source (CloudEvents ids are unique per
+    source only), so it is hashed together with its source.
     """
     lowered = event_id.lower()
-    if _UUID.match(lowered) or (len(lowered) == ID_PART_LENGTH and _DNS_PART.match(lowered)):
+    if _UUID.match(lowered):
         return lowered[:ID_PART_LENGTH]
     digest = hashlib.sha256(f"{event_source}\x00{event_id}".encode()).hexdigest()
     return digest[:ID_PART_LENGTH]
 
 
 def job_name(event_id: str, event_source: str, action_index: int, task_index: int) -> str:
-    return f"{JOB_NAME_PREFIX}-{event_id_part(event_id, event_source)}-{action_index:03d}-{task_index:03d}"
+    part = event_id_part(event_id, event_source)
+    return f"{JOB_NAME_PREFIX}-{part}-{action_index:03d}-{task_index:03d}"
 
 
 def spec_job_name(spec: TaskSpec) -> str:

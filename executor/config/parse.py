@@ -6,6 +6,7 @@ same tables by a test so the published schema cannot drift from what is accepted
 
 from __future__ import annotations
 
+import datetime
 import difflib
 import hashlib
 import re
@@ -109,7 +110,7 @@ def parse_config(data: str | bytes, source: str = "<config>") -> JobConfig:
     parser = _Parser(doc, source)
     config = parser.config(hashlib.sha256(raw).hexdigest())
     if parser.problems:
-        raise ConfigError(parser.problems)
+        raise ConfigError(sorted(parser.problems, key=lambda p: p.line))
     assert config is not None
     return config
 
@@ -197,7 +198,8 @@ class _Parser:
     def config(self, digest: str) -> JobConfig | None:
         root = self.doc.value
         if root is None:
-            self.error((), "the file is empty; a job config starts with 'apiVersion: v2' and 'actions:'")
+            message = "the file is empty; a job config starts with 'apiVersion: v2' and 'actions:'"
+            self.problems.append(Problem(self.source, 1, message))
             return None
         obj = self.mapping(root, (), "config", "the job config")
         if obj is None:
@@ -234,16 +236,25 @@ class _Parser:
         if obj is None:
             return None
         name = self.string(obj, "name", path) or ""
+        if "name" in obj and isinstance(obj["name"], str) and not name.strip():
+            self.error((*path, "name"), "action name is empty; name the action, e.g. 'Run tests'")
+            name = ""
         where = f"action '{name}'" if name else f"action {index + 1}"
         silent = self.boolean(obj, "silent", path)
         events = self.items(obj, "events", path, where, self.event)
         tasks = self.items(obj, "tasks", path, where, self.task)
         self.unique([t.name for t in tasks], [(*path, "tasks", i) for i in range(len(tasks))], "task")
-        if not name or len(events) != len(obj.get("events") or []) or len(tasks) != len(obj.get("tasks") or []):
+        if (
+            not name
+            or len(events) != len(obj.get("events") or [])
+            or len(tasks) != len(obj.get("tasks") or [])
+        ):
             return None
         return Action(name, tuple(events), tuple(tasks), silent, index, self.doc.line(path))
 
-    def items(self, obj: dict[str, Any], key: str, path: Path, where: str, build: Callable[[Any, Path], Any]) -> list[Any]:
+    def items(
+        self, obj: dict[str, Any], key: str, path: Path, where: str, build: Callable[[Any, Path], Any]
+    ) -> list[Any]:
         raw = obj.get(key)
         if raw is None:
             return []
@@ -264,7 +275,9 @@ class _Parser:
             return None
         name = self.string(obj, "name", path)
         if name is not None and not name.strip():
-            self.error((*path, "name"), "event name is empty; write a type such as sh.keptn.event.test.triggered")
+            self.error(
+                (*path, "name"), "event name is empty; write a type such as sh.keptn.event.test.triggered"
+            )
             name = None
         filt = None
         if obj.get("jsonpath") is not None:
@@ -276,7 +289,11 @@ class _Parser:
                     match: str | None = _scalar_text(raw_match)
                 else:
                     match = self.string(jp, "match", (*path, "jsonpath"), scalar_ok=True)
-                if prop is not None and self.jsonpath(prop, (*path, "jsonpath", "property")) and match is not None:
+                if (
+                    prop is not None
+                    and self.jsonpath(prop, (*path, "jsonpath", "property"))
+                    and match is not None
+                ):
                     filt = JsonPathFilter(prop, match)
         if name is None or (obj.get("jsonpath") is not None and filt is None):
             return None
@@ -296,6 +313,8 @@ class _Parser:
             return None
         count = len(self.problems)
         name = self.string(obj, "name", path)
+        if name is not None and not name.strip():
+            self.error((*path, "name"), "task name is empty; name the task, e.g. 'Run locust tests'")
         image = self.string(obj, "image", path)
         if image is not None and (not image.strip() or any(c.isspace() for c in image)):
             self.error((*path, "image"), f"image {image!r} is not an image reference (example: alpine:3.20)")
@@ -305,21 +324,34 @@ class _Parser:
                 files.append(normalise_file_path(raw_file))
             except PathEscapeError as exc:
                 self.error((*path, "files", i), str(exc))
-        env = [e for i, item in enumerate(obj.get("env") or []) if (e := self.env(item, (*path, "env", i))) is not None]
-        if obj.get("env") is not None and not isinstance(obj["env"], list):
-            self.error((*path, "env"), f"'env' must be a list, not {_kind(obj['env'])}")
+        env = []
+        raw_env = obj.get("env")
+        if isinstance(raw_env, list):
+            built = (self.env(item, (*path, "env", i)) for i, item in enumerate(raw_env))
+            env = [e for e in built if e is not None]
+        elif raw_env is not None:
+            self.error((*path, "env"), f"'env' must be a list, not {_kind(raw_env)}")
         working_dir = self.string(obj, "workingDir", path)
         if working_dir is not None and not working_dir.startswith("/"):
-            self.error((*path, "workingDir"), f"workingDir {working_dir!r} must be an absolute path such as /keptn")
+            self.error(
+                (*path, "workingDir"), f"workingDir {working_dir!r} must be an absolute path such as /keptn"
+            )
         namespace = self.string(obj, "namespace", path)
         if namespace is not None and (len(namespace) > 63 or not DNS_LABEL.match(namespace)):
-            self.error((*path, "namespace"), f"namespace {namespace!r} is not a valid Kubernetes namespace name")
+            self.error(
+                (*path, "namespace"), f"namespace {namespace!r} is not a valid Kubernetes namespace name"
+            )
         pull = self.string(obj, "imagePullPolicy", path)
         if pull is not None and pull not in PULL_POLICIES:
-            self.error((*path, "imagePullPolicy"), f"imagePullPolicy {pull!r}: write one of {', '.join(PULL_POLICIES)}")
+            self.error(
+                (*path, "imagePullPolicy"),
+                f"imagePullPolicy {pull!r}: write one of {', '.join(PULL_POLICIES)}",
+            )
         account = self.string(obj, "serviceAccount", path)
         if account is not None and (len(account) > 253 or not DNS_SUBDOMAIN.match(account)):
-            self.error((*path, "serviceAccount"), f"serviceAccount {account!r} is not a valid Kubernetes name")
+            self.error(
+                (*path, "serviceAccount"), f"serviceAccount {account!r} is not a valid Kubernetes name"
+            )
         task = Task(
             name=name or "",
             image=image or "",
@@ -359,19 +391,26 @@ class _Parser:
                 if not DNS_SUBDOMAIN.match(name):
                     self.error((*path, "name"), f"secret name {name!r} is not a valid Kubernetes secret name")
             elif not ENV_NAME.match(name):
-                self.error((*path, "name"), f"env name {name!r} is not valid: use letters, digits, '_', '-' or '.'")
+                self.error(
+                    (*path, "name"), f"env name {name!r} is not valid: use letters, digits, '_', '-' or '.'"
+                )
+        # A `value` of the wrong type was reported above; do not also call it missing.
         if source == "event":
-            if raw_value is None:
-                self.error(path, "an env entry from the event needs 'value': a jsonpath such as $.data.project")
-            else:
+            if raw_value is None and obj.get("value") is None:
+                self.error(
+                    path, "an env entry from the event needs 'value': a jsonpath such as $.data.project"
+                )
+            elif raw_value is not None:
                 self.jsonpath(raw_value, (*path, "value"))
-        elif source == "string" and raw_value is None:
+        elif source == "string" and raw_value is None and obj.get("value") is None:
             self.error(path, "an env entry from a string needs 'value'")
         elif source == "secret" and fmt is not None:
             self.error((*path, "as"), "'as' applies to values from the event, not to secrets")
         if len(self.problems) != count or name is None or source is None:
             return None
-        return EnvEntry(name, cast(ValueFrom, source), raw_value or "", cast(Format | None, fmt), self.doc.line(path))
+        return EnvEntry(
+            name, cast(ValueFrom, source), raw_value or "", cast(Format | None, fmt), self.doc.line(path)
+        )
 
     def resources(self, obj: dict[str, Any], path: Path) -> Resources | None:
         if "resources" not in obj:
@@ -385,9 +424,13 @@ class _Parser:
             return None
         out: dict[str, dict[str, str]] = {}
         for kind in ("limits", "requests"):
-            values = block.get(kind) or {}
+            values = block.get(kind)
+            if values is None:
+                values = {}
             if not isinstance(values, dict):
-                self.error((*where, kind), f"'{kind}' must be a mapping such as cpu: 500m, not {_kind(values)}")
+                self.error(
+                    (*where, kind), f"'{kind}' must be a mapping such as cpu: 500m, not {_kind(values)}"
+                )
                 continue
             out[kind] = {}
             for key, qty in values.items():
@@ -445,7 +488,9 @@ class _Parser:
                 suggestion = f"; did you mean '{hint[0]}'?" if hint else ""
                 self.error((*where, key), f"unknown field '{key}' in securityContext{suggestion}")
             elif not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-                self.error((*where, key), f"securityContext.{key} must be {expected.__name__}, not {_kind(value)}")
+                self.error(
+                    (*where, key), f"securityContext.{key} must be {expected.__name__}, not {_kind(value)}"
+                )
         return dict(raw)
 
 
@@ -470,7 +515,9 @@ def _kind(value: Any) -> str:
         return "a list"
     if isinstance(value, dict):
         return "a mapping"
+    if isinstance(value, (datetime.date, datetime.datetime)):
+        return "a date (put it in quotes to write text)"
     return type(value).__name__
 
 
-__all__ = ["API_VERSION", "FIELDS", "ConfigError", "parse_config", "read_config_file", "PathEscapeError"]
+__all__ = ["API_VERSION", "FIELDS", "ConfigError", "PathEscapeError", "parse_config", "read_config_file"]

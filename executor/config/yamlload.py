@@ -13,6 +13,8 @@ import yaml
 
 MAX_CONFIG_BYTES = 256 * 1024
 MAX_NODES = 50_000
+# Deeper than any job config needs, and far from Python's recursion limit.
+MAX_DEPTH = 64
 
 Path = tuple[str | int, ...]
 
@@ -54,11 +56,12 @@ def load_yaml(text: str | bytes) -> Document:
     try:
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else 1
-        raise YamlError(line, f"invalid YAML: {exc.problem or exc.context}") from None
+        raise _marked_error(exc) from None
     except yaml.YAMLError as exc:
         raise YamlError(1, f"invalid YAML: {exc}") from None
+    except RecursionError:
+        # PyYAML composes nested collections recursively; the reader knows how far it got.
+        raise YamlError(loader.line + 1, f"values nest more than {MAX_DEPTH} levels deep") from None
     finally:
         loader.dispose()
     doc = Document(value=None)
@@ -69,17 +72,52 @@ def load_yaml(text: str | bytes) -> Document:
     return doc
 
 
+def _marked_error(exc: yaml.MarkedYAMLError) -> YamlError:
+    problem = exc.problem or exc.context or "cannot be parsed"
+    line = exc.problem_mark.line + 1 if exc.problem_mark else 1
+    if exc.context and exc.context_mark:
+        start = exc.context_mark.line + 1
+        if "end of stream" in problem or "<stream end>" in problem:
+            # An unclosed quote or bracket: the file's end is not where to look.
+            return YamlError(start, f"invalid YAML: {problem} {exc.context} that starts here")
+        if start != line:
+            problem = f"{problem} ({exc.context} from line {start})"
+    return YamlError(line, f"invalid YAML: {problem}")
+
+
+# Collections may carry only the default tags: `!!set`, `!!omap` and `!!python/...` are refused.
+_COLLECTION_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
+
+
 class _Builder:
     def __init__(self, loader: yaml.SafeLoader, doc: Document) -> None:
         self._loader = loader
         self._doc = doc
         self._count = 0
+        # Collections being built: an alias to one of them is a cycle (`a: &x [*x]`).
+        self._open: set[int] = set()
 
     def build(self, node: yaml.Node, path: Path) -> Any:
         self._count += 1
+        line = node.start_mark.line + 1
         if self._count > MAX_NODES:
-            raise YamlError(node.start_mark.line + 1, f"document has more than {MAX_NODES} values")
-        self._doc.lines.setdefault(path, node.start_mark.line + 1)
+            raise YamlError(line, f"document has more than {MAX_NODES} values")
+        if len(path) > MAX_DEPTH:
+            raise YamlError(line, f"values nest more than {MAX_DEPTH} levels deep")
+        self._doc.lines.setdefault(path, line)
+        if not isinstance(node, yaml.CollectionNode):
+            return self._scalar(node)
+        if node.tag not in _COLLECTION_TAGS:
+            raise YamlError(line, f"invalid value: the tag {node.tag!r} is not supported")
+        if id(node) in self._open:
+            raise YamlError(line, "an alias refers to a value that contains it (a cycle)")
+        self._open.add(id(node))
+        try:
+            return self._collection(node, path)
+        finally:
+            self._open.discard(id(node))
+
+    def _collection(self, node: yaml.CollectionNode, path: Path) -> Any:
         if isinstance(node, yaml.MappingNode):
             result: dict[str, Any] = {}
             for key_node, value_node in node.value:
@@ -94,8 +132,9 @@ class _Builder:
                 self._doc.lines[(*path, key)] = line
                 result[key] = self.build(value_node, (*path, key))
             return result
-        if isinstance(node, yaml.SequenceNode):
-            return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+        return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+
+    def _scalar(self, node: yaml.Node) -> Any:
         try:
             return self._loader.construct_object(node, deep=True)
         except yaml.constructor.ConstructorError as exc:

@@ -17,8 +17,15 @@ class FilesError(ValueError):
     pass
 
 
-def collect_files(entries: Sequence[str], roots: Sequence[Path], *, limit: int = MAX_STAGED_BYTES) -> dict[str, bytes]:
-    """Relative path -> content, looking in each root in order (service, stage, project)."""
+def collect_files(
+    entries: Sequence[str], roots: Sequence[Path], *, limit: int = MAX_STAGED_BYTES
+) -> dict[str, bytes]:
+    """Relative path -> content, looking in each root in order (service, stage, project).
+
+    A file keeps the path it has in the tree (a symlink inside the tree is staged under its
+    own name, with its target's content); a file or link that leads outside the tree is
+    refused.
+    """
     out: dict[str, bytes] = {}
     total = 0
     for entry in entries:
@@ -28,7 +35,9 @@ def collect_files(entries: Sequence[str], roots: Sequence[Path], *, limit: int =
             raise FilesError(f"file {entry!r} not found in the resource tree (looked in {where})")
         root, target = found
         for path in _walk(target, root):
-            relative = path.relative_to(root.resolve()).as_posix()
+            relative = path.relative_to(root).as_posix()
+            if relative in out:
+                continue  # named twice, e.g. as a file and inside a folder
             data = path.read_bytes()
             total += len(data)
             if total > limit:
@@ -43,20 +52,23 @@ def collect_files(entries: Sequence[str], roots: Sequence[Path], *, limit: int =
 def _find(entry: str, roots: Sequence[Path]) -> tuple[Path, Path] | None:
     for root in roots:
         candidate = root / entry
-        if candidate.exists() and _inside(candidate, root):
-            return root, candidate.resolve()
+        if candidate.exists():
+            if not _inside(candidate, root):
+                raise FilesError(f"{entry!r} links outside the resource tree; refusing to stage it")
+            return root, candidate
     return None
 
 
 def _walk(target: Path, root: Path) -> list[Path]:
+    """The files at or below target, by their paths in the tree (links not resolved)."""
     if target.is_file():
         return [target]
     found = []
     for path in sorted(target.rglob("*")):
+        if not _inside(path, root):
+            raise FilesError(f"{path} links outside the resource tree; refusing to stage it")
         if path.is_file():
-            if not _inside(path, root):
-                raise FilesError(f"{path} links outside the resource tree; refusing to stage it")
-            found.append(path.resolve())
+            found.append(path)
     return found
 
 

@@ -7,12 +7,13 @@ the action before task 1 starts.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from executor.config.model import Action, JobConfig, Task
 from executor.events import Event
 from executor.jsonpaths import MISSING, as_text, find_first
-from executor.policy import PolicyError, check_image, check_privileged
+from executor.policy import PolicyError, check_image, check_privileged, privileged_reason
 from executor.settings import Settings
 from executor.taskspec import EnvVar, TaskSpec, Trigger
 
@@ -35,6 +36,9 @@ DEFAULT_SECURITY_CONTEXT: dict[str, Any] = {
     "capabilities": {"drop": ["ALL"]},
     "seccompProfile": {"type": "RuntimeDefault"},
 }
+
+
+_NOT_ENV_NAME = re.compile(r"[^A-Za-z0-9_.]")
 
 
 class PlanError(ValueError):
@@ -107,7 +111,9 @@ def plan_task(
         init_requests=defaults.requests(),
         max_poll_duration=task.max_poll_duration or DEFAULT_MAX_POLL_SECONDS,
         ttl_seconds_after_finished=effective_ttl(task),
-        active_deadline_seconds=effective_deadline(task.active_deadline_seconds, settings.task_deadline_seconds),
+        active_deadline_seconds=effective_deadline(
+            task.active_deadline_seconds, settings.task_deadline_seconds
+        ),
         namespace=task.namespace or settings.job_namespace or DEFAULT_NAMESPACE,
         annotations=dict(task.annotations),
         security_context=security_context,
@@ -145,7 +151,9 @@ def task_env(event: Event, task: Task) -> tuple[tuple[EnvVar, ...], tuple[str, .
 
 
 def label_env_name(key: str) -> str:
-    return "LABELS_" + key.upper().replace(" ", "_").replace("-", "_")
+    """LABELS_<KEY>: upper-cased, spaces and hyphens to '_' (as the original did), and any
+    other character an env var name cannot hold (Kubernetes: letters, digits, '_', '.') too."""
+    return "LABELS_" + _NOT_ENV_NAME.sub("_", key.upper())
 
 
 def merged_security_context(task_context: Any) -> dict[str, Any]:
@@ -155,6 +163,11 @@ def merged_security_context(task_context: Any) -> dict[str, Any]:
         # Asking for uid 0 while the default still demands non-root would never start.
         if task_context.get("runAsUser") == 0 and "runAsNonRoot" not in task_context:
             merged.pop("runAsNonRoot")
+        # The API server refuses privileged or CAP_SYS_ADMIN together with
+        # allowPrivilegeEscalation: false, so that default gives way (the policy decides
+        # whether such a task may run at all).
+        if privileged_reason(task_context) and "allowPrivilegeEscalation" not in task_context:
+            merged.pop("allowPrivilegeEscalation")
     return merged
 
 
@@ -163,7 +176,10 @@ def effective_ttl(task: Task) -> int:
     if ttl < MIN_TTL_SECONDS:
         log.warning(
             "task %r: ttlSecondsAfterFinished %d is below %d; using %d so logs can still be read",
-            task.name, ttl, MIN_TTL_SECONDS, MIN_TTL_SECONDS,
+            task.name,
+            ttl,
+            MIN_TTL_SECONDS,
+            MIN_TTL_SECONDS,
         )
         ttl = MIN_TTL_SECONDS
     return ttl

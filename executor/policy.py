@@ -31,13 +31,29 @@ def check_image(image: str, allowed: tuple[str, ...]) -> None:
         raise PolicyError(f"Forbidden: Image {image} does not match configured image allowlist.")
 
 
+def privileged_reason(security_context: Mapping[str, Any]) -> str | None:
+    """What in a container securityContext grants privilege, or None."""
+    if security_context.get("privileged") is True:
+        return "privileged: true"
+    if security_context.get("allowPrivilegeEscalation") is True:
+        return "allowPrivilegeEscalation: true"
+    capabilities = security_context.get("capabilities")
+    raw = capabilities.get("add") if isinstance(capabilities, Mapping) else None
+    added = {str(c).upper().removeprefix("CAP_") for c in raw} if isinstance(raw, list) else set()
+    if "ALL" in added:
+        return "every capability (capabilities.add: ALL)"
+    if "SYS_ADMIN" in added:
+        return "the capability SYS_ADMIN"
+    return None
+
+
 def check_privileged(task_name: str, security_context: Mapping[str, Any], allow: bool) -> None:
-    if not security_context.get("privileged") and not security_context.get("allowPrivilegeEscalation"):
+    what = privileged_reason(security_context)
+    if what is None:
         return
-    what = "privileged" if security_context.get("privileged") else "allowPrivilegeEscalation"
     if not allow:
         raise PolicyError(
-            f"Forbidden: task '{task_name}' asks for {what}: true, but privileged jobs are not "
+            f"Forbidden: task '{task_name}' asks for {what}, but privileged jobs are not "
             "allowed (set ALLOW_PRIVILEGED_JOBS=true to permit them)"
         )
-    log.warning("task %r runs with %s: true (ALLOW_PRIVILEGED_JOBS is set)", task_name, what)
+    log.warning("task %r runs with %s (ALLOW_PRIVILEGED_JOBS is set)", task_name, what)

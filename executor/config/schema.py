@@ -1,0 +1,287 @@
+"""The JSON Schema (draft 2020-12) of job/config.yaml, built from the parser's own tables.
+
+Field names, required fields, enums and patterns come from `executor.config.parse`, so the
+schema cannot drift from what `lint` accepts: a field added to FIELDS without a type and a
+description here makes `build_schema` fail. The package ships the result as
+`job-config.schema.json` (a test checks it is current); `python -m executor.config.schema`
+prints it.
+
+The schema checks shape; a few rules only the parser can check (jsonpath syntax, unique
+action and task names, unique annotation keys across list entries).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from executor.config.parse import (
+    ANNOTATION_KEY,
+    API_VERSION,
+    DNS_LABEL,
+    DNS_SUBDOMAIN,
+    ENV_NAME,
+    FIELDS,
+    FORMATS,
+    MAX_ITEMS,
+    PULL_POLICIES,
+    QUANTITY,
+    REQUIRED,
+    RESOURCE_NAME,
+    SECURITY_CONTEXT_KEYS,
+    VALUE_FROM,
+)
+
+SCHEMA_ID = "https://github.com/job-executor/job-executor/raw/main/executor/config/job-config.schema.json"
+SCHEMA_FILE = Path(__file__).with_name("job-config.schema.json")
+
+# kind (a key of FIELDS) -> title of its definition in $defs
+DEFINITIONS = {
+    "action": "Action",
+    "event": "EventSelector",
+    "jsonpath": "JsonPathFilter",
+    "task": "Task",
+    "env": "EnvEntry",
+    "resources": "Resources",
+}
+
+DESCRIPTIONS: dict[str, dict[str, str]] = {
+    "config": {
+        "": "A job config of Keptn's job-executor-service (job/config.yaml), read unchanged by job-executor.",
+        "apiVersion": f"Version of the format; only '{API_VERSION}' is supported.",
+        "actions": "What to run for which events. Every action whose events match runs, in this order.",
+    },
+    "action": {
+        "": "A named group of tasks run for the events it lists.",
+        "name": "Name of the action, unique in the file; shown in reports and job labels.",
+        "silent": "When true, no started/finished events are sent for this action (useful "
+        "for actions on .finished events). Default false.",
+        "events": "The action runs when an event matches any of these selectors.",
+        "tasks": "Tasks run one after the other, each as a Kubernetes Job (or a local process).",
+    },
+    "event": {
+        "": "Selects events by type and, optionally, by a value in the event.",
+        "name": "Event type glob: '*' matches any run of characters and the whole type must "
+        "match (sh.keptn.event.*.triggered). Other characters, regex syntax included, are "
+        "literal.",
+        "jsonpath": "Optional: the event matches only when this property's value equals 'match'.",
+    },
+    "jsonpath": {
+        "": "A jsonpath filter on the event.",
+        "property": "A jsonpath into the event, such as $.data.test.teststrategy. A path that "
+        "finds nothing never matches.",
+        "match": "The text the found value must equal (numbers and booleans are compared as their text).",
+    },
+    "task": {
+        "": "One job: a container image with its command, files, environment and limits.",
+        "name": "Name of the task, unique in its action.",
+        "image": "Container image reference, e.g. alpine:3.20. It must match the operator's "
+        "allowed image list (ALLOWED_IMAGE_LIST) when one is set.",
+        "cmd": "Entrypoint (Kubernetes command). $(VAR) references are expanded by Kubernetes.",
+        "args": "Arguments to the entrypoint. $(VAR) references are expanded by Kubernetes.",
+        "files": "Files or folders of the resource tree to stage under /keptn, keeping their "
+        "paths; a leading '/' is optional and '..' is refused.",
+        "env": "Environment variables: from the event (jsonpath), from a Kubernetes secret "
+        "(every key), or a literal string. KEPTN_PROJECT, KEPTN_STAGE, KEPTN_SERVICE and "
+        "LABELS_<KEY> are always set.",
+        "workingDir": "Absolute working directory of the container, e.g. /keptn.",
+        "resources": "Resource limits and requests. When present, even empty, the defaults "
+        "(DEFAULT_RESOURCE_LIMITS_CPU and siblings) do not apply.",
+        "maxPollDuration": "Seconds to wait for the job to finish before giving up. Default 300.",
+        "namespace": "Namespace of the job. Default: JOB_NAMESPACE, else keptn.",
+        "annotations": "Annotations of the Job and its pod: a mapping, or a list of one-key mappings.",
+        "securityContext": "Container securityContext; each key given overrides the safe "
+        "default (non-root, no privilege escalation, all capabilities dropped, read-only "
+        "root file system).",
+        "imagePullPolicy": "Kubernetes imagePullPolicy of the job container.",
+        "serviceAccount": "Service account of the job's pod; naming one also mounts its token. "
+        "Default: DEFAULT_JOB_SERVICE_ACCOUNT, with no token mounted.",
+        "ttlSecondsAfterFinished": "Seconds a finished Job is kept. Default 21600; values "
+        "under 60 are raised to 60.",
+        "activeDeadlineSeconds": "Seconds the job may run before Kubernetes stops it; the "
+        "stricter of this and TASK_DEADLINE_SECONDS applies.",
+    },
+    "env": {
+        "": "One environment variable, or every key of a secret.",
+        "name": "Variable name; for valueFrom: secret, the name of the Kubernetes secret.",
+        "value": "For valueFrom: event, a jsonpath into the event (e.g. "
+        "$.data.deployment.deploymentURIsLocal[0]); for valueFrom: string, the literal "
+        "value.",
+        "valueFrom": "Where the value comes from.",
+        "as": "How a value from the event is written: default string for a scalar and JSON "
+        "for a map or list.",
+    },
+    "resources": {
+        "": "Kubernetes resource limits and requests of the job container.",
+        "limits": "Resource limits, e.g. cpu: 500m, memory: 512Mi.",
+        "requests": "Resource requests, e.g. cpu: 50m, memory: 128Mi.",
+    },
+}
+
+_NULL: dict[str, Any] = {"type": "null"}
+_STRINGS: dict[str, Any] = {"type": "array", "items": {"type": ["string", "number"]}}
+
+
+def _items(ref: str) -> dict[str, Any]:
+    return {"type": "array", "minItems": 1, "maxItems": MAX_ITEMS, "items": {"$ref": ref}}
+
+
+def _quantities() -> dict[str, Any]:
+    return {
+        "type": ["object", "null"],
+        "propertyNames": {"pattern": RESOURCE_NAME.pattern},
+        "additionalProperties": {
+            "anyOf": [{"type": "string", "pattern": QUANTITY.pattern}, {"type": "number", "minimum": 0}]
+        },
+    }
+
+
+def _security_context() -> dict[str, Any]:
+    json_types = {bool: "boolean", dict: "object", int: "integer", str: "string"}
+    return {
+        "type": ["object", "null"],
+        "properties": {key: {"type": json_types[kind]} for key, kind in SECURITY_CONTEXT_KEYS.items()},
+        "additionalProperties": False,
+    }
+
+
+def _annotations() -> dict[str, Any]:
+    value = {"type": ["string", "number", "boolean"]}
+    names = {"pattern": ANNOTATION_KEY.pattern, "maxLength": 316}
+    mapping = {"type": "object", "propertyNames": names, "additionalProperties": value}
+    return {"anyOf": [mapping, {"type": "array", "items": mapping}, _NULL]}
+
+
+# The type of every field, by kind. Optional fields accept null (the parser treats an empty
+# value as absent); `build_schema` adds that.
+TYPES: dict[str, dict[str, dict[str, Any]]] = {
+    "config": {"apiVersion": {"const": API_VERSION}, "actions": _items("#/$defs/Action")},
+    "action": {
+        "name": {"type": "string", "minLength": 1},
+        "silent": {"type": "boolean"},
+        "events": _items("#/$defs/EventSelector"),
+        "tasks": _items("#/$defs/Task"),
+    },
+    "event": {"name": {"type": "string", "pattern": r"\S"}, "jsonpath": {"$ref": "#/$defs/JsonPathFilter"}},
+    "jsonpath": {
+        "property": {"type": "string", "pattern": r"\S"},
+        "match": {"type": ["string", "number", "boolean"]},
+    },
+    "task": {
+        "name": {"type": "string"},
+        "image": {"type": "string", "pattern": r"^\S+$"},
+        "cmd": _STRINGS,
+        "args": _STRINGS,
+        "files": {"type": "array", "items": {"type": "string"}},
+        "env": {"type": "array", "items": {"$ref": "#/$defs/EnvEntry"}},
+        "workingDir": {"type": "string", "pattern": "^/"},
+        "resources": {"$ref": "#/$defs/Resources"},
+        "maxPollDuration": {"type": "integer", "minimum": 1},
+        "namespace": {"type": "string", "pattern": DNS_LABEL.pattern, "maxLength": 63},
+        "annotations": _annotations(),
+        "securityContext": _security_context(),
+        "imagePullPolicy": {"enum": list(PULL_POLICIES)},
+        "serviceAccount": {"type": "string", "pattern": DNS_SUBDOMAIN.pattern, "maxLength": 253},
+        "ttlSecondsAfterFinished": {"type": "integer", "minimum": 0},
+        "activeDeadlineSeconds": {"type": "integer", "minimum": 1},
+    },
+    "env": {
+        "name": {"type": "string"},
+        "value": {"type": ["string", "number"]},
+        "valueFrom": {"enum": list(VALUE_FROM)},
+        "as": {"enum": list(FORMATS)},
+    },
+    "resources": {"limits": _quantities(), "requests": _quantities()},
+}
+
+# Optional fields the parser does not accept empty: `silent:` must be true or false.
+NOT_NULLABLE = {("action", "silent")}
+
+# Rules between fields that the parser enforces and a schema can say.
+EXTRA: dict[str, dict[str, Any]] = {
+    "env": {
+        "allOf": [
+            {
+                "if": {"properties": {"valueFrom": {"const": "secret"}}, "required": ["valueFrom"]},
+                "then": {"properties": {"name": {"pattern": DNS_SUBDOMAIN.pattern}, "as": {"type": "null"}}},
+                "else": {"properties": {"name": {"pattern": ENV_NAME.pattern}}},
+            },
+            {
+                "if": {"properties": {"valueFrom": {"enum": ["event", "string"]}}, "required": ["valueFrom"]},
+                "then": {"required": ["value"], "properties": {"value": {"type": ["string", "number"]}}},
+            },
+        ]
+    }
+}
+
+
+def _object(kind: str) -> dict[str, Any]:
+    fields = FIELDS[kind]
+    required = REQUIRED.get(kind, ())
+    types, descriptions = TYPES[kind], DESCRIPTIONS[kind]
+    missing = [f for f in fields if f not in types or f not in descriptions]
+    extra = [f for f in (*types, *descriptions) if f and f not in fields]
+    if missing or extra:
+        raise RuntimeError(f"schema tables of {kind!r} do not match FIELDS: missing {missing}, extra {extra}")
+    properties: dict[str, Any] = {}
+    for name in fields:
+        spec = dict(types[name])
+        if name not in required and (kind, name) not in NOT_NULLABLE:
+            spec = _nullable(spec)
+        properties[name] = {"description": descriptions[name], **spec}
+    out: dict[str, Any] = {"description": descriptions[""], "type": "object"}
+    if kind in DEFINITIONS:
+        out = {"title": DEFINITIONS[kind], **out}
+    out["properties"] = properties
+    if required:
+        out["required"] = list(required)
+    out["additionalProperties"] = False
+    out.update(EXTRA.get(kind, {}))
+    return out
+
+
+def _nullable(spec: dict[str, Any]) -> dict[str, Any]:
+    if "type" in spec and "anyOf" not in spec:
+        kinds = spec["type"] if isinstance(spec["type"], list) else [spec["type"]]
+        if "null" in kinds:
+            return spec
+        if "enum" not in spec and "const" not in spec:
+            return {**spec, "type": [*kinds, "null"]}
+    if "anyOf" in spec and _NULL in spec["anyOf"]:
+        return spec
+    if "enum" in spec:
+        return {**spec, "enum": [*spec["enum"], None]}
+    return {"anyOf": [spec, _NULL]}
+
+
+def build_schema() -> dict[str, Any]:
+    root = _object("config")
+    defs = {title: _object(kind) for kind, title in DEFINITIONS.items()}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": SCHEMA_ID,
+        "title": "job-executor job config (job/config.yaml, apiVersion v2)",
+        **root,
+        "$defs": defs,
+    }
+
+
+def schema_text() -> str:
+    return json.dumps(build_schema(), indent=2, ensure_ascii=False) + "\n"
+
+
+def load_schema() -> dict[str, Any]:
+    """The shipped schema, as editors and users see it."""
+    result: dict[str, Any] = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
+    return result
+
+
+def main() -> int:
+    sys.stdout.write(schema_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

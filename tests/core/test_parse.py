@@ -1,0 +1,574 @@
+"""The job config parser: the accepted format, and every error as FILE:LINE with a way out."""
+
+from __future__ import annotations
+
+import pytest
+
+from executor.config.model import EnvEntry, JsonPathFilter, Resources
+from executor.config.parse import MAX_ITEMS, read_config_file
+from executor.config.yamlload import MAX_CONFIG_BYTES, MAX_DEPTH, load_yaml
+from executor.problems import ConfigError, Problem
+
+from .conftest import RESOURCES, config, one_task, problems
+
+
+def lines(found: list[Problem]) -> list[int]:
+    return [p.line for p in found]
+
+
+def only(found: list[Problem]) -> Problem:
+    assert len(found) == 1, [str(p) for p in found]
+    return found[0]
+
+
+# ---- what is accepted ----
+
+
+def test_full_task_is_read_into_the_model() -> None:
+    cfg = config(
+        """\
+        apiVersion: v2
+        actions:
+          - name: "Run locust"
+            silent: false
+            events:
+              - name: "sh.keptn.event.test.triggered"
+                jsonpath:
+                  property: "$.data.test.teststrategy"
+                  match: "locust"
+            tasks:
+              - name: "Run locust tests"
+                image: "locustio/locust"
+                cmd: [locust]
+                args: ["--host", "$(HOST)", 3]
+                files: [/locust/basic.py, helm]
+                env:
+                  - {name: HOST, value: "$.data.url", valueFrom: event}
+                  - {name: EVENT, value: "$", valueFrom: event, as: json}
+                  - {name: locust-secret, valueFrom: secret}
+                  - {name: N, value: 3, valueFrom: string}
+                workingDir: /keptn
+                resources: {limits: {cpu: 1, memory: 512Mi}, requests: {cpu: 0.5}}
+                maxPollDuration: 1200
+                namespace: carts
+                annotations: {a.example.com/x: "1", b: 2}
+                securityContext: {runAsUser: 7000}
+                imagePullPolicy: Always
+                serviceAccount: runner
+                ttlSecondsAfterFinished: 600
+                activeDeadlineSeconds: 30
+        """
+    )
+    assert cfg.api_version == "v2" and cfg.source == "job/config.yaml"
+    assert len(cfg.digest) == 64
+    (action,) = cfg.actions
+    assert (action.name, action.silent, action.index, action.line) == ("Run locust", False, 0, 3)
+    (selector,) = action.events
+    assert selector.jsonpath == JsonPathFilter("$.data.test.teststrategy", "locust")
+    assert selector.line == 6
+    (task,) = action.tasks
+    assert task.line == 11
+    assert task.cmd == ("locust",) and task.args == ("--host", "$(HOST)", "3")
+    assert task.files == ("locust/basic.py", "helm")
+    assert task.env == (
+        EnvEntry("HOST", "event", "$.data.url", None, 17),
+        EnvEntry("EVENT", "event", "$", "json", 18),
+        EnvEntry("locust-secret", "secret", "", None, 19),
+        EnvEntry("N", "string", "3", None, 20),
+    )
+    assert task.resources == Resources({"cpu": "1", "memory": "512Mi"}, {"cpu": "0.5"})
+    assert task.annotations == {"a.example.com/x": "1", "b": "2"}
+    assert (task.max_poll_duration, task.namespace, task.working_dir) == (1200, "carts", "/keptn")
+    assert task.security_context == {"runAsUser": 7000}
+    assert (task.image_pull_policy, task.service_account) == ("Always", "runner")
+    assert (task.ttl_seconds_after_finished, task.active_deadline_seconds) == (600, 30)
+
+
+def test_optional_fields_default_to_absent() -> None:
+    task = config(one_task("image: alpine")).actions[0].tasks[0]
+    assert task.resources is None  # no block: the settings' defaults apply
+    assert task.max_poll_duration is None and task.ttl_seconds_after_finished is None
+    assert task.security_context is None and task.annotations == {}
+    assert task.env == () and task.files == ()
+
+
+@pytest.mark.parametrize("block", ["resources:", "resources: {}", "resources: {limits: {}, requests: {}}"])
+def test_an_empty_resources_block_is_kept_as_empty_not_absent(block: str) -> None:
+    task = config(one_task(f"image: alpine\n{block}")).actions[0].tasks[0]
+    assert task.resources == Resources({}, {})
+
+
+def test_resources_with_only_cpu() -> None:
+    text = one_task("image: alpine\nresources:\n  limits:\n    cpu: 1\n  requests:\n    cpu: 50m")
+    task = config(text).actions[0].tasks[0]
+    assert task.resources == Resources({"cpu": "1"}, {"cpu": "50m"})
+
+
+def test_annotations_as_a_list_of_one_key_maps() -> None:
+    text = one_task("image: alpine\nannotations:\n  - key1: value1\n  - key2: value2")
+    assert config(text).actions[0].tasks[0].annotations == {"key1": "value1", "key2": "value2"}
+
+
+@pytest.mark.parametrize(("written", "text"), [("true", "true"), ("3", "3"), ("'x'", "x"), ("1.5", "1.5")])
+def test_jsonpath_match_is_kept_as_text(written: str, text: str) -> None:
+    cfg = config(
+        f"""\
+        apiVersion: v2
+        actions:
+          - name: a
+            events:
+              - name: e
+                jsonpath: {{property: $.data.x, match: {written}}}
+            tasks: [{{name: t, image: alpine}}]
+        """
+    )
+    jsonpath = cfg.actions[0].events[0].jsonpath
+    assert jsonpath is not None and jsonpath.match == text
+
+
+def test_action_indexes_follow_config_order() -> None:
+    cfg = config(
+        """\
+        apiVersion: v2
+        actions:
+          - {name: a, events: [{name: e}], tasks: [{name: t, image: i}]}
+          - {name: b, events: [{name: e}], tasks: [{name: t, image: i}]}
+        """
+    )
+    assert [(a.name, a.index) for a in cfg.actions] == [("a", 0), ("b", 1)]
+
+
+def test_the_samples_parse() -> None:
+    found = sorted(RESOURCES.rglob("job/config.yaml"))
+    assert len(found) >= 10
+    for path in found:
+        assert read_config_file(str(path)).actions
+
+
+# ---- FILE:LINE errors ----
+
+
+def test_problem_format_is_file_line_message() -> None:
+    assert str(Problem("a.yaml", 3, "boom")) == "a.yaml:3: boom"
+    assert str(Problem("a.yaml", 3, "hmm", "warning")) == "a.yaml:3: warning: hmm"
+    error = ConfigError([Problem("a.yaml", 1, "x"), Problem("a.yaml", 2, "y")])
+    assert str(error) == "a.yaml:1: x\na.yaml:2: y"
+
+
+def test_unknown_field_suggests_the_close_name() -> None:
+    found = problems(one_task("image: alpine\nimagePulPolicy: Always"))
+    problem = only(found)
+    assert problem.file == "job/config.yaml"
+    assert problem.line == 9
+    assert "unknown field 'imagePulPolicy'" in problem.message
+    assert "did you mean 'imagePullPolicy'?" in problem.message
+
+
+def test_unknown_field_far_from_any_lists_the_allowed_ones() -> None:
+    problem = only(
+        problems(
+            "apiVersion: v2\nzzz: 1\nactions:\n  - {name: a, events: [{name: e}], tasks: [{name: t, image: i}]}\n"
+        )
+    )
+    assert problem.line == 2
+    assert "allowed: apiVersion, actions" in problem.message
+
+
+def test_unknown_field_in_each_kind_of_object() -> None:
+    found = problems(
+        """\
+        apiVersion: v2
+        actions:
+          - name: a
+            silentt: true
+            events:
+              - name: e
+                jsonpth: {}
+              - name: f
+                jsonpath: {property: $.x, match: y, mach: z}
+            tasks:
+              - name: t
+                image: i
+                env:
+                  - {name: X, valueFrom: string, value: v, from: x}
+                resources: {limit: {}}
+                securityContext: {runAsUsr: 1}
+        """
+    )
+    assert lines(found) == [4, 7, 9, 14, 15, 16]
+    assert "did you mean 'silent'?" in found[0].message
+    assert "did you mean 'jsonpath'?" in found[1].message
+    assert "did you mean 'match'?" in found[2].message
+    assert "unknown field 'from' in env entry" in found[3].message
+    assert "did you mean 'limits'?" in found[4].message
+    assert "did you mean 'runAsUser'?" in found[5].message
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        ("cmd", "echo hi", "'cmd' must be a list of strings, not a string"),
+        ("args", "{a: 1}", "'args' must be a list of strings, not a mapping"),
+        ("files", "[[a]]", "'files' item 1 must be a string, not a list"),
+        ("maxPollDuration", "'300'", "'maxPollDuration' must be a whole number of seconds, not a string"),
+        ("maxPollDuration", "0", "'maxPollDuration' must be at least 1, not 0"),
+        ("maxPollDuration", "1.5", "must be a whole number of seconds, not a number"),
+        ("ttlSecondsAfterFinished", "-1", "'ttlSecondsAfterFinished' must be at least 0, not -1"),
+        ("activeDeadlineSeconds", "true", "must be a whole number of seconds, not a boolean"),
+        ("env", "HOST", "'env' must be a list, not a string"),
+        ("env", "[3]", "env entry must be a mapping of keys to values, not a number"),
+        ("workingDir", "keptn", "workingDir 'keptn' must be an absolute path"),
+        ("namespace", "Carts_NS", "namespace 'Carts_NS' is not a valid Kubernetes namespace name"),
+        ("imagePullPolicy", "always", "imagePullPolicy 'always': write one of Always, IfNotPresent, Never"),
+        ("serviceAccount", "My Account", "serviceAccount 'My Account' is not a valid Kubernetes name"),
+        ("annotations", "just-text", "'annotations' must be a mapping of names to strings"),
+        (
+            "annotations",
+            "{'bad key': x}",
+            "annotation key 'bad key' is not a valid Kubernetes annotation name",
+        ),
+        ("annotations", "{k: [1]}", "annotation 'k' must have a string value"),
+        ("annotations", "[{k: a}, {k: b}]", "annotation 'k' is given twice"),
+        ("securityContext", "[]", "'securityContext' must be a mapping, not a list"),
+        ("securityContext", "{runAsUser: 'root'}", "securityContext.runAsUser must be int, not a string"),
+        ("securityContext", "{privileged: 1}", "securityContext.privileged must be bool, not a number"),
+        ("securityContext", "{runAsUser: true}", "securityContext.runAsUser must be int, not a boolean"),
+        ("resources", "[]", "resources must be a mapping of keys to values, not a list"),
+        ("resources", "{limits: [cpu]}", "'limits' must be a mapping such as cpu: 500m, not a list"),
+        ("resources", "{limits: {cpu: lots}}", "limits.cpu: 'lots' is not a Kubernetes quantity"),
+        ("resources", "{limits: {cpu: -1}}", "limits.cpu: -1 is not a Kubernetes quantity"),
+        ("resources", "{limits: {cpu: 1.5.5}}", "is not a Kubernetes quantity"),
+        ("resources", "{requests: {memory: 12 Mi}}", "requests.memory: '12 Mi' is not a Kubernetes quantity"),
+        ("resources", "{requests: {'bad name!': 1}}", "'bad name!' is not a resource name"),
+        ("files", "[../etc/passwd]", "escapes the resource tree ('..' is not allowed)"),
+        ("files", "[/]", "names no file"),
+    ],
+)
+def test_wrong_values_of_task_fields(field: str, value: str, expected: str) -> None:
+    problem = only(problems(one_task(f"image: alpine\n{field}: {value}")))
+    assert problem.line == 9, str(problem)
+    assert expected in problem.message, str(problem)
+
+
+@pytest.mark.parametrize("quantity", ["500m", "1", "0.5", ".5", "128Mi", "2Gi", "1e3", "1E-3", "+1", "10k"])
+def test_kubernetes_quantities_are_accepted(quantity: str) -> None:
+    task = (
+        config(one_task(f"image: alpine\nresources: {{limits: {{cpu: '{quantity}'}}}}")).actions[0].tasks[0]
+    )
+    assert task.resources is not None and task.resources.limits == {"cpu": quantity}
+
+
+def test_bad_quantity_line_points_at_the_value() -> None:
+    found = problems(one_task("image: alpine\nresources:\n  limits:\n    cpu: 1\n    memory: 512MB"))
+    assert lines(found) == [12]
+    assert (
+        "limits.memory: '512MB' is not a Kubernetes quantity (examples: 500m, 1, 128Mi, 2Gi)"
+        in found[0].message
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "expected"),
+    [
+        ("actions: []\n", 1, "the job config is missing required field 'apiVersion'"),
+        ("apiVersion: v1\nactions: []\n", 1, "apiVersion 'v1' is not supported; write 'apiVersion: v2'"),
+        ("apiVersion: 2\nactions: []\n", 1, "apiVersion 2 is not supported; write 'apiVersion: v2'"),
+        ("apiVersion:\nactions: []\n", 1, "missing required field 'apiVersion'"),
+    ],
+)
+def test_api_version(text: str, line: int, expected: str) -> None:
+    found = problems(text)
+    assert any(p.line == line and expected in p.message for p in found), [str(p) for p in found]
+
+
+def test_missing_required_fields_are_reported_where_the_parent_is() -> None:
+    found = problems(
+        """\
+        apiVersion: v2
+        actions:
+          - name: a
+            events:
+              - jsonpath: {property: $.x}
+            tasks:
+              - name: t
+              - image: i
+        """
+    )
+    assert [(p.line, p.message) for p in found] == [
+        (5, "event is missing required field 'name'"),
+        (5, "jsonpath is missing required field 'match'"),
+        (7, "task 1 is missing required field 'image'"),
+        (8, "task 2 is missing required field 'name'"),
+    ]
+
+
+def test_missing_actions_and_wrong_root() -> None:
+    assert only(problems("apiVersion: v2\n")).message == "the job config is missing required field 'actions'"
+    assert "must be a mapping of keys to values, not a list" in only(problems("- a\n- b\n")).message
+    assert (
+        "'actions' must be a list, not a mapping" in only(problems("apiVersion: v2\nactions: {}\n")).message
+    )
+    assert (
+        "'actions' is empty; add at least one action"
+        in only(problems("apiVersion: v2\nactions: []\n")).message
+    )
+
+
+def test_empty_lists_in_an_action() -> None:
+    found = problems("apiVersion: v2\nactions:\n  - name: a\n    events: []\n    tasks: []\n")
+    assert [(p.line, p.message) for p in found] == [
+        (4, "'events' of action 'a' is empty; add at least one"),
+        (5, "'tasks' of action 'a' is empty; add at least one"),
+    ]
+
+
+@pytest.mark.parametrize("name", ["''", "' '"])
+def test_empty_action_name_is_an_error_not_a_dropped_action(name: str) -> None:
+    found = problems(
+        f"apiVersion: v2\nactions:\n  - name: {name}\n    events: [{{name: e}}]\n    tasks: [{{name: t, image: i}}]\n"
+    )
+    assert only(found).line == 3
+    assert "action name is empty" in found[0].message
+
+
+def test_empty_task_name_and_event_name() -> None:
+    found = problems(
+        "apiVersion: v2\nactions:\n  - name: a\n    events: [{name: ' '}]\n    tasks: [{name: '', image: i}]\n"
+    )
+    assert [p.line for p in found] == [4, 5]
+    assert "event name is empty" in found[0].message
+    assert "task name is empty" in found[1].message
+
+
+def test_duplicate_names_of_actions_and_tasks() -> None:
+    found = problems(
+        """\
+        apiVersion: v2
+        actions:
+          - name: a
+            events: [{name: e}]
+            tasks: [{name: t, image: i}, {name: t, image: i}]
+          - name: a
+            events: [{name: e}]
+            tasks: [{name: t, image: i}]
+        """
+    )
+    assert [(p.line, p.message) for p in found] == [
+        (5, "two tasks are named 't'; give each a distinct name"),
+        (6, "two actions are named 'a'; give each a distinct name"),
+    ]
+
+
+def test_wrong_types_in_actions_and_events() -> None:
+    found = problems(
+        """\
+        apiVersion: v2
+        actions:
+          - name: [a]
+            silent: "yes"
+            events: {name: e}
+            tasks:
+              - name: t
+                image: "two words"
+          - just a string
+        """
+    )
+    assert [(p.line, p.message) for p in found] == [
+        (3, "'name' must be a string, not a list"),
+        (4, "'silent' must be true or false, not a string"),
+        (5, "'events' of action 1 must be a list, not a mapping"),
+        (8, "image 'two words' is not an image reference (example: alpine:3.20)"),
+        (9, "action 2 must be a mapping of keys to values, not a string"),
+    ]
+
+
+def test_silent_must_not_be_empty() -> None:
+    found = problems(
+        "apiVersion: v2\nactions:\n  - name: a\n    silent:\n    events: [{name: e}]\n    tasks: [{name: t, image: i}]\n"
+    )
+    assert (only(found).line, found[0].message) == (4, "'silent' must be true or false, not empty")
+
+
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        ("$.data.[", "invalid jsonpath '$.data.['"),
+        ("", "jsonpath is empty"),
+        ("$.data[?(@.x ==", "invalid jsonpath"),
+    ],
+)
+def test_bad_jsonpath_in_a_selector(expression: str, expected: str) -> None:
+    found = problems(
+        f"""\
+        apiVersion: v2
+        actions:
+          - name: a
+            events:
+              - name: e
+                jsonpath:
+                  property: "{expression}"
+                  match: x
+            tasks: [{{name: t, image: i}}]
+        """
+    )
+    problem = only(found)
+    assert problem.line == 7
+    assert expected in problem.message
+    assert "write a path such as $.data.test.teststrategy" in problem.message
+
+
+def test_bad_jsonpath_in_env() -> None:
+    problem = only(
+        problems(one_task('image: i\nenv:\n  - name: X\n    valueFrom: event\n    value: "$..[["'))
+    )
+    assert problem.line == 12
+    assert "invalid jsonpath" in problem.message
+
+
+@pytest.mark.parametrize(
+    ("entry", "line", "expected"),
+    [
+        ("{name: X, valueFrom: env}", 10, "valueFrom 'env': write one of event, secret, string"),
+        ("{name: X, valueFrom: event, value: $.x, as: xml}", 10, "as 'xml': write one of json, yaml, string"),
+        ("{name: X, valueFrom: event}", 10, "an env entry from the event needs 'value': a jsonpath"),
+        ("{name: X, valueFrom: string}", 10, "an env entry from a string needs 'value'"),
+        ("{name: my-secret, valueFrom: secret, as: json}", 10, "'as' applies to values from the event"),
+        (
+            "{name: My_Secret, valueFrom: secret}",
+            10,
+            "secret name 'My_Secret' is not a valid Kubernetes secret name",
+        ),
+        ("{name: '1=2', valueFrom: string, value: x}", 10, "env name '1=2' is not valid"),
+        ("{name: X, valueFrom: string, value: [a]}", 10, "'value' must be a string, not a list"),
+        (
+            "{name: X, valueFrom: string, value: 2021-01-01}",
+            10,
+            "'value' must be a string, not a date (put it in quotes",
+        ),
+        ("{value: x, valueFrom: string}", 10, "env entry is missing required field 'name'"),
+        ("{name: X}", 10, "env entry is missing required field 'valueFrom'"),
+    ],
+)
+def test_env_entry_errors(entry: str, line: int, expected: str) -> None:
+    problem = only(problems(one_task(f"image: i\nenv:\n  - {entry}")))
+    assert problem.line == line, str(problem)
+    assert expected in problem.message, str(problem)
+
+
+def test_every_problem_is_reported_not_just_the_first() -> None:
+    found = problems(one_task("image: i\nmaxPollDuration: x\nnamespace: BAD\nimagePullPolicy: sometimes"))
+    assert lines(found) == [9, 10, 11]
+
+
+# ---- YAML level ----
+
+
+def test_duplicate_key_line() -> None:
+    found = problems("apiVersion: v2\nactions:\n  - name: a\n    name: b\n")
+    assert (only(found).line, found[0].message) == (4, "duplicate key 'name'")
+
+
+def test_invalid_yaml_reports_its_line() -> None:
+    text = one_task("image: alpine\ncmd: [echo, 'unterminated]\nargs: []")
+    problem = only(problems(text))
+    # An unclosed quote is reported where it opens, not at the end of the file.
+    assert problem.line == 9
+    assert problem.message == (
+        "invalid YAML: found unexpected end of stream while scanning a quoted scalar that starts here"
+    )
+    problem = only(problems("apiVersion: v2\nactions:\n  - name: a\n   bad: indent\n"))
+    assert problem.line == 4 and problem.message.startswith("invalid YAML")
+    problem = only(problems("apiVersion: v2\nactions:\n\t- name: a\n"))
+    assert problem.line == 3
+
+
+@pytest.mark.parametrize(
+    "value", ["!!python/object:os.system [ls]", "!!set {a, b}", "!!python/name:os.system ''", "!!omap [a: 1]"]
+)
+def test_tags_other_than_the_plain_ones_are_refused(value: str) -> None:
+    problem = only(problems(f"apiVersion: v2\nactions: {value}\n"))
+    assert problem.line == 2 and "invalid value" in problem.message
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "# only a comment\n", "---\n"])
+def test_empty_file(text: str) -> None:
+    problem = only(problems(text))
+    assert problem.line == 1
+    assert "the file is empty" in problem.message
+    assert "apiVersion: v2" in problem.message
+
+
+def test_oversized_file(tmp_path: pytest.TempPathFactory) -> None:
+    text = "apiVersion: v2\n# " + "x" * MAX_CONFIG_BYTES + "\n"
+    problem = only(problems(text))
+    assert problem.line == 1 and "the limit is" in problem.message
+    path = tmp_path / "config.yaml"  # type: ignore[operator]
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        read_config_file(str(path))
+    assert str(caught.value).startswith(f"{path}:1: file is {MAX_CONFIG_BYTES + 1} bytes")
+
+
+def test_unreadable_file(tmp_path: pytest.TempPathFactory) -> None:
+    missing = f"{tmp_path}/nope.yaml"
+    with pytest.raises(ConfigError) as caught:
+        read_config_file(missing)
+    assert str(caught.value) == f"{missing}:0: cannot read file: No such file or directory"
+
+
+def test_not_utf8() -> None:
+    from executor.config.parse import parse_config
+
+    with pytest.raises(ConfigError) as caught:
+        parse_config(b"apiVersion: v2\nactions: [\xff]\n", "c.yaml")
+    assert "not UTF-8" in str(caught.value)
+
+
+def test_too_many_actions() -> None:
+    action = "  - {name: a%d, events: [{name: e}], tasks: [{name: t, image: i}]}\n"
+    text = "apiVersion: v2\nactions:\n" + "".join(action % i for i in range(MAX_ITEMS + 1))
+    problem = only(problems(text))
+    assert problem.line == 2
+    assert f"{MAX_ITEMS + 1} actions; at most {MAX_ITEMS} fit in a job name" in problem.message
+    config(
+        "apiVersion: v2\nactions:\n" + "".join(action % i for i in range(MAX_ITEMS))
+    )  # the limit itself is fine
+
+
+def test_too_many_tasks() -> None:
+    tasks = ", ".join(f"{{name: t{i}, image: i}}" for i in range(MAX_ITEMS + 1))
+    problem = only(
+        problems(f"apiVersion: v2\nactions:\n  - name: a\n    events: [{{name: e}}]\n    tasks: [{tasks}]\n")
+    )
+    assert problem.line == 5 and f"at most {MAX_ITEMS}" in problem.message
+
+
+def test_merge_keys_are_refused() -> None:
+    problem = only(problems("base: &b {image: i}\napiVersion: v2\nactions:\n  - <<: *b\n"))
+    assert problem.line == 4 and "merge keys" in problem.message
+
+
+def test_alias_bomb_is_bounded() -> None:
+    text = "a: &a [1,1,1,1,1,1,1,1,1,1]\n" + "".join(
+        f"{n}: &{n} [{', '.join(['*' + p] * 10)}]\n" for p, n in zip("abcdef", "bcdefg", strict=True)
+    )
+    assert "more than" in only(problems(text)).message
+
+
+def test_recursive_alias_is_an_error_not_a_crash() -> None:
+    problem = only(problems("apiVersion: v2\nactions: &x [*x]\n"))
+    assert problem.line == 2 and "cycle" in problem.message
+
+
+@pytest.mark.parametrize("depth", [MAX_DEPTH + 5, 2000])
+def test_deep_nesting_is_an_error_not_a_crash(depth: int) -> None:
+    problem = only(problems("apiVersion: v2\nactions: " + "[" * depth + "]" * depth + "\n"))
+    assert "nest more than" in problem.message
+
+
+def test_lines_of_nested_values() -> None:
+    doc = load_yaml("a:\n  b:\n    - x\n    - y: 1\n")
+    assert doc.line(("a",)) == 1
+    assert doc.line(("a", "b")) == 2
+    assert doc.line(("a", "b", 1, "y")) == 4
+    assert doc.line(("a", "b", 7)) == 2  # unknown: nearest written ancestor

@@ -1,0 +1,362 @@
+"""Planning: event + task + settings -> TaskSpec (env, resources, defaults, policy)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import FrozenInstanceError, replace
+
+import pytest
+import yaml
+
+from executor.config.model import JobConfig
+from executor.planner import (
+    DEFAULT_SECURITY_CONTEXT,
+    PlanError,
+    effective_deadline,
+    label_env_name,
+    plan_action,
+)
+from executor.policy import PolicyError
+from executor.settings import ResourceDefaults, Settings
+from executor.taskspec import EnvVar, TaskSpec
+
+from .conftest import UUID, config, make_event, one_task, sample_event
+
+DATA = {
+    "project": "sockshop",
+    "stage": "dev",
+    "service": "carts",
+    "labels": {"testId": "4711", "build-id": "build-17", "owner name": "JohnDoe", "n": 3},
+    "deployment": {"deploymentURIsLocal": ["https://keptn.sh"], "count": 2, "ready": True},
+    "test": {"teststrategy": "locust"},
+}
+
+
+def plan(task_yaml: str, settings: Settings | None = None, data: object = DATA) -> TaskSpec:
+    cfg = config(one_task(task_yaml))
+    specs = plan_action(make_event(data=data), cfg.actions[0], cfg, settings or Settings())
+    assert len(specs) == 1
+    return specs[0]
+
+
+def env_of(spec: TaskSpec) -> dict[str, str]:
+    return {e.name: e.value for e in spec.env}
+
+
+# ---- env ----
+
+
+def test_keptn_defaults_and_labels() -> None:
+    env = env_of(plan("image: alpine"))
+    assert env == {
+        "KEPTN_PROJECT": "sockshop",
+        "KEPTN_STAGE": "dev",
+        "KEPTN_SERVICE": "carts",
+        "LABELS_TESTID": "4711",
+        "LABELS_BUILD_ID": "build-17",
+        "LABELS_OWNER_NAME": "JohnDoe",
+        "LABELS_N": "3",
+    }
+
+
+@pytest.mark.parametrize(
+    ("key", "name"),
+    [
+        ("build-id", "LABELS_BUILD_ID"),
+        ("owner name", "LABELS_OWNER_NAME"),
+        ("a - b", "LABELS_A___B"),
+        ("testId", "LABELS_TESTID"),
+        ("x.y", "LABELS_X.Y"),
+        ("app.kubernetes.io/name", "LABELS_APP.KUBERNETES.IO_NAME"),
+        ("a=b", "LABELS_A_B"),
+        ("größe", "LABELS_GR_SSE"),
+    ],
+)
+def test_label_env_names(key: str, name: str) -> None:
+    assert label_env_name(key) == name
+
+
+def test_event_without_data_gives_empty_defaults() -> None:
+    env = env_of(plan("image: alpine", data={"labels": "not a map"}))
+    assert env == {"KEPTN_PROJECT": "", "KEPTN_STAGE": "", "KEPTN_SERVICE": ""}
+
+
+def test_values_from_the_event_default_to_string_for_scalars_and_json_for_maps() -> None:
+    spec = plan(
+        """\
+        image: alpine
+        env:
+          - {name: HOST, value: "$.data.deployment.deploymentURIsLocal[0]", valueFrom: event}
+          - {name: COUNT, value: "$.data.deployment.count", valueFrom: event}
+          - {name: READY, value: "$.data.deployment.ready", valueFrom: event}
+          - {name: DEPLOYMENT, value: "$.data.deployment", valueFrom: event}
+          - {name: URIS, value: "$.data.deployment.deploymentURIsLocal", valueFrom: event}
+        """
+    )
+    env = env_of(spec)
+    assert env["HOST"] == "https://keptn.sh"
+    assert env["COUNT"] == "2"
+    assert env["READY"] == "true"
+    assert json.loads(env["DEPLOYMENT"]) == DATA["deployment"]
+    assert env["URIS"] == '["https://keptn.sh"]'  # JSON, not Go's [https://keptn.sh]
+
+
+def test_as_yaml_of_a_map_and_as_json() -> None:
+    spec = plan(
+        """\
+        image: alpine
+        env:
+          - {name: DATA_YAML, value: "$.data.deployment", valueFrom: event, as: yaml}
+          - {name: EVENT, value: "$", valueFrom: event, as: json}
+          - {name: STRATEGY_JSON, value: "$.data.test.teststrategy", valueFrom: event, as: json}
+          - {name: STRATEGY, value: "$.data.test.teststrategy", valueFrom: event, as: string}
+          - {name: COUNT_YAML, value: "$.data.deployment.count", valueFrom: event, as: yaml}
+        """
+    )
+    env = env_of(spec)
+    assert yaml.safe_load(env["DATA_YAML"]) == DATA["deployment"]
+    assert env["DATA_YAML"].startswith("deploymentURIsLocal:\n- https://keptn.sh\n")  # block style
+    event = json.loads(env["EVENT"])
+    assert event["id"] == UUID and event["type"] == "sh.keptn.event.test.triggered"
+    assert event["data"] == DATA
+    assert env["STRATEGY_JSON"] == '"locust"'
+    assert env["STRATEGY"] == "locust"
+    assert yaml.safe_load(env["COUNT_YAML"]) == 2
+
+
+def test_jsonpath_that_finds_nothing_is_a_clear_plan_error() -> None:
+    with pytest.raises(PlanError) as caught:
+        plan("image: alpine\nenv: [{name: HOST, value: '$.data.nope[0]', valueFrom: event}]")
+    assert str(caught.value) == "task 'task': env HOST: jsonpath $.data.nope[0] found nothing in the event"
+
+
+def test_literals_and_secrets() -> None:
+    spec = plan(
+        """\
+        image: alpine
+        env:
+          - {name: DATA_DIR, valueFrom: string, value: /tmp/data}
+          - {name: locust-secret, valueFrom: secret}
+          - {name: other-secret, valueFrom: secret}
+          - {name: locust-secret, valueFrom: secret}
+        """
+    )
+    assert env_of(spec)["DATA_DIR"] == "/tmp/data"
+    assert spec.secret_refs == ("locust-secret", "other-secret")
+    assert "locust-secret" not in env_of(spec)
+
+
+def test_config_entries_win_over_defaults_in_place() -> None:
+    spec = plan("image: alpine\nenv: [{name: KEPTN_STAGE, valueFrom: string, value: prod}]")
+    assert spec.env[:3] == (
+        EnvVar("KEPTN_PROJECT", "sockshop"),
+        EnvVar("KEPTN_STAGE", "prod"),
+        EnvVar("KEPTN_SERVICE", "carts"),
+    )
+
+
+def test_var_references_in_cmd_and_args_are_left_for_kubernetes() -> None:
+    spec = plan("image: alpine\ncmd: [sh, -c]\nargs: ['echo $(HOST) $(KEPTN_PROJECT)']")
+    assert spec.cmd == ("sh", "-c")
+    assert spec.args == ("echo $(HOST) $(KEPTN_PROJECT)",)
+
+
+# ---- resources ----
+
+
+def test_default_resources_apply_without_a_block() -> None:
+    spec = plan("image: alpine")
+    assert spec.limits == {"cpu": "1", "memory": "512Mi"}
+    assert spec.requests == {"cpu": "50m", "memory": "128Mi"}
+
+
+def test_default_resources_come_from_settings() -> None:
+    settings = Settings(default_resources=ResourceDefaults("2", "1Gi", "100m", ""))
+    spec = plan("image: alpine", settings)
+    assert spec.limits == {"cpu": "2", "memory": "1Gi"}
+    assert spec.requests == {"cpu": "100m"}  # an empty setting is left out
+    assert spec.init_limits == {"cpu": "2", "memory": "1Gi"}
+
+
+@pytest.mark.parametrize("block", ["resources:", "resources: {}"])
+def test_an_empty_resources_block_turns_the_defaults_off(block: str) -> None:
+    spec = plan(f"image: alpine\n{block}")
+    assert spec.limits == {} and spec.requests == {}
+    assert spec.init_limits == {"cpu": "1", "memory": "512Mi"}  # the init container keeps them
+
+
+def test_a_partial_block_is_used_as_written() -> None:
+    spec = plan("image: alpine\nresources: {limits: {cpu: 1}, requests: {cpu: 50m}}")
+    assert spec.limits == {"cpu": "1"} and spec.requests == {"cpu": "50m"}
+
+
+# ---- defaults and settings ----
+
+
+def test_max_poll_duration_default_and_override() -> None:
+    assert plan("image: alpine").max_poll_duration == 300
+    assert plan("image: alpine\nmaxPollDuration: 1200").max_poll_duration == 1200
+
+
+def test_ttl_default() -> None:
+    assert plan("image: alpine").ttl_seconds_after_finished == 21600
+    assert plan("image: alpine\nttlSecondsAfterFinished: 600").ttl_seconds_after_finished == 600
+
+
+@pytest.mark.parametrize("ttl", [0, 1, 59])
+def test_ttl_under_60_is_raised_with_a_warning(ttl: int, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="executor.planner"):
+        spec = plan(f"image: alpine\nttlSecondsAfterFinished: {ttl}")
+    assert spec.ttl_seconds_after_finished == 60
+    assert f"ttlSecondsAfterFinished {ttl} is below 60; using 60" in caplog.text
+
+
+def test_ttl_of_60_is_kept_silently(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="executor.planner"):
+        assert plan("image: alpine\nttlSecondsAfterFinished: 60").ttl_seconds_after_finished == 60
+    assert caplog.text == ""
+
+
+@pytest.mark.parametrize(
+    ("task_ns", "job_namespace", "expected"),
+    [("carts", "jobs", "carts"), (None, "jobs", "jobs"), (None, "", "keptn"), ("carts", "", "carts")],
+)
+def test_namespace_precedence(task_ns: str | None, job_namespace: str, expected: str) -> None:
+    task = "image: alpine" + (f"\nnamespace: {task_ns}" if task_ns else "")
+    assert plan(task, Settings(job_namespace=job_namespace)).namespace == expected
+
+
+def test_namespace_default_of_settings_is_keptn() -> None:
+    assert plan("image: alpine", Settings.from_env({})).namespace == "keptn"
+
+
+@pytest.mark.parametrize(
+    ("task", "overall", "expected"),
+    [(None, 0, None), (30, 0, 30), (None, 600, 600), (30, 600, 30), (900, 600, 600)],
+)
+def test_deadline_is_the_stricter_of_task_and_setting(
+    task: int | None, overall: int, expected: int | None
+) -> None:
+    assert effective_deadline(task, overall) == expected
+    text = "image: alpine" + (f"\nactiveDeadlineSeconds: {task}" if task else "")
+    assert plan(text, Settings(task_deadline_seconds=overall)).active_deadline_seconds == expected
+
+
+def test_service_account() -> None:
+    spec = plan("image: alpine")
+    assert (spec.service_account, spec.automount_service_account_token) == (None, False)
+    spec = plan("image: alpine", Settings(default_job_service_account="job-runner"))
+    assert (spec.service_account, spec.automount_service_account_token) == ("job-runner", False)
+    spec = plan(
+        "image: alpine\nserviceAccount: kubectl-user", Settings(default_job_service_account="job-runner")
+    )
+    assert (spec.service_account, spec.automount_service_account_token) == ("kubectl-user", True)
+
+
+def test_security_context_defaults() -> None:
+    context = plan("image: alpine").security_context
+    assert context == DEFAULT_SECURITY_CONTEXT
+    assert context["runAsNonRoot"] is True
+    assert context["allowPrivilegeEscalation"] is False
+    assert context["readOnlyRootFilesystem"] is True
+    assert context["capabilities"] == {"drop": ["ALL"]}
+
+
+def test_security_context_is_overridden_key_by_key() -> None:
+    context = plan("image: alpine\nsecurityContext: {runAsUser: 7000, runAsGroup: 9000}").security_context
+    assert (context["runAsUser"], context["runAsGroup"]) == (7000, 9000)
+    assert context["readOnlyRootFilesystem"] is True and context["runAsNonRoot"] is True
+    context = plan("image: alpine\nsecurityContext: {readOnlyRootFilesystem: false}").security_context
+    assert context["readOnlyRootFilesystem"] is False and context["runAsUser"] == 65532
+    context = plan(
+        "image: alpine\nsecurityContext: {capabilities: {add: [NET_BIND_SERVICE]}}"
+    ).security_context
+    assert context["capabilities"] == {"add": ["NET_BIND_SERVICE"]}
+
+
+def test_root_user_drops_the_non_root_default() -> None:
+    context = plan("image: alpine\nsecurityContext: {runAsUser: 0}").security_context
+    assert "runAsNonRoot" not in context and context["runAsUser"] == 0
+    context = plan("image: alpine\nsecurityContext: {runAsUser: 0, runAsNonRoot: true}").security_context
+    assert context["runAsNonRoot"] is True  # as written; Kubernetes will say why it cannot start
+
+
+def test_privileged_is_refused_by_default() -> None:
+    with pytest.raises(PolicyError, match="privileged: true"):
+        plan("image: alpine\nsecurityContext: {privileged: true}")
+    with pytest.raises(PolicyError, match="allowPrivilegeEscalation: true"):
+        plan("image: alpine\nsecurityContext: {allowPrivilegeEscalation: true}")
+
+
+def test_privileged_allowed_by_setting_drops_the_escalation_default(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING):
+        spec = plan(
+            "image: alpine\nsecurityContext: {privileged: true}", Settings(allow_privileged_jobs=True)
+        )
+    assert spec.security_context["privileged"] is True
+    # privileged with allowPrivilegeEscalation: false is refused by the API server
+    assert "allowPrivilegeEscalation" not in spec.security_context
+    assert "privileged: true" in caplog.text
+
+
+def test_image_policy_is_checked_for_every_task_before_any_runs() -> None:
+    cfg = config(
+        """\
+        apiVersion: v2
+        actions:
+          - name: a
+            events: [{name: "*"}]
+            tasks:
+              - {name: ok, image: docker.io/library/alpine}
+              - {name: bad, image: docker.io/evil/x}
+        """
+    )
+    settings = Settings(allowed_image_list=("docker.io/library/*", "docker.io/evil"))
+    with pytest.raises(PolicyError) as caught:
+        plan_action(make_event(), cfg.actions[0], cfg, settings)
+    assert str(caught.value) == "Forbidden: Image docker.io/evil/x does not match configured image allowlist."
+
+
+def test_spec_fields_from_event_and_config() -> None:
+    cfg = config(
+        """\
+        apiVersion: v2
+        actions:
+          - name: zero
+            events: [{name: nope}]
+            tasks: [{name: t, image: i}]
+          - name: Run locust
+            events: [{name: "*"}]
+            tasks:
+              - {name: first, image: i}
+              - name: second
+                image: locustio/locust
+                files: [/locust/basic.py]
+                workingDir: /keptn
+                imagePullPolicy: Always
+                annotations: [{key1: value1}]
+        """
+    )
+    event = sample_event("test.triggered.json")
+    specs = plan_action(event, cfg.actions[1], cfg, Settings(job_labels=(("team", "qa"),)))
+    assert [(s.action_index, s.task_index, s.task_name) for s in specs] == [(1, 1, "first"), (1, 2, "second")]
+    spec = specs[1]
+    assert spec.action_name == "Run locust"
+    assert spec.config_digest == cfg.digest
+    assert spec.trigger.event_id == event.id and spec.trigger.keptn_context == event.keptn_context
+    assert (spec.trigger.project, spec.trigger.stage, spec.trigger.service) == ("sockshop", "dev", "carts")
+    assert spec.files == ("locust/basic.py",)
+    assert (spec.working_dir, spec.image_pull_policy) == ("/keptn", "Always")
+    assert spec.annotations == {"key1": "value1"}
+    assert spec.extra_labels == {"team": "qa"}
+    with pytest.raises(FrozenInstanceError):
+        spec.image = "other"  # type: ignore[misc]
+
+
+def test_planning_is_deterministic() -> None:
+    cfg: JobConfig = config(one_task("image: alpine\nenv: [{name: E, value: $, valueFrom: event, as: json}]"))
+    event = sample_event("test.triggered.json")
+    first = plan_action(event, cfg.actions[0], cfg, Settings())
+    second = plan_action(replace(event), cfg.actions[0], cfg, Settings())
+    assert first == second

@@ -1,0 +1,402 @@
+"""TaskSpec -> Kubernetes objects; every manifest is checked against the official schema."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from executor import initfiles
+from executor.config.model import JobConfig
+from executor.files import collect_files
+from executor.naming import (
+    A_EVENT_ID,
+    A_EVENT_SOURCE,
+    A_EVENT_TYPE,
+    L_ACTION,
+    L_ACTION_INDEX,
+    L_COMMIT,
+    L_CONFIG_HASH,
+    L_CONTEXT,
+    L_EVENT_ID,
+    L_MANAGED_BY,
+    L_TASK,
+    L_TASK_INDEX,
+    MANAGED_BY,
+    SELECTOR,
+)
+from executor.planner import plan_action
+from executor.render import RenderOptions, render_job, render_task
+from executor.settings import Settings
+from executor.taskspec import TaskSpec
+
+from .conftest import RESOURCES, config, make_event, one_task, sample_event, validate_all, validate_manifest
+
+OPTIONS = RenderOptions(init_image="ghcr.io/job-executor/job-executor:test")
+KEPTN = RenderOptions(
+    init_image="ghcr.io/job-executor/job-executor:test",
+    files_source="keptn",
+    keptn_api_url="http://api-gateway-nginx.keptn/api",
+    keptn_token_secret="keptn-api-token",
+)
+CARTS = RESOURCES / "sockshop" / "dev" / "carts"
+
+
+def specs_for(text: str, event: Any = None, settings: Settings | None = None) -> list[TaskSpec]:
+    cfg: JobConfig = config(text)
+    event = event or make_event(gitcommitid="abc123", shkeptncontext="08735340-6f9e-4b32-97ff-3b6c292bc50a")
+    return [s for a in cfg.actions for s in plan_action(event, a, cfg, settings or Settings())]
+
+
+def job_for(
+    task_yaml: str, settings: Settings | None = None, options: RenderOptions = OPTIONS
+) -> dict[str, Any]:
+    (spec,) = specs_for(one_task(task_yaml), settings=settings)
+    objects = validate_all(render_task(spec, options))
+    assert [o["kind"] for o in objects] == ["Job"]
+    return objects[0]
+
+
+def container(job: dict[str, Any]) -> dict[str, Any]:
+    containers = job["spec"]["template"]["spec"]["containers"]
+    assert len(containers) == 1
+    result: dict[str, Any] = containers[0]
+    return result
+
+
+def carts_objects(options: RenderOptions = OPTIONS) -> tuple[list[TaskSpec], list[dict[str, Any]]]:
+    cfg = config((CARTS / "job" / "config.yaml").read_text(), str(CARTS / "job" / "config.yaml"))
+    event = sample_event("test.triggered.json")
+    specs = list(plan_action(event, cfg.actions[0], cfg, Settings()))
+    objects: list[dict[str, Any]] = []
+    for spec in specs:
+        files = collect_files(spec.files, [CARTS]) if options.files_source == "configmap" else None
+        objects.extend(render_task(spec, options, files))
+    return specs, validate_all(objects)
+
+
+# ---- the Job ----
+
+
+def test_minimal_job() -> None:
+    job = job_for("image: alpine:3.20\ncmd: [echo, hi]")
+    name = "job-executor-service-job-f2b878d3-03c0-4e8f-bc3f--000-001"
+    assert job["apiVersion"] == "batch/v1" and job["kind"] == "Job"
+    assert job["metadata"]["name"] == name
+    assert job["metadata"]["namespace"] == "keptn"
+    spec = job["spec"]
+    assert spec["backoffLimit"] == 0
+    assert spec["ttlSecondsAfterFinished"] == 21600
+    assert "activeDeadlineSeconds" not in spec
+    pod = spec["template"]["spec"]
+    assert pod["restartPolicy"] == "Never"
+    assert "initContainers" not in pod  # nothing to stage
+    assert pod["automountServiceAccountToken"] is False
+    assert "serviceAccountName" not in pod
+    assert pod["volumes"] == [{"name": "job-volume", "emptyDir": {}}]
+    main = container(job)
+    assert main["name"] == name
+    assert (main["image"], main["command"]) == ("alpine:3.20", ["echo", "hi"])
+    assert "args" not in main and "workingDir" not in main and "imagePullPolicy" not in main
+    assert main["volumeMounts"] == [{"name": "job-volume", "mountPath": "/keptn"}]
+    assert main["resources"] == {
+        "limits": {"cpu": "1", "memory": "512Mi"},
+        "requests": {"cpu": "50m", "memory": "128Mi"},
+    }
+    assert main["securityContext"] == {
+        "runAsNonRoot": True,
+        "runAsUser": 65532,
+        "runAsGroup": 65532,
+        "allowPrivilegeEscalation": False,
+        "privileged": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def test_labels_and_annotations_find_the_job_again() -> None:
+    (spec,) = specs_for(one_task("image: alpine"), settings=Settings(job_labels=(("team", "qa"),)))
+    job = validate_all(render_task(spec, OPTIONS))[0]
+    labels = job["metadata"]["labels"]
+    assert labels == {
+        "team": "qa",
+        L_MANAGED_BY: MANAGED_BY,
+        L_CONTEXT: "08735340-6f9e-4b32-97ff-3b6c292bc50a",
+        L_EVENT_ID: spec.trigger.event_id,
+        L_COMMIT: "abc123",
+        L_ACTION: "act",
+        L_TASK: "task",
+        L_CONFIG_HASH: spec.config_digest[:63],
+        L_ACTION_INDEX: "0",
+        L_TASK_INDEX: "1",
+    }
+    assert f"{L_MANAGED_BY}={MANAGED_BY}" == SELECTOR
+    annotations = job["metadata"]["annotations"]
+    assert annotations[A_EVENT_ID] == spec.trigger.event_id
+    assert annotations[A_EVENT_SOURCE] == "shipyard-controller"
+    assert annotations[A_EVENT_TYPE] == "sh.keptn.event.test.triggered"
+    template = job["spec"]["template"]["metadata"]
+    assert template == {"labels": labels, "annotations": annotations}
+
+
+def test_job_labels_setting_cannot_override_ours() -> None:
+    (spec,) = specs_for(one_task("image: alpine"), settings=Settings(job_labels=((L_MANAGED_BY, "someone"),)))
+    job = validate_all(render_task(spec, OPTIONS))[0]
+    assert job["metadata"]["labels"][L_MANAGED_BY] == MANAGED_BY
+
+
+def test_long_and_odd_names_are_sanitised_in_labels_but_kept_in_annotations() -> None:
+    name = "Run the very long locust load test: against carts/orders (v2) " * 2
+    text = one_task("image: alpine").replace('name: "task"', f'name: "{name}"')
+    event = make_event(id="not a uuid / but an id", shkeptncontext="ctx with spaces")
+    (spec,) = specs_for(text, event)
+    job = validate_all(render_task(spec, OPTIONS))[0]
+    assert (
+        job["metadata"]["labels"][L_TASK] == "Run_the_very_long_locust_load_test__against_carts_orders__v2__R"
+    )
+    assert job["metadata"]["labels"][L_EVENT_ID] == "not_a_uuid___but_an_id"
+    assert job["metadata"]["annotations"]["keptn.sh/jes-task"] == name
+    assert job["metadata"]["annotations"][A_EVENT_ID] == "not a uuid / but an id"
+
+
+def test_task_fields_reach_the_container() -> None:
+    job = job_for(
+        """\
+        image: locustio/locust
+        cmd: [locust]
+        args: ["--host", "$(HOST)"]
+        env:
+          - {name: HOST, value: "$.data.project", valueFrom: event}
+          - {name: locust-secret, valueFrom: secret}
+        workingDir: /bin
+        imagePullPolicy: Always
+        namespace: carts
+        annotations: [{key1: value1}, {key2: value2}]
+        ttlSecondsAfterFinished: 600
+        activeDeadlineSeconds: 120
+        securityContext: {runAsUser: 7000, runAsGroup: 9000}
+        """
+    )
+    main = container(job)
+    assert main["args"] == ["--host", "$(HOST)"]
+    assert {"name": "HOST", "value": "sockshop"} in main["env"]
+    assert main["envFrom"] == [{"secretRef": {"name": "locust-secret"}}]
+    assert (main["workingDir"], main["imagePullPolicy"]) == ("/bin", "Always")
+    assert (main["securityContext"]["runAsUser"], main["securityContext"]["runAsGroup"]) == (7000, 9000)
+    assert job["metadata"]["namespace"] == "carts"
+    assert job["metadata"]["annotations"]["key1"] == "value1"
+    assert job["spec"]["template"]["metadata"]["annotations"]["key2"] == "value2"
+    assert job["spec"]["ttlSecondsAfterFinished"] == 600
+    assert job["spec"]["activeDeadlineSeconds"] == 120
+
+
+def test_deadline_from_settings() -> None:
+    job = job_for("image: alpine\nactiveDeadlineSeconds: 900", Settings(task_deadline_seconds=600))
+    assert job["spec"]["activeDeadlineSeconds"] == 600
+
+
+@pytest.mark.parametrize("block", ["resources:", "resources: {}"])
+def test_empty_resources_render_no_resources(block: str) -> None:
+    assert container(job_for(f"image: alpine\n{block}"))["resources"] == {}
+
+
+def test_service_account_named_by_the_task_mounts_its_token() -> None:
+    pod = job_for("image: alpine/k8s\nserviceAccount: your-service-account-name")["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "your-service-account-name"
+    assert "automountServiceAccountToken" not in pod
+
+
+def test_default_service_account_does_not_mount_a_token() -> None:
+    pod = job_for("image: alpine", Settings(default_job_service_account="jobs"))["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "jobs"
+    assert pod["automountServiceAccountToken"] is False
+
+
+def test_privileged_job_renders_a_valid_security_context() -> None:
+    job = job_for("image: alpine\nsecurityContext: {privileged: true}", Settings(allow_privileged_jobs=True))
+    assert container(job)["securityContext"]["privileged"] is True
+
+
+def test_rendering_is_pure() -> None:
+    specs, first = carts_objects()
+    _, second = carts_objects()
+    assert first == second
+    assert render_job(specs[0], OPTIONS) == render_job(specs[0], OPTIONS)
+
+
+# ---- files ----
+
+
+def test_carts_sample_stages_files_and_a_folder_through_a_configmap() -> None:
+    _specs, objects = carts_objects()
+    assert [o["kind"] for o in objects] == ["ConfigMap", "Job"]
+    configmap, job = objects
+    name = job["metadata"]["name"]
+    assert configmap["metadata"]["name"] == name
+    assert configmap["metadata"]["namespace"] == job["metadata"]["namespace"]
+    pod = job["spec"]["template"]["spec"]
+    (init,) = pod["initContainers"]
+    assert init["name"] == f"init-{name}"
+    assert init["args"] == ["init-files"]
+    env = {e["name"]: e.get("value") for e in init["env"]}
+    staged = json.loads(env["JOB_FILES"])
+    assert staged == [
+        "helm/Chart.yaml",
+        "helm/templates/configmap.yaml",
+        "helm/values.yaml",
+        "locust/basic.py",
+        "locust/import.py",
+        "locust/locust.conf",
+    ]
+    assert (
+        env["KEPTN_PROJECT"] == "sockshop" and env["KEPTN_STAGE"] == "dev" and env["KEPTN_SERVICE"] == "carts"
+    )
+    assert (env["JOB_ACTION"], env["JOB_TASK"]) == ("Run locust", "Run locust tests")
+    assert "GIT_COMMIT_ID" in env
+    assert env["JOB_FILES_DIR"] == "/job-files"
+    assert {"name": "job-files", "configMap": {"name": name}} in pod["volumes"]
+    assert {"name": "job-volume", "mountPath": "/keptn"} in init["volumeMounts"]
+    assert init["resources"] == {
+        "limits": {"cpu": "1", "memory": "512Mi"},
+        "requests": {"cpu": "50m", "memory": "128Mi"},
+    }
+    assert init["securityContext"]["runAsNonRoot"] is True
+    assert sorted(configmap["binaryData"]) == [f"f{i:04d}" for i in range(len(staged))]
+
+
+def test_the_init_container_stages_what_the_configmap_holds(tmp_path: Path) -> None:
+    """The renderer's ConfigMap and JOB_FILES, read back by `init-files`, give the tree's files."""
+    _, (configmap, job) = carts_objects()
+    mounted = tmp_path / "job-files"
+    mounted.mkdir()
+    for key, value in configmap["binaryData"].items():
+        (mounted / key).write_bytes(base64.b64decode(value))
+    (init,) = job["spec"]["template"]["spec"]["initContainers"]
+    env = {e["name"]: e["value"] for e in init["env"] if "value" in e}
+    env["JOB_FILES_DIR"] = str(mounted)
+    target = tmp_path / "keptn"
+    assert initfiles.run(env, target) == 0
+    for relative in json.loads(env["JOB_FILES"]):
+        assert (target / relative).read_bytes() == (CARTS / relative).read_bytes()
+
+
+def test_keptn_file_source_fetches_at_run_time() -> None:
+    _, objects = carts_objects(KEPTN)
+    assert [o["kind"] for o in objects] == ["Job"]
+    (init,) = objects[0]["spec"]["template"]["spec"]["initContainers"]
+    env = {e["name"]: e for e in init["env"]}
+    assert env["KEPTN_API_URL"]["value"] == "http://api-gateway-nginx.keptn/api"
+    assert env["KEPTN_API_TOKEN"]["valueFrom"] == {
+        "secretKeyRef": {"name": "keptn-api-token", "key": "token"}
+    }
+    assert json.loads(env["JOB_FILES"]["value"]) == [
+        "locust/basic.py",
+        "locust/import.py",
+        "locust/locust.conf",
+        "helm",
+    ]
+    assert "JOB_FILES_DIR" not in env
+
+
+# ---- the samples ----
+
+SAMPLES = [
+    ("dev/carts", "test.triggered.json", 1),
+    ("dev/annotations", "sample.triggered.annotations.json", 1),
+    ("dev/env-formats", "sample.triggered.env-formats.json", 1),
+    ("dev/pull-policy", "sample.triggered.pull-policy.json", 1),
+    ("dev/security-context", "sample.triggered.security-context.json", 2),
+    ("dev/service-account", "sample.triggered.service-account.json", 1),
+    ("dev/ttl", "sample.triggered.ttl.json", 1),
+    ("dev/working-dir", "sample.triggered.working-dir.json", 1),
+    ("dev", "sample.triggered.working-dir.json", 1),
+    ("", "greeting.triggered.json", 1),
+]
+
+
+@pytest.mark.parametrize(("where", "event_file", "jobs"), SAMPLES)
+def test_every_sample_renders_valid_manifests(where: str, event_file: str, jobs: int) -> None:
+    folder = RESOURCES / "sockshop" / where
+    path = folder / "job" / "config.yaml"
+    cfg = config(path.read_text(), str(path))
+    event = sample_event(event_file)
+    objects = []
+    for action in cfg.actions:
+        from executor.matcher import action_matches
+
+        if action_matches(action, event):
+            for spec in plan_action(event, action, cfg, Settings()):
+                objects.extend(render_task(spec, OPTIONS, collect_files(spec.files, [folder])))
+    validate_all(objects)
+    assert sum(o["kind"] == "Job" for o in objects) == jobs
+
+
+def test_sample_specifics() -> None:
+    def jobs(where: str, event_file: str) -> list[dict[str, Any]]:
+        path = RESOURCES / "sockshop" / where / "job" / "config.yaml"
+        cfg = config(path.read_text(), str(path))
+        event = sample_event(event_file)
+        specs = plan_action(event, cfg.actions[0], cfg, Settings())
+        return [render_job(s, OPTIONS) for s in specs]
+
+    (ttl,) = jobs("dev/ttl", "sample.triggered.ttl.json")
+    assert ttl["spec"]["ttlSecondsAfterFinished"] == 600
+    (wd,) = jobs("dev/working-dir", "sample.triggered.working-dir.json")
+    assert container(wd)["workingDir"] == "/bin"
+    (pull,) = jobs("dev/pull-policy", "sample.triggered.pull-policy.json")
+    assert container(pull)["imagePullPolicy"] == "Always"
+    user, rootfs = jobs("dev/security-context", "sample.triggered.security-context.json")
+    assert container(user)["securityContext"]["runAsUser"] == 7000
+    assert container(rootfs)["securityContext"]["readOnlyRootFilesystem"] is False
+    assert rootfs["metadata"]["name"].endswith("-000-002")
+    (annotated,) = jobs("dev/annotations", "sample.triggered.annotations.json")
+    assert annotated["metadata"]["annotations"]["key1"] == "value1"
+    assert annotated["metadata"]["namespace"] == "carts"
+    (greet,) = jobs("", "greeting.triggered.json")
+    env = {e["name"]: e["value"] for e in container(greet)["env"]}
+    assert env["LABELS_BUILD_ID"] == "build-17"
+    assert container(greet)["args"] == ["echo Hello from $(KEPTN_PROJECT)/$(KEPTN_STAGE)/$(KEPTN_SERVICE)"]
+
+
+# ---- arbitrary input still renders valid manifests ----
+
+names = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters='"\\'), min_size=1, max_size=80
+).filter(lambda s: s.strip() != "")
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    event_id=st.text(min_size=1, max_size=80).filter(lambda s: s.strip() != ""),
+    source=st.text(min_size=1, max_size=30).filter(lambda s: s.strip() != ""),
+    action=names,
+    task=names,
+    labels=st.dictionaries(st.text(min_size=1, max_size=16), st.text(max_size=20), max_size=4),
+    commit=st.text(max_size=70),
+)
+def test_any_event_and_names_render_valid_manifests(
+    event_id: str, source: str, action: str, task: str, labels: dict[str, str], commit: str
+) -> None:
+    text = (
+        "apiVersion: v2\nactions:\n"
+        f"  - name: {json.dumps(action)}\n"
+        "    events: [{name: '*'}]\n"
+        f"    tasks: [{{name: {json.dumps(task)}, image: alpine}}]\n"
+    )
+    event = make_event(
+        data={"project": "p", "stage": "s", "service": "x", "labels": labels},
+        id=event_id,
+        source=source,
+        gitcommitid=commit,
+        shkeptncontext=event_id[::-1],
+    )
+    for spec in specs_for(text, event):
+        objects = render_task(spec, OPTIONS, {"a/b.txt": b"x"})
+        for obj in objects:
+            validate_manifest(obj)

@@ -248,3 +248,21 @@ def test_privileged_task_is_refused(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     stream(result.stdout)
+
+
+def test_init_files_command_stages_files(tmp_path: Path) -> None:
+    mounted = tmp_path / "job-files"
+    mounted.mkdir()
+    (mounted / "f0000").write_text("print('hi')\n")
+    env = {
+        "JOB_FILES": '["locust/basic.py"]',
+        "JOB_FILES_DIR": str(mounted),
+        "JOB_STAGING_DIR": str(tmp_path / "keptn"),
+    }
+    result = job_executor("init-files", env=env)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "keptn" / "locust" / "basic.py").read_text() == "print('hi')\n"
+    env["JOB_FILES"] = '["locust/basic.py", "missing.txt"]'
+    result = job_executor("init-files", env=env)
+    assert result.returncode == 1
+    assert "file 'missing.txt' is missing" in result.stderr

@@ -227,7 +227,7 @@ def test_rendering_is_pure() -> None:
     specs, first = carts_objects()
     _, second = carts_objects()
     assert first == second
-    assert render_job(specs[0], OPTIONS) == render_job(specs[0], OPTIONS)
+    assert validate_all([render_job(specs[0], OPTIONS)]) == [render_job(specs[0], OPTIONS)]
 
 
 # ---- files ----
@@ -343,7 +343,7 @@ def test_sample_specifics() -> None:
         cfg = config(path.read_text(), str(path))
         event = sample_event(event_file)
         specs = plan_action(event, cfg.actions[0], cfg, Settings())
-        return [render_job(s, OPTIONS) for s in specs]
+        return validate_all([render_job(s, OPTIONS) for s in specs])
 
     (ttl,) = jobs("dev/ttl", "sample.triggered.ttl.json")
     assert ttl["spec"]["ttlSecondsAfterFinished"] == 600

@@ -87,7 +87,6 @@ class Dispatcher:
             event = await self._queue.get()
             self._busy += 1
             try:
-                self.store.set_run_state(event.source, event.id, "running")
                 await self.handler(event)
                 self.store.set_run_state(event.source, event.id, "done")
             except asyncio.CancelledError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from functools import lru_cache
 from typing import Any
 
@@ -33,10 +34,47 @@ def find_all(expression: str, document: Any) -> list[Any]:
     return [m.value for m in compile_path(expression).find(document)]
 
 
+# `$.data.test.teststrategy`, `$.data.uris[0]`, `$['a b']`: nearly every path in real configs.
+_STEP = re.compile(r"\.([A-Za-z_][A-Za-z0-9_-]*)|\[(\d+)\]|\['([^'\\]*)'\]")
+_Steps = tuple[str | int, ...]
+
+
+@lru_cache(maxsize=4096)
+def _plain_steps(expression: str) -> _Steps | None:
+    """The keys and indexes of a path without wildcards, filters or slices; else None.
+
+    Walking them directly gives the same answer as jsonpath-ng at a fraction of the cost, and
+    matching runs every configured filter for every event.
+    """
+    if not expression.startswith("$"):
+        return None
+    steps: list[str | int] = []
+    position = 1
+    while position < len(expression):
+        match = _STEP.match(expression, position)
+        if match is None:
+            return None
+        name, index, quoted = match.groups()
+        steps.append(int(index) if index is not None else (name if name is not None else quoted))
+        position = match.end()
+    return tuple(steps)
+
+
 def find_first(expression: str, document: Any) -> Any:
     """The first value found, or `MISSING` when the path finds nothing."""
-    found = compile_path(expression).find(document)
-    return found[0].value if found else _MISSING
+    steps = _plain_steps(expression)
+    if steps is None:
+        found = compile_path(expression).find(document)
+        return found[0].value if found else _MISSING
+    value = document
+    for step in steps:
+        if isinstance(step, int):
+            if not isinstance(value, list) or step >= len(value):
+                return _MISSING
+        elif not isinstance(value, dict) or step not in value:
+            return _MISSING
+        value = value[step]
+    return value
 
 
 MISSING = _MISSING

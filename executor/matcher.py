@@ -2,25 +2,55 @@
 
 from __future__ import annotations
 
-from executor.config.model import Action, EventSelector, JobConfig
+from executor.config.model import Action, EventSelector, JobConfig, JsonPathFilter
 from executor.events import Event
 from executor.glob import glob_match
 from executor.jsonpaths import MISSING, as_text, find_first
 
+# Per (config, event type): for each action whose names match the type, the jsonpath filters
+# still to check (None: no filter, the action matches). Event types repeat, so the globs of a
+# large config are evaluated once per type instead of once per event.
+_Plan = list[tuple[Action, list[JsonPathFilter | None]]]
+_PLANS: dict[tuple[str, str, str], _Plan] = {}
+_MAX_PLANS = 4096
+
+
+def filter_matches(filt: JsonPathFilter | None, event: Event) -> bool:
+    if filt is None:
+        return True
+    found = find_first(filt.property, event.document())
+    # A path that finds nothing never matches, even `match: ""`.
+    return found is not MISSING and as_text(found) == filt.match
+
 
 def selector_matches(selector: EventSelector, event: Event) -> bool:
-    if not glob_match(selector.name, event.type):
-        return False
-    if selector.jsonpath is None:
-        return True
-    found = find_first(selector.jsonpath.property, event.document())
-    # A path that finds nothing never matches, even `match: ""`.
-    return found is not MISSING and as_text(found) == selector.jsonpath.match
+    return glob_match(selector.name, event.type) and filter_matches(selector.jsonpath, event)
 
 
 def action_matches(action: Action, event: Event) -> bool:
     return any(selector_matches(s, event) for s in action.events)
 
 
+def _plan(config: JobConfig, event_type: str) -> _Plan:
+    key = (config.source, config.digest, event_type)
+    plan = _PLANS.get(key)
+    if plan is None:
+        plan = []
+        for action in config.actions:
+            filters = [s.jsonpath for s in action.events if glob_match(s.name, event_type)]
+            if filters:
+                plan.append((action, filters))
+        if len(_PLANS) >= _MAX_PLANS:
+            _PLANS.clear()
+        _PLANS[key] = plan
+    return plan
+
+
 def matching_actions(config: JobConfig, event: Event) -> list[Action]:
-    return [a for a in config.actions if action_matches(a, event)]
+    if not config.digest:  # built in code, not parsed from a file: nothing to key a cache on
+        return [a for a in config.actions if action_matches(a, event)]
+    return [
+        action
+        for action, filters in _plan(config, event.type)
+        if any(filter_matches(f, event) for f in filters)
+    ]

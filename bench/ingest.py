@@ -1,0 +1,129 @@
+"""Ingest: events/s that `job-executor serve` accepts over HTTP (binary mode, keep-alive, 64
+senders) with a 50-action config, against a bare aiohttp handler that only parses the event."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.common import ROOT, cores, free_port, python, spawn, stop, wait_http
+from executor.config.parse import parse_config
+from executor.events import event_from_mapping
+from executor.matcher import matching_actions
+
+
+def fifty_actions() -> str:
+    """50 actions mixing exact names, wildcards at each position and jsonpath filters; the
+    benchmark's events are evaluated against all of them and match none (no task runs)."""
+    lines = ["apiVersion: v2", "actions:"]
+    for i in range(50):
+        kind = i % 5
+        name = [
+            f"sh.keptn.event.task{i}.triggered",
+            f"sh.keptn.event.*.started{i}",
+            f"*.task{i}.triggered",
+            f"sh.keptn.*.task{i}.*",
+            "sh.keptn.event.bench.triggered",
+        ][kind]
+        lines += [f"  - name: action-{i}", "    events:", f"      - name: '{name}'"]
+        if kind == 4:
+            lines += [
+                "        jsonpath:",
+                f"          property: '$.data.test.strategy{i}'",
+                "          match: 'never'",
+            ]
+        lines += ["    tasks:", f"      - {{name: t{i}, image: 'alpine:3.20', cmd: ['true']}}"]
+    return "\n".join(lines) + "\n"
+
+
+def matching_cost(samples: int = 20000) -> float:
+    """Microseconds to match one event against the 50 actions, in this process."""
+    config = parse_config(fifty_actions(), "bench")
+    event = event_from_mapping(
+        {
+            "specversion": "1.0",
+            "id": "1",
+            "source": "bench",
+            "type": "sh.keptn.event.bench.triggered",
+            "data": {"project": "bench", "stage": "dev", "service": "svc", "test": {"teststrategy": "x"}},
+        }
+    )
+    began = time.perf_counter()
+    for _ in range(samples):
+        assert not matching_actions(config, event)
+    return (time.perf_counter() - began) / samples * 1e6
+
+
+WRK = shutil.which("wrk")
+SENDERS = 64
+
+
+def load(url: str, seconds: float, core: int | None) -> dict[str, Any]:
+    """wrk (C, one core) when installed: a Python client tops out near 2,000 requests/s and would
+    measure itself. Without it the aiohttp load generator is used and the result says so."""
+    if WRK:
+        argv = [
+            WRK,
+            "-t1",
+            f"-c{SENDERS}",
+            f"-d{max(1, round(seconds))}s",
+            "-s",
+            str(ROOT / "bench" / "cloudevent.lua"),
+            url,
+        ]
+        proc = spawn(argv, core=core, stdout=-1)
+        out, _ = proc.communicate(timeout=seconds + 60)
+        summary = json.loads(out.decode().strip().splitlines()[-1])
+        ok = summary["requests"] - summary["errors_status"]
+        return {"client": "wrk", **summary, "per_second": ok / summary["seconds"]}
+    proc = spawn(
+        [python(), "-m", "bench.loadgen", url, "--seconds", str(seconds), "--senders", str(SENDERS)],
+        core=core,
+        stdout=-1,
+    )
+    out, _ = proc.communicate(timeout=seconds + 60)
+    return {"client": "aiohttp (client-bound)", **json.loads(out)}
+
+
+def run(seconds: float = 10.0) -> dict[str, Any]:
+    server_core, client_core = (cores() + cores())[:2]
+    results: dict[str, Any] = {"matching_us_per_event": round(matching_cost(), 2)}
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = Path(tmp) / "resources" / "bench" / "dev" / "svc" / "job"
+        tree.mkdir(parents=True)
+        (tree / "config.yaml").write_text(fifty_actions())
+        port = free_port()
+        env = {
+            "RCV_PORT": str(port),
+            "CONFIG_DIR": str(Path(tmp) / "resources"),
+            "STATE_DIR": str(Path(tmp) / "state"),
+            "QUEUE_SIZE": "1000000",
+            "ALLOWED_IMAGE_LIST": "alpine:*",
+        }
+        serve = spawn(
+            [python(), "-m", "executor", "serve", "--log-level", "WARNING"], core=server_core, env=env
+        )
+        try:
+            wait_http(f"http://127.0.0.1:{port}/readyz")
+            results["serve"] = load(f"http://127.0.0.1:{port}/", seconds, client_core)
+        finally:
+            stop(serve)
+        port = free_port()
+        bare = spawn([python(), "-m", "bench.bare_server", str(port)], core=server_core)
+        try:
+            wait_http(f"http://127.0.0.1:{port}/readyz")
+            results["bare"] = load(f"http://127.0.0.1:{port}/", seconds, client_core)
+        finally:
+            stop(bare)
+    results["events_per_second"] = round(results["serve"]["per_second"])
+    results["bare_events_per_second"] = round(results["bare"]["per_second"])
+    results["ratio_to_bare"] = round(results["serve"]["per_second"] / results["bare"]["per_second"], 3)
+    return results
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(5), indent=2))

@@ -32,5 +32,12 @@ pytest: install
 demo: install
 	$(PY) samples/demo.py
 
+# Benchmarks: ratios against a baseline measured in the same run (see BENCHMARKS.md).
+bench: install
+	$(PY) -m bench.run
+
+bench-smoke: install
+	$(PY) -m bench.run --smoke
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -1,0 +1,126 @@
+"""`make bench` / `make bench-smoke`: run every benchmark, write bench/results/<name>.{json,md}.
+
+Every comparison is a ratio measured side by side in the same run, since absolute figures
+drift on a shared machine. The smoke variant runs each benchmark for a moment, so the
+harness cannot rot; its figures mean nothing and it checks no goal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench import ingest, local_spawn
+from bench.common import cores
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+# name -> (full run, smoke run, goal check, goal text)
+Benchmark = tuple[
+    Callable[[], dict[str, Any]], Callable[[], dict[str, Any]], Callable[[dict[str, Any]], bool], str
+]
+
+BENCHMARKS: dict[str, Benchmark] = {
+    "ingest": (
+        lambda: ingest.run(seconds=10),
+        lambda: ingest.run(seconds=1),
+        lambda r: r["events_per_second"] >= 2000,
+        ">= 2,000 events/s accepted on one core with 50 actions matched",
+    ),
+    "local_backend": (
+        lambda: local_spawn.run(count=600),
+        lambda: local_spawn.run(count=20),
+        lambda r: r["ratio_to_raw"] >= 0.7,
+        ">= 0.7 of raw subprocess spawns",
+    ),
+}
+
+
+def register(name: str, benchmark: Benchmark) -> None:
+    BENCHMARKS[name] = benchmark
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--smoke", action="store_true", help="a few seconds, for CI: checks the harness runs")
+    parser.add_argument("--only", nargs="*", help="names of benchmarks to run")
+    args = parser.parse_args()
+    _load_optional()
+    results: dict[str, Any] = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()}, {len(cores())} cores, Python {platform.python_version()}",
+        "smoke": args.smoke,
+        "benchmarks": {},
+    }
+    for name, (full, smoke, goal, goal_text) in BENCHMARKS.items():
+        if args.only and name not in args.only:
+            continue
+        began = time.monotonic()
+        print(f"bench: {name} ...", flush=True)
+        figures = (smoke if args.smoke else full)()
+        results["benchmarks"][name] = {
+            "figures": figures,
+            "goal": goal_text,
+            "goal_met": None if args.smoke else bool(goal(figures)),
+            "seconds": round(time.monotonic() - began, 1),
+        }
+        print(f"bench: {name}: {json.dumps(figures)}", flush=True)
+    RESULTS.mkdir(exist_ok=True)
+    stem = "smoke" if args.smoke else "latest"
+    (RESULTS / f"{stem}.json").write_text(json.dumps(results, indent=2) + "\n")
+    (RESULTS / f"{stem}.md").write_text(markdown(results))
+    print(f"bench: wrote {RESULTS / stem}.json and .md")
+    return 0
+
+
+def markdown(results: dict[str, Any]) -> str:
+    lines = [
+        f"# Benchmark results ({'smoke run, figures not meaningful' if results['smoke'] else 'full run'})",
+        "",
+        f"{results['when']} on {results['machine']}.",
+        "",
+    ]
+    for name, entry in results["benchmarks"].items():
+        met = {True: "met", False: "NOT met", None: "not checked"}[entry["goal_met"]]
+        lines += [
+            f"## {name}",
+            "",
+            f"Goal: {entry['goal']} ({met}); took {entry['seconds']} s.",
+            "",
+            "| figure | value |",
+            "| --- | --- |",
+        ]
+        for key, value in _flatten(entry["figures"]):
+            lines.append(f"| {key} | {value} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _flatten(figures: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = []
+    for key, value in figures.items():
+        if isinstance(value, dict):
+            out += _flatten(value, f"{prefix}{key}.")
+        else:
+            out.append((f"{prefix}{key}", round(value, 3) if isinstance(value, float) else value))
+    return out
+
+
+def _load_optional() -> None:
+    """Benchmarks of the Kubernetes backend register themselves when their module exists."""
+    for module in ("bench.latency", "bench.tracking"):
+        try:
+            __import__(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

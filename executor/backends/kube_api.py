@@ -1,0 +1,154 @@
+"""Kubernetes API access for the Kubernetes backend: client configuration and retried calls.
+
+Calls go through kubernetes_asyncio's generated API classes (so URLs, query parameters and auth
+are the real client's) with `_preload_content=False`: answers are plain JSON dicts, never the
+generated models, and every non-2xx answer becomes an `ApiError` carrying the server's Status.
+Transient failures (HTTP 429 and 5xx, connection errors, timeouts) are retried with capped,
+jittered exponential backoff; what still fails after that is an `ApiError` too, a RuntimeError
+with a message fit for a finished event. Messages quote the server's Status message only,
+never request bodies or headers, so nothing secret reaches a log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from kubernetes_asyncio import client, config
+
+log = logging.getLogger(__name__)
+
+ApiCall = Callable[..., Awaitable[Any]]
+
+
+class ApiError(RuntimeError):
+    """A Kubernetes API call that did not succeed: the server's answer, or why there was none."""
+
+    def __init__(self, message: str, status: int = 0, reason: str = "") -> None:
+        super().__init__(message)
+        self.status = status  # HTTP status; 0 when the server could not be reached
+        self.reason = reason  # the Status reason: NotFound, AlreadyExists, Expired, ...
+
+    @property
+    def transient(self) -> bool:
+        return is_transient(self.status)
+
+
+def is_transient(status: int) -> bool:
+    return status == 0 or status == 429 or status >= 500
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Capped exponential backoff with jitter: attempt n waits about base * 2**n, at most cap."""
+
+    base: float = 0.25
+    cap: float = 4.0
+    attempts: int = 5  # tries per call before giving up (1 = no retry)
+
+    def delay(self, attempt: int) -> float:
+        ceiling = min(self.cap, self.base * 2.0**attempt)
+        return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+async def load_api_client() -> client.ApiClient:
+    """In the cluster: the pod's service account; elsewhere: the kubeconfig (KUBECONFIG honoured)."""
+    configuration = client.Configuration()
+    in_cluster = bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
+    # Read KUBECONFIG now: kubernetes_asyncio's default was fixed when it was imported.
+    path = os.environ.get("KUBECONFIG") or None
+    where = "the in-cluster service account" if in_cluster else f"kubeconfig {path or '~/.kube/config'}"
+    try:
+        if in_cluster:
+            load_incluster: Callable[..., None] = config.load_incluster_config
+            load_incluster(client_configuration=configuration)
+        else:
+            await config.load_kube_config(
+                config_file=path, client_configuration=configuration, persist_config=False
+            )
+    except Exception as exc:  # the loaders raise ConfigException, OSError, YAML errors...
+        raise ApiError(f"cannot configure the Kubernetes client from {where}: {exc}") from None
+    return client.ApiClient(configuration=configuration)
+
+
+class KubeAPI:
+    """The few calls the backend makes, each returning parsed JSON (or text for logs)."""
+
+    def __init__(
+        self,
+        api_client: client.ApiClient,
+        backoff: Backoff | None = None,
+        request_timeout: float = 30.0,
+    ) -> None:
+        self.api_client = api_client
+        self.batch = client.BatchV1Api(api_client)
+        self.core = client.CoreV1Api(api_client)
+        self.backoff = backoff or Backoff()
+        self.timeout = aiohttp.ClientTimeout(total=request_timeout)
+
+    async def call(self, what: str, fn: ApiCall, *args: Any, **kwargs: Any) -> Any:
+        """The JSON answer of `fn(*args, **kwargs)`, retrying transient failures."""
+        body = await self._retried(what, fn, *args, **kwargs)
+        return json.loads(body) if body else {}
+
+    async def text(self, what: str, fn: ApiCall, *args: Any, **kwargs: Any) -> str:
+        body = await self._retried(what, fn, *args, **kwargs)
+        return body.decode("utf-8", "replace")
+
+    async def _retried(self, what: str, fn: ApiCall, *args: Any, **kwargs: Any) -> bytes:
+        attempt = 0
+        while True:
+            try:
+                return await self._once(fn, *args, **kwargs)
+            except ApiError as exc:
+                if not exc.transient:
+                    raise ApiError(f"{what}: {exc}", exc.status, exc.reason) from None
+                error = exc
+            attempt += 1
+            if attempt >= self.backoff.attempts:
+                raise ApiError(
+                    f"{what}: {error} (gave up after {attempt} attempts)", error.status, error.reason
+                ) from None
+            delay = self.backoff.delay(attempt - 1)
+            log.info("%s: %s; retrying in %.1f s", what, error, delay)
+            await asyncio.sleep(delay)
+
+    async def _once(self, fn: ApiCall, *args: Any, **kwargs: Any) -> bytes:
+        try:
+            response = await fn(*args, _preload_content=False, _request_timeout=self.timeout, **kwargs)
+            try:
+                body: bytes = await response.read()
+            finally:
+                response.release()
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise ApiError(f"cannot reach the Kubernetes API ({_describe_connection(exc)})") from None
+        status = int(response.status)
+        if 200 <= status < 300:
+            return body
+        raise status_error(status, body, str(response.reason or ""))
+
+
+def status_error(status: int, body: bytes | str | None, fallback: str = "") -> ApiError:
+    """An ApiError from an HTTP status and a Status body (only its reason and message are kept)."""
+    reason, message = fallback, ""
+    try:
+        data = json.loads(body or b"")
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        reason = str(data.get("reason") or reason)
+        message = str(data.get("message") or "")
+    text = f"HTTP {status} {reason}".rstrip()
+    return ApiError(f"{text}: {message}" if message else text, status, reason)
+
+
+def _describe_connection(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

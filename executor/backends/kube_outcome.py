@@ -1,0 +1,161 @@
+"""What a finished Job says about its task: pure functions over the Job, its pod and events.
+
+A failed Job's own condition usually says only "BackoffLimitExceeded"; the reason built here
+leads with what the user needs: the exit code of the container that failed (and which one),
+a waiting reason such as ImagePullBackOff, the Job's condition, then the pod's warning events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from executor.backends.base import MAX_LOG_EXCERPT, tail
+
+Obj = Mapping[str, Any]
+
+MAX_EVENTS = 5  # warning events quoted in a failure reason
+MAX_EVENT_TEXT = 300
+
+
+def terminal_condition(job: Obj) -> Obj | None:
+    """The Job's Complete or Failed condition with status True, if it has ended."""
+    conditions: list[Obj] = (job.get("status") or {}).get("conditions") or []
+    for condition in conditions:
+        if condition.get("type") in ("Complete", "Failed") and condition.get("status") == "True":
+            return condition
+    return None
+
+
+def is_finished(job: Obj) -> bool:
+    return terminal_condition(job) is not None
+
+
+def newest_pod(pods: Iterable[dict[str, Any]], job_uid: str) -> dict[str, Any] | None:
+    """The Job's latest pod (a Job with backoffLimit 0 has one, unless a pod was replaced)."""
+    owned = [
+        p
+        for p in pods
+        if not job_uid
+        or any(ref.get("uid") == job_uid for ref in (p.get("metadata") or {}).get("ownerReferences") or [])
+    ]
+    owned.sort(key=lambda p: (p.get("metadata") or {}).get("creationTimestamp") or "")
+    return owned[-1] if owned else None
+
+
+def container_names(pod: Obj) -> tuple[str, str]:
+    """(main container, last init container); "" when there is none."""
+    spec = pod.get("spec") or {}
+    containers = spec.get("containers") or []
+    inits = spec.get("initContainers") or []
+    return (containers[0]["name"] if containers else "", inits[-1]["name"] if inits else "")
+
+
+def container_status(pod: Obj, name: str) -> Obj:
+    status = pod.get("status") or {}
+    entries: list[Obj] = (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or [])
+    for entry in entries:
+        if entry.get("name") == name:
+            return entry
+    return {}
+
+
+def terminated(pod: Obj | None, name: str) -> Obj:
+    if pod is None or not name:
+        return {}
+    return (container_status(pod, name).get("state") or {}).get("terminated") or {}
+
+
+def result_of(pod: Obj | None, name: str) -> bytes | None:
+    """The task's result file, as Kubernetes copied it into the termination message."""
+    message = terminated(pod, name).get("message")
+    return message.encode("utf-8") if message else None
+
+
+def failure_reason(job: Obj, pod: Obj | None, events: Iterable[Obj], pod_error: str = "") -> str:
+    parts: list[str] = []
+    main, init = container_names(pod) if pod is not None else ("", "")
+    init_end = terminated(pod, init)
+    if init_end.get("exitCode"):
+        parts.append(
+            f"init container {init} (staging files) failed with exit code {init_end['exitCode']}"
+            + _detail(init_end)
+        )
+    main_end = terminated(pod, main)
+    if main_end.get("exitCode"):
+        parts.append(f"exit code {main_end['exitCode']}" + _detail(main_end))
+    elif pod is not None and not main_end:
+        waiting = (container_status(pod, main).get("state") or {}).get("waiting") or {}
+        if waiting.get("reason") and not init_end.get("exitCode"):
+            parts.append(f"container did not start: {waiting['reason']}{_message(waiting)}")
+    condition = terminal_condition(job) or {}
+    if condition.get("reason"):
+        parts.append(f"Job {condition['reason']}{_message(condition)}")
+    elif pod is None:
+        parts.append("Job failed")
+    if pod is None:
+        parts.append(f"its pod could not be read: {pod_error}" if pod_error else "no pod was found")
+    quoted = warning_events(events)
+    if quoted:
+        parts.append("events: " + "; ".join(quoted))
+    return "; ".join(parts) or "Job failed"
+
+
+def warning_events(events: Iterable[Obj]) -> list[str]:
+    """The last few distinct Warning events, oldest first, as "Reason: message"."""
+    warnings = [e for e in events if e.get("type") == "Warning"]
+    warnings.sort(key=_event_time)
+    seen: list[str] = []
+    for event in warnings:
+        text = f"{event.get('reason') or 'Warning'}: {event.get('message') or ''}".strip().rstrip(":")
+        text = text[:MAX_EVENT_TEXT]
+        if text not in seen:
+            seen.append(text)
+    return seen[-MAX_EVENTS:]
+
+
+def combine_logs(sections: Iterable[tuple[str, str]]) -> str:
+    """Log excerpts of several containers in one bounded text; a single one gets no header."""
+    present = [(title, text) for title, text in sections if text.strip()]
+    if not present:
+        return ""
+    if len(present) == 1:
+        return tail(present[0][1])
+    share = MAX_LOG_EXCERPT // len(present)
+    return "\n".join(f"--- {title} ---\n{tail(text, share).rstrip()}" for title, text in present)
+
+
+def started_at(job: Obj, pod: Obj | None, main: str) -> str:
+    status = job.get("status") or {}
+    return str(status.get("startTime") or terminated(pod, main).get("startedAt") or "")
+
+
+def finished_at(job: Obj, pod: Obj | None, main: str) -> str:
+    status = job.get("status") or {}
+    condition = terminal_condition(job) or {}
+    return str(
+        status.get("completionTime")
+        or condition.get("lastTransitionTime")
+        or terminated(pod, main).get("finishedAt")
+        or ""
+    )
+
+
+def _detail(end: Obj) -> str:
+    # Not the termination message: for the main container that is its result file.
+    reason = end.get("reason")
+    return f" ({reason})" if reason and reason != "Error" else ""
+
+
+def _message(entry: Obj) -> str:
+    message = entry.get("message")
+    return f" ({str(message)[:MAX_EVENT_TEXT]})" if message else ""
+
+
+def _event_time(event: Obj) -> str:
+    return str(
+        event.get("lastTimestamp")
+        or event.get("eventTime")
+        or (event.get("metadata") or {}).get("creationTimestamp")
+        or ""
+    )

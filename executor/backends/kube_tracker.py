@@ -1,0 +1,317 @@
+"""One shared watch on our Jobs in a namespace: the backend's only source of Job progress.
+
+The tracker lists the Jobs carrying our label selector (which gives a resourceVersion), then
+watches from that resourceVersion, keeping the latest object of every Job. Waiters ask for one
+Job by name (and uid) and are resolved when it has a Complete or Failed condition, or when it
+is deleted before that. However many tasks run, a namespace costs one open watch, not one
+request per task per poll interval.
+
+Failures: when the watch ends (server timeout, dropped connection) it resumes from the last
+resourceVersion seen, so events in between are replayed; when the server no longer has that
+history (410 Gone/Expired, as an ERROR event or an HTTP status) it lists again, which shows
+every Job's current state, so no completion that happened meanwhile is lost. API errors and
+broken connections are retried with capped, jittered exponential backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubernetes_asyncio import watch
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from executor.backends.kube_api import ApiError, Backoff, KubeAPI
+from executor.backends.kube_outcome import is_finished
+
+log = logging.getLogger(__name__)
+
+Job = dict[str, Any]
+LIST_PAGE = 500
+
+
+@dataclass
+class TrackerStats:
+    lists: int = 0  # full re-lists (the first one included)
+    watches: int = 0  # watch requests opened
+    expired: int = 0  # 410 Gone answers
+    errors: int = 0  # failed lists or watches, retried after a backoff
+
+
+@dataclass
+class _Waiter:
+    uid: str
+    future: asyncio.Future[Job | None] = field(repr=False)
+
+
+class JobTracker:
+    def __init__(
+        self,
+        api: KubeAPI,
+        namespace: str,
+        selector: str,
+        *,
+        backoff: Backoff | None = None,
+        watch_timeout: tuple[int, int] = (240, 360),
+    ) -> None:
+        self.api = api
+        self.namespace = namespace
+        self.selector = selector
+        self.backoff = backoff or Backoff(base=0.2, cap=5.0)
+        self.watch_timeout = watch_timeout  # server-side timeoutSeconds, drawn per watch
+        self.resource_version = ""
+        self.stats = TrackerStats()
+        self._jobs: dict[str, Job] = {}
+        self._waiters: dict[str, list[_Waiter]] = {}
+        self._synced = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._checks: set[asyncio.Task[None]] = set()
+
+    # ---- lifecycle ----
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=f"job-tracker-{self.namespace}")
+
+    async def close(self) -> None:
+        tasks = [t for t in (self._task, *self._checks) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._task = None
+        for waiters in self._waiters.values():
+            for waiter in waiters:
+                waiter.future.cancel()
+        self._waiters.clear()
+
+    async def synced(self, within: float | None = None) -> bool:
+        """True once the first list has been read (False if that takes longer than `within` seconds)."""
+        try:
+            await asyncio.wait_for(self._synced.wait(), within)
+        except TimeoutError:
+            return False
+        return True
+
+    # ---- what the backend asks ----
+
+    def latest(self, name: str) -> Job | None:
+        return self._jobs.get(name)
+
+    def jobs(self) -> list[Job]:
+        return list(self._jobs.values())
+
+    def waiting(self) -> list[str]:
+        """Names of the Jobs someone is waiting for."""
+        return sorted(self._waiters)
+
+    def observe(self, job: Mapping[str, Any]) -> None:
+        """A Job the backend just created or read: known before the watch reports it."""
+        meta = job.get("metadata") or {}
+        current = self._jobs.get(meta.get("name", ""))
+        if current is None or _newer(job, current):
+            self._store(dict(job))
+
+    async def finished(self, name: str, uid: str = "") -> Job | None:
+        """The Job once it has completed or failed; None if it is deleted before that."""
+        current = self._jobs.get(name)
+        if current is not None and (not uid or _uid(current) == uid) and is_finished(current):
+            return current
+        waiter = _Waiter(uid, asyncio.get_running_loop().create_future())
+        self._waiters.setdefault(name, []).append(waiter)
+        try:
+            return await waiter.future
+        finally:
+            waiters = self._waiters.get(name, [])
+            if waiter in waiters:
+                waiters.remove(waiter)
+            if not waiters:
+                self._waiters.pop(name, None)
+
+    # ---- the watch loop ----
+
+    async def _run(self) -> None:
+        failures = 0
+        need_list = True
+        while True:
+            try:
+                if need_list:
+                    await self._list()
+                    need_list = False
+                began = time.monotonic()
+                await self._watch()
+                # A watch that ends at once without error is suspicious (a proxy closing it,
+                # an empty answer): back off as for a failure, or this loop would spin.
+                if time.monotonic() - began < 1.0:
+                    failures += 1
+                    await asyncio.sleep(self.backoff.delay(failures - 1))
+                else:
+                    failures = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if _status(exc) == 410:
+                    self.stats.expired += 1
+                    log.info("job watch in %s: history expired (410); listing again", self.namespace)
+                    need_list = True
+                    continue
+                self.stats.errors += 1
+                failures += 1
+                delay = self.backoff.delay(failures - 1)
+                log.warning(
+                    "job watch in %s failed (%s); retrying in %.1f s",
+                    self.namespace,
+                    _describe(exc),
+                    delay,
+                )
+                await asyncio.sleep(delay)
+
+    async def _list(self) -> None:
+        jobs: dict[str, Job] = {}
+        token = ""
+        while True:
+            page = await self.api.call(
+                f"listing Jobs in {self.namespace}",
+                self.api.batch.list_namespaced_job,
+                self.namespace,
+                label_selector=self.selector,
+                limit=LIST_PAGE,
+                **({"_continue": token} if token else {}),
+            )
+            for item in page.get("items") or []:
+                jobs[item["metadata"]["name"]] = _slim(item)
+            meta = page.get("metadata") or {}
+            token = meta.get("continue") or ""
+            if not token:
+                break
+        self.stats.lists += 1
+        self.resource_version = str(meta.get("resourceVersion") or "")
+        self._jobs = jobs
+        self._synced.set()
+        for name in list(self._waiters):
+            job = jobs.get(name)
+            if job is not None:
+                self._resolve(name, job)
+            else:
+                # Not listed: deleted while we were not watching, or created after the list's
+                # snapshot. Only a read tells which.
+                check = asyncio.create_task(self._check_gone(name))
+                self._checks.add(check)
+                check.add_done_callback(self._checks.discard)
+
+    async def _watch(self) -> None:
+        self.stats.watches += 1
+        stream = watch.Watch(return_type="object")  # plain dicts, not generated models
+        async with stream:
+            async for event in stream.stream(
+                self.api.batch.list_namespaced_job,
+                self.namespace,
+                label_selector=self.selector,
+                resource_version=self.resource_version,
+                allow_watch_bookmarks=True,
+                timeout_seconds=random.randint(*self.watch_timeout),
+                _request_timeout=(10, self.watch_timeout[1] + 30),  # (connect, read)
+            ):
+                self._apply(event.get("type", ""), event.get("raw_object") or {})
+
+    def _apply(self, kind: str, obj: Mapping[str, Any]) -> None:
+        meta = obj.get("metadata") or {}
+        version = meta.get("resourceVersion")
+        if version:
+            self.resource_version = str(version)
+        name = meta.get("name")
+        if kind == "BOOKMARK" or not name:
+            return
+        if kind == "DELETED":
+            gone = self._jobs.get(name)
+            if gone is not None and _uid(gone) == meta.get("uid"):
+                del self._jobs[name]
+            self._resolve_deleted(name, str(meta.get("uid") or ""), dict(obj))
+            return
+        if kind in ("ADDED", "MODIFIED"):
+            job = self._store(dict(obj))
+            self._resolve(name, job)
+
+    # ---- waiters ----
+
+    def _store(self, job: Job) -> Job:
+        job = _slim(job)
+        self._jobs[job["metadata"]["name"]] = job
+        return job
+
+    def _resolve(self, name: str, job: Job) -> None:
+        if not is_finished(job):
+            return
+        for waiter in self._waiters.get(name, []):
+            if waiter.uid in ("", _uid(job)) and not waiter.future.done():
+                waiter.future.set_result(job)
+
+    def _resolve_deleted(self, name: str, uid: str, final: Job) -> None:
+        for waiter in self._waiters.get(name, []):
+            if waiter.uid in ("", uid) and not waiter.future.done():
+                # A Job deleted after it finished still tells how it ended.
+                waiter.future.set_result(final if is_finished(final) else None)
+
+    async def _check_gone(self, name: str) -> None:
+        try:
+            job = await self.api.call(
+                f"reading Job {self.namespace}/{name}",
+                self.api.batch.read_namespaced_job,
+                name,
+                self.namespace,
+            )
+        except ApiError as exc:
+            if exc.status == 404 and name not in self._jobs:
+                self._resolve_deleted(name, "", {})
+            elif exc.status != 404:
+                log.warning("checking Job %s/%s after a re-list: %s", self.namespace, name, exc)
+            return
+        self.observe(job)
+        current = self._jobs.get(name)
+        if current is not None:
+            self._resolve(name, current)
+
+
+def _uid(job: Mapping[str, Any]) -> str:
+    return str((job.get("metadata") or {}).get("uid") or "")
+
+
+def _newer(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """Whether `a` is a later version than `b` (resourceVersions compared as numbers when they are)."""
+    if _uid(a) != _uid(b):
+        return True
+    va = str((a.get("metadata") or {}).get("resourceVersion") or "")
+    vb = str((b.get("metadata") or {}).get("resourceVersion") or "")
+    if va.isdigit() and vb.isdigit():
+        return int(va) > int(vb)
+    return va != vb
+
+
+def _slim(job: Job) -> Job:
+    """Drop what the tracker never reads (managed fields are most of an object's size)."""
+    meta = job.get("metadata")
+    if isinstance(meta, dict) and "managedFields" in meta:
+        job = {**job, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
+    return job
+
+
+def _status(exc: BaseException) -> int:
+    if isinstance(exc, ApiException):
+        return int(exc.status or 0)
+    if isinstance(exc, ApiError):
+        return exc.status
+    return 0
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, ApiException):
+        return f"HTTP {exc.status} {exc.reason}"
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

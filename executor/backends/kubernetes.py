@@ -1,0 +1,434 @@
+"""The Kubernetes backend: each task a batch/v1 Job, tracked by one shared watch per namespace.
+
+submit renders the task (executor/render.py), creates its ConfigMap of staged files (if any)
+and its Job, then makes the Job the ConfigMap's owner so they are garbage-collected together.
+Job names are deterministic, so a second submit of the same task is answered 409 by the API
+server: the existing Job is adopted (after checking it belongs to the same event), never run
+twice. wait asks the namespace's JobTracker (kube_tracker.py) for the Job's end, then reads its
+pod: the job container's log tail and termination message (the task's result file), and on
+failure the init container's log and the pod's warning events, so the reason says more than
+"BackoffLimitExceeded". Past maxPollDuration (counted from the Job's creation, so an adopted
+Job keeps its deadline) the Job is deleted and the task is timed_out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from kubernetes_asyncio import client
+
+from executor.backends.base import Adopted, TaskHandle, TaskOutcome, tail
+from executor.backends.kube_api import ApiError, Backoff, KubeAPI, load_api_client
+from executor.backends.kube_outcome import (
+    combine_logs,
+    container_names,
+    container_status,
+    failure_reason,
+    finished_at,
+    newest_pod,
+    result_of,
+    started_at,
+    terminal_condition,
+    terminated,
+)
+from executor.backends.kube_tracker import JobTracker
+from executor.naming import A_EVENT_ID, A_EVENT_SOURCE, SELECTOR
+from executor.render import RenderOptions, render_task
+from executor.taskspec import TaskSpec
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+LOG_TAIL_LINES = 200
+LOG_LIMIT_BYTES = 256 * 1024
+BACKGROUND = {"propagationPolicy": "Background"}
+
+
+class KubernetesBackend:
+    name = "kubernetes"
+
+    def __init__(
+        self,
+        options: RenderOptions,
+        namespaces: Sequence[str] = ("default",),
+        *,
+        api_client: client.ApiClient | None = None,
+        backoff: Backoff | None = None,
+        watch_backoff: Backoff | None = None,
+        sync_timeout: float = 5.0,
+    ) -> None:
+        self.options = options
+        self.namespaces = tuple(dict.fromkeys(namespaces))  # where adopt() looks
+        self.backoff = backoff or Backoff()
+        self.watch_backoff = watch_backoff
+        self.sync_timeout = sync_timeout
+        self._api_client = api_client  # injected (tests) or loaded by start()
+        self._owns_client = api_client is None
+        self._api: KubeAPI | None = None
+        self._trackers: dict[str, JobTracker] = {}
+
+    # ---- lifecycle ----
+
+    async def start(self) -> None:
+        await self._ready()
+        for namespace in self.namespaces:
+            self.tracker(namespace)
+        ready = await asyncio.gather(*(t.synced(self.sync_timeout) for t in self._trackers.values()))
+        for tracker, ok in zip(self._trackers.values(), ready, strict=True):
+            if ok:
+                log.info(
+                    "kubernetes backend: watching %d Job(s) of ours in namespace %s",
+                    len(tracker.jobs()),
+                    tracker.namespace,
+                )
+            else:
+                log.warning(
+                    "kubernetes backend: no Job list from namespace %s yet; still trying",
+                    tracker.namespace,
+                )
+
+    async def close(self) -> None:
+        # Jobs keep running in the cluster; a restarted service adopts them.
+        trackers, self._trackers = list(self._trackers.values()), {}
+        for tracker in trackers:
+            await tracker.close()
+        if self._owns_client and self._api_client is not None:
+            await self._api_client.close()
+            self._api_client = None
+        self._api = None
+
+    async def _ready(self) -> KubeAPI:
+        if self._api is None:
+            if self._api_client is None:
+                self._api_client = await load_api_client()
+            self._api = KubeAPI(self._api_client, self.backoff)
+        return self._api
+
+    def tracker(self, namespace: str) -> JobTracker:
+        """The namespace's shared watch, started on first use."""
+        tracker = self._trackers.get(namespace)
+        if tracker is None:
+            assert self._api is not None, "start() the backend first"
+            tracker = JobTracker(self._api, namespace, SELECTOR, backoff=self.watch_backoff)
+            self._trackers[namespace] = tracker
+            tracker.start()
+        return tracker
+
+    # ---- the Backend protocol ----
+
+    async def submit(self, spec: TaskSpec, files: Mapping[str, bytes]) -> TaskHandle:
+        api = await self._ready()
+        objects = render_task(spec, self.options, files)
+        job_manifest = objects[-1]
+        configmap = objects[0] if len(objects) > 1 else None
+        namespace = job_manifest["metadata"]["namespace"] or self.namespaces[0]
+        name = job_manifest["metadata"]["name"]
+        tracker = self.tracker(namespace)
+        if configmap is not None:
+            await self._create_configmap(api, namespace, configmap)
+        adopted = False
+        try:
+            job = await api.call(
+                f"creating Job {namespace}/{name}",
+                api.batch.create_namespaced_job,
+                namespace,
+                job_manifest,
+            )
+            log.info("created Job %s/%s for task %r", namespace, name, spec.task_name)
+        except ApiError as exc:
+            if exc.status != 409:
+                if configmap is not None:
+                    await self._delete_configmap(api, namespace, name)
+                raise
+            job = await self._existing_job(api, namespace, name, spec)
+            adopted = True
+            log.info("Job %s/%s already exists for this event: adopting it", namespace, name)
+        tracker.observe(job)
+        if configmap is not None:
+            await self._set_owner(api, namespace, name, job)
+        return TaskHandle(name, namespace, adopted=adopted)
+
+    async def wait(self, handle: TaskHandle, spec: TaskSpec) -> TaskOutcome:
+        api = await self._ready()
+        namespace = handle.namespace or spec.namespace
+        tracker = self.tracker(namespace)
+        job = tracker.latest(handle.name)
+        if job is None:
+            try:
+                job = await self._read_job(api, namespace, handle.name)
+            except ApiError as exc:
+                if exc.status != 404:
+                    raise
+                return _lost(namespace, handle.name)
+            tracker.observe(job)
+        limit = spec.max_poll_duration
+        remaining = _epoch(job["metadata"].get("creationTimestamp")) + limit - time.time()
+        try:
+            async with asyncio.timeout(max(0.0, remaining)):
+                final = await tracker.finished(handle.name, _uid(job))
+        except TimeoutError:
+            latest = tracker.latest(handle.name) or job
+            if terminal_condition(latest) is not None and _uid(latest) == _uid(job):
+                return await self._outcome(api, latest)  # it ended just as time ran out
+            return await self._time_out(api, latest, limit)
+        if final is None:
+            return _lost(namespace, handle.name)
+        return await self._outcome(api, final)
+
+    async def cancel(self, handle: TaskHandle) -> None:
+        api = await self._ready()
+        await self._delete_job(api, handle.namespace or self.namespaces[0], handle.name)
+
+    async def adopt(self) -> list[Adopted]:
+        api = await self._ready()
+        found: list[Adopted] = []
+        for namespace in self.namespaces:
+            token = ""
+            while True:
+                page = await api.call(
+                    f"listing Jobs in {namespace}",
+                    api.batch.list_namespaced_job,
+                    namespace,
+                    label_selector=SELECTOR,
+                    limit=500,
+                    **({"_continue": token} if token else {}),
+                )
+                for job in page.get("items") or []:
+                    meta = job["metadata"]
+                    handle = TaskHandle(meta["name"], namespace, adopted=True)
+                    found.append(Adopted(handle, dict(meta.get("annotations") or {})))
+                    self.tracker(namespace).observe(job)
+                token = (page.get("metadata") or {}).get("continue") or ""
+                if not token:
+                    break
+        return found
+
+    # ---- submit's steps ----
+
+    async def _create_configmap(self, api: KubeAPI, namespace: str, configmap: Obj) -> None:
+        name = configmap["metadata"]["name"]
+        try:
+            await api.call(
+                f"creating ConfigMap {namespace}/{name}",
+                api.core.create_namespaced_config_map,
+                namespace,
+                configmap,
+            )
+        except ApiError as exc:
+            if exc.status != 409:  # 409: made by an earlier submit of this task, same content
+                raise
+
+    async def _existing_job(self, api: KubeAPI, namespace: str, name: str, spec: TaskSpec) -> Obj:
+        try:
+            job = await self._read_job(api, namespace, name)
+        except ApiError as exc:
+            if exc.status == 404:
+                raise ApiError(
+                    f"Job {namespace}/{name} was refused as already existing, then not found "
+                    "(deleted meanwhile?); not creating it again",
+                    exc.status,
+                ) from None
+            raise
+        annotations = job["metadata"].get("annotations") or {}
+        theirs = (annotations.get(A_EVENT_SOURCE, ""), annotations.get(A_EVENT_ID, ""))
+        ours = (spec.trigger.event_source, spec.trigger.event_id)
+        if theirs != ours:
+            raise ApiError(
+                f"Job {namespace}/{name} already exists but belongs to another event "
+                f"(source {theirs[0]!r}, id {theirs[1]!r}; this task's event is source "
+                f"{ours[0]!r}, id {ours[1]!r}); refusing to adopt it",
+                409,
+                "AlreadyExists",
+            )
+        return job
+
+    async def _set_owner(self, api: KubeAPI, namespace: str, name: str, job: Obj) -> None:
+        owner = {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "name": job["metadata"]["name"],
+            "uid": job["metadata"]["uid"],
+        }
+        try:
+            await api.call(
+                f"making Job {name} the owner of its ConfigMap",
+                api.core.patch_namespaced_config_map,
+                name,
+                namespace,
+                {"metadata": {"ownerReferences": [owner]}},
+                _content_type="application/merge-patch+json",
+            )
+        except ApiError as exc:
+            # The task runs regardless; only the ConfigMap's clean-up depends on this.
+            log.warning("%s (the ConfigMap will outlive the Job)", exc)
+
+    # ---- wait's steps ----
+
+    async def _outcome(self, api: KubeAPI, job: Obj) -> TaskOutcome:
+        meta = job["metadata"]
+        namespace, name = meta["namespace"], meta["name"]
+        failed = (terminal_condition(job) or {}).get("type") == "Failed"
+        pod_error = ""
+        try:
+            pod = await self._pod(api, job)
+        except ApiError as exc:
+            # The Job's condition has decided the outcome; only the details are missing.
+            log.warning("%s", exc)
+            pod, pod_error = None, str(exc)
+        main, init = container_names(pod) if pod is not None else ("", "")
+        main_log = await self._log(api, pod, main)
+        if not failed:
+            return TaskOutcome(
+                status="succeeded",
+                logs=tail(main_log) if not pod_error else f"(logs unavailable: {pod_error})",
+                result=result_of(pod, main),
+                exit_code=terminated(pod, main).get("exitCode"),
+                started_at=started_at(job, pod, main),
+                finished_at=finished_at(job, pod, main),
+            )
+        init_log = await self._log(api, pod, init)
+        about = pod["metadata"]["name"] if pod is not None else name
+        events = await self._events(api, namespace, about)
+        return TaskOutcome(
+            status="failed",
+            reason=failure_reason(job, pod, events, pod_error),
+            logs=combine_logs([(f"init container {init}", init_log), (f"container {main}", main_log)]),
+            result=result_of(pod, main),
+            exit_code=terminated(pod, main).get("exitCode"),
+            started_at=started_at(job, pod, main),
+            finished_at=finished_at(job, pod, main),
+        )
+
+    async def _time_out(self, api: KubeAPI, job: Obj, limit: int) -> TaskOutcome:
+        meta = job["metadata"]
+        logs = ""
+        pod = None
+        with contextlib.suppress(ApiError):
+            pod = await self._pod(api, job)
+            if pod is not None:
+                logs = await self._log(api, pod, container_names(pod)[0])
+        await self._delete_job(api, meta["namespace"], meta["name"])
+        log.info("Job %s/%s timed out after %d s; deleted it", meta["namespace"], meta["name"], limit)
+        return TaskOutcome(
+            status="timed_out",
+            reason=f"timed out after {limit} s (maxPollDuration)",
+            logs=tail(logs),
+            started_at=started_at(job, pod, ""),
+            finished_at=_now(),
+        )
+
+    async def _pod(self, api: KubeAPI, job: Obj) -> Obj | None:
+        meta = job["metadata"]
+        match = ((job.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+        # The Job's own selector finds exactly its pods (the controller-uid label); without one,
+        # the job-name label (set by Kubernetes since 1.27; older clusters set `job-name`).
+        selector = ",".join(f"{k}={v}" for k, v in sorted(match.items()))
+        selectors = [selector] if selector else []
+        selectors += [f"batch.kubernetes.io/job-name={meta['name']}", f"job-name={meta['name']}"]
+        for label_selector in selectors:
+            pods = await api.call(
+                f"listing the pods of Job {meta['namespace']}/{meta['name']}",
+                api.core.list_namespaced_pod,
+                meta["namespace"],
+                label_selector=label_selector,
+            )
+            pod = newest_pod(pods.get("items") or [], meta.get("uid", ""))
+            if pod is not None:
+                return pod
+        return None
+
+    async def _log(self, api: KubeAPI, pod: Obj | None, container: str) -> str:
+        if pod is None or not container:
+            return ""
+        state = container_status(pod, container).get("state") or {}
+        if not state.get("terminated") and not state.get("running"):
+            return ""  # never started: the API would answer 400
+        meta = pod["metadata"]
+        try:
+            return await api.text(
+                f"reading the log of {meta['name']}/{container}",
+                api.core.read_namespaced_pod_log,
+                meta["name"],
+                meta["namespace"],
+                container=container,
+                tail_lines=LOG_TAIL_LINES,
+                limit_bytes=LOG_LIMIT_BYTES,
+            )
+        except ApiError as exc:
+            log.warning("%s", exc)
+            return f"(log unavailable: {exc})"
+
+    async def _events(self, api: KubeAPI, namespace: str, involved: str) -> list[Obj]:
+        try:
+            answer = await api.call(
+                f"listing the events of {namespace}/{involved}",
+                api.core.list_namespaced_event,
+                namespace,
+                field_selector=f"involvedObject.name={involved}",
+            )
+        except ApiError as exc:
+            log.warning("%s", exc)
+            return []
+        return list(answer.get("items") or [])
+
+    # ---- small calls ----
+
+    async def _read_job(self, api: KubeAPI, namespace: str, name: str) -> Obj:
+        job: Obj = await api.call(
+            f"reading Job {namespace}/{name}", api.batch.read_namespaced_job, name, namespace
+        )
+        return job
+
+    async def _delete_job(self, api: KubeAPI, namespace: str, name: str) -> None:
+        try:
+            await api.call(
+                f"deleting Job {namespace}/{name}",
+                api.batch.delete_namespaced_job,
+                name,
+                namespace,
+                body=BACKGROUND,
+            )
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+
+    async def _delete_configmap(self, api: KubeAPI, namespace: str, name: str) -> None:
+        try:
+            await api.call(
+                f"deleting ConfigMap {namespace}/{name}",
+                api.core.delete_namespaced_config_map,
+                name,
+                namespace,
+            )
+        except ApiError as exc:
+            log.warning("%s", exc)
+
+
+def _lost(namespace: str, name: str) -> TaskOutcome:
+    return TaskOutcome(
+        status="lost", reason=f"Job {namespace}/{name} was deleted before it finished", finished_at=_now()
+    )
+
+
+def _uid(job: Obj) -> str:
+    return str(job["metadata"].get("uid") or "")
+
+
+def _epoch(stamp: str | None) -> float:
+    """Seconds since the epoch of an RFC 3339 timestamp; now when it is missing or unreadable."""
+    if not stamp:
+        return time.time()
+    try:
+        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return time.time()
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

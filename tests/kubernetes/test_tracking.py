@@ -1,0 +1,131 @@
+"""The shared Job watch: one per namespace, resumes after drops, re-lists after 410 Gone, and
+keeps the API traffic per job small."""
+
+from __future__ import annotations
+
+import asyncio
+
+from executor.backends.kubernetes import KubernetesBackend
+from tests.kubeapi.server import FakeKubeAPI
+from tests.kubernetes.conftest import NAMESPACE, eventually, make_spec, no_validation_errors
+
+
+async def watching(kube_api: FakeKubeAPI, count: int = 1) -> None:
+    await eventually(lambda: kube_api.open_watches == count, what=f"{count} open watch(es)")
+
+
+async def test_completion_during_410_gone_is_seen_after_a_relist(
+    kube_api: FakeKubeAPI, backend: KubernetesBackend
+) -> None:
+    spec = make_spec()
+    handle = await backend.submit(spec, {})
+    tracker = backend.tracker(NAMESPACE)
+    waiter = asyncio.create_task(backend.wait(handle, spec))
+    await eventually(lambda: handle.name in tracker.waiting())
+    await watching(kube_api)
+    assert (tracker.stats.lists, tracker.stats.expired) == (1, 0)
+    # The watch drops, the Job ends while nobody watches, and the server forgets that history:
+    # resuming from the last resourceVersion is answered 410 Expired.
+    kube_api.drop_watches()
+    kube_api.set_job_succeeded(NAMESPACE, handle.name, log="finished while unwatched\n")
+    compacted = kube_api.compact()
+    outcome = await asyncio.wait_for(waiter, 5)
+    assert (outcome.status, outcome.logs) == ("succeeded", "finished while unwatched\n")
+    assert tracker.stats.expired == 1 and tracker.stats.lists == 2
+    relist = kube_api.requests("GET", "/jobs", watch=False)[-1]
+    assert "resourceVersion" not in relist.query
+    await watching(kube_api)  # and it watches again, from the new list's resourceVersion
+    watches = kube_api.requests("GET", "/jobs", watch=True)
+    assert int(watches[-1].query["resourceVersion"]) >= compacted
+
+
+async def test_dropped_watch_resumes_from_its_resource_version(
+    kube_api: FakeKubeAPI, backend: KubernetesBackend
+) -> None:
+    spec = make_spec()
+    handle = await backend.submit(spec, {})
+    tracker = backend.tracker(NAMESPACE)
+    waiter = asyncio.create_task(backend.wait(handle, spec))
+    await eventually(lambda: handle.name in tracker.waiting())
+    await watching(kube_api)
+    seen = tracker.resource_version
+    kube_api.drop_watches(abort=True)  # connection reset
+    kube_api.set_job_failed(NAMESPACE, handle.name, exit_code=4, log="boom\n")
+    outcome = await asyncio.wait_for(waiter, 5)
+    assert (outcome.status, outcome.exit_code) == ("failed", 4)
+    # The events in between were replayed from history: no second list was needed.
+    assert tracker.stats.lists == 1
+    resumed = kube_api.requests("GET", "/jobs", watch=True)[1]
+    assert resumed.query["resourceVersion"] == seen
+
+
+async def test_watch_errors_are_retried_with_backoff(
+    kube_api: FakeKubeAPI, backend: KubernetesBackend
+) -> None:
+    spec = make_spec()
+    handle = await backend.submit(spec, {})
+    tracker = backend.tracker(NAMESPACE)
+    waiter = asyncio.create_task(backend.wait(handle, spec))
+    await watching(kube_api)
+    kube_api.fail_next(3, 500, path_contains="/jobs", watch=True)
+    kube_api.drop_watches()
+    kube_api.set_job_succeeded(NAMESPACE, handle.name)
+    outcome = await asyncio.wait_for(waiter, 5)
+    assert outcome.status == "succeeded"
+    assert tracker.stats.errors == 3
+    assert [r.status for r in kube_api.requests("GET", "/jobs", watch=True)][1:4] == [500, 500, 500]
+
+
+async def test_list_errors_at_start_are_retried(kube_api: FakeKubeAPI, backend_factory) -> None:
+    kube_api.fail_next(2, 503, method="GET", path_contains="/jobs", watch=False)
+    backend = backend_factory()
+    await backend.start()
+    tracker = backend.tracker(NAMESPACE)
+    assert await tracker.synced(1)
+    assert [r.status for r in kube_api.requests("GET", "/jobs", watch=False)] == [503, 503, 200]
+
+
+async def test_one_watch_for_many_jobs_and_few_requests_per_job(
+    kube_api: FakeKubeAPI, backend: KubernetesBackend
+) -> None:
+    await watching(kube_api)
+    before = len(kube_api.request_log)
+    jobs = 20
+    specs = [make_spec() for _ in range(jobs)]
+    handles = [await backend.submit(spec, {}) for spec in specs]
+    waits = [asyncio.create_task(backend.wait(h, s)) for h, s in zip(handles, specs, strict=True)]
+    tracker = backend.tracker(NAMESPACE)
+    await eventually(lambda: len(tracker.waiting()) == jobs)
+    for i, handle in enumerate(handles):
+        kube_api.set_job_running(NAMESPACE, handle.name)
+        await asyncio.sleep(0.01)  # let a few watch events through in between
+        if i % 2:
+            kube_api.set_job_failed(NAMESPACE, handle.name, log=f"job {i}\n")
+        else:
+            kube_api.set_job_succeeded(NAMESPACE, handle.name, log=f"job {i}\n")
+    outcomes = await asyncio.wait_for(asyncio.gather(*waits), 10)
+    assert [o.logs.strip() for o in outcomes] == [f"job {i}" for i in range(jobs)]
+    assert [o.status for o in outcomes] == ["succeeded", "failed"] * (jobs // 2)
+
+    made = kube_api.request_log[before:]
+    assert not [r for r in made if r.watch]  # no new watch, no per-job watch
+    assert kube_api.open_watches == 1
+    # A job that succeeds: create, find its pod, read its log (3 requests). One that fails
+    # adds its init container's log (none here: nothing staged) and its pod's events (4).
+    assert len(made) <= 3 * jobs + jobs // 2
+    assert not kube_api.requests("GET", f"/jobs/{handles[0].name}")  # never read one by one
+    print(f"API requests per job: {len(made) / jobs:.1f} ({len(made)} for {jobs} jobs)")
+    no_validation_errors(kube_api)
+
+
+async def test_each_namespace_gets_one_watch(kube_api: FakeKubeAPI, backend: KubernetesBackend) -> None:
+    specs = [make_spec(namespace=ns) for ns in ("default", "team-a", "team-a", "team-b")]
+    handles = [await backend.submit(spec, {}) for spec in specs]
+    await watching(kube_api, 3)
+    waits = [asyncio.create_task(backend.wait(h, s)) for h, s in zip(handles, specs, strict=True)]
+    for handle in handles:
+        kube_api.set_job_succeeded(handle.namespace, handle.name)
+    outcomes = await asyncio.wait_for(asyncio.gather(*waits), 5)
+    assert {o.status for o in outcomes} == {"succeeded"}
+    assert kube_api.open_watches == 3
+    assert len(kube_api.requests("GET", watch=True)) == 3

@@ -14,6 +14,7 @@ from aiohttp import web
 from nats.aio.client import Client
 
 from executor.backends.base import Backend
+from executor.backends.kubernetes import KubernetesBackend
 from executor.backends.local import LocalBackend
 from executor.dispatcher import Dispatcher
 from executor.metrics import Metrics
@@ -21,8 +22,9 @@ from executor.natsclient import connect as nats_connect
 from executor.outbox import Outbox
 from executor.pipeline import Pipeline
 from executor.policy import warn_if_open
+from executor.render import RenderOptions
 from executor.resolver import LocalTreeResolver
-from executor.settings import Settings, SettingsError
+from executor.settings import Settings
 from executor.sinks.base import Sink
 from executor.sinks.http import HttpSink
 from executor.sinks.nats import NatsSink
@@ -36,7 +38,13 @@ log = logging.getLogger(__name__)
 
 def make_backend(settings: Settings) -> Backend:
     if settings.backend == "kubernetes":
-        raise SettingsError("BACKEND=kubernetes: the Kubernetes backend is not part of this build yet")
+        options = RenderOptions(
+            init_image=settings.init_container_image,
+            files_source="keptn" if settings.config_source == "keptn" else "configmap",
+            keptn_api_url=settings.keptn_api_endpoint,
+            keptn_token_secret=settings.keptn_api_token_secret,
+        )
+        return KubernetesBackend(options, namespaces=(settings.job_namespace,))
     return LocalBackend(settings.state_dir / "work", settings.local_secrets_dir)
 
 

@@ -1,0 +1,80 @@
+"""`job-executor serve` with BACKEND=kubernetes as a real process, against the fake API server
+(running in the test's loop), reporting to a real HTTP sink."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from executor.naming import job_name
+from tests.kubeapi.server import FakeKubeAPI
+from tests.kubernetes.conftest import eventually, no_validation_errors
+from tests.service.conftest import EventSink, Serve, make_event, write_config
+
+pytestmark = pytest.mark.slow
+
+EVENT_ID = "4b1e6a1c-5f2d-4c1e-9a77-0d2c9e3f1a10"
+
+CONFIG = """\
+apiVersion: v2
+actions:
+  - name: "Test"
+    events:
+      - name: "sh.keptn.event.test.triggered"
+    tasks:
+      - name: "Greet"
+        image: "alpine:3.20"
+        files: ["hello.txt"]
+        cmd: ["sh", "-c", "cat /keptn/hello.txt"]
+"""
+
+
+@pytest.fixture
+async def sink() -> AsyncIterator[EventSink]:
+    server = EventSink()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+async def test_serve_runs_a_task_as_a_job_and_reports_it(
+    tmp_path: Path, kube_api: FakeKubeAPI, kube_config_file: Path, sink: EventSink
+) -> None:
+    write_config(tmp_path, CONFIG)
+    (tmp_path / "resources" / "shop" / "dev" / "cart" / "hello.txt").write_text("hello from a file\n")
+    serve = Serve(
+        tmp_path,
+        sink.url,
+        {
+            "BACKEND": "kubernetes",
+            "KUBECONFIG": str(kube_config_file),
+            "KUBERNETES_SERVICE_HOST": "",
+            "JOB_NAMESPACE": "jobs",
+            "INIT_CONTAINER_IMAGE": "ghcr.io/job-executor/job-executor:e2e",
+        },
+    )
+    try:
+        await serve.start()
+        assert kube_api.open_watches == 1  # the shared watch is up before the service is ready
+        status, _ = await serve.post(make_event(event_id=EVENT_ID))
+        assert status == 202
+        await sink.wait_for(".started")
+        (job,) = await eventually(lambda: kube_api.objects("jobs", "jobs"), timeout=10, what="the Job")
+        name = job["metadata"]["name"]
+        assert name == job_name(EVENT_ID, "tests", 0, 1)
+        configmap = kube_api.get("configmaps", "jobs", name)
+        assert configmap is not None
+        await eventually(lambda: kube_api.get("configmaps", "jobs", name)["metadata"].get("ownerReferences"))
+        kube_api.set_job_running("jobs", name)
+        kube_api.set_job_succeeded("jobs", name, log="hello from a file\n")
+        (finished,) = await sink.wait_for(".finished")
+        data = finished["data"]
+        assert (data["status"], data["result"]) == ("succeeded", "pass")
+        assert "Task 'Greet' finished successfully!" in data["message"]
+        assert "hello from a file" in data["message"]
+        no_validation_errors(kube_api)
+    finally:
+        await serve.stop()
+    assert serve.proc is not None and serve.proc.returncode == 0

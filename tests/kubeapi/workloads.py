@@ -1,0 +1,261 @@
+"""What the API server and the Job controller add to objects: defaults, pods, status, events.
+
+Pure functions over plain dicts. The server calls them and commits the results
+(each commit is one resourceVersion and one watch event).
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+from collections.abc import Mapping
+from typing import Any
+
+from tests.kubeapi.resources import JOBS, Obj
+
+JOB_NAME_LABELS = ("batch.kubernetes.io/job-name", "job-name")
+CONTROLLER_UID_LABELS = ("batch.kubernetes.io/controller-uid", "controller-uid")
+FAILURE_MESSAGES: Mapping[str, str] = {
+    "BackoffLimitExceeded": "Job has reached the specified backoff limit",
+    "DeadlineExceeded": "Job was active longer than specified deadline",
+    "PodFailurePolicy": "Container main for pod failed with exit code 1 matching FailJob rule at index 0",
+}
+
+
+def timestamp(when: datetime.datetime | None = None) -> str:
+    when = when or datetime.datetime.now(datetime.UTC)
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _pull_policy(image: str) -> str:
+    if "@" in image:
+        return "IfNotPresent"
+    last = image.rsplit("/", 1)[-1]
+    tag = last.split(":", 1)[1] if ":" in last else "latest"
+    return "Always" if tag == "latest" else "IfNotPresent"
+
+
+def default_pod_spec(spec: Obj) -> None:
+    """SetDefaults_PodSpec and SetDefaults_Container, for the fields clients commonly see."""
+    spec.setdefault("restartPolicy", "Always")
+    spec.setdefault("dnsPolicy", "ClusterFirst")
+    spec.setdefault("schedulerName", "default-scheduler")
+    spec.setdefault("securityContext", {})
+    spec.setdefault("terminationGracePeriodSeconds", 30)
+    for key in ("initContainers", "containers"):
+        for c in spec.get(key) or []:
+            c.setdefault("imagePullPolicy", _pull_policy(c.get("image", "")))
+            c.setdefault("terminationMessagePath", "/dev/termination-log")
+            c.setdefault("terminationMessagePolicy", "File")
+            c.setdefault("resources", {})
+
+
+def default_job(job: Obj) -> None:
+    """Job defaults and the generated selector and pod labels (needs metadata.uid and name)."""
+    meta = job["metadata"]
+    uid, name = meta["uid"], meta["name"]
+    meta["generation"] = 1
+    spec = job.setdefault("spec", {})
+    spec.setdefault("parallelism", 1)
+    spec.setdefault("completions", 1)
+    spec.setdefault("backoffLimit", 6)
+    spec.setdefault("completionMode", "NonIndexed")
+    spec.setdefault("suspend", False)
+    spec.setdefault("podReplacementPolicy", "TerminatingOrFailed")
+    spec.setdefault("manualSelector", None)
+    if spec.get("manualSelector") is None:
+        del spec["manualSelector"]
+        spec["selector"] = {"matchLabels": {CONTROLLER_UID_LABELS[0]: uid}}
+    template = spec.setdefault("template", {})
+    labels = template.setdefault("metadata", {}).setdefault("labels", {})
+    for key in CONTROLLER_UID_LABELS:
+        labels[key] = uid
+    for key in JOB_NAME_LABELS:
+        labels[key] = name
+    default_pod_spec(template.setdefault("spec", {}))
+    job["status"] = {}
+
+
+def owner_reference(owner: Obj) -> Obj:
+    return {
+        "apiVersion": owner["apiVersion"],
+        "kind": owner["kind"],
+        "name": owner["metadata"]["name"],
+        "uid": owner["metadata"]["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def new_pod(job: Obj, name: str) -> Obj:
+    """The pod the Job controller would create from the Job's template (no status yet)."""
+    template = job["spec"]["template"]
+    meta = copy.deepcopy(template.get("metadata") or {})
+    meta.pop("name", None)
+    meta.update(
+        name=name,
+        generateName=f"{job['metadata']['name']}-",
+        namespace=job["metadata"]["namespace"],
+        ownerReferences=[owner_reference(job)],
+    )
+    spec = copy.deepcopy(template["spec"])
+    spec["nodeName"] = "fake-node"
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec, "status": {}}
+
+
+def _cid(pod: Obj, container: str) -> str:
+    return f"containerd://{abs(hash((pod['metadata']['uid'], container))):016x}"
+
+
+def _container_status(pod: Obj, c: Obj, state: Obj, *, ready: bool) -> Obj:
+    return {
+        "name": c["name"],
+        "image": c.get("image", ""),
+        "imageID": f"{c.get('image', '')}@sha256:{'0' * 64}",
+        "containerID": _cid(pod, c["name"]),
+        "ready": ready,
+        "restartCount": 0,
+        "started": "running" in state,
+        "state": state,
+    }
+
+
+def _terminated(pod: Obj, c: Obj, code: int, started: str, finished: str) -> Obj:
+    return {
+        "terminated": {
+            "exitCode": code,
+            "reason": "Completed" if code == 0 else "Error",
+            "startedAt": started,
+            "finishedAt": finished,
+            "containerID": _cid(pod, c["name"]),
+        }
+    }
+
+
+def _conditions(now: str, **conditions: bool | str) -> list[Obj]:
+    result = []
+    for kind, value in conditions.items():
+        condition: Obj = {"type": kind, "status": "True" if value is True else "False"}
+        condition.update(lastProbeTime=None, lastTransitionTime=now)
+        if isinstance(value, str):
+            condition["reason"] = value
+        result.append(condition)
+    return result
+
+
+def running_pod_status(pod: Obj, now: str) -> Obj:
+    spec = pod["spec"]
+    status: Obj = {
+        "phase": "Running",
+        "conditions": _conditions(now, Initialized=True, Ready=True, ContainersReady=True, PodScheduled=True),
+        "hostIP": "10.0.0.1",
+        "podIP": "10.244.0.10",
+        "podIPs": [{"ip": "10.244.0.10"}],
+        "qosClass": "BestEffort",
+        "startTime": now,
+    }
+    if spec.get("initContainers"):
+        status["initContainerStatuses"] = [
+            _container_status(pod, c, _terminated(pod, c, 0, now, now), ready=True)
+            for c in spec["initContainers"]
+        ]
+    status["containerStatuses"] = [
+        _container_status(pod, c, {"running": {"startedAt": now}}, ready=True) for c in spec["containers"]
+    ]
+    return status
+
+
+def terminated_pod_status(pod: Obj, exit_code: int, init_exit_code: int, now: str) -> Obj:
+    """Status of a pod whose containers ended: init containers first, then the main ones."""
+    spec = pod["spec"]
+    started = (pod.get("status") or {}).get("startTime") or now
+    failed = exit_code != 0 or init_exit_code != 0
+    phase_reason = "PodFailed" if failed else "PodCompleted"
+    status: Obj = {
+        "phase": "Failed" if failed else "Succeeded",
+        "conditions": _conditions(
+            now,
+            Initialized=init_exit_code == 0 or "PodFailed",
+            Ready=phase_reason,
+            ContainersReady=phase_reason,
+            PodScheduled=True,
+        ),
+        "hostIP": "10.0.0.1",
+        "podIP": "10.244.0.10",
+        "podIPs": [{"ip": "10.244.0.10"}],
+        "qosClass": "BestEffort",
+        "startTime": started,
+    }
+    inits = spec.get("initContainers") or []
+    if inits:
+        codes = [0] * (len(inits) - 1) + [init_exit_code]
+        status["initContainerStatuses"] = [
+            _container_status(pod, c, _terminated(pod, c, code, started, now), ready=code == 0)
+            for c, code in zip(inits, codes, strict=True)
+        ]
+    if init_exit_code != 0:
+        waiting = {"waiting": {"reason": "PodInitializing"}}
+        status["containerStatuses"] = [
+            _container_status(pod, c, waiting, ready=False) for c in spec["containers"]
+        ]
+    else:
+        status["containerStatuses"] = [
+            _container_status(pod, c, _terminated(pod, c, exit_code, started, now), ready=False)
+            for c in spec["containers"]
+        ]
+    return status
+
+
+def job_condition(kind: str, reason: str, message: str, now: str) -> Obj:
+    return {
+        "type": kind,
+        "status": "True",
+        "lastProbeTime": now,
+        "lastTransitionTime": now,
+        "reason": reason,
+        "message": message,
+    }
+
+
+def event_object(
+    name: str,
+    involved: Obj,
+    kind: str,
+    reason: str,
+    message: str,
+    now: str,
+    component: str,
+    extra: Mapping[str, Any] | None = None,
+) -> Obj:
+    """A core/v1 Event about ``involved`` (a Job or a Pod)."""
+    meta = involved["metadata"]
+    event: Obj = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": name, "namespace": meta["namespace"]},
+        "involvedObject": {
+            "kind": involved["kind"],
+            "namespace": meta["namespace"],
+            "name": meta["name"],
+            "uid": meta["uid"],
+            "apiVersion": involved["apiVersion"],
+            "resourceVersion": meta.get("resourceVersion", ""),
+        },
+        "reason": reason,
+        "message": message,
+        "source": {"component": component},
+        "firstTimestamp": now,
+        "lastTimestamp": now,
+        "count": 1,
+        "type": kind,
+        "eventTime": None,
+        "reportingComponent": component,
+        "reportingInstance": "",
+    }
+    if extra:
+        event.update(extra)
+    return event
+
+
+def is_job(obj: Obj) -> bool:
+    return obj.get("kind") == JOBS.kind

@@ -1,0 +1,496 @@
+"""One async client for the Keptn API, used in production and against the in-repo fake in tests.
+
+Everything goes through the API gateway at KEPTN_API_ENDPOINT (e.g. ``http://keptn.example/api``)
+with the token in the ``x-token`` header. What this module relies on, and where it was read:
+
+Resource service (keptn/keptn ``resource-service/controller/*_resource_controller.go``,
+``resource-service/handler/service_resource_handler.go``, ``resource-service/models/resource.go``,
+``resource-service/handler/common.go``; reached through the gateway as
+``/api/configuration-service/...``: go-utils ``pkg/api/utils/resourceUtils.go`` appends
+``configuration-service`` to the endpoint, and keptn/keptn
+``installer/manifests/keptn/templates/resource-service.yaml`` keeps a Service of that name pointing
+at the resource-service):
+
+- ``GET {prefix}/v1/project/{p}/resource/{uri}``, ``.../project/{p}/stage/{s}/resource/{uri}`` and
+  ``.../project/{p}/stage/{s}/service/{svc}/resource/{uri}``; the URI is one path segment, so its
+  ``/`` are escaped (go-utils ``ResourceScope.GetResourcePath``: ``url.QueryEscape``). Optional
+  query ``gitCommitID`` (``GetResourceQuery``). 200 body ``{"resourceURI", "resourceContent":
+  <base64>, "metadata": {"branch", "upstreamURL", "version": <commit id>}}``.
+- ``GET .../resource`` (no URI) lists a level: query ``gitCommitID``, ``pageSize`` (default 20),
+  ``nextPageKey``; body ``{"resources": [{"resourceURI", "metadata"}], "nextPageKey", "pageSize",
+  "totalCount"}``; the last page has ``nextPageKey`` "0" or none (go-utils ``getAllResources``).
+- 404 with ``{"code": 404, "message": "Project|Stage|Service|Resource not found"}``; an unknown
+  commit is reported as "Stage not found" (``ErrReferenceNotFound``).
+
+Shipyard controller, at ``/api/controlPlane`` (keptn/keptn
+``shipyard-controller/internal/handler/uniformintegrationhandler.go``, ``eventhandler.go``,
+``loghandler.go``; go-utils ``pkg/api/utils/v2/uniformUtils.go``, ``shipyardControllerUtils.go``,
+``logUtils.go``, models ``pkg/api/models/uniform.go``, ``log.go``, ``events.go``):
+
+- ``POST /v1/uniform/registration`` with an Integration ``{"name", "metadata": {"hostname",
+  "integrationversion", "distributorversion", "location", "kubernetesmetadata": {"namespace",
+  "podname", "deploymentname"}}, "subscriptions": [{"event", "filter": {"projects", "stages",
+  "services"}}]}`` -> 201 (new) or 200 (known) ``{"id"}``; the id is sha1 of
+  name-namespace-hostname, so re-registering is idempotent.
+- ``PUT /v1/uniform/registration/{id}/ping`` -> 200 with the Integration (its current
+  subscriptions, with ids), 404 when the registration is gone.
+- ``GET /v1/uniform/registration?name=`` -> a JSON list of Integrations.
+- ``GET /v1/event/triggered/{eventType}?project=&stage=&service=&pageSize=&nextPageKey=`` -> 200
+  ``{"events": [...], "nextPageKey", "totalCount"}``; 404 when the project does not exist.
+- ``POST /v1/log`` with ``{"logs": [{"integrationid", "message", "shkeptncontext", "task",
+  "triggeredid", "time"}]}`` -> 200.
+
+API service (keptn/keptn ``api/swagger.yaml``: basePath ``/api/v1``, ``x-token`` apiKey;
+``api/restapi/configure_keptn.go``): ``POST /v1/event`` with a CloudEvent -> 200
+``{"keptnContext"}``. A wrong token gets 401 ``{"code": 401, "message": "incorrect api key
+auth"}`` from the api-service, and a bare nginx 401 page on the routes the gateway guards with
+``auth_request`` (keptn/keptn ``installer/manifests/keptn/templates/api-gateway-nginx.yaml``).
+
+Errors: 401/403 raise KeptnAuthError (never retried), 404 is a "not found" result (None or an
+empty list), 5xx, 429 and connection failures are retried with backoff and then raise
+KeptnUnavailable; other 4xx raise KeptnRequestError. The token is sent only in the header and
+never appears in a message or a log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import logging
+import os
+import socket
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote, urlencode, urlsplit, urlunsplit
+
+import aiohttp
+import yarl
+
+log = logging.getLogger(__name__)
+
+TOKEN_HEADER = "x-token"
+RESOURCE_SERVICE = "configuration-service"
+CONTROL_PLANE = "controlPlane"
+# The SDK reports this for the bridge; it has no other meaning (go-utils pkg/sdk/keptn.go).
+DISTRIBUTOR_VERSION = "0.15.0"
+_MAX_PAGES = 1000
+
+
+class KeptnError(RuntimeError):
+    """A Keptn API call failed; the message says which endpoint and why (never the token)."""
+
+
+class KeptnAuthError(KeptnError):
+    """The token was refused (401/403). Retrying with the same token cannot help."""
+
+
+class KeptnUnavailable(KeptnError):
+    """The control plane did not answer, or answered 5xx, after a few retries: try again later."""
+
+
+class KeptnRequestError(KeptnError):
+    """The control plane refused the request itself (4xx other than 401/403/404)."""
+
+
+@dataclass(frozen=True)
+class Resource:
+    uri: str
+    content: bytes
+    version: str = ""  # metadata.version: the git commit the content was read at
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """An event type the integration receives; filters narrow it to projects/stages/services."""
+
+    event: str
+    projects: tuple[str, ...] = ()
+    stages: tuple[str, ...] = ()
+    services: tuple[str, ...] = ()
+    id: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        # The SDK leaves unused filters null; an empty list for services without stages is refused.
+        return {
+            "event": self.event,
+            "filter": {
+                "projects": list(self.projects) or None,
+                "stages": list(self.stages) or None,
+                "services": list(self.services) or None,
+            },
+        }
+
+    @classmethod
+    def from_json(cls, raw: Any) -> Subscription | None:
+        if not isinstance(raw, dict) or not isinstance(raw.get("event"), str) or not raw["event"]:
+            return None
+        flt = raw.get("filter")
+        if not isinstance(flt, dict):
+            flt = {}
+        return cls(
+            event=raw["event"],
+            projects=_strings(flt.get("projects")),
+            stages=_strings(flt.get("stages")),
+            services=_strings(flt.get("services")),
+            id=str(raw.get("id") or ""),
+        )
+
+
+@dataclass(frozen=True)
+class IntegrationMetadata:
+    hostname: str
+    namespace: str
+    pod_name: str = ""
+    deployment_name: str = ""
+    location: str = "remote-execution-plane"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> IntegrationMetadata:
+        """The names the Keptn Go SDK reads (go-utils pkg/sdk/internal/config/config.go)."""
+        env = os.environ if env is None else env
+        return cls(
+            hostname=env.get("K8S_NODE_NAME") or socket.gethostname() or "localhost",
+            namespace=env.get("K8S_NAMESPACE") or "default",
+            pod_name=env.get("K8S_POD_NAME", ""),
+            deployment_name=env.get("K8S_DEPLOYMENT_NAME", ""),
+            location=env.get("LOCATION") or "remote-execution-plane",
+        )
+
+    def to_json(self, version: str) -> dict[str, Any]:
+        return {
+            "hostname": self.hostname,
+            "integrationversion": version,
+            "distributorversion": DISTRIBUTOR_VERSION,
+            "location": self.location,
+            "kubernetesmetadata": {
+                "namespace": self.namespace,
+                "podname": self.pod_name,
+                "deploymentname": self.deployment_name,
+            },
+        }
+
+
+@dataclass
+class _Reply:
+    status: int
+    body: Any = field(default=None)
+
+
+class KeptnAPI:
+    """Async client for the Keptn API gateway (one aiohttp session, opened on first use)."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        token: str = "",
+        *,
+        timeout: float = 10.0,
+        retries: int = 3,
+        backoff: float = 0.5,
+        max_backoff: float = 8.0,
+        resource_service: str = RESOURCE_SERVICE,
+    ) -> None:
+        endpoint = endpoint.strip().rstrip("/")
+        parts = urlsplit(endpoint)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(
+                f"Keptn API endpoint {_without_userinfo(endpoint)!r} is not an http(s) URL; "
+                "write it like http://keptn.example.com/api"
+            )
+        self._endpoint = endpoint
+        self.endpoint = _without_userinfo(endpoint)  # safe to print
+        self._token = token
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self.retries = max(0, retries)
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.resource_service = resource_service.strip("/")
+        self._session: aiohttp.ClientSession | None = None
+
+    def __repr__(self) -> str:
+        return f"KeptnAPI({self.endpoint!r})"
+
+    async def __aenter__(self) -> KeptnAPI:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    # ---- resource service ----
+
+    def resource_path(self, project: str, stage: str = "", service: str = "", uri: str = "") -> str:
+        if service and not stage:
+            raise ValueError("a service-level resource needs a stage")
+        path = f"/{self.resource_service}/v1/project/{_segment(project)}"
+        if stage:
+            path += f"/stage/{_segment(stage)}"
+        if service:
+            path += f"/service/{_segment(service)}"
+        path += "/resource"
+        if uri:
+            path += "/" + _segment(uri.lstrip("/"))
+        return path
+
+    async def get_resource(
+        self, uri: str, *, project: str, stage: str = "", service: str = "", commit: str = ""
+    ) -> Resource | None:
+        """A file at the project, stage or service level; None when Keptn answers 404."""
+        query = {"gitCommitID": commit} if commit else {}
+        reply = await self._request("GET", self.resource_path(project, stage, service, uri), query)
+        if reply.status == 404:
+            return None
+        body = _object(reply.body, "resource")
+        raw = body.get("resourceContent") or ""
+        if not isinstance(raw, str):
+            raise KeptnError(f"{self.endpoint} sent a resource whose content is not a string")
+        try:
+            content = base64.b64decode(raw, validate=True)
+        except (binascii.Error, ValueError):
+            raise KeptnError(f"{self.endpoint} sent resource {uri!r} with invalid base64 content") from None
+        metadata = body.get("metadata")
+        if not isinstance(metadata, dict):
+            metadata = {}
+        return Resource(
+            uri=str(body.get("resourceURI") or uri).lstrip("/"),
+            content=content,
+            version=str(metadata.get("version") or ""),
+        )
+
+    async def list_resources(
+        self,
+        *,
+        project: str,
+        stage: str = "",
+        service: str = "",
+        commit: str = "",
+        page_size: int = 50,
+    ) -> list[str] | None:
+        """Every resource URI at a level (paging followed); None when the level does not exist."""
+        uris: list[str] = []
+        page_key = ""
+        path = self.resource_path(project, stage, service)
+        for _ in range(_MAX_PAGES):
+            query = {"pageSize": str(page_size)}
+            if commit:
+                query["gitCommitID"] = commit
+            if page_key:
+                query["nextPageKey"] = page_key
+            reply = await self._request("GET", path, query)
+            if reply.status == 404:
+                return None
+            body = _object(reply.body, "resource list")
+            for item in body.get("resources") or []:
+                if isinstance(item, dict) and isinstance(item.get("resourceURI"), str):
+                    uris.append(item["resourceURI"].lstrip("/"))
+            next_key = str(body.get("nextPageKey") or "")
+            if next_key in ("", "0") or next_key == page_key:
+                return uris
+            page_key = next_key
+        raise KeptnError(f"{self.endpoint}: resource listing of {path} did not end after {_MAX_PAGES} pages")
+
+    # ---- uniform registration ----
+
+    async def register(
+        self,
+        name: str,
+        version: str,
+        subscriptions: Sequence[Subscription],
+        metadata: IntegrationMetadata,
+    ) -> str:
+        """Register (or re-register) the integration; returns its id."""
+        body = {
+            "name": name,
+            "metadata": metadata.to_json(version),
+            "subscriptions": [s.to_json() for s in subscriptions],
+        }
+        reply = await self._request("POST", f"/{CONTROL_PLANE}/v1/uniform/registration", body=body)
+        if reply.status == 404:
+            raise KeptnRequestError(f"{self.endpoint} has no uniform registration endpoint (404)")
+        integration_id = _object(reply.body, "registration").get("id")
+        if not isinstance(integration_id, str) or not integration_id:
+            raise KeptnError(f"{self.endpoint} answered the registration without an id")
+        return integration_id
+
+    async def ping(self, integration_id: str) -> dict[str, Any] | None:
+        """Renew a registration; the current Integration, or None when Keptn no longer knows it."""
+        path = f"/{CONTROL_PLANE}/v1/uniform/registration/{_segment(integration_id)}/ping"
+        reply = await self._request("PUT", path)
+        if reply.status == 404:
+            return None
+        return _object(reply.body, "ping answer")
+
+    async def get_registrations(self, name: str = "") -> list[dict[str, Any]]:
+        query = {"name": name} if name else {}
+        reply = await self._request("GET", f"/{CONTROL_PLANE}/v1/uniform/registration", query)
+        if reply.status == 404 or not isinstance(reply.body, list):
+            return []
+        return [r for r in reply.body if isinstance(r, dict)]
+
+    # ---- events ----
+
+    async def triggered_events(
+        self,
+        event_type: str,
+        *,
+        project: str = "",
+        stage: str = "",
+        service: str = "",
+        page_size: int = 50,
+    ) -> list[dict[str, Any]]:
+        """Open .triggered events of one type (paging followed); [] when the project is unknown."""
+        path = f"/{CONTROL_PLANE}/v1/event/triggered/{_segment(event_type)}"
+        events: list[dict[str, Any]] = []
+        page_key = ""
+        for _ in range(_MAX_PAGES):
+            query = {"pageSize": str(page_size)}
+            for key, value in (("project", project), ("stage", stage), ("service", service)):
+                if value:
+                    query[key] = value
+            if page_key:
+                query["nextPageKey"] = page_key
+            reply = await self._request("GET", path, query)
+            if reply.status == 404:
+                return events
+            body = _object(reply.body, "event list")
+            events.extend(e for e in body.get("events") or [] if isinstance(e, dict))
+            next_key = str(body.get("nextPageKey") or "")
+            if next_key in ("", "0") or next_key == page_key:
+                return events
+            page_key = next_key
+        raise KeptnError(
+            f"{self.endpoint}: event listing of {event_type} did not end after {_MAX_PAGES} pages"
+        )
+
+    async def send_event(self, event: Mapping[str, Any]) -> str:
+        """POST a CloudEvent to the api-service; returns the keptnContext it answers with."""
+        reply = await self._request("POST", "/v1/event", body=dict(event))
+        if reply.status == 404:
+            raise KeptnRequestError(f"{self.endpoint} has no event endpoint (404 on /v1/event)")
+        if isinstance(reply.body, dict):
+            return str(reply.body.get("keptnContext") or "")
+        return ""
+
+    async def send_logs(self, entries: Sequence[Mapping[str, Any]]) -> None:
+        if not entries:
+            return
+        reply = await self._request(
+            "POST", f"/{CONTROL_PLANE}/v1/log", body={"logs": [dict(e) for e in entries]}
+        )
+        if reply.status == 404:
+            raise KeptnRequestError(f"{self.endpoint} has no log endpoint (404 on /{CONTROL_PLANE}/v1/log)")
+
+    # ---- transport ----
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, str] | None = None,
+        *,
+        body: Any = None,
+    ) -> _Reply:
+        url = self._endpoint + path
+        if query:
+            url += "?" + urlencode(query, quote_via=quote)
+        headers = {"Accept": "application/json"}
+        if self._token:
+            headers[TOKEN_HEADER] = self._token
+        data: bytes | None = None
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+            data = json.dumps(body, separators=(",", ":")).encode()
+        where = f"{method} {self.endpoint}{path}"
+        problem = ""
+        for attempt in range(self.retries + 1):
+            if attempt:
+                await asyncio.sleep(min(self.max_backoff, self.backoff * 2 ** (attempt - 1)))
+            try:
+                session = self._open()
+                async with session.request(
+                    method, yarl.URL(url, encoded=True), data=data, headers=headers
+                ) as response:
+                    status = response.status
+                    text = await response.text(errors="replace")
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                problem = f"{exc.__class__.__name__}: {exc}" if str(exc) else exc.__class__.__name__
+                log.debug("%s failed (attempt %d): %s", where, attempt + 1, problem)
+                continue
+            if status in (401, 403):
+                raise KeptnAuthError(
+                    f"KEPTN_API_TOKEN was refused by {self.endpoint}: check the token "
+                    f"({method} {path} answered {status})"
+                )
+            if status >= 500 or status == 429:
+                problem = f"HTTP {status}{_message_suffix(text)}"
+                log.debug("%s answered %s (attempt %d)", where, status, attempt + 1)
+                continue
+            parsed = _json_or_none(text)
+            if status == 404:
+                return _Reply(404, parsed)
+            if status >= 400:
+                raise KeptnRequestError(f"{where} answered {status}{_message_suffix(text)}")
+            return _Reply(status, parsed)
+        raise KeptnUnavailable(
+            f"Keptn API at {self.endpoint} is unavailable: {method} {path} failed "
+            f"{self.retries + 1} time(s), last: {problem}"
+        )
+
+    def _open(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+        return self._session
+
+
+def _segment(value: str) -> str:
+    """One URL path segment: every reserved character escaped, `/` included."""
+    return quote(value, safe="")
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        return ()
+    return tuple(v for v in value if isinstance(v, str) and v)
+
+
+def _object(body: Any, what: str) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise KeptnError(f"the Keptn API answered with something that is not a JSON object ({what})")
+    return body
+
+
+def _json_or_none(text: str) -> Any:
+    if not text.strip():
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def _message_suffix(text: str) -> str:
+    parsed = _json_or_none(text)
+    if isinstance(parsed, dict) and isinstance(parsed.get("message"), str):
+        return f": {parsed['message'][:200]}"
+    return ""
+
+
+def _without_userinfo(url: str) -> str:
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))

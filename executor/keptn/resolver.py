@@ -1,0 +1,116 @@
+"""Config resolver for the Keptn resource service: job/config.yaml at service, stage, project level.
+
+The first level that has the file wins; a broken file there is reported (ConfigError), never
+skipped for a lower level. The file is read at the event's git commit (the `gitcommitid`
+attribute, as Keptn sets it) and otherwise at the latest commit.
+
+Cache: parsed configs (and the errors of broken ones) are kept by (level, project, stage,
+service, commit) only when the event names a commit, since a commit's content never changes.
+Without a commit the file is fetched every time, and parsing is skipped only when the fetched
+bytes and the commit the resource service reports are the ones already parsed, so a config
+is never served for a commit other than the one it was read at.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import OrderedDict
+from collections.abc import Sequence
+
+from executor.config.model import JobConfig
+from executor.config.parse import parse_config
+from executor.events import Event
+from executor.files import FilesError
+from executor.keptn.api import KeptnAPI
+from executor.keptn.files import DEFAULT_LIMIT, Location, fetch_files
+from executor.problems import ConfigError
+from executor.resolver import CONFIG_PATH, Resolved
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+_Key = tuple[str, str, str, str, str]
+
+
+class KeptnResolver:
+    def __init__(
+        self,
+        api: KeptnAPI,
+        *,
+        cache_size: int = 256,
+        files_limit: int = DEFAULT_LIMIT,
+    ) -> None:
+        self.api = api
+        self.cache_size = cache_size
+        self.files_limit = files_limit
+        self._cache: OrderedDict[_Key, JobConfig | ConfigError] = OrderedDict()
+
+    def location(self, event: Event) -> Location | None:
+        """The event's project/stage/service/commit, or None when it names no usable project."""
+        if not _safe(event.project):
+            return None
+        stage = event.stage if _safe(event.stage) else ""
+        service = event.service if stage and _safe(event.service) else ""
+        return Location(event.project, stage, service, event.git_commit_id.strip())
+
+    async def resolve(self, event: Event) -> Resolved | None:
+        where = self.location(event)
+        if where is None:
+            return None
+        for level, stage, service in where.levels():
+            key: _Key = (level, where.project, stage, service, where.commit)
+            if where.commit and key in self._cache:
+                self._cache.move_to_end(key)
+                return Resolved(_unwrap(self._cache[key]), level, ())
+            found = await self.api.get_resource(
+                CONFIG_PATH, project=where.project, stage=stage, service=service, commit=where.commit
+            )
+            if found is None:
+                continue
+            if where.commit:
+                config = self._parse(key, found.content, where, level, where.commit)
+            else:
+                digest = hashlib.sha256(found.content).hexdigest()
+                version_key: _Key = (level, where.project, stage, service, f"{found.version}#{digest}")
+                config = self._parse(version_key, found.content, where, level, found.version)
+            return Resolved(config, level, ())
+        return None
+
+    def _parse(self, key: _Key, content: bytes, where: Location, level: str, version: str) -> JobConfig:
+        cached = self._cache.get(key)
+        if cached is None:
+            source = f"keptn:{where.name(level)}@{version or 'latest'}:{CONFIG_PATH}"
+            try:
+                cached = parse_config(content, source=source)
+            except ConfigError as exc:
+                cached = exc
+            self._cache[key] = cached
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        else:
+            self._cache.move_to_end(key)
+        return _unwrap(cached)
+
+    def describe(self, event: Event) -> str:
+        where = self.location(event)
+        if where is None:
+            return "nowhere (the event names no valid project)"
+        paths = [f"keptn:{where.name(level)}:{CONFIG_PATH}" for level, _, _ in where.levels()]
+        at = f"at commit {where.commit}" if where.commit else "latest"
+        return f"{', '.join(paths)} ({at}) in {self.api.endpoint}"
+
+    async def fetch_files(self, entries: Sequence[str], event: Event) -> dict[str, bytes]:
+        """The task's files (folders expanded) at the event's commit; FilesError when one is missing."""
+        where = self.location(event)
+        if where is None:
+            raise FilesError("the event names no valid project, so no files can be fetched from Keptn")
+        return await fetch_files(self.api, entries, where, limit=self.files_limit)
+
+
+def _unwrap(cached: JobConfig | ConfigError) -> JobConfig:
+    if isinstance(cached, ConfigError):
+        raise ConfigError(list(cached.problems))
+    return cached
+
+
+def _safe(name: str) -> bool:
+    return bool(_NAME.match(name)) and name not in (".", "..")

@@ -1,11 +1,16 @@
 """`job-executor init-files`: the init container's program, staging a task's files under /keptn.
 
 Files arrive either from a ConfigMap mounted at JOB_FILES_DIR (keys f0000, f0001, ... in the
-order of the JOB_FILES list) or, with the Keptn config source, from the resource service.
+order of the JOB_FILES list) or, when JOB_FILES_DIR is unset, from the Keptn resource service:
+KEPTN_API_URL (the API endpoint, e.g. http://keptn/api), KEPTN_API_TOKEN, KEPTN_PROJECT,
+KEPTN_STAGE, KEPTN_SERVICE and GIT_COMMIT_ID (empty: latest) say where, the env names of JES's
+init container (keptn-contrib/job-executor-service cmd/job-executor-service-initcontainer/main.go).
+A folder in JOB_FILES stages every file below it; paths keep their place under the target.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
@@ -13,6 +18,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from executor.configmap_keys import configmap_key
+from executor.files import FilesError
+from executor.keptn.api import KeptnAPI, KeptnError
+from executor.keptn.files import Location, fetch_files
 from executor.paths import PathEscapeError, normalise_file_path
 
 
@@ -37,18 +45,53 @@ def stage_from_dir(files: list[str], source_dir: Path, target_dir: Path) -> list
     return written
 
 
+async def stage_from_keptn(
+    files: list[str], env: Mapping[str, str], target_dir: Path, *, retries: int = 3
+) -> list[Path]:
+    """Fetch the files (folders expanded) from the Keptn resource service and write them."""
+    url = env.get("KEPTN_API_URL", "").strip()
+    if not url:
+        raise InitFilesError(
+            "JOB_FILES_DIR is not set and KEPTN_API_URL is not set: give JOB_FILES_DIR (files from a "
+            "ConfigMap) or KEPTN_API_URL, KEPTN_API_TOKEN and KEPTN_PROJECT/STAGE/SERVICE (files from "
+            "the Keptn resource service)"
+        )
+    project = env.get("KEPTN_PROJECT", "").strip()
+    if not project:
+        raise InitFilesError("KEPTN_PROJECT is not set: the init container cannot tell where the files are")
+    where = Location(
+        project,
+        env.get("KEPTN_STAGE", "").strip(),
+        env.get("KEPTN_SERVICE", "").strip() if env.get("KEPTN_STAGE", "").strip() else "",
+        env.get("GIT_COMMIT_ID", "").strip(),
+    )
+    if not files:
+        return []
+    try:
+        async with KeptnAPI(url, env.get("KEPTN_API_TOKEN", ""), retries=retries) as api:
+            fetched = await fetch_files(api, files, where)
+    except (FilesError, KeptnError) as exc:
+        raise InitFilesError(str(exc)) from None
+    written = []
+    for relative, content in fetched.items():
+        target = target_dir / relative  # relative was normalised: it stays inside target_dir
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content)
+        written.append(target)
+    return written
+
+
 def run(env: Mapping[str, str], target_dir: Path) -> int:
     try:
         files = json.loads(env.get("JOB_FILES", "[]"))
         if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
             raise InitFilesError("JOB_FILES must be a JSON list of paths")
         source_dir = env.get("JOB_FILES_DIR")
-        if not source_dir:
-            raise InitFilesError(
-                "JOB_FILES_DIR is not set: fetching files from the Keptn resource service is not "
-                "available in this version; render jobs with --files-source configmap"
-            )
-        for path in stage_from_dir(files, Path(source_dir), target_dir):
+        if source_dir:
+            written = stage_from_dir(files, Path(source_dir), target_dir)
+        else:
+            written = asyncio.run(stage_from_keptn(files, env, target_dir))
+        for path in written:
             print(f"staged {path}")
     except (InitFilesError, ValueError, OSError) as exc:
         print(f"init-files: error: {exc}", file=sys.stderr)

@@ -44,8 +44,10 @@ class KeptnSink:
         integration_id: Callable[[], str | None] | None = None,
         integration_name: str = "job-executor",
         forward_logs: bool = True,
+        owns_api: bool = False,
     ) -> None:
         self.api = api
+        self.owns_api = owns_api  # the client is usually shared with the poller and resolver
         self._integration_id = integration_id
         self.integration_name = integration_name
         self.forward_logs = forward_logs
@@ -60,7 +62,8 @@ class KeptnSink:
             await self._forward(event)
 
     async def close(self) -> None:
-        await self.api.close()
+        if self.owns_api:
+            await self.api.close()
 
     async def _forward(self, event: Mapping[str, Any]) -> None:
         """Best effort: the event itself was delivered, so a lost log entry must not resend it."""

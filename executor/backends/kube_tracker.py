@@ -140,9 +140,11 @@ class JobTracker:
     async def _run(self) -> None:
         failures = 0
         need_list = True
+        listed_at = 0.0
         while True:
             try:
                 if need_list:
+                    listed_at = time.monotonic()
                     await self._list()
                     need_list = False
                 began = time.monotonic()
@@ -160,6 +162,9 @@ class JobTracker:
                 if _status(exc) == 410:
                     self.stats.expired += 1
                     log.info("job watch in %s: history expired (410); listing again", self.namespace)
+                    if time.monotonic() - listed_at < 1.0:  # again right after a list: no spinning
+                        failures += 1
+                        await asyncio.sleep(self.backoff.delay(failures - 1))
                     need_list = True
                     continue
                 self.stats.errors += 1

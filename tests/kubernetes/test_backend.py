@@ -263,6 +263,8 @@ async def test_start_adopts_jobs_left_by_a_previous_run(
     specs = [make_spec(task_name=f"t{i}", task_index=i) for i in (1, 2)]
     for spec in specs:
         kube_api.create("jobs", render_job(spec, OPTIONS))
+    # t1 ended while nobody was watching.
+    kube_api.set_job_succeeded(NAMESPACE, render_job(specs[0], OPTIONS)["metadata"]["name"], log="t1 done\n")
     kube_api.create(
         "jobs", {**render_job(make_spec(), OPTIONS), "metadata": {"name": "not-ours", "labels": {}}}
     )
@@ -282,6 +284,24 @@ async def test_start_adopts_jobs_left_by_a_previous_run(
     kube_api.set_job_succeeded(NAMESPACE, handle.name, log="t2 done\n")
     outcome = await asyncio.wait_for(backend.wait(handle, specs[1]), 5)
     assert (outcome.status, outcome.logs) == ("succeeded", "t2 done\n")
+    handle = next(a.handle for a in adopted if a.annotations["keptn.sh/jes-task"] == "t1")
+    outcome = await asyncio.wait_for(backend.wait(handle, specs[0]), 5)
+    assert (outcome.status, outcome.logs) == ("succeeded", "t1 done\n")
+
+
+async def test_close_interrupts_waits_without_an_outcome(
+    kube_api: FakeKubeAPI, backend: KubernetesBackend
+) -> None:
+    spec = make_spec()
+    handle = await backend.submit(spec, {})
+    waiter = asyncio.create_task(backend.wait(handle, spec))
+    await waiting_for(backend, handle.name)
+    await backend.close()
+    # Cancelled, not failed: the pipeline records nothing and the Job is adopted after a restart.
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert kube_api.get("jobs", NAMESPACE, handle.name) is not None
+    await eventually(lambda: kube_api.open_watches == 0, what="the watch closed")
 
 
 async def test_client_comes_from_kubeconfig_or_the_cluster(

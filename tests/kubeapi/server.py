@@ -81,6 +81,7 @@ import copy
 import json
 import logging
 import random
+import time
 import signal
 import traceback
 import uuid
@@ -378,6 +379,8 @@ class FakeKubeAPI:
         self.bookmark_interval = bookmark_interval
         self.gc_delay = gc_delay
         self.request_log: list[RequestRecord] = []
+        # Wall-clock time each Job create arrived, for the latency benchmark.
+        self.job_arrivals: dict[tuple[str, str], float] = {}
         self.validation_errors: list[ValidationFailure] = []
         self.server_errors: list[str] = []  # bugs of the fake itself (tracebacks)
         self._rng = random.Random(seed)
@@ -829,6 +832,7 @@ class FakeKubeAPI:
     def _create(
         self, rt: ResourceType, namespace: str, body: Any, *, validate: bool = True, dry_run: bool = False
     ) -> Obj:
+        arrived = time.time()
         if not isinstance(body, dict) or not isinstance(body.get("metadata", {}), dict):
             raise ApiError(400, "the body of the request is not a valid object")
         obj = _clone(body)
@@ -846,6 +850,8 @@ class FakeKubeAPI:
         if meta.get("resourceVersion"):
             raise ApiError(500, "resourceVersion should not be set on objects to be created")
         name = meta["name"]
+        if rt is JOBS and not dry_run:
+            self.job_arrivals.setdefault((namespace, name), arrived)
         if self._lookup(rt, namespace, name) is not None:
             raise rt.already_exists(name)
         for server_field in ("uid", "deletionTimestamp", "deletionGracePeriodSeconds", "managedFields"):
@@ -1520,6 +1526,8 @@ class FakeKubeAPI:
         action = path.removeprefix("/_fake/")
         if request.method == "GET" and action == "stats":
             return _json_response(self.stats())
+        if request.method == "GET" and action == "job_arrivals":
+            return _json_response({f"{ns}/{name}": at for (ns, name), at in self.job_arrivals.items()})
         if request.method == "POST" and action == "compact":
             return _json_response({"compacted": self.compact()})
         if request.method == "POST" and action == "drop_watches":

@@ -20,6 +20,15 @@ from executor.state import StateStore
 log = logging.getLogger(__name__)
 
 
+class RetryLater(Exception):
+    """Handling failed for a reason that may pass (a control plane outage): try again later,
+    and never report the event as handled meanwhile."""
+
+
+RETRY_BASE_SECONDS = 2.0
+RETRY_MAX_SECONDS = 120.0
+
+
 class Offer(Enum):
     ACCEPTED = "accepted"
     DUPLICATE = "duplicate"
@@ -46,6 +55,8 @@ class Dispatcher:
         self._workers: list[asyncio.Task[None]] = []
         self._closed = True
         self._busy = 0
+        self._attempts: dict[tuple[str, str], int] = {}
+        self._retries: dict[tuple[str, str], asyncio.TimerHandle] = {}
         self.metrics.gauge("job_executor_queue_depth", lambda: float(self._queue.qsize()))
 
     @property
@@ -89,14 +100,37 @@ class Dispatcher:
             try:
                 await self.handler(event)
                 self.store.set_run_state(event.source, event.id, "done")
+                self._attempts.pop((event.source, event.id), None)
             except asyncio.CancelledError:
                 raise  # stopping: the run stays unfinished and resumes on the next start
+            except RetryLater as exc:
+                self._retry(event, exc)
             except Exception:
                 log.exception("event %s from %s could not be handled", event.id, event.source)
                 self.store.set_run_state(event.source, event.id, "done")
             finally:
                 self._busy -= 1
                 self._queue.task_done()
+
+    def _retry(self, event: Event, exc: RetryLater) -> None:
+        key = (event.source, event.id)
+        attempt = self._attempts.get(key, 0) + 1
+        self._attempts[key] = attempt
+        delay = min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2 ** (attempt - 1))
+        log.warning(
+            "event %s from %s: %s; trying again in %.0f s (attempt %d)",
+            event.id,
+            event.source,
+            exc,
+            delay,
+            attempt,
+        )
+        self._retries[key] = asyncio.get_running_loop().call_later(delay, self._requeue, key, event)
+
+    def _requeue(self, key: tuple[str, str], event: Event) -> None:
+        self._retries.pop(key, None)
+        if not self._closed:
+            self._queue.put_nowait(event)
 
     def close(self) -> None:
         """Stop accepting new events (the first step of a graceful stop)."""
@@ -108,6 +142,8 @@ class Dispatcher:
         if grace > 0:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._queue.join(), timeout=grace)
+        for handle in self._retries.values():
+            handle.cancel()  # still unfinished in the state: resumed on the next start
         for worker in self._workers:
             worker.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)

@@ -16,15 +16,16 @@ from typing import Any, Protocol
 
 from executor.backends.base import Backend, TaskOutcome
 from executor.config.model import Action
+from executor.dispatcher import RetryLater
 from executor.events import Event
-from executor.files import FilesError, collect_files
+from executor.files import FilesError
 from executor.matcher import matching_actions
 from executor.metrics import Metrics
 from executor.planner import PlanError, plan_action
 from executor.policy import PolicyError
 from executor.problems import ConfigError
 from executor.reporter import TaskReport, error_finished, finished, started
-from executor.resolver import Resolved, Resolver
+from executor.resolver import Resolved, Resolver, SourceUnavailable
 from executor.settings import Settings
 from executor.state import StateStore
 from executor.taskspec import TaskSpec
@@ -61,6 +62,8 @@ class Pipeline:
         """Run everything the event triggers; True when no task failed."""
         try:
             resolved = await self.resolver.resolve(event)
+        except SourceUnavailable as exc:
+            raise RetryLater(str(exc)) from None
         except ConfigError as exc:
             log.warning("invalid job config for %s: %s", event.type, exc)
             self._error(event, "config", f"Invalid job config: {exc}")
@@ -96,7 +99,9 @@ class Pipeline:
         scope = f"action-{index}"
         try:
             specs = plan_action(event, action, resolved.config, self.settings)
-            files = [self._files(spec, resolved) for spec in specs]
+            files = [await self._files(spec, resolved) for spec in specs]
+        except SourceUnavailable as exc:
+            raise RetryLater(str(exc)) from None
         except (PolicyError, PlanError, FilesError) as exc:
             log.warning("action %r refused for event %s: %s", action.name, event_id, exc)
             if not action.silent:
@@ -122,10 +127,10 @@ class Pipeline:
         self.metrics.inc("job_executor_runs_total", outcome="failed" if failed else "succeeded")
         return not failed
 
-    def _files(self, spec: TaskSpec, resolved: Resolved) -> Mapping[str, bytes]:
+    async def _files(self, spec: TaskSpec, resolved: Resolved) -> Mapping[str, bytes]:
         if not spec.files or not self.stage_files:
             return {}
-        return collect_files(spec.files, resolved.roots)
+        return await resolved.fetch_files(spec.files)
 
     async def _run_task(self, event: Event, spec: TaskSpec, files: Mapping[str, bytes]) -> TaskOutcome:
         key = (event.source, event.id, spec.action_index, spec.task_index)

@@ -7,6 +7,7 @@ running the project's config because the service's has a typo would run the wron
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -14,16 +15,34 @@ from typing import Protocol
 from executor.config.model import JobConfig
 from executor.config.parse import read_config_file
 from executor.events import Event
+from executor.files import collect_files
 
 CONFIG_PATH = "job/config.yaml"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 
+class SourceUnavailable(RuntimeError):
+    """The config source could not be reached (or refused our credentials): retry later."""
+
+
+FetchFiles = Callable[[Sequence[str]], Awaitable[dict[str, bytes]]]
+
+
 @dataclass(frozen=True)
 class Resolved:
     config: JobConfig
-    level: str  # service | stage | project
-    roots: tuple[Path, ...]  # where `files:` entries are looked up, most specific first
+    level: str  # service | stage | project | file
+    # The `files:` of a task, read from where the config came from (folders expanded).
+    fetch_files: FetchFiles
+
+
+def local_files(roots: Sequence[Path]) -> FetchFiles:
+    """Files from a local tree: looked up in each root in turn (service, stage, project)."""
+
+    async def fetch(entries: Sequence[str]) -> dict[str, bytes]:
+        return collect_files(entries, roots)
+
+    return fetch
 
 
 class Resolver(Protocol):
@@ -59,7 +78,7 @@ class LocalTreeResolver:
             path = folder / CONFIG_PATH
             if path.is_file():
                 roots = tuple(f for _, f in levels[index:])
-                return Resolved(self._load(path), level, roots)
+                return Resolved(self._load(path), level, local_files(roots))
         return None
 
     def _load(self, path: Path) -> JobConfig:
@@ -84,7 +103,7 @@ class FileResolver:
         self.files_root = files_root
 
     async def resolve(self, event: Event) -> Resolved | None:
-        return Resolved(read_config_file(str(self.path)), "file", (self.files_root,))
+        return Resolved(read_config_file(str(self.path)), "file", local_files((self.files_root,)))
 
     def describe(self, event: Event) -> str:
         return str(self.path)

@@ -17,19 +17,23 @@ from executor.backends.base import Backend
 from executor.backends.kubernetes import KubernetesBackend
 from executor.backends.local import LocalBackend
 from executor.dispatcher import Dispatcher
+from executor.keptn.api import IntegrationMetadata, KeptnAPI
+from executor.keptn.resolver import KeptnResolver
 from executor.metrics import Metrics
 from executor.natsclient import connect as nats_connect
 from executor.outbox import Outbox
 from executor.pipeline import Pipeline
 from executor.policy import warn_if_open
 from executor.render import RenderOptions
-from executor.resolver import LocalTreeResolver
+from executor.resolver import LocalTreeResolver, Resolver
 from executor.settings import Settings
 from executor.sinks.base import Sink
 from executor.sinks.http import HttpSink
+from executor.sinks.keptn import KeptnSink
 from executor.sinks.nats import NatsSink
 from executor.sinks.stdout import StdoutSink
 from executor.sources.http import HttpSource
+from executor.sources.keptn_poller import KeptnPoller
 from executor.sources.nats import NatsSource
 from executor.state import StateStore
 
@@ -59,21 +63,34 @@ def add_sinks(settings: Settings, sinks: dict[str, Sink], nats_client: Client | 
 
 class Service:
     def __init__(self, settings: Settings, backend: Backend | None = None) -> None:
+        settings.check()
         self.settings = settings
         self.metrics = Metrics()
+        # One Keptn API client, shared by the config resolver, the poller and the sink.
+        self.keptn: KeptnAPI | None = None
+        if settings.keptn_api_endpoint:
+            self.keptn = KeptnAPI(settings.keptn_api_endpoint, settings.keptn_api_token)
+        self.poller: KeptnPoller | None = None
         self.store = StateStore(settings.state_dir / "state.db")
         self.backend = backend or make_backend(settings)
         self.sinks: dict[str, Sink] = {}
         self.outbox = Outbox(self.store, self.sinks, self.metrics)
         self.nats: Client | None = None
         self.nats_source: NatsSource | None = None
+        resolver: Resolver
+        if settings.config_source == "keptn" and self.keptn is not None:
+            resolver = KeptnResolver(self.keptn)
+        else:
+            resolver = LocalTreeResolver(settings.config_dir)
         self.pipeline = Pipeline(
             settings,
-            LocalTreeResolver(settings.config_dir),
+            resolver,
             self.backend,
             self.store,
             self.outbox,
             self.metrics,
+            # Jobs in a cluster fetch Keptn files in their init container; otherwise we carry them.
+            stage_files=not (self.backend.name == "kubernetes" and settings.config_source == "keptn"),
         )
         self.dispatcher = Dispatcher(
             self.store,
@@ -98,9 +115,22 @@ class Service:
         await self.backend.start()
         if self.settings.nats_url:
             self.nats = await nats_connect(self.settings.nats_url)
+        if self.keptn is not None and self.settings.remote_plane:
+            self.poller = KeptnPoller(
+                self.keptn,
+                self.dispatcher.offer,
+                subscriptions=self.settings.pubsub_topic,
+                metadata=IntegrationMetadata.from_env(),
+                poll_interval=float(self.settings.keptn_poll_interval),
+                renew_interval=float(self.settings.keptn_renew_interval),
+            )
+            poller = self.poller
+            self.sinks["keptn"] = KeptnSink(self.keptn, integration_id=lambda: poller.integration_id)
         add_sinks(self.settings, self.sinks, self.nats)
         await self.outbox.start()
         await self.dispatcher.start()
+        if self.poller is not None:
+            self.poller.start()
         if self.nats is not None:
             s = self.settings
             self.nats_source = NatsSource(
@@ -132,6 +162,8 @@ class Service:
         deadline = time.monotonic() + self.settings.shutdown_grace_seconds
         if self.nats_source is not None:
             await self.nats_source.stop()
+        if self.poller is not None:
+            await self.poller.stop()
         self.dispatcher.close()
         log.info("stopping: no new events; finishing submits already under way")
         with contextlib.suppress(TimeoutError):
@@ -148,6 +180,8 @@ class Service:
         if self.nats is not None:
             with contextlib.suppress(Exception):
                 await self.nats.drain()
+        if self.keptn is not None:
+            await self.keptn.close()
         self.store.close()
         log.info("stopped")
 
@@ -158,7 +192,12 @@ async def serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await service.start()
+    try:
+        await service.start()
+    except (RuntimeError, OSError) as exc:  # no cluster config, port in use, NATS unreachable ...
+        print(f"job-executor: cannot start: {exc}", file=sys.stderr, flush=True)
+        await service.stop()
+        raise SystemExit(2) from None
     print(
         f"job-executor: serving on http://{settings.rcv_host}:{service.port}{settings.rcv_path}",
         file=sys.stderr,

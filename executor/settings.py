@@ -62,6 +62,11 @@ class Settings:
     # A Secret in the job namespace (key `token`) that init containers read the token from, so
     # the token never appears in a Job manifest.
     keptn_api_token_secret: str = "job-executor-keptn-api-token"
+    # Remote execution plane: with an endpoint and event types to subscribe to, job-executor
+    # registers with the control plane, polls triggered events and sends its events there.
+    pubsub_topic: tuple[str, ...] = ()
+    keptn_poll_interval: int = 5
+    keptn_renew_interval: int = 30
     # --- reporting ---
     always_send_finished_event: bool = False
     sink_url: str = ""  # K_SINK: where started/finished events are POSTed; empty: stdout
@@ -86,6 +91,20 @@ class Settings:
     queue_size: int = 1000
     shutdown_grace_seconds: float = 30.0
     state_dir: Path = Path(".job-executor")
+
+    @property
+    def remote_plane(self) -> bool:
+        """Running as a Keptn remote execution plane (poll the control plane's API)."""
+        return bool(self.keptn_api_endpoint and self.pubsub_topic)
+
+    def check(self) -> None:
+        """Combinations that cannot work, refused at start with what to set."""
+        if self.config_source == "keptn" and not self.keptn_api_endpoint:
+            raise SettingsError("CONFIG_SOURCE=keptn needs KEPTN_API_ENDPOINT (for example http://keptn/api)")
+        if self.pubsub_topic and not self.keptn_api_endpoint:
+            raise SettingsError("PUBSUB_TOPIC subscribes through the Keptn API: set KEPTN_API_ENDPOINT too")
+        if self.keptn_api_endpoint and not self.keptn_api_token:
+            raise SettingsError("KEPTN_API_ENDPOINT is set but KEPTN_API_TOKEN is empty")
 
     def with_overrides(self, **changes: Any) -> Settings:
         """Apply command-line flags on top of the environment; None means 'not given'."""
@@ -115,6 +134,9 @@ class Settings:
             config_dir=Path(read.text("CONFIG_DIR", "samples/resources")),
             keptn_api_endpoint=read.text("KEPTN_API_ENDPOINT", ""),
             keptn_api_token=read.text("KEPTN_API_TOKEN", ""),
+            pubsub_topic=parse_list(read.text("PUBSUB_TOPIC", "")),
+            keptn_poll_interval=read.integer("KEPTN_POLL_INTERVAL", 5, minimum=1),
+            keptn_renew_interval=read.integer("KEPTN_RENEW_INTERVAL", 30, minimum=5),
             keptn_api_token_secret=read.text("KEPTN_API_TOKEN_SECRET", "job-executor-keptn-api-token"),
             always_send_finished_event=read.flag("ALWAYS_SEND_FINISHED_EVENT", False),
             sink_url=read.text("K_SINK", ""),
@@ -158,6 +180,9 @@ ENV_VARS: frozenset[str] = frozenset(
         "KEPTN_API_ENDPOINT",
         "KEPTN_API_TOKEN",
         "KEPTN_API_TOKEN_SECRET",
+        "PUBSUB_TOPIC",
+        "KEPTN_POLL_INTERVAL",
+        "KEPTN_RENEW_INTERVAL",
         "ALWAYS_SEND_FINISHED_EVENT",
         "K_SINK",
         "NATS_URL",

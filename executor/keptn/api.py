@@ -70,6 +70,8 @@ from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 import aiohttp
 import yarl
 
+from executor.resolver import SourceUnavailable
+
 log = logging.getLogger(__name__)
 
 TOKEN_HEADER = "x-token"
@@ -84,11 +86,11 @@ class KeptnError(RuntimeError):
     """A Keptn API call failed; the message says which endpoint and why (never the token)."""
 
 
-class KeptnAuthError(KeptnError):
+class KeptnAuthError(KeptnError, SourceUnavailable):
     """The token was refused (401/403). Retrying with the same token cannot help."""
 
 
-class KeptnUnavailable(KeptnError):
+class KeptnUnavailable(KeptnError, SourceUnavailable):
     """The control plane did not answer, or answered 5xx, after a few retries: try again later."""
 
 

@@ -25,7 +25,7 @@ from executor.files import FilesError
 from executor.keptn.api import KeptnAPI
 from executor.keptn.files import DEFAULT_LIMIT, Location, fetch_files
 from executor.problems import ConfigError
-from executor.resolver import CONFIG_PATH, Resolved
+from executor.resolver import CONFIG_PATH, FetchFiles, Resolved
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _Key = tuple[str, str, str, str, str]
@@ -60,7 +60,7 @@ class KeptnResolver:
             key: _Key = (level, where.project, stage, service, where.commit)
             if where.commit and key in self._cache:
                 self._cache.move_to_end(key)
-                return Resolved(_unwrap(self._cache[key]), level, ())
+                return Resolved(_unwrap(self._cache[key]), level, self._fetcher(event))
             found = await self.api.get_resource(
                 CONFIG_PATH, project=where.project, stage=stage, service=service, commit=where.commit
             )
@@ -72,7 +72,7 @@ class KeptnResolver:
                 digest = hashlib.sha256(found.content).hexdigest()
                 version_key: _Key = (level, where.project, stage, service, f"{found.version}#{digest}")
                 config = self._parse(version_key, found.content, where, level, found.version)
-            return Resolved(config, level, ())
+            return Resolved(config, level, self._fetcher(event))
         return None
 
     def _parse(self, key: _Key, content: bytes, where: Location, level: str, version: str) -> JobConfig:
@@ -97,6 +97,12 @@ class KeptnResolver:
         paths = [f"keptn:{where.name(level)}:{CONFIG_PATH}" for level, _, _ in where.levels()]
         at = f"at commit {where.commit}" if where.commit else "latest"
         return f"{', '.join(paths)} ({at}) in {self.api.endpoint}"
+
+    def _fetcher(self, event: Event) -> FetchFiles:
+        async def fetch(entries: Sequence[str]) -> dict[str, bytes]:
+            return await self.fetch_files(entries, event)
+
+        return fetch
 
     async def fetch_files(self, entries: Sequence[str], event: Event) -> dict[str, bytes]:
         """The task's files (folders expanded) at the event's commit; FilesError when one is missing."""

@@ -66,7 +66,9 @@ async def test_precedence_service_then_stage_then_project(keptn: FakeKeptn, api:
     keptn.put(PROJECT, "job/config.yaml", config("project-image"))
     resolved = await resolver.resolve(event())
     assert resolved is not None and resolved.level == "project" and image_of(resolved) == "project-image"
-    assert resolved.roots == ()
+    # files come from the same resource service, not from a local tree
+    keptn.put(PROJECT, "data/input.txt", "from keptn")
+    assert await resolved.fetch_files(["data/input.txt"]) == {"data/input.txt": b"from keptn"}
 
     keptn.put(PROJECT, "job/config.yaml", config("stage-image"), stage=STAGE)
     resolved = await resolver.resolve(event())

@@ -81,8 +81,8 @@ import copy
 import json
 import logging
 import random
-import time
 import signal
+import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence

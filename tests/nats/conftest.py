@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.service.conftest import free_port, sink  # noqa: F401 - the HTTP sink fixture, shared
+from tests.service.conftest import free_port
 
 NATS_SERVER = shutil.which("nats-server") or "/usr/sbin/nats-server"
 

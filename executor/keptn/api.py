@@ -142,6 +142,12 @@ class Subscription:
         )
 
 
+# What IntegrationMetadata.from_env reads (the chart sets them from the downward API).
+METADATA_ENV_VARS = frozenset(
+    {"K8S_NODE_NAME", "K8S_NAMESPACE", "K8S_POD_NAME", "K8S_DEPLOYMENT_NAME", "LOCATION"}
+)
+
+
 @dataclass(frozen=True)
 class IntegrationMetadata:
     hostname: str

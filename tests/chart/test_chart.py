@@ -22,21 +22,13 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from executor.keptn.api import METADATA_ENV_VARS
 from executor.settings import DEFAULT_INIT_IMAGE, ENV_VARS, ResourceDefaults, Settings
 
 # Read by the NATS source/sink, the Keptn subscription source and the HTTP sink that are being
 # built in another issue; not in executor.settings.ENV_VARS yet. Move each name to ENV_VARS
 # (and out of this list) when the code that reads it lands.
-PENDING_ENV_VARS = frozenset(
-    {
-        "NATS_URL",
-        "NATS_SUBJECTS",
-        "NATS_QUEUE_GROUP",
-        "NATS_JETSTREAM",
-        "K_SINK",
-        "PUBSUB_TOPIC",
-    }
-)
+# Read by the Keptn client (the Go SDK's names), not by Settings: set from the downward API.
 SENSITIVE_ENV_VARS = frozenset({"KEPTN_API_TOKEN", "RCV_AUTH_TOKEN"})
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -204,9 +196,7 @@ CASES: dict[str, dict[str, Any]] = {
                         "weight": 100,
                         "podAffinityTerm": {
                             "topologyKey": "kubernetes.io/hostname",
-                            "labelSelector": {
-                                "matchLabels": {"app.kubernetes.io/name": "job-executor"}
-                            },
+                            "labelSelector": {"matchLabels": {"app.kubernetes.io/name": "job-executor"}},
                         },
                     }
                 ]
@@ -234,9 +224,7 @@ def chart() -> helm.Chart:
     return helm.Chart.load(CHART_DIR)
 
 
-def render(
-    values: dict[str, Any] | None = None, namespace: str = NAMESPACE
-) -> list[dict[str, Any]]:
+def render(values: dict[str, Any] | None = None, namespace: str = NAMESPACE) -> list[dict[str, Any]]:
     """The objects of a release, in template order (NOTES.txt and empty documents left out)."""
     manifests = chart().render(values or {}, name=RELEASE, namespace=namespace)
     objects = []
@@ -327,7 +315,7 @@ def test_every_object_is_valid_kubernetes(case: str) -> None:
 def test_sets_only_settings_the_program_reads(case: str) -> None:
     names = [e["name"] for e in env_entries(rendered(case))]
     assert len(names) == len(set(names)), "an env var is set twice"
-    assert set(names) <= ENV_VARS | PENDING_ENV_VARS, set(names) - ENV_VARS - PENDING_ENV_VARS
+    assert set(names) <= ENV_VARS | METADATA_ENV_VARS, set(names) - ENV_VARS - METADATA_ENV_VARS
 
 
 @pytest.mark.parametrize("case", CASE_IDS)
@@ -449,10 +437,7 @@ def test_default_settings() -> None:
         "SHUTDOWN_GRACE_SECONDS": "120",
         "STATE_DIR": "/var/lib/job-executor",
     }
-    assert (
-        one(objects, "Deployment")["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
-        == 150
-    )
+    assert one(objects, "Deployment")["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 150
 
 
 def test_defaults_agree_with_the_program() -> None:
@@ -481,9 +466,7 @@ def test_defaults_agree_with_the_program() -> None:
 
 def test_state_is_an_empty_dir_by_default() -> None:
     objects = rendered("defaults")
-    volumes = {
-        v["name"]: v for v in one(objects, "Deployment")["spec"]["template"]["spec"]["volumes"]
-    }
+    volumes = {v["name"]: v for v in one(objects, "Deployment")["spec"]["template"]["spec"]["volumes"]}
     assert volumes["state"] == {"name": "state", "emptyDir": {}}
     mount = next(m for m in container(objects)["volumeMounts"] if m["name"] == "state")
     assert mount["mountPath"] == plain_env(objects)["STATE_DIR"]
@@ -705,9 +688,7 @@ def test_persistent_state() -> None:
     assert claim["spec"]["storageClassName"] == ""
     objects = rendered("persistence-existing-claim")
     assert not only(objects, "PersistentVolumeClaim")
-    volumes = {
-        v["name"]: v for v in one(objects, "Deployment")["spec"]["template"]["spec"]["volumes"]
-    }
+    volumes = {v["name"]: v for v in one(objects, "Deployment")["spec"]["template"]["spec"]["volumes"]}
     assert volumes["state"]["persistentVolumeClaim"] == {"claimName": "executor-state"}
     assert plain_env(objects)["STATE_DIR"] == "/state"
 
@@ -716,9 +697,7 @@ def test_config_files_are_mounted_at_their_paths() -> None:
     objects = rendered("configs-files")
     data = one(objects, "ConfigMap")["data"]
     volume = next(
-        v
-        for v in one(objects, "Deployment")["spec"]["template"]["spec"]["volumes"]
-        if v["name"] == "configs"
+        v for v in one(objects, "Deployment")["spec"]["template"]["spec"]["volumes"] if v["name"] == "configs"
     )
     mounted = {item["path"]: data[item["key"]] for item in volume["configMap"]["items"]}
     assert mounted == CASES["configs-files"]["configs.files"]
@@ -858,9 +837,7 @@ def test_dispatcher_settings() -> None:
         pytest.param({"jobConfig": {"labels": {"a": ["b"]}}}, "/jobConfig/labels/a", id="label"),
         pytest.param({"keptn": {"subscriptions": "a,b"}}, "/keptn/subscriptions", id="subs"),
         pytest.param({"nats": {"url": "http://nats:4222"}}, "/nats/url", id="nats-url"),
-        pytest.param(
-            {"podDisruptionBudget": {"enabled": "auto"}}, "/podDisruptionBudget", id="pdb"
-        ),
+        pytest.param({"podDisruptionBudget": {"enabled": "auto"}}, "/podDisruptionBudget", id="pdb"),
         pytest.param({"receiver": {"path": "events"}}, "/receiver/path", id="relative-path"),
     ],
 )

@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install test check pytest lint typecheck serve demo bench bench-smoke clean
+.PHONY: install system-deps test check pytest lint typecheck demo bench bench-smoke clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +25,15 @@ lint: install
 typecheck: install
 	$(PY) -m mypy
 
-pytest: install
+pytest: install system-deps
 	$(PY) -m pytest
+
+# The NATS tests run a real nats-server (Debian's package).
+system-deps:
+	@command -v nats-server >/dev/null 2>&1 || { \
+	  echo "installing nats-server (apt-get)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q nats-server; }
 
 # Starts the service on the embedded default and sends it a sample event.
 demo: install

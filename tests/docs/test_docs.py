@@ -94,3 +94,56 @@ def test_config_example_lints_and_renders(where: str, text: str, tmp_path: Path)
     assert objects, f"{where}: the example's event rendered nothing: {render.stderr}"
     for obj in objects:
         kubernetes_validate.validate(obj, "1.37.0", strict=True)
+
+
+# ---- deployment examples: README's Helm values, samples/deploy ----
+
+HELM_BLOCKS = [b for b in yaml_blocks("README.md") if b[1].startswith("# Helm values")]
+VALUES_FILES = sorted((ROOT / "samples" / "deploy").glob("values-*.yaml"))
+ENV_FILES = sorted((ROOT / "samples" / "deploy").glob("*.env"))
+
+
+def render_chart(values: dict[str, Any]) -> list[dict[str, Any]]:
+    import helm_python
+
+    chart = helm_python.Chart.load(str(ROOT / "helm" / "job-executor"))
+    manifests = chart.render(values, name="job-executor", namespace="job-executor")
+    return [
+        doc
+        for path in sorted(manifests)
+        if path.endswith(".yaml")
+        for doc in yaml.safe_load_all(manifests[path])
+        if doc
+    ]
+
+
+def test_readme_has_both_keptn_modes() -> None:
+    assert len(HELM_BLOCKS) == 2
+    assert len(VALUES_FILES) == 2 and len(ENV_FILES) == 2
+
+
+@pytest.mark.parametrize(
+    "values",
+    [yaml.safe_load(text) for _, text in HELM_BLOCKS] + [yaml.safe_load(p.read_text()) for p in VALUES_FILES],
+    ids=[w for w, _ in HELM_BLOCKS] + [p.name for p in VALUES_FILES],
+)
+def test_helm_values_examples_render_valid_objects(values: dict[str, Any]) -> None:
+    objects = render_chart(values)
+    deployment = next(o for o in objects if o["kind"] == "Deployment")
+    env = {e["name"]: e.get("value") for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["CONFIG_SOURCE"] == "keptn"
+    for obj in objects:
+        kubernetes_validate.validate(obj, "1.37.0", strict=True)
+
+
+@pytest.mark.parametrize("path", ENV_FILES, ids=[p.name for p in ENV_FILES])
+def test_env_examples_are_accepted_settings(path: Path) -> None:
+    from executor.settings import ENV_VARS, Settings
+
+    env = {}
+    for line in path.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            env[key] = value
+    assert set(env) <= ENV_VARS
+    Settings.from_env(env).check()

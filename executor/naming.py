@@ -35,6 +35,7 @@ A_STAGE = "keptn.sh/stage"
 A_SERVICE = "keptn.sh/service"
 A_ACTION = "keptn.sh/jes-action"
 A_TASK = "keptn.sh/jes-task"
+A_EVENT = "keptn.sh/event"
 
 SELECTOR = f"{L_MANAGED_BY}={MANAGED_BY}"
 
@@ -106,4 +107,6 @@ def job_annotations(spec: TaskSpec) -> dict[str, str]:
             A_TASK: spec.task_name,
         }
     )
+    if t.event_json:
+        annotations[A_EVENT] = t.event_json
     return annotations

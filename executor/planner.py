@@ -23,6 +23,8 @@ DEFAULT_MAX_POLL_SECONDS = 300
 DEFAULT_TTL_SECONDS = 21600
 MIN_TTL_SECONDS = 60
 DEFAULT_NAMESPACE = "keptn"
+# Kubernetes allows 256 KiB of annotations per object; the event may take a part of it.
+MAX_EVENT_ANNOTATION = 32 * 1024
 
 # Safe by default: non-root, no privilege escalation, no capabilities, read-only root file
 # system. A task's securityContext overrides key by key.
@@ -55,6 +57,7 @@ def trigger_of(event: Event) -> Trigger:
         stage=event.stage,
         service=event.service,
         git_commit_id=event.git_commit_id,
+        event_json=text if len(text := event.to_json()) <= MAX_EVENT_ANNOTATION else "",
     )
 
 

@@ -16,10 +16,12 @@ from nats.aio.client import Client
 from executor.backends.base import Backend
 from executor.backends.kubernetes import KubernetesBackend
 from executor.backends.local import LocalBackend
-from executor.dispatcher import Dispatcher
+from executor.dispatcher import Dispatcher, Offer
+from executor.events import EventError, event_from_json
 from executor.keptn.api import IntegrationMetadata, KeptnAPI
 from executor.keptn.resolver import KeptnResolver
 from executor.metrics import Metrics
+from executor.naming import A_EVENT
 from executor.natsclient import connect as nats_connect
 from executor.outbox import Outbox
 from executor.pipeline import Pipeline
@@ -129,6 +131,7 @@ class Service:
         add_sinks(self.settings, self.sinks, self.nats)
         await self.outbox.start()
         await self.dispatcher.start()
+        await self._adopt_orphans()
         if self.poller is not None:
             self.poller.start()
         if self.nats is not None:
@@ -157,6 +160,23 @@ class Service:
             self.backend.name,
             self.settings.config_dir,
         )
+
+    async def _adopt_orphans(self) -> None:
+        """Tasks still running that the state does not know (it was lost, as an emptyDir is when a
+        pod moves) are taken up again from the event their Job carries: the run re-submits,
+        which adopts the running Job, and reports it when it ends. Known events are duplicates."""
+        for found in await self.backend.adopt():
+            raw = found.annotations.get(A_EVENT)
+            if not found.running or not raw:
+                continue
+            try:
+                event = event_from_json(raw)
+            except EventError:
+                continue
+            if self.dispatcher.offer(event) is Offer.ACCEPTED:
+                log.info(
+                    "adopted running task %s of event %s (not in the state)", found.handle.name, event.id
+                )
 
     async def stop(self) -> None:
         deadline = time.monotonic() + self.settings.shutdown_grace_seconds

@@ -32,6 +32,9 @@ class Trigger:
     stage: str
     service: str
     git_commit_id: str
+    # The whole event (JSON) when it is small enough to ride along on the Job, so a Job found
+    # running after the service lost its state can still be reported.
+    event_json: str = ""
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,7 @@ class Adopted:
 
     handle: TaskHandle
     annotations: Mapping[str, str] = field(default_factory=dict)
+    running: bool = True
 
 
 class Backend(Protocol):

@@ -202,7 +202,11 @@ class KubernetesBackend:
                 for job in page.get("items") or []:
                     meta = job["metadata"]
                     handle = TaskHandle(meta["name"], namespace, adopted=True)
-                    found.append(Adopted(handle, dict(meta.get("annotations") or {})))
+                    ended = any(
+                        c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+                        for c in (job.get("status") or {}).get("conditions") or []
+                    )
+                    found.append(Adopted(handle, dict(meta.get("annotations") or {}), running=not ended))
                     self.tracker(namespace).observe(job)
                 token = (page.get("metadata") or {}).get("continue") or ""
                 if not token:

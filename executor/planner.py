@@ -6,6 +6,7 @@ the action before task 1 starts.
 
 from __future__ import annotations
 
+import copy
 import logging
 import re
 from typing import Any
@@ -13,7 +14,13 @@ from typing import Any
 from executor.config.model import Action, JobConfig, Task
 from executor.events import Event
 from executor.jsonpaths import MISSING, as_text, find_first
-from executor.policy import PolicyError, check_image, check_privileged, privileged_reason
+from executor.policy import (
+    RESTRICTED_SECURITY_CONTEXT,
+    PolicyError,
+    check_image,
+    check_privileged,
+    privileged_reason,
+)
 from executor.settings import Settings
 from executor.taskspec import EnvVar, TaskSpec, Trigger
 
@@ -26,18 +33,8 @@ DEFAULT_NAMESPACE = "keptn"
 # Kubernetes allows 256 KiB of annotations per object; the event may take a part of it.
 MAX_EVENT_ANNOTATION = 32 * 1024
 
-# Safe by default: non-root, no privilege escalation, no capabilities, read-only root file
-# system. A task's securityContext overrides key by key.
-DEFAULT_SECURITY_CONTEXT: dict[str, Any] = {
-    "runAsNonRoot": True,
-    "runAsUser": 65532,
-    "runAsGroup": 65532,
-    "allowPrivilegeEscalation": False,
-    "privileged": False,
-    "readOnlyRootFilesystem": True,
-    "capabilities": {"drop": ["ALL"]},
-    "seccompProfile": {"type": "RuntimeDefault"},
-}
+# A task's securityContext overrides these key by key.
+DEFAULT_SECURITY_CONTEXT: dict[str, Any] = RESTRICTED_SECURITY_CONTEXT
 
 
 _NOT_ENV_NAME = re.compile(r"[^A-Za-z0-9_.]")
@@ -160,7 +157,7 @@ def label_env_name(key: str) -> str:
 
 
 def merged_security_context(task_context: Any) -> dict[str, Any]:
-    merged = dict(DEFAULT_SECURITY_CONTEXT)
+    merged = copy.deepcopy(DEFAULT_SECURITY_CONTEXT)
     if task_context:
         merged.update(task_context)
         # Asking for uid 0 while the default still demands non-root would never start.

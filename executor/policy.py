@@ -11,6 +11,20 @@ from executor.glob import glob_match
 log = logging.getLogger(__name__)
 
 
+# Safe by default: non-root, no privilege escalation, no capabilities, a read-only root file
+# system, the runtime's seccomp profile. Job containers start from it; init containers use it.
+RESTRICTED_SECURITY_CONTEXT: dict[str, Any] = {
+    "runAsNonRoot": True,
+    "runAsUser": 65532,
+    "runAsGroup": 65532,
+    "allowPrivilegeEscalation": False,
+    "privileged": False,
+    "readOnlyRootFilesystem": True,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+
+
 class PolicyError(ValueError):
     """The task may not run as written; the message is shown to the user in the finished event."""
 

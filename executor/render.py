@@ -7,6 +7,7 @@ an idempotency key and lets `job-executor render` show exactly what `serve` woul
 from __future__ import annotations
 
 import base64
+import copy
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from typing import Any
 from executor.configmap_keys import configmap_key
 from executor.naming import job_annotations, job_labels, spec_job_name
 from executor.paths import STAGING_ROOT
+from executor.policy import RESTRICTED_SECURITY_CONTEXT
 from executor.taskspec import RESULT_FILE_ENV, RESULT_FILE_PATH, TaskSpec
 
 VOLUME = "job-volume"
@@ -148,16 +150,7 @@ def _init_container(
         "args": ["init-files"],
         "env": env,
         "resources": _resources(spec.init_limits, spec.init_requests),
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": 65532,
-            "runAsGroup": 65532,
-            "allowPrivilegeEscalation": False,
-            "privileged": False,
-            "readOnlyRootFilesystem": True,
-            "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": copy.deepcopy(RESTRICTED_SECURITY_CONTEXT),
         "volumeMounts": mounts,
     }
 

@@ -121,12 +121,18 @@ def event_from_mapping(raw: Any) -> Event:
     return Event(attributes, data)
 
 
-def event_from_json(text: str | bytes) -> Event:
+def parse_json(text: str | bytes) -> Any:
+    """JSON from a client; malformed or absurdly nested input is an EventError, never a crash."""
     try:
-        raw = json.loads(text)
+        return json.loads(text)
     except (ValueError, UnicodeDecodeError) as exc:
         raise EventError(f"body is not valid JSON: {exc}") from None
-    return event_from_mapping(raw)
+    except RecursionError:
+        raise EventError("body is nested too deeply") from None
+
+
+def event_from_json(text: str | bytes) -> Event:
+    return event_from_mapping(parse_json(text))
 
 
 def load_event_file(path: str) -> Event:

@@ -14,6 +14,7 @@ from executor.policy import PolicyError, check_image
 from executor.problems import ConfigError, Problem
 
 # Regex syntax the original would have honoured but a glob takes literally.
+OTHER_PHASES = (".started", ".finished", ".status.changed", ".invalidated")
 REGEX_SYNTAX = re.compile(r"[\^$+?()\[\]{}|\\]")
 
 
@@ -61,6 +62,23 @@ def lint_config(config: JobConfig, allowed_images: tuple[str, ...] = ()) -> list
                 except PolicyError as exc:
                     problems.append(Problem(src, task.line, f"task '{task.name}': {exc}"))
     loud = [a for a in config.actions if not a.silent]
+    for action in loud:
+        # Names of another Keptn phase: the realistic mistake (placeholders like `e` are not).
+        quiet = [
+            s
+            for s in action.events
+            if s.name.endswith(OTHER_PHASES) and not globs_overlap(s.name, "*.triggered")
+        ]
+        if quiet:
+            problems.append(
+                Problem(
+                    src,
+                    quiet[0].line,
+                    f"action '{action.name}' is not silent, but {quiet[0].name!r} is no .triggered event: "
+                    "only .triggered events are answered with started/finished; add 'silent: true'",
+                    "warning",
+                )
+            )
     for first, second in combinations(loud, 2):
         for a in first.events:
             overlap = next((b for b in second.events if _may_both_match(a, b)), None)

@@ -12,16 +12,18 @@ import contextlib
 import json
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from executor.metrics import Metrics
-from executor.sinks.base import Sink
+from executor.sinks.base import Sink, SinkError
 from executor.state import OutboxItem, StateStore
 
 log = logging.getLogger(__name__)
 
 BASE_DELAY = 0.5
 MAX_DELAY = 60.0
+# About two hours of retries at the capped delay: an outage longer than that is an incident.
+MAX_ATTEMPTS = 130
 
 
 class Outbox:
@@ -58,25 +60,34 @@ class Outbox:
 
     async def deliver_due(self) -> int:
         sent = 0
-        failed: set[str] = set()
+        waiting: set[str] = set()
         for item in self.store.due():
-            if item.sink in failed:
+            if item.sink in waiting:
                 continue  # keep the order: nothing overtakes an event waiting for a retry
-            delivered = await self._deliver(item)
-            if not delivered:
-                failed.add(item.sink)
-            sent += delivered
+            result = await self._deliver(item)
+            if result == "sent":
+                sent += 1
+            elif result == "retry":
+                waiting.add(item.sink)
         return sent
 
-    async def _deliver(self, item: OutboxItem) -> int:
+    async def _deliver(self, item: OutboxItem) -> Literal["sent", "retry", "dropped"]:
         sink = self.sinks.get(item.sink)
         if sink is None:
             # Configured sinks changed since the item was queued; keep it, say why.
             self.store.retry_later(item, MAX_DELAY, f"sink {item.sink!r} is not configured")
-            return 0
+            return "retry"
         try:
             await sink.send(json.loads(item.payload))
         except Exception as exc:
+            permanent = isinstance(exc, SinkError) and exc.permanent
+            if permanent or item.attempts + 1 >= MAX_ATTEMPTS:
+                why = "refused" if permanent else f"failed {item.attempts + 1} times"
+                log.error("giving up on event %s for %s (%s): %s", item.event_id, item.sink, why, exc)
+                self.store.give_up(item, str(exc))
+                if self.metrics:
+                    self.metrics.inc("job_executor_outbox_dead_total", sink=item.sink)
+                return "dropped"
             delay = min(MAX_DELAY, BASE_DELAY * 2 ** min(item.attempts, 10))
             log.warning(
                 "delivering %s to %s failed (attempt %d, retry in %.1fs): %s",
@@ -89,11 +100,11 @@ class Outbox:
             self.store.retry_later(item, delay, str(exc))
             if self.metrics:
                 self.metrics.inc("job_executor_outbox_failures_total")
-            return 0
+            return "retry"
         self.store.delivered(item)
         if self.metrics:
             self.metrics.inc("job_executor_events_sent_total")
-        return 1
+        return "sent"
 
     async def _run(self) -> None:
         while True:

@@ -33,6 +33,12 @@ from executor.taskspec import TaskSpec
 log = logging.getLogger(__name__)
 
 
+def answers(event: Event) -> bool:
+    """Keptn expects started/finished answers to `.triggered` events only. Answering anything
+    else would also answer our own events: over NATS, each answer would trigger the next."""
+    return event.type.endswith(".triggered")
+
+
 class Reports(Protocol):
     def put(self, event: dict[str, Any]) -> None: ...
 
@@ -68,6 +74,10 @@ class Pipeline:
             log.warning("invalid job config for %s: %s", event.type, exc)
             self._error(event, "config", f"Invalid job config: {exc}")
             return False
+        except Exception as exc:  # a source answering nonsense: say so rather than go silent
+            log.exception("reading the job config for event %s failed", event.id)
+            self._error(event, "config", f"Could not read the job config: {exc}")
+            return False
         if resolved is None:
             where = getattr(self.resolver, "describe", lambda _e: "")(event)
             log.info("no job config for event %s %s (looked at %s)", event.type, event.id, where)
@@ -82,21 +92,41 @@ class Pipeline:
         if not actions:
             return True
         self.metrics.inc("job_executor_events_matched_total")
-        results = await asyncio.gather(*(self.run_action(event, resolved, a) for a in actions))
+        # Let every action settle before asking for a retry, so none runs on unwatched.
+        results = await asyncio.gather(
+            *(self.run_action(event, resolved, a) for a in actions), return_exceptions=True
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
         return all(results)
 
     def _error(self, event: Event, scope: str, message: str) -> None:
-        # Keptn waits for a finished event only for .triggered ones; anything else would be noise.
-        if not event.type.endswith(".triggered"):
+        if not answers(event):
             return
         self.reports.put(started(event, scope))
         self.reports.put(error_finished(event, scope, message))
 
     async def run_action(self, event: Event, resolved: Resolved, action: Action) -> bool:
+        try:
+            return await self._run_action(event, resolved, action)
+        except (RetryLater, asyncio.CancelledError):
+            raise
+        except Exception as exc:  # a bug or an unforeseen failure: report it, never go silent
+            log.exception("action %r of event %s failed unexpectedly", action.name, event.id)
+            scope = f"action-{action.index}"
+            if not action.silent:
+                self._error(event, scope, f"Action '{action.name}': internal error: {exc!r}")
+            self.store.mark_action_done(event.source, event.id, action.index)
+            self.metrics.inc("job_executor_runs_total", outcome="error")
+            return False
+
+    async def _run_action(self, event: Event, resolved: Resolved, action: Action) -> bool:
         source, event_id, index = event.source, event.id, action.index
         if self.store.action_done(source, event_id, index):
             return True
         scope = f"action-{index}"
+        report = answers(event) and not action.silent
         try:
             specs = plan_action(event, action, resolved.config, self.settings)
             files = [await self._files(spec, resolved) for spec in specs]
@@ -104,13 +134,13 @@ class Pipeline:
             raise RetryLater(str(exc)) from None
         except (PolicyError, PlanError, FilesError) as exc:
             log.warning("action %r refused for event %s: %s", action.name, event_id, exc)
-            if not action.silent:
+            if report:
                 self.reports.put(started(event, scope))
                 self.reports.put(error_finished(event, scope, f"Action '{action.name}': {exc}"))
             self.store.mark_action_done(source, event_id, index)
             self.metrics.inc("job_executor_runs_total", outcome="refused")
             return False
-        if not action.silent:
+        if report:
             self.reports.put(started(event, scope))
         reports: list[TaskReport] = []
         failed = False
@@ -121,7 +151,7 @@ class Pipeline:
             outcome = await self._run_task(event, spec, task_files)
             reports.append(TaskReport(spec.task_name, outcome))
             failed = not outcome.ok
-        if not action.silent:
+        if report:
             self.reports.put(finished(event, scope, reports))
         self.store.mark_action_done(source, event_id, index)
         self.metrics.inc("job_executor_runs_total", outcome="failed" if failed else "succeeded")

@@ -34,11 +34,14 @@ CREATE TABLE IF NOT EXISTS actions (
 CREATE TABLE IF NOT EXISTS outbox (
     event_id TEXT NOT NULL, sink TEXT NOT NULL, payload TEXT NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0, next_at REAL NOT NULL,
-    delivered_at REAL, last_error TEXT,
+    delivered_at REAL, last_error TEXT, dead INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (event_id, sink)
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (delivered_at, next_at);
 """
+
+# Outgoing events still to deliver: neither delivered nor given up on.
+_PENDING = "delivered_at IS NULL AND dead = 0"
 
 
 @dataclass(frozen=True)
@@ -132,8 +135,8 @@ class StateStore:
         """Undelivered items in the order they were queued, per sink up to the first one that
         waits for a retry: a receiver must see a run's started event before its finished one."""
         rows = self._db.execute(
-            "SELECT event_id, sink, payload, attempts, next_at FROM outbox WHERE delivered_at IS NULL "
-            "ORDER BY rowid LIMIT ?",
+            "SELECT event_id, sink, payload, attempts, next_at FROM outbox "
+            f"WHERE {_PENDING} ORDER BY rowid LIMIT ?",
             (limit,),
         ).fetchall()
         now = time.time()
@@ -149,7 +152,9 @@ class StateStore:
         return items
 
     def next_due_in(self) -> float | None:
-        row = self._db.execute("SELECT MIN(next_at) FROM outbox WHERE delivered_at IS NULL").fetchone()
+        row = self._db.execute(
+            "SELECT MIN(next_at) FROM outbox WHERE delivered_at IS NULL AND dead = 0"
+        ).fetchone()
         return None if row[0] is None else max(0.0, row[0] - time.time())
 
     def delivered(self, item: OutboxItem) -> None:
@@ -166,7 +171,23 @@ class StateStore:
         )
 
     def pending_outbox(self) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL").fetchone()[0])
+        return int(
+            self._db.execute(
+                "SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL AND dead = 0"
+            ).fetchone()[0]
+        )
+
+    def give_up(self, item: OutboxItem, error: str) -> None:
+        """A dead letter: kept (with why) for an operator, no longer holding back the others."""
+        self._db.execute(
+            "UPDATE outbox SET attempts = attempts + 1, dead = 1, last_error = ? "
+            "WHERE event_id = ? AND sink = ?",
+            (error[:500], item.event_id, item.sink),
+        )
+
+    def dead_letters(self) -> list[tuple[str, str, str]]:
+        rows = self._db.execute("SELECT event_id, sink, last_error FROM outbox WHERE dead = 1 ORDER BY rowid")
+        return [(str(a), str(b), str(c)) for a, b, c in rows.fetchall()]
 
     def transaction(self) -> _Transaction:
         return _Transaction(self._db)

@@ -65,12 +65,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
-from urllib.parse import quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import aiohttp
 import yarl
 
 from executor.resolver import SourceUnavailable
+from executor.urls import without_userinfo
 
 log = logging.getLogger(__name__)
 
@@ -206,11 +207,11 @@ class KeptnAPI:
         parts = urlsplit(endpoint)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError(
-                f"Keptn API endpoint {_without_userinfo(endpoint)!r} is not an http(s) URL; "
+                f"Keptn API endpoint {without_userinfo(endpoint)!r} is not an http(s) URL; "
                 "write it like http://keptn.example.com/api"
             )
         self._endpoint = endpoint
-        self.endpoint = _without_userinfo(endpoint)  # safe to print
+        self.endpoint = without_userinfo(endpoint)  # safe to print
         self._token = token
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self.retries = max(0, retries)
@@ -494,11 +495,3 @@ def _message_suffix(text: str) -> str:
     if isinstance(parsed, dict) and isinstance(parsed.get("message"), str):
         return f": {parsed['message'][:200]}"
     return ""
-
-
-def _without_userinfo(url: str) -> str:
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))

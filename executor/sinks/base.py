@@ -4,7 +4,12 @@ from typing import Any, Protocol
 
 
 class SinkError(RuntimeError):
-    """Delivery failed; the outbox retries with backoff."""
+    """Delivery failed. The outbox retries with backoff, unless `permanent`: the receiver
+    refused this event itself (a 4xx), and sending it again would only block the ones behind it."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
 
 
 class Sink(Protocol):

@@ -6,6 +6,7 @@ from typing import Any
 import aiohttp
 
 from executor.sinks.base import SinkError
+from executor.urls import without_userinfo
 
 CONTENT_TYPE = "application/cloudevents+json"
 
@@ -17,6 +18,7 @@ class HttpSink:
 
     def __init__(self, url: str, token: str = "", timeout: float = 10.0) -> None:
         self.url = url
+        self.where = without_userinfo(url)  # for messages: a URL may carry credentials
         self._headers = {"Content-Type": CONTENT_TYPE}
         if token:
             self._headers["Authorization"] = f"Bearer {token}"
@@ -31,9 +33,10 @@ class HttpSink:
             async with self._session.post(self.url, data=body, headers=self._headers) as response:
                 if response.status >= 300:
                     text = (await response.text())[:200]
-                    raise SinkError(f"{self.url} answered {response.status}: {text}")
+                    refused = 400 <= response.status < 500 and response.status not in (408, 425, 429)
+                    raise SinkError(f"{self.where} answered {response.status}: {text}", permanent=refused)
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise SinkError(f"{self.url}: {exc.__class__.__name__}: {exc}") from None
+            raise SinkError(f"{self.where}: {exc.__class__.__name__}") from None
 
     async def close(self) -> None:
         if self._session is not None:

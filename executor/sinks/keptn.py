@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from executor.events import Event
-from executor.keptn.api import KeptnAPI, KeptnError
+from executor.keptn.api import KeptnAPI, KeptnError, KeptnRequestError
 from executor.reporter import SOURCE, SPEC_VERSION, event_base
 from executor.sinks.base import SinkError
 
@@ -57,7 +57,7 @@ class KeptnSink:
         try:
             await self.api.send_event(event)
         except KeptnError as exc:
-            raise SinkError(f"Keptn API: {exc}") from None
+            raise SinkError(f"Keptn API: {exc}", permanent=isinstance(exc, KeptnRequestError)) from None
         if self.forward_logs:
             await self._forward(event)
 

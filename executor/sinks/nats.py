@@ -4,6 +4,7 @@ import json
 from typing import Any
 
 from nats.aio.client import Client
+from nats.errors import MaxPayloadError
 
 from executor.sinks.base import SinkError
 
@@ -35,6 +36,8 @@ class NatsSink:
                 await self.client.flush(timeout=int(self.timeout))
         except SinkError:
             raise
+        except MaxPayloadError as exc:
+            raise SinkError(f"NATS refused {subject}: {exc}", permanent=True) from None
         except Exception as exc:
             raise SinkError(f"NATS publish to {subject} failed: {exc.__class__.__name__}: {exc}") from None
 

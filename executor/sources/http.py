@@ -8,7 +8,6 @@ body, 429 when the queue is full, 503 while shutting down. Also /healthz, /ready
 from __future__ import annotations
 
 import hmac
-import json
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -20,7 +19,7 @@ from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
 
 from executor.dispatcher import Dispatcher, Offer
-from executor.events import REQUIRED_ATTRIBUTES, Event, EventError, event_from_mapping
+from executor.events import REQUIRED_ATTRIBUTES, Event, EventError, event_from_mapping, parse_json
 from executor.metrics import Metrics
 
 STRUCTURED = "application/cloudevents+json"
@@ -56,10 +55,7 @@ def parse_request(headers: dict[str, str], body: bytes) -> list[Event]:
 
 
 def _json(body: bytes) -> Any:
-    try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise EventError(f"body is not valid JSON: {exc}") from None
+    return parse_json(body)
 
 
 def _binary(headers: dict[str, str], body: bytes) -> Event:

@@ -17,6 +17,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig
+from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from executor.dispatcher import Offer
@@ -103,24 +104,43 @@ class NatsSource:
             ack_wait=self.ack_wait,
             filter_subjects=list(self.subjects) if len(self.subjects) > 1 else None,
         )
-        sub = await js.pull_subscribe(self.subjects[0], durable=self.durable, stream=stream, config=config)
+        sub: JetStreamContext.PullSubscription = await js.pull_subscribe(
+            self.subjects[0], durable=self.durable, stream=stream, config=config
+        )
         self._subs.append(sub)
         self._tasks.append(asyncio.create_task(self._pull(sub), name="nats-pull"))
 
-    async def _pull(self, sub: object) -> None:
+    async def _pull(self, sub: JetStreamContext.PullSubscription) -> None:
+        failures = 0
         while True:
             try:
-                messages = await sub.fetch(self.batch, timeout=1)  # type: ignore[attr-defined]
+                messages = await sub.fetch(self.batch, timeout=1)
             except (NatsTimeout, TimeoutError):
                 continue
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # disconnected: nats-py reconnects; try again shortly
-                log.debug("NATS: fetch failed (%s); retrying", exc)
+                failures += 1
+                # A blip is normal while reconnecting; a fetch that keeps failing is not.
+                level = logging.WARNING if failures % 20 == 1 else logging.DEBUG
+                log.log(
+                    level,
+                    "NATS: fetching from the JetStream consumer failed (%d in a row): %s",
+                    failures,
+                    exc,
+                )
                 await asyncio.sleep(0.5)
                 continue
+            failures = 0
             for msg in messages:
-                await self._handle_jetstream(msg)
+                try:
+                    await self._handle_jetstream(msg)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # one message must never stop the intake of all others
+                    log.exception(
+                        "NATS: could not handle a message on %s; it will be redelivered", msg.subject
+                    )
 
     async def _handle_jetstream(self, msg: Msg) -> None:
         event = self._parse(msg)

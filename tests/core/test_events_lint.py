@@ -174,9 +174,31 @@ def test_regex_syntax_in_event_names_is_a_warning(name: str) -> None:
     cfg = config(
         f"apiVersion: v2\nactions:\n  - name: a\n    events:\n      - name: '{name}'\n    tasks: [{{name: t, image: i}}]\n"
     )
-    (problem,) = lint_config(cfg)
+    (problem,) = [p for p in lint_config(cfg) if "names are globs" in p.message]
     assert problem.severity == "warning" and problem.line == 5
     assert "names are globs where only '*' is special" in problem.message
+
+
+@pytest.mark.parametrize(
+    ("name", "silent", "warns"),
+    [
+        ("sh.keptn.event.*.finished", False, True),
+        ("sh.keptn.event.test.started", False, True),
+        ("sh.keptn.event.*.finished", True, False),
+        ("sh.keptn.event.*", False, False),
+        ("sh.keptn.event.*.status.changed", False, True),
+        ("sh.keptn.event.test.triggered", False, False),
+    ],
+)
+def test_non_silent_action_on_events_that_are_never_answered(name: str, silent: bool, warns: bool) -> None:
+    cfg = config(
+        f"apiVersion: v2\nactions:\n  - name: a\n    silent: {str(silent).lower()}\n    events:\n"
+        f"      - name: '{name}'\n    tasks: [{{name: t, image: i}}]\n"
+    )
+    found = [p for p in lint_config(cfg) if "no .triggered event" in p.message]
+    assert bool(found) == warns
+    if found:
+        assert found[0].severity == "warning" and found[0].line == 6 and "silent: true" in found[0].message
 
 
 def test_stars_and_dots_do_not_warn() -> None:
@@ -219,7 +241,7 @@ def test_disjoint_event_names_do_not_warn() -> None:
     text = two_actions(
         "      - name: sh.keptn.event.*.triggered\n", "      - name: sh.keptn.event.*.finished\n"
     )
-    assert lint_config(config(text)) == []
+    assert [p for p in lint_config(config(text)) if "can both match" in p.message] == []
 
 
 def test_the_same_jsonpath_with_different_matches_does_not_warn() -> None:

@@ -35,6 +35,7 @@ class EventSink:
     def __init__(self) -> None:
         self.events: list[dict[str, Any]] = []
         self.fail_next = 0  # answer 503 to this many requests first (outbox retry tests)
+        self.refuse_ids: set[str] = set()  # answer 400 to these events, always
         self._changed = asyncio.Event()
         self.url = ""
         self._runner: web.AppRunner | None = None
@@ -57,7 +58,10 @@ class EventSink:
             self.fail_next -= 1
             return web.Response(status=503)
         assert request.content_type == "application/cloudevents+json"
-        self.events.append(json.loads(await request.read()))
+        event = json.loads(await request.read())
+        if event["id"] in self.refuse_ids:
+            return web.Response(status=400, text="no thanks")
+        self.events.append(event)
         self._changed.set()
         return web.Response(status=200)
 

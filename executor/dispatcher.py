@@ -96,6 +96,9 @@ class Dispatcher:
     async def _work(self) -> None:
         while True:
             event = await self._queue.get()
+            if self._closed:  # stopping: leave it unfinished in the state, resumed on the next start
+                self._queue.task_done()
+                continue
             self._busy += 1
             try:
                 await self.handler(event)

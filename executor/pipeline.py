@@ -24,7 +24,7 @@ from executor.metrics import Metrics
 from executor.planner import PlanError, plan_action
 from executor.policy import PolicyError
 from executor.problems import ConfigError
-from executor.reporter import TaskReport, error_finished, finished, started
+from executor.reporter import TaskReport, error_finished, error_log_event, finished, started
 from executor.resolver import Resolved, Resolver, SourceUnavailable
 from executor.settings import Settings
 from executor.state import StateStore
@@ -53,6 +53,7 @@ class Pipeline:
         reports: Reports,
         metrics: Metrics | None = None,
         stage_files: bool = True,
+        error_logs: bool = False,
     ) -> None:
         self.settings = settings
         self.resolver = resolver
@@ -62,6 +63,9 @@ class Pipeline:
         self.metrics = metrics or Metrics()
         # The local backend and ConfigMap staging need the bytes; Keptn-sourced Jobs fetch them.
         self.stage_files = stage_files
+        # Tell the Keptn control plane (an sh.keptn.log.error event) about events that find no
+        # config, as Keptn integrations do, even when no finished event is sent for them.
+        self.error_logs = error_logs
         self._submits: set[asyncio.Future[Any]] = set()
 
     async def handle(self, event: Event) -> bool:
@@ -79,14 +83,13 @@ class Pipeline:
             self._error(event, "config", f"Could not read the job config: {exc}")
             return False
         if resolved is None:
-            where = getattr(self.resolver, "describe", lambda _e: "")(event)
+            where = self.resolver.describe(event)
             log.info("no job config for event %s %s (looked at %s)", event.type, event.id, where)
+            message = f"No job configuration found for this event (looked at {where})"
             if self.settings.always_send_finished_event:
-                self._error(
-                    event,
-                    "config",
-                    f"No job configuration found for this event (looked at {where})",
-                )
+                self._error(event, "config", message)
+            elif self.error_logs and answers(event):
+                self.reports.put(error_log_event(event, message))
             return True
         actions = matching_actions(resolved.config, event)
         if not actions:
@@ -186,7 +189,7 @@ class Pipeline:
         return outcome
 
     async def finish_submits(self) -> None:
-        if self._submits:
+        while self._submits:  # one finishing may have let another begin
             await asyncio.gather(*self._submits, return_exceptions=True)
 
 

@@ -19,6 +19,9 @@ from executor.results import ResultError, apply_result
 SOURCE = "job-executor"
 SPEC_VERSION = "0.2.4"
 _ID_NAMESPACE = uuid.UUID("8c1bd64b-8a48-4bbd-9f0a-4e1fb6f8e1a2")
+ERROR_LOG_TYPE = "sh.keptn.log.error"
+TASK_PREFIX = "sh.keptn.event."
+_LOG_ID_NAMESPACE = uuid.UUID("5f0b7c5e-3f7e-4d8e-9a55-0c1b2a7d4e11")
 _PHASES = ("triggered", "started", "status.changed", "finished", "invalidated")
 
 
@@ -128,3 +131,36 @@ def error_finished(event: Event, scope: str, message: str) -> dict[str, Any]:
 
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def task_of(event_type: str) -> str:
+    """`sh.keptn.event.test.triggered` -> `test`; other types are returned whole (as JES did)."""
+    base = event_base(event_type)
+    if base != event_type and base.startswith(TASK_PREFIX) and base.count(".") == 3:
+        return base[len(TASK_PREFIX) :]
+    return event_type
+
+
+def error_log_event(trigger: Event, message: str, integration_id: str = "") -> dict[str, Any]:
+    """An `sh.keptn.log.error` event for a problem with `trigger` (no config, invalid config,
+    refused image). Its id is derived from the trigger and the message, so a rebuilt one dedups."""
+    event_id = uuid.uuid5(_LOG_ID_NAMESPACE, f"{trigger.source}\x00{trigger.id}\x00{message}")
+    out: dict[str, Any] = {
+        "specversion": "1.0",
+        "id": str(event_id),
+        "source": SOURCE,
+        "type": ERROR_LOG_TYPE,
+        "time": now(),
+        "datacontenttype": "application/json",
+        "shkeptnspecversion": SPEC_VERSION,
+        "triggeredid": trigger.id,
+    }
+    if trigger.keptn_context:
+        out["shkeptncontext"] = trigger.keptn_context
+    data: dict[str, Any] = {
+        "message": message,
+        "integrationid": integration_id,
+        "task": task_of(trigger.type),
+    }
+    out["data"] = data
+    return out

@@ -48,6 +48,10 @@ def local_files(roots: Sequence[Path]) -> FetchFiles:
 class Resolver(Protocol):
     async def resolve(self, event: Event) -> Resolved | None: ...
 
+    def describe(self, event: Event) -> str:
+        """Where configs for this event were looked for, for messages."""
+        ...
+
 
 class LocalTreeResolver:
     """Configs in a directory laid out like the Keptn resource tree:
@@ -62,12 +66,12 @@ class LocalTreeResolver:
 
     def candidates(self, event: Event) -> list[tuple[str, Path]]:
         project, stage, service = event.project, event.stage, event.service
-        if not _safe(project):
+        if not safe_name(project):
             return []
         levels: list[tuple[str, Path]] = []
-        if _safe(stage) and _safe(service):
+        if safe_name(stage) and safe_name(service):
             levels.append(("service", self.root / project / stage / service))
-        if _safe(stage):
+        if safe_name(stage):
             levels.append(("stage", self.root / project / stage))
         levels.append(("project", self.root / project))
         return levels
@@ -109,5 +113,6 @@ class FileResolver:
         return str(self.path)
 
 
-def _safe(name: str) -> bool:
+def safe_name(name: str) -> bool:
+    """A project, stage or service name that can be a path segment (no '/', no '..')."""
     return bool(_NAME.match(name)) and name not in (".", "..")

@@ -28,7 +28,7 @@ from executor.pipeline import Pipeline
 from executor.policy import warn_if_open
 from executor.render import RenderOptions
 from executor.resolver import LocalTreeResolver, Resolver
-from executor.settings import Settings
+from executor.settings import Settings, SettingsError
 from executor.sinks.base import Sink
 from executor.sinks.http import HttpSink
 from executor.sinks.keptn import KeptnSink
@@ -71,7 +71,10 @@ class Service:
         # One Keptn API client, shared by the config resolver, the poller and the sink.
         self.keptn: KeptnAPI | None = None
         if settings.keptn_api_endpoint:
-            self.keptn = KeptnAPI(settings.keptn_api_endpoint, settings.keptn_api_token)
+            try:
+                self.keptn = KeptnAPI(settings.keptn_api_endpoint, settings.keptn_api_token)
+            except ValueError as exc:
+                raise SettingsError(f"KEPTN_API_ENDPOINT: {exc}") from None
         self.poller: KeptnPoller | None = None
         self.store = StateStore(settings.state_dir / "state.db")
         self.backend = backend or make_backend(settings)
@@ -93,6 +96,7 @@ class Service:
             self.metrics,
             # Jobs in a cluster fetch Keptn files in their init container; otherwise we carry them.
             stage_files=not (self.backend.name == "kubernetes" and settings.config_source == "keptn"),
+            error_logs=settings.remote_plane,
         )
         self.dispatcher = Dispatcher(
             self.store,
@@ -212,8 +216,18 @@ async def serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    # A SIGTERM while starting (waiting for NATS or the cluster, say) stops the start too.
+    starting = asyncio.create_task(service.start())
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    if not starting.done():
+        starting.cancel()
+        await asyncio.gather(starting, return_exceptions=True)
+        await service.stop()
+        return
+    stopping.cancel()
     try:
-        await service.start()
+        starting.result()
     except (RuntimeError, OSError) as exc:  # no cluster config, port in use, NATS unreachable ...
         print(f"job-executor: cannot start: {exc}", file=sys.stderr, flush=True)
         await service.stop()

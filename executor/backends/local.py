@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
-from executor.backends.base import Adopted, TaskHandle, TaskOutcome, tail
+from executor.backends.base import MAX_LOG_EXCERPT, Adopted, TaskHandle, TaskOutcome, tail
 from executor.naming import spec_job_name
 from executor.paths import STAGING_ROOT
 from executor.taskspec import RESULT_FILE_ENV, TaskSpec
@@ -208,8 +208,7 @@ class LocalBackend:
     def _outcome(
         self, work: Path, started: str, status: str, reason: str, code: int | None = None
     ) -> TaskOutcome:
-        log_path = work / "output.log"
-        logs = log_path.read_bytes().decode("utf-8", "replace") if log_path.exists() else ""
+        logs = _read_tail(work / "output.log")
         result_path = work / "keptn" / "result.json"
         result = None
         if result_path.is_file():
@@ -291,6 +290,17 @@ _STAGING_WORD = re.compile(r"(?<![\w./-])" + re.escape(STAGING_ROOT) + r"(?![\w.
 def _rebase(text: str, staging: str) -> str:
     """`/keptn` as a path of its own (`/keptn/a`, `--f=/keptn/a`, `cat /keptn/a`) -> the work dir."""
     return _STAGING_WORD.sub(lambda _m: staging, text)
+
+
+def _read_tail(path: Path, limit: int = 4 * MAX_LOG_EXCERPT) -> str:
+    """The end of a task's output: a task may write gigabytes, the report quotes the end."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, handle.tell() - limit))
+            return handle.read().decode("utf-8", "replace")
+    except FileNotFoundError:
+        return ""
 
 
 def _write_failure(work: Path, message: str) -> None:

@@ -14,7 +14,6 @@ is never served for a commit other than the one it was read at.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections import OrderedDict
 from collections.abc import Sequence
 
@@ -25,9 +24,8 @@ from executor.files import FilesError
 from executor.keptn.api import KeptnAPI
 from executor.keptn.files import DEFAULT_LIMIT, Location, fetch_files
 from executor.problems import ConfigError
-from executor.resolver import CONFIG_PATH, FetchFiles, Resolved
+from executor.resolver import CONFIG_PATH, FetchFiles, Resolved, safe_name
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _Key = tuple[str, str, str, str, str]
 
 
@@ -46,10 +44,10 @@ class KeptnResolver:
 
     def location(self, event: Event) -> Location | None:
         """The event's project/stage/service/commit, or None when it names no usable project."""
-        if not _safe(event.project):
+        if not safe_name(event.project):
             return None
-        stage = event.stage if _safe(event.stage) else ""
-        service = event.service if stage and _safe(event.service) else ""
+        stage = event.stage if safe_name(event.stage) else ""
+        service = event.service if stage and safe_name(event.service) else ""
         return Location(event.project, stage, service, event.git_commit_id.strip())
 
     async def resolve(self, event: Event) -> Resolved | None:
@@ -116,7 +114,3 @@ def _unwrap(cached: JobConfig | ConfigError) -> JobConfig:
     if isinstance(cached, ConfigError):
         raise ConfigError(list(cached.problems))
     return cached
-
-
-def _safe(name: str) -> bool:
-    return bool(_NAME.match(name)) and name not in (".", "..")

@@ -16,21 +16,18 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from executor.events import Event
 from executor.keptn.api import KeptnAPI, KeptnError, KeptnRequestError
-from executor.reporter import SOURCE, SPEC_VERSION, event_base
+from executor.reporter import ERROR_LOG_TYPE, error_log_event, now, task_of
+
+__all__ = ["KeptnSink", "error_log_event", "forward_error_log", "log_entries", "task_of"]
 from executor.sinks.base import SinkError
 
 log = logging.getLogger(__name__)
 
-ERROR_LOG_TYPE = "sh.keptn.log.error"
-_TASK_PREFIX = "sh.keptn.event."
-_ID_NAMESPACE = uuid.UUID("5f0b7c5e-3f7e-4d8e-9a55-0c1b2a7d4e11")
 _LOOKUP_TTL = 300.0
 
 
@@ -91,14 +88,6 @@ class KeptnSink:
         return found
 
 
-def task_of(event_type: str) -> str:
-    """`sh.keptn.event.test.triggered` -> `test`; other types are returned whole (as JES did)."""
-    base = event_base(event_type)
-    if base != event_type and base.startswith(_TASK_PREFIX) and base.count(".") == 3:
-        return base[len(_TASK_PREFIX) :]
-    return event_type
-
-
 def log_entries(event: Mapping[str, Any], integration_id: str) -> list[dict[str, Any]]:
     """The log entries Keptn's log forwarder makes of an outgoing event (none for most events)."""
     event_type = str(event.get("type") or "")
@@ -120,34 +109,9 @@ def log_entries(event: Mapping[str, Any], integration_id: str) -> list[dict[str,
             "shkeptncontext": str(event.get("shkeptncontext") or ""),
             "task": task,
             "triggeredid": str(event.get("triggeredid") or ""),
-            "time": str(event.get("time") or _now()),
+            "time": str(event.get("time") or now()),
         }
     ]
-
-
-def error_log_event(trigger: Event, message: str, integration_id: str = "") -> dict[str, Any]:
-    """An `sh.keptn.log.error` event for a problem with `trigger` (no config, invalid config,
-    refused image). Its id is derived from the trigger and the message, so a rebuilt one dedups."""
-    event_id = uuid.uuid5(_ID_NAMESPACE, f"{trigger.source}\x00{trigger.id}\x00{message}")
-    out: dict[str, Any] = {
-        "specversion": "1.0",
-        "id": str(event_id),
-        "source": SOURCE,
-        "type": ERROR_LOG_TYPE,
-        "time": _now(),
-        "datacontenttype": "application/json",
-        "shkeptnspecversion": SPEC_VERSION,
-        "triggeredid": trigger.id,
-    }
-    if trigger.keptn_context:
-        out["shkeptncontext"] = trigger.keptn_context
-    data: dict[str, Any] = {
-        "message": message,
-        "integrationid": integration_id,
-        "task": task_of(trigger.type),
-    }
-    out["data"] = data
-    return out
 
 
 async def forward_error_log(
@@ -160,7 +124,3 @@ async def forward_error_log(
     if entries:
         await api.send_logs(entries)
     return event
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -479,7 +479,7 @@ def test_rbac_rules() -> None:
     assert rules == {
         (("batch",), ("jobs",)): {"create", "get", "list", "watch", "delete"},
         # The ConfigMap of staged files created beside each Job (executor/render.py).
-        (("",), ("configmaps",)): {"create", "get", "list", "delete"},
+        (("",), ("configmaps",)): {"create", "get", "list", "patch", "delete"},
         (("",), ("pods",)): {"get", "list", "watch"},
         (("",), ("pods/log",)): {"get"},
         (("",), ("events",)): {"get", "list", "watch"},

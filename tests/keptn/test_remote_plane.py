@@ -137,3 +137,14 @@ async def test_control_plane_outage_delays_the_event_but_loses_nothing(
     assert finished_events[0]["data"]["status"] == "succeeded", finished_events[0]["data"]["message"]
     assert "trying again in" in serve.log.read_text()
     await serve.stop()
+
+
+async def test_event_without_config_is_logged_to_the_control_plane(tmp_path: Path, keptn: FakeKeptn) -> None:
+    missing = keptn.trigger("sh.keptn.event.test.triggered", PROJECT, STAGE, "orders")
+    serve = remote(tmp_path, keptn)  # ALWAYS_SEND_FINISHED_EVENT is off: no finished event
+    await serve.start()
+    await keptn.wait_for(lambda: keptn.logs, timeout=20)
+    (entry,) = keptn.logs
+    assert entry["triggeredid"] == missing["id"] and "No job configuration found" in entry["message"]
+    assert finished(keptn) == []
+    await serve.stop()

@@ -123,7 +123,7 @@ secret when it is in the job namespace and keeps the token under `token`. Empty:
 {{- end }}
 {{- if .Values.keptn.enabled }}
 {{- if not .Values.keptn.api.endpoint }}
-{{- fail "keptn.enabled needs keptn.api.endpoint (e.g. http://api-gateway-nginx.keptn)" }}
+{{- fail "keptn.enabled needs keptn.api.endpoint (e.g. http://api-gateway-nginx.keptn/api)" }}
 {{- end }}
 {{- if not (or .Values.keptn.api.token .Values.keptn.api.existingSecret) }}
 {{- fail "keptn.enabled needs keptn.api.existingSecret (preferred) or keptn.api.token" }}

@@ -91,6 +91,18 @@ class Pipeline:
             elif self.error_logs and answers(event):
                 self.reports.put(error_log_event(event, message))
             return True
+        pinned = self.store.pin_config(event.source, event.id, resolved.config.digest)
+        if pinned != resolved.config.digest:
+            # Progress is kept by action and task position; under another config those
+            # positions mean other tasks, so resuming could run the wrong ones or repeat some.
+            log.warning("job config of event %s changed while it was handled; not resumed", event.id)
+            self._error(
+                event,
+                "config-changed",
+                f"The job config ({resolved.config.source}) changed while this event was being handled; "
+                "the rest of it was not run. Send the event again (with a new id) to run it anew.",
+            )
+            return False
         actions = matching_actions(resolved.config, event)
         if not actions:
             return True

@@ -18,7 +18,7 @@ from typing import Any
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     source TEXT NOT NULL, id TEXT NOT NULL, event TEXT NOT NULL,
-    state TEXT NOT NULL, received_at REAL NOT NULL,
+    state TEXT NOT NULL, received_at REAL NOT NULL, config_digest TEXT,
     PRIMARY KEY (source, id)
 );
 CREATE INDEX IF NOT EXISTS runs_state ON runs (state);
@@ -91,6 +91,17 @@ class StateStore:
         if state is None:
             return int(self._db.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
         return int(self._db.execute("SELECT COUNT(*) FROM runs WHERE state = ?", (state,)).fetchone()[0])
+
+    def pin_config(self, source: str, event_id: str, digest: str) -> str:
+        """The digest of the config the run started with: recorded the first time, then kept."""
+        self._db.execute(
+            "UPDATE runs SET config_digest = ? WHERE source = ? AND id = ? AND config_digest IS NULL",
+            (digest, source, event_id),
+        )
+        row = self._db.execute(
+            "SELECT config_digest FROM runs WHERE source = ? AND id = ?", (source, event_id)
+        ).fetchone()
+        return digest if row is None or row[0] is None else str(row[0])
 
     # ---- progress inside a run ----
     def task_outcome(self, source: str, event_id: str, action: int, task: int) -> dict[str, Any] | None:

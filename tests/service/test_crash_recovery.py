@@ -108,3 +108,32 @@ actions:
     assert finished[0]["triggeredid"] == "retry-1"
     assert len(sink.of_type(".started")) == 1
     await serve.stop()
+
+
+async def test_config_changed_during_a_restart_is_reported_not_mixed(
+    tmp_path: Path, sink: EventSink, serve_factory
+) -> None:
+    runs, gate = tmp_path / "runs", tmp_path / "gate"
+    config = write_config(tmp_path, SLOW_TASK.format(runs=runs, gate=gate))
+    serve = serve_factory()
+    await serve.start()
+    await serve.post(make_event(event_id="changed-1"))
+    await wait_for_file(runs, "started")
+    serve.signal(signal.SIGKILL)
+    await serve.wait_exit()
+    # a new action inserted first: position 0 now means another action
+    config.write_text(
+        config.read_text().replace(
+            "actions:\n",
+            f'actions:\n  - name: "New"\n    events: [{{name: "sh.keptn.event.test.triggered"}}]\n    tasks: [{{name: "n", image: "alpine", cmd: ["sh", "-c", "echo new >> {runs}"]}}]\n',
+            1,
+        )
+    )
+    gate.touch()
+    restarted = serve_factory()
+    await restarted.start()
+    finished = await sink.wait_for(".finished")
+    assert "changed while this event was being handled" in finished[0]["data"]["message"]
+    await asyncio.sleep(0.5)
+    assert "new" not in runs.read_text()  # nothing of the new config ran for the old event
+    await restarted.stop()

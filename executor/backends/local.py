@@ -33,12 +33,9 @@ POLL_SECONDS = 0.2
 KILL_GRACE_SECONDS = 2.0
 
 # $1 is the work dir. The pid file is written before the command starts and the exit file
-# after it ends, each by rename so a reader never sees half a file.
-WRAPPER = (
-    'd="$1"; shift; echo $$ > "$d/pid.tmp" && mv "$d/pid.tmp" "$d/pid"; '
-    '"$@" >> "$d/output.log" 2>&1; code=$?; '
-    'echo $code > "$d/exit.tmp" && mv "$d/exit.tmp" "$d/exit"'
-)
+# after it ends, each by one small write (readers take an empty file for "not yet"); only
+# shell builtins, so the wrapper adds no process beyond the task's own.
+WRAPPER = 'd="$1"; shift; echo $$ > "$d/pid"; "$@" >> "$d/output.log" 2>&1; echo $? > "$d/exit"'
 _VAR = re.compile(r"\$\$|\$\(([-._a-zA-Z][-._a-zA-Z0-9]*)\)")
 
 
@@ -221,7 +218,7 @@ class LocalBackend:
             result=result,
             exit_code=code,
             started_at=started,
-            finished_at=_read(work / "finished") or _mark_finished(work),
+            finished_at=_finished_at(work),
         )
 
     async def _kill(self, work: Path) -> None:
@@ -345,11 +342,14 @@ def _age(iso: str) -> float:
     return max(0.0, (datetime.now(UTC) - then).total_seconds())
 
 
-def _mark_finished(work: Path) -> str:
-    stamp = _now()
-    with contextlib.suppress(OSError):
-        (work / "finished").write_text(stamp)
-    return stamp
+def _finished_at(work: Path) -> str:
+    """When the task ended: the exit file's time (it is written as the task ends), so the same
+    answer comes back after a restart; now, for a task that ended without one."""
+    try:
+        stamp = (work / "exit").stat().st_mtime
+    except FileNotFoundError:
+        return _now()
+    return datetime.fromtimestamp(stamp, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 if sys.platform == "win32":  # pragma: no cover

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -123,4 +124,7 @@ def _load_optional() -> None:
 
 
 if __name__ == "__main__":
+    # Run as `python -m bench.run`, this module is __main__; benchmarks that register through
+    # `from bench import run` must reach this copy of BENCHMARKS, not a second import of it.
+    sys.modules.setdefault("bench.run", sys.modules[__name__])
     raise SystemExit(main())

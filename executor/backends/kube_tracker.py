@@ -17,23 +17,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from kubernetes_asyncio import watch
+import aiohttp
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from executor.backends.kube_api import ApiError, Backoff, KubeAPI
+from executor.backends.kube_api import ApiError, Backoff, KubeAPI, status_error
 from executor.backends.kube_outcome import is_finished
 
 log = logging.getLogger(__name__)
 
 Job = dict[str, Any]
 LIST_PAGE = 500
+MAX_EVENT_BYTES = 16 * 2**20  # one watch event (an object is at most about 1.5 MiB)
 
 
 @dataclass
@@ -117,7 +119,9 @@ class JobTracker:
         meta = job.get("metadata") or {}
         current = self._jobs.get(meta.get("name", ""))
         if current is None or _newer(job, current):
-            self._store(dict(job))
+            # A copy, down to the parts _slim changes: the caller keeps its object as it was.
+            copy = {**job, **{k: dict(job[k]) for k in ("metadata", "spec") if isinstance(job.get(k), dict)}}
+            self._store(copy)
 
     async def finished(self, name: str, uid: str = "") -> Job | None:
         """The Job once it has completed or failed; None if it is deleted before that."""
@@ -213,20 +217,47 @@ class JobTracker:
 
     async def _watch(self) -> None:
         self.stats.watches += 1
-        stream = watch.Watch(return_type="object")  # plain dicts, not generated models
-        async with stream:
-            async for event in stream.stream(
-                self.api.batch.list_namespaced_job,
-                self.namespace,
-                label_selector=self.selector,
-                resource_version=self.resource_version,
-                allow_watch_bookmarks=True,
-                timeout_seconds=random.randint(*self.watch_timeout),
-                _request_timeout=(10, self.watch_timeout[1] + 30),  # (connect, read)
-            ):
-                self._apply(event.get("type", ""), event.get("raw_object") or {})
+        timeout = random.randint(*self.watch_timeout)
+        # The stream is read here rather than through kubernetes_asyncio's Watch, which decodes
+        # each event's JSON, encodes its object again and decodes that once more (three passes
+        # per event, and an ApiClient per watch): each line is parsed once, into plain dicts.
+        response: Any = await self.api.batch.list_namespaced_job(
+            self.namespace,
+            label_selector=self.selector,
+            resource_version=self.resource_version,
+            allow_watch_bookmarks=True,
+            timeout_seconds=timeout,
+            watch=True,
+            _preload_content=False,
+            # One deadline for the whole watch (the server ends it after `timeout`), rather than
+            # a read timeout that aiohttp would re-arm on every chunk received.
+            _request_timeout=aiohttp.ClientTimeout(total=timeout + 30, connect=10, sock_connect=10),
+        )
+        try:
+            status = int(response.status)
+            if not 200 <= status < 300:
+                raise status_error(status, await response.read(), str(response.reason or ""))
+            async with contextlib.aclosing(watch_lines(response.content)) as lines:
+                async for line in lines:
+                    self._event(line)
+        finally:
+            response.release()
 
-    def _apply(self, kind: str, obj: Mapping[str, Any]) -> None:
+    def _event(self, line: bytes) -> None:
+        """One line of the watch stream: {"type": ..., "object": ...}, or an error Status."""
+        try:
+            event = json.loads(line)
+        except ValueError:
+            raise ApiError(f"unreadable watch event: {line[:200]!r}") from None
+        kind = event.get("type") if isinstance(event, dict) else None
+        obj = event.get("object") if isinstance(event, dict) else None
+        if kind == "ERROR" or not isinstance(obj, dict):
+            status = obj if kind == "ERROR" and isinstance(obj, dict) else event
+            code = int(status.get("code") or 0) if isinstance(status, dict) else 0
+            raise status_error(code or 500, json.dumps(status))
+        self._apply(str(kind), obj)
+
+    def _apply(self, kind: str, obj: Job) -> None:
         meta = obj.get("metadata") or {}
         version = meta.get("resourceVersion")
         if version:
@@ -241,7 +272,7 @@ class JobTracker:
             self._resolve_deleted(name, str(meta.get("uid") or ""), dict(obj))
             return
         if kind in ("ADDED", "MODIFIED"):
-            job = self._store(dict(obj))
+            job = self._store(obj)
             self._resolve(name, job)
 
     # ---- waiters ----
@@ -284,6 +315,33 @@ class JobTracker:
             self._resolve(name, current)
 
 
+class _Chunks(Protocol):
+    async def readany(self) -> bytes: ...
+
+
+async def watch_lines(content: _Chunks) -> AsyncGenerator[bytes, None]:
+    """The non-blank lines of a watch stream, whatever chunks they arrive in: each chunk is
+    split at once (one step per chunk received, not one per line awaited)."""
+    partial: list[bytes] = []
+    size = 0
+    while chunk := await content.readany():
+        *lines, rest = chunk.split(b"\n")
+        if lines:
+            lines[0] = b"".join((*partial, lines[0]))
+            partial, size = [], 0
+            for line in lines:
+                if line.strip():
+                    yield line
+        if rest:
+            partial.append(rest)
+            size += len(rest)
+            if size > MAX_EVENT_BYTES:
+                raise ApiError(f"a watch event larger than {MAX_EVENT_BYTES} bytes")
+    last = b"".join(partial)
+    if last.strip():
+        yield last
+
+
 def _uid(job: Mapping[str, Any]) -> str:
     return str((job.get("metadata") or {}).get("uid") or "")
 
@@ -300,10 +358,14 @@ def _newer(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
 
 
 def _slim(job: Job) -> Job:
-    """Drop what the tracker never reads (managed fields are most of an object's size)."""
-    meta = job.get("metadata")
-    if isinstance(meta, dict) and "managedFields" in meta:
-        job = {**job, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
+    """What the backend reads of a Job: all but its managed fields and pod template, which are
+    most of its size (and of the objects the garbage collector walks, thousands of Jobs over).
+    Changes `job` itself: the tracker owns what it stores."""
+    meta, spec = job.get("metadata"), job.get("spec")
+    if isinstance(meta, dict):
+        meta.pop("managedFields", None)
+    if isinstance(spec, dict):
+        spec.pop("template", None)
     return job
 
 

@@ -24,7 +24,7 @@ from typing import Any
 from kubernetes_asyncio import client
 
 from executor.backends.base import Adopted, TaskHandle, TaskOutcome, tail
-from executor.backends.kube_api import ApiError, Backoff, KubeAPI, load_api_client
+from executor.backends.kube_api import ApiError, Backoff, JSONBody, KubeAPI, load_api_client
 from executor.backends.kube_outcome import (
     combine_logs,
     container_names,
@@ -138,7 +138,7 @@ class KubernetesBackend:
                 f"creating Job {namespace}/{name}",
                 api.batch.create_namespaced_job,
                 namespace,
-                job_manifest,
+                JSONBody(job_manifest),
             )
             log.info("created Job %s/%s for task %r", namespace, name, spec.task_name)
         except ApiError as exc:

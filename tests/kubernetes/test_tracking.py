@@ -4,7 +4,13 @@ keeps the API traffic per job small."""
 from __future__ import annotations
 
 import asyncio
+import json
 
+import pytest
+
+from executor.backends import kube_tracker
+from executor.backends.kube_api import ApiError
+from executor.backends.kube_tracker import watch_lines
 from executor.backends.kubernetes import KubernetesBackend
 from tests.kubeapi.server import FakeKubeAPI
 from tests.kubernetes.conftest import NAMESPACE, eventually, make_spec, no_validation_errors
@@ -129,3 +135,61 @@ async def test_each_namespace_gets_one_watch(kube_api: FakeKubeAPI, backend: Kub
     assert {o.status for o in outcomes} == {"succeeded"}
     assert kube_api.open_watches == 3
     assert len(kube_api.requests("GET", watch=True)) == 3
+
+
+class Chunks:
+    """A response body that arrives in the given pieces."""
+
+    def __init__(self, *chunks: bytes) -> None:
+        self.chunks = list(chunks)
+
+    async def readany(self) -> bytes:
+        return self.chunks.pop(0) if self.chunks else b""
+
+
+async def lines_of(*chunks: bytes) -> list[bytes]:
+    return [line async for line in watch_lines(Chunks(*chunks))]
+
+
+async def test_watch_lines_are_whole_events_whatever_the_chunks() -> None:
+    assert await lines_of(b'{"a":1}\n{"b"', b":2}\n", b"\n", b'{"c"', b":", b"3}") == [
+        b'{"a":1}',
+        b'{"b":2}',
+        b'{"c":3}',
+    ]
+    assert await lines_of(b'{"a":1}\n{"b":2}\n') == [b'{"a":1}', b'{"b":2}']
+    assert await lines_of() == []
+
+
+async def test_a_watch_event_without_end_is_refused_past_a_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(kube_tracker, "MAX_EVENT_BYTES", 10)
+    assert await lines_of(b"0123456", b"789\n") == [b"0123456789"]
+    with pytest.raises(ApiError, match="larger than 10 bytes"):
+        await lines_of(b"0123456", b"78901")
+
+
+async def test_unreadable_and_error_events_end_the_watch(backend: KubernetesBackend) -> None:
+    tracker = backend.tracker(NAMESPACE)
+    with pytest.raises(ApiError, match="unreadable watch event") as unreadable:
+        tracker._event(b"{not json")
+    assert unreadable.value.status == 0
+    gone = {"kind": "Status", "code": 410, "reason": "Expired", "message": "too old resource version"}
+    with pytest.raises(ApiError, match="HTTP 410 Expired: too old") as expired:
+        tracker._event(json.dumps({"type": "ERROR", "object": gone}).encode())
+    assert expired.value.status == 410  # what makes the tracker list again
+
+
+async def test_tracked_jobs_keep_what_the_backend_reads(backend: KubernetesBackend) -> None:
+    tracker = backend.tracker(NAMESPACE)
+    job = {
+        "metadata": {"name": "j1", "uid": "u1", "resourceVersion": "7", "managedFields": [{"manager": "x"}]},
+        "spec": {"selector": {"matchLabels": {"a": "b"}}, "template": {"spec": {"containers": []}}},
+        "status": {"active": 1},
+    }
+    tracker.observe(job)
+    kept = tracker.latest("j1")
+    assert kept is not None and kept is not job
+    assert kept["spec"] == {"selector": {"matchLabels": {"a": "b"}}} and kept["status"] == {"active": 1}
+    assert "managedFields" not in kept["metadata"] and kept["metadata"]["uid"] == "u1"
+    # The caller's object is left as it was.
+    assert "template" in job["spec"] and "managedFields" in job["metadata"]

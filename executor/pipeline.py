@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any, Protocol
 
-from executor.backends.base import Backend, TaskOutcome
+from executor.backends.base import Backend, BackendError, TaskOutcome
 from executor.config.model import Action
 from executor.dispatcher import RetryLater
 from executor.events import Event
@@ -191,6 +191,11 @@ class Pipeline:
         try:
             handle = await asyncio.shield(submit)
             outcome = await self.backend.wait(handle, spec)
+        except BackendError as exc:
+            if exc.transient:  # the cluster blinked: try the event again, adopting what exists
+                raise RetryLater(f"{self.backend.name} backend: {exc}") from None
+            log.error("task %r of event %s: backend error: %s", spec.task_name, event.id, exc)
+            outcome = TaskOutcome(status="failed", reason=f"{self.backend.name} backend error: {exc}")
         except (OSError, RuntimeError, ValueError) as exc:
             log.error("task %r of event %s: backend error: %s", spec.task_name, event.id, exc)
             outcome = TaskOutcome(status="failed", reason=f"{self.backend.name} backend error: {exc}")

@@ -18,6 +18,15 @@ Status = Literal["succeeded", "failed", "timed_out", "lost"]
 MAX_LOG_EXCERPT = 4000
 
 
+class BackendError(RuntimeError):
+    """A backend call failed. `transient`: the backend was unreachable or overloaded, so the
+    pipeline tries the event again later (submit is idempotent) instead of failing the task."""
+
+    @property
+    def transient(self) -> bool:
+        return False
+
+
 @dataclass(frozen=True)
 class TaskHandle:
     name: str  # deterministic: the Job name, also the local work dir's name

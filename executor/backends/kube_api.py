@@ -26,12 +26,14 @@ from typing import Any
 import aiohttp
 from kubernetes_asyncio import client, config
 
+from executor.backends.base import BackendError
+
 log = logging.getLogger(__name__)
 
 ApiCall = Callable[..., Awaitable[Any]]
 
 
-class ApiError(RuntimeError):
+class ApiError(BackendError):
     """A Kubernetes API call that did not succeed: the server's answer, or why there was none."""
 
     def __init__(self, message: str, status: int = 0, reason: str = "") -> None:

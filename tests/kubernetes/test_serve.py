@@ -78,3 +78,35 @@ async def test_serve_runs_a_task_as_a_job_and_reports_it(
     finally:
         await serve.stop()
     assert serve.proc is not None and serve.proc.returncode == 0
+
+
+async def test_an_api_outage_delays_the_task_but_does_not_fail_it(
+    tmp_path: Path, kube_api: FakeKubeAPI, kube_config_file: Path, sink: EventSink
+) -> None:
+    write_config(tmp_path, CONFIG)
+    (tmp_path / "resources" / "shop" / "dev" / "cart" / "hello.txt").write_text("hello\n")
+    serve = Serve(
+        tmp_path,
+        sink.url,
+        {
+            "BACKEND": "kubernetes",
+            "KUBECONFIG": str(kube_config_file),
+            "KUBERNETES_SERVICE_HOST": "",
+            "JOB_NAMESPACE": "jobs",
+        },
+    )
+    try:
+        await serve.start()
+        # longer than one call's retries: the create fails for good this time round
+        kube_api.fail_next(8, 503, method="POST", path_contains="/jobs")
+        await serve.post(make_event(event_id="5d7e0c1a-2b3c-4d5e-8f90-a1b2c3d4e5f6"))
+        (job,) = await eventually(
+            lambda: kube_api.objects("jobs", "jobs"), timeout=20, what="the Job, created on a retry"
+        )
+        kube_api.set_job_succeeded("jobs", job["metadata"]["name"], log="made it\n")
+        (finished,) = await sink.wait_for(".finished", timeout=20)
+        assert finished["data"]["status"] == "succeeded", finished["data"]["message"]
+        assert "trying again in" in serve.log.read_text()
+        no_validation_errors(kube_api)
+    finally:
+        await serve.stop()

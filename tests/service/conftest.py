@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import aiohttp
 import pytest
@@ -83,6 +83,9 @@ class EventSink:
 class Serve:
     """`job-executor serve` in a subprocess, with its own state dir and config tree."""
 
+    # Every one started, so a test that fails half-way cannot leave a service running.
+    started: ClassVar[list[Serve]] = []
+
     def __init__(self, tmp: Path, sink_url: str, env: dict[str, str] | None = None) -> None:
         self.tmp = tmp
         self.port = free_port()
@@ -100,6 +103,7 @@ class Serve:
         self.log = tmp / "serve.log"
 
     async def start(self) -> None:
+        Serve.started.append(self)
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "executor", "serve", "--log-level", "DEBUG"],
@@ -120,6 +124,11 @@ class Serve:
                     pass
                 await asyncio.sleep(0.1)
         raise AssertionError(f"serve did not become ready:\n{self.log.read_text()}")
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
 
     def signal(self, sig: int) -> None:
         assert self.proc is not None
@@ -202,6 +211,4 @@ def serve_factory(tmp_path: Path, sink: EventSink) -> Iterator[Any]:
 
     yield make
     for serve in started:
-        if serve.proc is not None and serve.proc.poll() is None:
-            serve.proc.kill()
-            serve.proc.wait()
+        serve.kill()

@@ -289,27 +289,13 @@ class KeptnAPI:
         page_size: int = 50,
     ) -> list[str] | None:
         """Every resource URI at a level (paging followed); None when the level does not exist."""
-        uris: list[str] = []
-        page_key = ""
-        path = self.resource_path(project, stage, service)
-        for _ in range(_MAX_PAGES):
-            query = {"pageSize": str(page_size)}
-            if commit:
-                query["gitCommitID"] = commit
-            if page_key:
-                query["nextPageKey"] = page_key
-            reply = await self._request("GET", path, query)
-            if reply.status == 404:
-                return None
-            body = _object(reply.body, "resource list")
-            for item in body.get("resources") or []:
-                if isinstance(item, dict) and isinstance(item.get("resourceURI"), str):
-                    uris.append(item["resourceURI"].lstrip("/"))
-            next_key = str(body.get("nextPageKey") or "")
-            if next_key in ("", "0") or next_key == page_key:
-                return uris
-            page_key = next_key
-        raise KeptnError(f"{self.endpoint}: resource listing of {path} did not end after {_MAX_PAGES} pages")
+        query = {"pageSize": str(page_size)}
+        if commit:
+            query["gitCommitID"] = commit
+        items = await self._paged(self.resource_path(project, stage, service), query, "resources")
+        if items is None:
+            return None
+        return [i["resourceURI"].lstrip("/") for i in items if isinstance(i.get("resourceURI"), str)]
 
     # ---- uniform registration ----
 
@@ -362,27 +348,30 @@ class KeptnAPI:
     ) -> list[dict[str, Any]]:
         """Open .triggered events of one type (paging followed); [] when the project is unknown."""
         path = f"/{CONTROL_PLANE}/v1/event/triggered/{_segment(event_type)}"
-        events: list[dict[str, Any]] = []
+        query = {"pageSize": str(page_size)}
+        for key, value in (("project", project), ("stage", stage), ("service", service)):
+            if value:
+                query[key] = value
+        return await self._paged(path, query, "events") or []
+
+    async def _paged(self, path: str, query: dict[str, str], key: str) -> list[dict[str, Any]] | None:
+        """The `key` lists of every page (Keptn's nextPageKey paging; "0" or "" ends it).
+        None when the first page is a 404; a 404 later ends the listing with what was read."""
+        items: list[dict[str, Any]] = []
         page_key = ""
-        for _ in range(_MAX_PAGES):
-            query = {"pageSize": str(page_size)}
-            for key, value in (("project", project), ("stage", stage), ("service", service)):
-                if value:
-                    query[key] = value
-            if page_key:
-                query["nextPageKey"] = page_key
-            reply = await self._request("GET", path, query)
+        for page in range(_MAX_PAGES):
+            reply = await self._request(
+                "GET", path, {**query, **({"nextPageKey": page_key} if page_key else {})}
+            )
             if reply.status == 404:
-                return events
-            body = _object(reply.body, "event list")
-            events.extend(e for e in body.get("events") or [] if isinstance(e, dict))
+                return None if page == 0 else items
+            body = _object(reply.body, f"{key} list")
+            items.extend(i for i in body.get(key) or [] if isinstance(i, dict))
             next_key = str(body.get("nextPageKey") or "")
             if next_key in ("", "0") or next_key == page_key:
-                return events
+                return items
             page_key = next_key
-        raise KeptnError(
-            f"{self.endpoint}: event listing of {event_type} did not end after {_MAX_PAGES} pages"
-        )
+        raise KeptnError(f"{self.endpoint}: the {key} listing of {path} did not end after {_MAX_PAGES} pages")
 
     async def send_event(self, event: Mapping[str, Any]) -> str:
         """POST a CloudEvent to the api-service; returns the keptnContext it answers with."""

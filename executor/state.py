@@ -87,11 +87,6 @@ class StateStore:
         ).fetchall()
         return [r[0] for r in rows]
 
-    def count_runs(self, state: str | None = None) -> int:
-        if state is None:
-            return int(self._db.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
-        return int(self._db.execute("SELECT COUNT(*) FROM runs WHERE state = ?", (state,)).fetchone()[0])
-
     def pin_config(self, source: str, event_id: str, digest: str) -> str:
         """The digest of the config the run started with: recorded the first time, then kept."""
         self._db.execute(

@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import os
 import re
-import shutil
 import signal
 import sys
 import time
@@ -264,9 +263,6 @@ class LocalBackend:
         self.output.write(chunk.decode("utf-8", "replace"))
         self.output.flush()
         offset_file.write_text(str(offset + len(chunk)))
-
-    def remove(self, handle: TaskHandle) -> None:
-        shutil.rmtree(self.work_dir(handle.name), ignore_errors=True)
 
 
 def _expand(text: str, env: Mapping[str, str]) -> str:

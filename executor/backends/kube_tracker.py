@@ -1,10 +1,19 @@
 """One shared watch on our Jobs in a namespace: the backend's only source of Job progress.
 
 The tracker lists the Jobs carrying our label selector (which gives a resourceVersion), then
-watches from that resourceVersion, keeping the latest object of every Job. Waiters ask for one
-Job by name (and uid) and are resolved when it has a Complete or Failed condition, or when it
-is deleted before that. However many tasks run, a namespace costs one open watch, not one
-request per task per poll interval.
+watches from that resourceVersion. Waiters ask for one Job by name (and uid) and are resolved
+when it has a Complete or Failed condition, or when it is deleted before that. However many
+tasks run, a namespace costs one open watch, not one request per task per poll interval.
+
+Cost under load (profiled, see BENCHMARKS.md): most watch events are progress a waiter does not
+need (active, ready, SuccessCriteriaMet, uncounted pods...), and reading each event as it
+arrives costs a wake-up of the loop and of the HTTP reader per event. So an added or modified
+Job whose line names neither a Complete nor a Failed condition is passed over without decoding
+(its JSON is most of the work), and after each read the watch's connection is left unread for a
+moment (COALESCE_SECONDS), so that a burst of endings is received and handled in one go. The
+price is that an ending is noticed up to that moment later, when others came just before it.
+What the tracker keeps of a Job is therefore the latest version it decoded: as created or read
+by the backend, as listed, or as it ended.
 
 Failures: when the watch ends (server timeout, dropped connection) it resumes from the last
 resourceVersion seen, so events in between are replayed; when the server no longer has that
@@ -36,6 +45,12 @@ log = logging.getLogger(__name__)
 Job = dict[str, Any]
 LIST_PAGE = 500
 MAX_EVENT_BYTES = 16 * 2**20  # one watch event (an object is at most about 1.5 MiB)
+COALESCE_SECONDS = 0.1
+# The API server writes a watch event as {"type":"...","object":{...}}, type first. A line with
+# one of these prefixes and neither marker below is progress no waiter needs; any other line
+# (deleted, bookmark, error, or a shape not foreseen) is decoded in full.
+_PROGRESS_PREFIXES = (b'{"type":"MODIFIED"', b'{"type":"ADDED"')
+_ENDING_MARKERS = (b'"Complete"', b'"Failed"')
 
 
 @dataclass
@@ -61,12 +76,14 @@ class JobTracker:
         *,
         backoff: Backoff | None = None,
         watch_timeout: tuple[int, int] = (240, 360),
+        coalesce: float = COALESCE_SECONDS,
     ) -> None:
         self.api = api
         self.namespace = namespace
         self.selector = selector
         self.backoff = backoff or Backoff(base=0.2, cap=5.0)
         self.watch_timeout = watch_timeout  # server-side timeoutSeconds, drawn per watch
+        self.coalesce = coalesce
         self.resource_version = ""
         self.stats = TrackerStats()
         self._jobs: dict[str, Job] = {}
@@ -237,9 +254,11 @@ class JobTracker:
             status = int(response.status)
             if not 200 <= status < 300:
                 raise status_error(status, await response.read(), str(response.reason or ""))
-            async with contextlib.aclosing(watch_lines(response.content)) as lines:
+            pacer = _Pacer(getattr(response.connection, "protocol", None), self.coalesce)
+            async with contextlib.aclosing(watch_lines(response.content, pacer)) as lines:
                 async for line in lines:
-                    self._event(line)
+                    if not _is_progress(line):
+                        self._event(line)
         finally:
             response.release()
 
@@ -319,9 +338,45 @@ class _Chunks(Protocol):
     async def readany(self) -> bytes: ...
 
 
-async def watch_lines(content: _Chunks) -> AsyncGenerator[bytes, None]:
+class _Reading(Protocol):
+    """The connection's reading side (aiohttp's protocol of the response)."""
+
+    def pause_reading(self) -> None: ...
+    def resume_reading(self) -> None: ...
+
+
+class _Pacer:
+    """Leaves a connection unread for a moment: what arrives meanwhile waits in the socket and
+    is then received in one read, instead of one wake-up per event. Without a connection that
+    can pause (or with no moment), it does nothing."""
+
+    def __init__(self, reading: _Reading | None, seconds: float) -> None:
+        pausable = callable(getattr(reading, "pause_reading", None)) and callable(
+            getattr(reading, "resume_reading", None)
+        )
+        self.reading = reading if pausable and seconds > 0 else None
+        self.seconds = seconds
+
+    async def rest(self) -> None:
+        if self.reading is None:
+            return
+        self.reading.pause_reading()
+        try:
+            await asyncio.sleep(self.seconds)
+        finally:
+            self.reading.resume_reading()
+
+
+def _is_progress(line: bytes) -> bool:
+    """An added or modified Job that has not ended (see the module's docstring)."""
+    return line.startswith(_PROGRESS_PREFIXES) and not any(m in line for m in _ENDING_MARKERS)
+
+
+async def watch_lines(content: _Chunks, pacer: _Pacer | None = None) -> AsyncGenerator[bytes, None]:
     """The non-blank lines of a watch stream, whatever chunks they arrive in: each chunk is
-    split at once (one step per chunk received, not one per line awaited)."""
+    split at once (one step per chunk received, not one per line awaited). With a pacer, the
+    connection rests once a chunk's lines are handled, so the first event after a quiet spell
+    is read at once and those right behind it together."""
     partial: list[bytes] = []
     size = 0
     while chunk := await content.readany():
@@ -332,6 +387,8 @@ async def watch_lines(content: _Chunks) -> AsyncGenerator[bytes, None]:
             for line in lines:
                 if line.strip():
                     yield line
+            if pacer is not None:
+                await pacer.rest()
         if rest:
             partial.append(rest)
             size += len(rest)

@@ -10,10 +10,11 @@ import pytest
 
 from executor.backends import kube_tracker
 from executor.backends.kube_api import ApiError
-from executor.backends.kube_tracker import watch_lines
+from executor.backends.kube_tracker import JobTracker, watch_lines
 from executor.backends.kubernetes import KubernetesBackend
+from executor.naming import SELECTOR
 from tests.kubeapi.server import FakeKubeAPI
-from tests.kubernetes.conftest import NAMESPACE, eventually, make_spec, no_validation_errors
+from tests.kubernetes.conftest import FAST_WATCH, NAMESPACE, eventually, make_spec, no_validation_errors
 
 
 async def watching(kube_api: FakeKubeAPI, count: int = 1) -> None:
@@ -193,3 +194,104 @@ async def test_tracked_jobs_keep_what_the_backend_reads(backend: KubernetesBacke
     assert "managedFields" not in kept["metadata"] and kept["metadata"]["uid"] == "u1"
     # The caller's object is left as it was.
     assert "template" in job["spec"] and "managedFields" in job["metadata"]
+
+
+def event_line(
+    kind: str, conditions: list[dict[str, str]] | None = None, separators: tuple[str, str] = (",", ":")
+) -> bytes:
+    """A watch event as the API server writes it: compact JSON, type first."""
+    job = {"kind": "Job", "metadata": {"name": "j", "uid": "u"}, "status": {"conditions": conditions or []}}
+    return json.dumps({"type": kind, "object": job}, separators=separators).encode()
+
+
+def test_only_progress_of_unfinished_jobs_is_passed_over_undecoded() -> None:
+    met = [{"type": "SuccessCriteriaMet", "status": "True"}]
+    assert kube_tracker._is_progress(event_line("ADDED"))
+    assert kube_tracker._is_progress(event_line("MODIFIED", met))
+    for ended in ("Complete", "Failed"):
+        assert not kube_tracker._is_progress(
+            event_line("MODIFIED", [*met, {"type": ended, "status": "True"}])
+        )
+        assert not kube_tracker._is_progress(event_line("ADDED", [{"type": ended, "status": "True"}]))
+    # Deletions, bookmarks, errors and any other shape are always decoded.
+    assert not kube_tracker._is_progress(event_line("DELETED"))
+    assert not kube_tracker._is_progress(event_line("BOOKMARK"))
+    assert not kube_tracker._is_progress(event_line("ERROR"))
+    assert not kube_tracker._is_progress(event_line("MODIFIED", separators=(", ", ": ")))
+
+
+class Reading:
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def pause_reading(self) -> None:
+        self.calls.append("pause")
+
+    def resume_reading(self) -> None:
+        self.calls.append("resume")
+
+
+async def test_a_resting_connection_is_resumed_even_when_the_watch_is_cancelled() -> None:
+    reading = Reading()
+    await kube_tracker._Pacer(reading, 0.01).rest()
+    assert reading.calls == ["pause", "resume"]
+    resting = asyncio.create_task(kube_tracker._Pacer(reading, 30).rest())
+    await asyncio.sleep(0.01)
+    resting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await resting
+    assert reading.calls == ["pause", "resume"] * 2
+    # No pausing without a moment to rest or without a connection that can pause.
+    await kube_tracker._Pacer(reading, 0).rest()
+    await kube_tracker._Pacer(None, 1).rest()
+    await kube_tracker._Pacer(object(), 1).rest()  # type: ignore[arg-type]
+    assert len(reading.calls) == 4
+
+
+async def test_a_burst_of_endings_is_read_in_one_go_and_progress_is_not_decoded(
+    kube_api: FakeKubeAPI, backend: KubernetesBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    jobs = 12
+    handles = [await backend.submit(make_spec(), {}) for _ in range(jobs)]
+    tracker = JobTracker(await backend._ready(), NAMESPACE, SELECTOR, backoff=FAST_WATCH, coalesce=0.5)
+    decoded: list[dict[str, object]] = []
+    decode = tracker._event
+
+    def counting(line: bytes) -> None:
+        decoded.append(json.loads(line))
+        decode(line)
+
+    rests = 0
+    rest = kube_tracker._Pacer.rest
+
+    async def counting_rest(pacer: kube_tracker._Pacer) -> None:
+        nonlocal rests
+        if pacer.seconds == 0.5:  # this tracker's, not the backend's own
+            assert pacer.reading is not None, "the watch's connection cannot pause"
+            rests += 1
+        await rest(pacer)
+
+    monkeypatch.setattr(tracker, "_event", counting)
+    monkeypatch.setattr(kube_tracker._Pacer, "rest", counting_rest)
+    tracker.start()
+    try:
+        await watching(kube_api, 2)  # the backend's own watch, and this one
+        uids = {h.name: (kube_api.get("jobs", NAMESPACE, h.name) or {})["metadata"]["uid"] for h in handles}
+        ends = [asyncio.create_task(tracker.finished(h.name, uids[h.name])) for h in handles]
+        # The first ending is read as soon as it comes; the others come one by one while the
+        # connection rests after it, and are read together once it wakes.
+        kube_api.set_job_succeeded(NAMESPACE, handles[0].name)
+        await eventually(lambda: rests == 1, what="the first ending read")
+        for handle in handles[1:]:
+            kube_api.set_job_running(NAMESPACE, handle.name)
+            kube_api.set_job_succeeded(NAMESPACE, handle.name)
+            await asyncio.sleep(0.02)
+        ended = await asyncio.wait_for(asyncio.gather(*ends), 5)
+    finally:
+        await tracker.close()
+    assert [job["metadata"]["name"] for job in ended if job] == [h.name for h in handles]
+    assert rests <= 3, f"{jobs} endings 20 ms apart took {rests} reads"
+    # Each Job went through running and SuccessCriteriaMet before Complete: only the endings
+    # (and any bookmark) were decoded.
+    kinds = [event["type"] for event in decoded]
+    assert kinds.count("MODIFIED") == jobs and set(kinds) <= {"MODIFIED", "BOOKMARK"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import sys
@@ -156,6 +157,11 @@ class Service:
         await site.start()
         if self._runner.addresses:  # with port 0, the one the OS chose
             self.port = int(self._runner.addresses[0][1])
+        # What is loaded by now (modules, the Kubernetes client's thousands of classes) lives as
+        # long as the process. Frozen, it is left out of the collector's full passes, which
+        # otherwise stall the event loop for 15-50 ms each (profiled under load, BENCHMARKS.md).
+        gc.collect()
+        gc.freeze()
         log.info(
             "job-executor listening on http://%s:%d%s (backend %s, configs %s)",
             self.settings.rcv_host,

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import pytest
 
-from executor.backends import kube_tracker
+from executor.backends import kube_tracker, kubernetes
 from executor.backends.kube_api import ApiError
 from executor.backends.kube_tracker import JobTracker, watch_lines
 from executor.backends.kubernetes import KubernetesBackend
@@ -295,3 +296,32 @@ async def test_a_burst_of_endings_is_read_in_one_go_and_progress_is_not_decoded(
     # (and any bookmark) were decoded.
     kinds = [event["type"] for event in decoded]
     assert kinds.count("MODIFIED") == jobs and set(kinds) <= {"MODIFIED", "BOOKMARK"}
+
+
+async def test_jobs_that_end_together_have_their_outcomes_read_a_few_at_a_time(
+    kube_api: FakeKubeAPI, backend: KubernetesBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    jobs = 3 * kubernetes.OUTCOME_READS
+    specs = [make_spec() for _ in range(jobs)]
+    handles = [await backend.submit(spec, {}) for spec in specs]
+    reading, most = 0, 0
+    read = backend._outcome
+
+    async def counted(api: Any, job: Any) -> Any:
+        nonlocal reading, most
+        reading += 1
+        most = max(most, reading)
+        try:
+            await asyncio.sleep(0.02)  # a slow API server: the reads overlap if allowed to
+            return await read(api, job)
+        finally:
+            reading -= 1
+
+    monkeypatch.setattr(backend, "_outcome", counted)
+    waits = [asyncio.create_task(backend.wait(h, s)) for h, s in zip(handles, specs, strict=True)]
+    await eventually(lambda: len(backend.tracker(NAMESPACE).waiting()) == jobs)
+    for handle in handles:
+        kube_api.set_job_succeeded(NAMESPACE, handle.name)
+    outcomes = await asyncio.wait_for(asyncio.gather(*waits), 10)
+    assert {o.status for o in outcomes} == {"succeeded"}
+    assert most == kubernetes.OUTCOME_READS  # in parallel, but bounded

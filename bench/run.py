@@ -35,8 +35,8 @@ BENCHMARKS: dict[str, Benchmark] = {
         ">= 2,000 events/s accepted on one core with 50 actions matched",
     ),
     "local_backend": (
-        lambda: local_spawn.run(count=600),
-        lambda: local_spawn.run(count=20),
+        lambda: local_spawn.run(count=1600, rounds=8),
+        lambda: local_spawn.run(count=20, rounds=2),
         lambda r: r["ratio_to_raw"] >= 0.7,
         ">= 0.7 of raw subprocess spawns",
     ),

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
+from executor.backends import children
 from executor.backends.base import MAX_LOG_EXCERPT, Adopted, TaskHandle, TaskOutcome, tail
 from executor.naming import spec_job_name
 from executor.paths import STAGING_ROOT
@@ -52,7 +53,8 @@ class LocalBackend:
         self.secrets_dir = secrets_dir
         self.output = output  # when set, task output is streamed here as it is written
         self.poll_seconds = poll_seconds
-        self._children: dict[str, asyncio.subprocess.Process] = {}
+        # Tasks this process started: the child, and when (so wait() need not read it back).
+        self._children: dict[str, tuple[children.Child, str]] = {}
 
     async def start(self) -> None:
         self.work_root.mkdir(parents=True, exist_ok=True)
@@ -61,59 +63,49 @@ class LocalBackend:
         # Tasks keep running: they are adopted on the next start. Only forget our handles.
         self._children.clear()
 
-    def work_dir(self, name: str) -> Path:
-        return self.work_root / name
+    def _work(self, name: str) -> str:
+        # Work dir paths are plain strings: a task touches a dozen files, and pathlib's joins
+        # were a tenth of the backend's cost per task (profiled, bench/local_spawn.py).
+        return f"{self.work_root}/{name}"
 
     async def submit(self, spec: TaskSpec, files: Mapping[str, bytes]) -> TaskHandle:
         name = spec_job_name(spec)
-        work = self.work_dir(name)
+        work = self._work(name)
         try:
-            work.mkdir(parents=True)
+            _claim(work)
         except FileExistsError:
             return TaskHandle(name, adopted=True)
-        staging = work / "keptn"
-        staging.mkdir()
+        staging = f"{work}/keptn"
+        os.mkdir(staging)
         for relative, data in files.items():
-            target = staging / relative
+            target = Path(staging) / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
-        (work / "started").write_text(_now())
+        started = _now()
+        _write(f"{work}/started", started)
         try:
             argv, env, cwd = self._command(spec, work)
         except ValueError as exc:
             _write_failure(work, str(exc))
             return TaskHandle(name)
         try:
-            proc = await asyncio.create_subprocess_exec(
-                "/bin/sh",
-                "-c",
-                WRAPPER,
-                "sh",
-                str(work),
-                *argv,
-                cwd=cwd,
-                env=env,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.DEVNULL,
-                start_new_session=True,
-            )
+            proc = await children.start(("/bin/sh", "-c", WRAPPER, "sh", work, *argv), cwd=cwd, env=env)
         except OSError as exc:
             _write_failure(work, f"cannot start: {exc.strerror} ({cwd})")
             return TaskHandle(name)
-        self._children[name] = proc
+        self._children[name] = (proc, started)
         return TaskHandle(name)
 
-    def _command(self, spec: TaskSpec, work: Path) -> tuple[list[str], dict[str, str], str]:
+    def _command(self, spec: TaskSpec, work: str) -> tuple[list[str], dict[str, str], str]:
         if not spec.cmd:
             raise ValueError(
                 f"task '{spec.task_name}' has no cmd; the local backend runs commands, "
                 "not an image's entrypoint"
             )
-        staging = str(work / "keptn")
+        staging = f"{work}/keptn"
         env = {
             "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
-            "HOME": str(work),
+            "HOME": work,
             "LANG": os.environ.get("LANG", "C.UTF-8"),
         }
         for var in spec.env:
@@ -123,7 +115,7 @@ class LocalBackend:
         env[RESULT_FILE_ENV] = f"{staging}/result.json"
         argv = [_rebase(_expand(arg, env), staging) for arg in (*spec.cmd, *spec.args)]
         cwd = _rebase(spec.working_dir, staging) if spec.working_dir else staging
-        if not Path(cwd).is_dir():
+        if not os.path.isdir(cwd):
             raise ValueError(f"working directory {spec.working_dir} does not exist on this machine")
         return argv, env, cwd
 
@@ -136,38 +128,46 @@ class LocalBackend:
         return {p.name: p.read_text().rstrip("\n") for p in sorted(folder.iterdir()) if p.is_file()}
 
     async def wait(self, handle: TaskHandle, spec: TaskSpec) -> TaskOutcome:
-        work = self.work_dir(handle.name)
+        work = self._work(handle.name)
         limit = spec.max_poll_duration
         if spec.active_deadline_seconds:
             limit = min(limit, spec.active_deadline_seconds)
-        started = _read(work / "started") or _now()
+        own = self._children.get(handle.name)
+        started = own[1] if own else _read(f"{work}/started") or _now()
         deadline = time.monotonic() + max(0.0, limit - _age(started))
         streamer = asyncio.create_task(self._stream(work)) if self.output else None
         try:
             while True:
-                outcome = self._finished(work, started)
-                if outcome is not None:
-                    return outcome
+                entry = self._children.get(handle.name)
+                child = entry[0] if entry else None
+                # Our own running child says when it ends: its files are read once, then.
+                if child is None:
+                    outcome = self._finished(work, started)
+                    if outcome is not None:
+                        return outcome
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     await self._kill(work)
                     return self._outcome(
                         work, started, "timed_out", f"timed out after {limit} s (maxPollDuration)"
                     )
-                child = self._children.get(handle.name)
                 if child is not None:
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(child.wait(), timeout=remaining)
+                        async with asyncio.timeout(remaining):
+                            await child.wait()
                     if child.returncode is not None:
                         self._children.pop(handle.name, None)
-                        if self._finished(work, started) is None:
-                            return self._outcome(
-                                work,
-                                started,
-                                "lost",
-                                "the task's wrapper ended without an exit code",
-                            )
-                elif not _alive(_read(work / "pid")):
+                        # A failure file is only written when no child could be started.
+                        outcome = self._finished(work, started, check_failure=False)
+                        if outcome is not None:
+                            return outcome
+                        return self._outcome(
+                            work,
+                            started,
+                            "lost",
+                            "the task's wrapper ended without an exit code",
+                        )
+                elif not _alive(_read(f"{work}/pid")):
                     # Not our child (adopted after a restart) and gone: give the exit file a
                     # last chance, since it is written just before the wrapper exits.
                     await asyncio.sleep(self.poll_seconds)
@@ -189,11 +189,11 @@ class LocalBackend:
                     await streamer
                 self._flush_output(work)
 
-    def _finished(self, work: Path, started: str) -> TaskOutcome | None:
-        failure = _read(work / "failure")
+    def _finished(self, work: str, started: str, check_failure: bool = True) -> TaskOutcome | None:
+        failure = _read(f"{work}/failure") if check_failure else ""
         if failure:
             return self._outcome(work, started, "failed", failure)
-        code_text = _read(work / "exit")
+        code_text = _read(f"{work}/exit")
         if not code_text:
             return None
         code = int(code_text)
@@ -202,13 +202,13 @@ class LocalBackend:
         return self._outcome(work, started, "failed", f"exit code {code}", code)
 
     def _outcome(
-        self, work: Path, started: str, status: str, reason: str, code: int | None = None
+        self, work: str, started: str, status: str, reason: str, code: int | None = None
     ) -> TaskOutcome:
-        logs = _read_tail(work / "output.log")
-        result_path = work / "keptn" / "result.json"
+        logs = _read_tail(f"{work}/output.log")
+        result_path = f"{work}/keptn/result.json"
         result = None
-        if result_path.is_file():
-            with result_path.open("rb") as handle:
+        if os.path.isfile(result_path):  # not a FIFO or a device a task left there
+            with open(result_path, "rb") as handle:
                 result = handle.read(MAX_RESULT_BYTES + 1)
         return TaskOutcome(
             status=status,  # type: ignore[arg-type]
@@ -220,8 +220,8 @@ class LocalBackend:
             finished_at=_finished_at(work),
         )
 
-    async def _kill(self, work: Path) -> None:
-        pid = _read(work / "pid")
+    async def _kill(self, work: str) -> None:
+        pid = _read(f"{work}/pid")
         if not pid or not _alive(pid):
             return
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -234,7 +234,7 @@ class LocalBackend:
             os.killpg(int(pid), signal.SIGKILL)
 
     async def cancel(self, handle: TaskHandle) -> None:
-        await self._kill(self.work_dir(handle.name))
+        await self._kill(self._work(handle.name))
 
     async def adopt(self) -> list[Adopted]:
         if not self.work_root.is_dir():
@@ -245,15 +245,15 @@ class LocalBackend:
             if path.is_dir() and not (path / "exit").exists() and _alive(_read(path / "pid"))
         ]
 
-    async def _stream(self, work: Path) -> None:
+    async def _stream(self, work: str) -> None:
         while True:
             self._flush_output(work)
             await asyncio.sleep(0.1)
 
-    def _flush_output(self, work: Path) -> None:
+    def _flush_output(self, work: str) -> None:
         assert self.output is not None
-        path = work / "output.log"
-        offset_file = work / "streamed"
+        path = Path(work, "output.log")
+        offset_file = Path(work, "streamed")
         offset = int(_read(offset_file) or 0)
         if not path.exists() or path.stat().st_size <= offset:
             return
@@ -285,10 +285,10 @@ def _rebase(text: str, staging: str) -> str:
     return _STAGING_WORD.sub(lambda _m: staging, text)
 
 
-def _read_tail(path: Path, limit: int = 4 * MAX_LOG_EXCERPT) -> str:
+def _read_tail(path: str, limit: int = 4 * MAX_LOG_EXCERPT) -> str:
     """The end of a task's output: a task may write gigabytes, the report quotes the end."""
     try:
-        with path.open("rb") as handle:
+        with open(path, "rb") as handle:
             handle.seek(0, os.SEEK_END)
             handle.seek(max(0, handle.tell() - limit))
             return handle.read().decode("utf-8", "replace")
@@ -296,15 +296,30 @@ def _read_tail(path: Path, limit: int = 4 * MAX_LOG_EXCERPT) -> str:
         return ""
 
 
-def _write_failure(work: Path, message: str) -> None:
-    tmp = work / "failure.tmp"
-    tmp.write_text(message)
-    tmp.rename(work / "failure")
-
-
-def _read(path: Path) -> str:
+def _claim(work: str) -> None:
+    """Create the work dir (and the root above it): FileExistsError if someone already has."""
     try:
-        return path.read_text().strip()
+        os.mkdir(work)
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(work), exist_ok=True)
+        os.mkdir(work)
+
+
+def _write(path: str, text: str) -> None:
+    with open(path, "wb") as handle:
+        handle.write(text.encode())
+
+
+def _write_failure(work: str, message: str) -> None:
+    tmp = f"{work}/failure.tmp"
+    _write(tmp, message)
+    os.rename(tmp, f"{work}/failure")
+
+
+def _read(path: str | Path) -> str:
+    try:
+        with open(path, "rb") as handle:  # bytes: no text layer to build for a few characters
+            return handle.read().decode("utf-8", "replace").strip()
     except (FileNotFoundError, NotADirectoryError):
         return ""
 
@@ -338,11 +353,11 @@ def _age(iso: str) -> float:
     return max(0.0, (datetime.now(UTC) - then).total_seconds())
 
 
-def _finished_at(work: Path) -> str:
+def _finished_at(work: str) -> str:
     """When the task ended: the exit file's time (it is written as the task ends), so the same
     answer comes back after a restart; now, for a task that ended without one."""
     try:
-        stamp = (work / "exit").stat().st_mtime
+        stamp = os.stat(f"{work}/exit").st_mtime
     except FileNotFoundError:
         return _now()
     return datetime.fromtimestamp(stamp, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

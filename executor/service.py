@@ -29,6 +29,7 @@ from executor.pipeline import Pipeline
 from executor.policy import warn_if_open
 from executor.render import RenderOptions
 from executor.resolver import LocalTreeResolver, Resolver
+from executor.retention import Retention
 from executor.settings import Settings, SettingsError
 from executor.sinks.base import Sink
 from executor.sinks.http import HttpSink
@@ -116,6 +117,7 @@ class Service:
         )
         self._runner: web.AppRunner | None = None
         self.port = settings.rcv_port
+        self.retention = Retention(self.store, self.backend, settings.state_retention_hours)
 
     async def start(self) -> None:
         warn_if_open(self.settings.allowed_image_list)
@@ -137,6 +139,7 @@ class Service:
         await self.outbox.start()
         await self.dispatcher.start()
         await self._adopt_orphans()
+        self.retention.start()
         if self.poller is not None:
             self.poller.start()
         if self.nats is not None:
@@ -195,6 +198,7 @@ class Service:
         if self.poller is not None:
             await self.poller.stop()
         self.dispatcher.close()
+        await self.retention.stop()
         log.info("stopping: no new events; finishing submits already under way")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(

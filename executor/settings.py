@@ -91,6 +91,8 @@ class Settings:
     queue_size: int = 1000
     shutdown_grace_seconds: float = 30.0
     state_dir: Path = Path(".job-executor")
+    # Finished runs (and what their tasks left) are forgotten after this long; 0 keeps all.
+    state_retention_hours: int = 168
 
     @property
     def remote_plane(self) -> bool:
@@ -157,6 +159,7 @@ class Settings:
             queue_size=read.integer("QUEUE_SIZE", 1000, minimum=1),
             shutdown_grace_seconds=float(read.integer("SHUTDOWN_GRACE_SECONDS", 30, minimum=0)),
             state_dir=Path(read.text("STATE_DIR", ".job-executor")),
+            state_retention_hours=read.integer("STATE_RETENTION_HOURS", 168, minimum=0),
         )
 
 
@@ -202,6 +205,7 @@ ENV_VARS: frozenset[str] = frozenset(
         "QUEUE_SIZE",
         "SHUTDOWN_GRACE_SECONDS",
         "STATE_DIR",
+        "STATE_RETENTION_HOURS",
     }
 )
 

@@ -45,6 +45,16 @@ _PENDING = "delivered_at IS NULL AND dead = 0"
 
 
 @dataclass(frozen=True)
+class Forgotten:
+    """What one retention sweep removed: runs, delivered events, and the runs' tasks as
+    (source, id, action, task), whose leftovers (local work dirs) can go too."""
+
+    runs: int
+    events: int
+    tasks: tuple[tuple[str, str, int, int], ...]
+
+
+@dataclass(frozen=True)
 class OutboxItem:
     event_id: str
     sink: str
@@ -194,6 +204,31 @@ class StateStore:
     def dead_letters(self) -> list[tuple[str, str, str]]:
         rows = self._db.execute("SELECT event_id, sink, last_error FROM outbox WHERE dead = 1 ORDER BY rowid")
         return [(str(a), str(b), str(c)) for a, b, c in rows.fetchall()]
+
+    # ---- retention ----
+    def sweep(self, before: float, limit: int = 1000) -> Forgotten:
+        """Forget up to `limit` finished runs received before `before` (epoch seconds), with
+        their tasks and actions, and up to `limit` outgoing events delivered before then. Runs
+        not done and events not delivered (pending, or dead letters) are kept whatever their age."""
+        with self.transaction():
+            runs = self._db.execute(
+                "SELECT source, id FROM runs WHERE state = 'done' AND received_at < ? LIMIT ?",
+                (before, limit),
+            ).fetchall()
+            tasks: list[tuple[str, str, int, int]] = []
+            for source, event_id in runs:
+                rows = self._db.execute(
+                    "SELECT source, id, action, task FROM tasks WHERE source = ? AND id = ?",
+                    (source, event_id),
+                ).fetchall()
+                tasks += [(str(a), str(b), int(c), int(d)) for a, b, c, d in rows]
+            for table in ("tasks", "actions", "runs"):
+                self._db.executemany(f"DELETE FROM {table} WHERE source = ? AND id = ?", runs)
+            events = self._db.execute(
+                "DELETE FROM outbox WHERE rowid IN (SELECT rowid FROM outbox WHERE delivered_at < ? LIMIT ?)",
+                (before, limit),
+            ).rowcount
+        return Forgotten(runs=len(runs), events=events, tasks=tuple(tasks))
 
     def transaction(self) -> _Transaction:
         return _Transaction(self._db)

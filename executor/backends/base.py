@@ -6,7 +6,7 @@ delivery of the event) returns a handle to the task already started, never a sec
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -75,6 +75,10 @@ class Backend(Protocol):
 
     async def adopt(self) -> list[Adopted]:
         """Every task of ours this backend can still see, after a restart."""
+        ...
+
+    async def discard(self, names: Sequence[str]) -> None:
+        """Remove what is left of these ended tasks (their state is forgotten: retention)."""
         ...
 
 

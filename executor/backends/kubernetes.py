@@ -188,6 +188,9 @@ class KubernetesBackend:
         async with self._outcome_reads:
             return await self._outcome(api, final)
 
+    async def discard(self, names: Sequence[str]) -> None:
+        """Nothing to do: a Job goes by its ttlSecondsAfterFinished, its ConfigMap with it."""
+
     async def cancel(self, handle: TaskHandle) -> None:
         api = await self._ready()
         await self._delete_job(api, handle.namespace or self.namespaces[0], handle.name)

@@ -14,10 +14,11 @@ import asyncio
 import contextlib
 import os
 import re
+import shutil
 import signal
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
@@ -245,6 +246,12 @@ class LocalBackend:
             if path.is_dir() and not (path / "exit").exists() and _alive(_read(path / "pid"))
         ]
 
+    async def discard(self, names: Sequence[str]) -> None:
+        """Remove the work dirs of these tasks once they have ended (a running one is kept)."""
+        works = [self._work(n) for n in names if n and "/" not in n and not n.startswith(".")]
+        if works:
+            await asyncio.to_thread(_remove_ended, works)
+
     async def _stream(self, work: str) -> None:
         while True:
             self._flush_output(work)
@@ -303,6 +310,12 @@ def _claim(work: str) -> None:
     except FileNotFoundError:
         os.makedirs(os.path.dirname(work), exist_ok=True)
         os.mkdir(work)
+
+
+def _remove_ended(works: Sequence[str]) -> None:
+    for work in works:
+        if os.path.exists(f"{work}/exit") or os.path.exists(f"{work}/failure"):
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def _write(path: str, text: str) -> None:

@@ -436,6 +436,7 @@ def test_default_settings() -> None:
         "QUEUE_SIZE": "1000",
         "SHUTDOWN_GRACE_SECONDS": "120",
         "STATE_DIR": "/var/lib/job-executor",
+        "STATE_RETENTION_HOURS": "168",
     }
     assert one(objects, "Deployment")["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 150
 
@@ -459,6 +460,7 @@ def test_defaults_agree_with_the_program() -> None:
     assert values["receiver"]["maxBodyBytes"] == settings.max_body_bytes
     assert values["dispatcher"]["maxConcurrentRuns"] == settings.max_concurrent_runs
     assert values["dispatcher"]["queueSize"] == settings.queue_size
+    assert values["state"]["retentionHours"] == settings.state_retention_hours
     assert values["jobConfig"]["allowPrivilegedJobs"] == settings.allow_privileged_jobs
     assert values["jobConfig"]["taskDeadlineSeconds"] == settings.task_deadline_seconds
     assert values["image"]["repository"] == DEFAULT_INIT_IMAGE.rpartition(":")[0]

@@ -160,6 +160,11 @@ def merged_security_context(task_context: Any) -> dict[str, Any]:
     merged = copy.deepcopy(DEFAULT_SECURITY_CONTEXT)
     if task_context:
         merged.update(task_context)
+        # Capabilities merge key by key too: adding one (NET_BIND_SERVICE, say) keeps every
+        # other dropped, as the restricted profile expects; `drop: []` opts out explicitly.
+        capabilities = task_context.get("capabilities")
+        if isinstance(capabilities, dict):
+            merged["capabilities"] = {**DEFAULT_SECURITY_CONTEXT["capabilities"], **capabilities}
         # Asking for uid 0 while the default still demands non-root would never start.
         if task_context.get("runAsUser") == 0 and "runAsNonRoot" not in task_context:
             merged.pop("runAsNonRoot")

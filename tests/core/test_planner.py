@@ -272,7 +272,10 @@ def test_security_context_is_overridden_key_by_key() -> None:
     context = plan(
         "image: alpine\nsecurityContext: {capabilities: {add: [NET_BIND_SERVICE]}}"
     ).security_context
-    assert context["capabilities"] == {"add": ["NET_BIND_SERVICE"]}
+    # Adding a capability keeps the others dropped; dropping is replaced only when written.
+    assert context["capabilities"] == {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]}
+    context = plan("image: alpine\nsecurityContext: {capabilities: {drop: [NET_RAW]}}").security_context
+    assert context["capabilities"] == {"drop": ["NET_RAW"]}
 
 
 def test_root_user_drops_the_non_root_default() -> None:

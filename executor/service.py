@@ -114,6 +114,7 @@ class Service:
             path=settings.rcv_path,
             max_body=settings.max_body_bytes,
             token=settings.rcv_auth_token,
+            not_ready=self._not_ready,
         )
         self._runner: web.AppRunner | None = None
         self.port = settings.rcv_port
@@ -173,6 +174,17 @@ class Service:
             self.backend.name,
             self.settings.config_dir,
         )
+
+    def _not_ready(self) -> str | None:
+        if not self.dispatcher.accepting:
+            return "not accepting events (stopping)"
+        # A remote execution plane takes its work from the control plane: until it has
+        # registered there (a wrong token, an unreachable API), it is not ready, so a rollout
+        # with a broken setting does not replace pods that work.
+        if self.poller is not None and not self.poller.registered:
+            problem = self.poller.last_error or "registering"
+            return f"not registered with the Keptn control plane: {problem}"
+        return None
 
     async def _adopt_orphans(self) -> None:
         """Tasks still running that the state does not know (it was lost, as an emptyDir is when a

@@ -92,14 +92,15 @@ class HttpSource:
         path: str = "/",
         max_body: int = 1 << 20,
         token: str = "",
-        ready: Callable[[], bool] | None = None,
+        not_ready: Callable[[], str | None] | None = None,
     ) -> None:
         self.dispatcher = dispatcher
         self.metrics = metrics
         self.path = path
         self.max_body = max_body
         self.token = token
-        self.ready = ready or (lambda: dispatcher.accepting)
+        # What keeps the service from taking work, or None: /readyz answers 503 with it.
+        self.not_ready = not_ready or (lambda: None if dispatcher.accepting else "not accepting events")
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=self.max_body)
@@ -113,9 +114,10 @@ class HttpSource:
         return web.json_response({"status": "ok"})
 
     async def readyz(self, _request: web.Request) -> web.Response:
-        if self.ready():
+        reason = self.not_ready()
+        if reason is None:
             return web.json_response({"status": "ready"})
-        return web.json_response({"status": "not ready"}, status=503)
+        return web.json_response({"status": "not ready", "reason": reason}, status=503)
 
     async def metrics_page(self, _request: web.Request) -> web.Response:
         return web.Response(text=self.metrics.render(), content_type="text/plain", charset="utf-8")

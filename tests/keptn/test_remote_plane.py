@@ -9,6 +9,7 @@ import os
 import signal
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from tests.keptn.conftest import PROJECT, SERVICE, STAGE
@@ -94,9 +95,14 @@ async def test_remote_plane_reports_missing_and_invalid_configs(tmp_path: Path, 
 
 async def test_refused_token_is_reported_without_crash_loop(tmp_path: Path, keptn: FakeKeptn) -> None:
     serve = remote(tmp_path, keptn, KEPTN_API_TOKEN="wrong")
-    await serve.start()  # still serves its health endpoints
+    await serve.start(ready=False)  # alive, but not ready: a rollout with it would stall
     await asyncio.sleep(2)
     assert serve.proc is not None and serve.proc.poll() is None
+    async with aiohttp.ClientSession() as session, session.get(serve.url + "readyz") as response:
+        assert response.status == 503
+        reason = (await response.json())["reason"]
+    assert reason.startswith("not registered with the Keptn control plane") and "refused" in reason
+    assert "wrong" not in reason
     assert len(keptn.requests) <= 3  # one refused registration, then a long pause
     assert "KEPTN_API_TOKEN was refused" in serve.log.read_text()
     assert "wrong" not in serve.log.read_text().replace("KEPTN_API_TOKEN", "")

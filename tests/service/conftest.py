@@ -102,7 +102,8 @@ class Serve:
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = tmp / "serve.log"
 
-    async def start(self) -> None:
+    async def start(self, ready: bool = True) -> None:
+        """Start serve and wait until /readyz says ready (or, with ready=False, /healthz answers)."""
         Serve.started.append(self)
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
@@ -117,7 +118,7 @@ class Serve:
                 if self.proc.poll() is not None:
                     raise AssertionError(f"serve exited early:\n{self.log.read_text()}")
                 try:
-                    async with session.get(self.url + "readyz") as response:
+                    async with session.get(self.url + ("readyz" if ready else "healthz")) as response:
                         if response.status == 200:
                             return
                 except aiohttp.ClientError:

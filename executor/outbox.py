@@ -14,6 +14,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any, Literal
 
+from executor.background import stop_task
 from executor.metrics import Metrics
 from executor.sinks.base import Sink, SinkError
 from executor.state import OutboxItem, StateStore
@@ -47,9 +48,7 @@ class Outbox:
             return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.drained(), timeout=flush_seconds)
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        await stop_task(self._task)
         for sink in self.sinks.values():
             await sink.close()
 

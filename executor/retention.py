@@ -9,11 +9,11 @@ forgotten runs again: keep the retention well above any redelivery window (hours
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 
 from executor.backends.base import Backend
+from executor.background import stop_task
 from executor.naming import job_name
 from executor.state import StateStore
 
@@ -36,11 +36,8 @@ class Retention:
             self._task = asyncio.create_task(self._run(), name="retention")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
 
     async def sweep(self, now: float | None = None) -> tuple[int, int]:
         """One sweep: (runs, events) forgotten."""

@@ -18,7 +18,6 @@ service keeps serving its health endpoints instead of crash-looping.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import OrderedDict
@@ -26,6 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from executor import __version__
+from executor.background import stop_task
 from executor.dispatcher import Offer
 from executor.events import ATTRIBUTE_NAME, Event, EventError, event_from_mapping
 from executor.keptn.api import (
@@ -88,11 +88,8 @@ class KeptnPoller:
             self._task = asyncio.create_task(self.run(), name="keptn-poller")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
 
     @property
     def registered(self) -> bool:

@@ -13,8 +13,9 @@ from executor.planner import MIN_TTL_SECONDS
 from executor.policy import PolicyError, check_image
 from executor.problems import ConfigError, Problem
 
-# Regex syntax the original would have honoured but a glob takes literally.
+# Event types of the Keptn phases that are not answered (only .triggered ones are).
 OTHER_PHASES = (".started", ".finished", ".status.changed", ".invalidated")
+# Regex syntax the original would have honoured but a glob takes literally.
 REGEX_SYNTAX = re.compile(r"[\^$+?()\[\]{}|\\]")
 
 

@@ -145,22 +145,11 @@ def error_log_event(trigger: Event, message: str, integration_id: str = "") -> d
     """An `sh.keptn.log.error` event for a problem with `trigger` (no config, invalid config,
     refused image). Its id is derived from the trigger and the message, so a rebuilt one dedups."""
     event_id = uuid.uuid5(_LOG_ID_NAMESPACE, f"{trigger.source}\x00{trigger.id}\x00{message}")
-    out: dict[str, Any] = {
-        "specversion": "1.0",
-        "id": str(event_id),
-        "source": SOURCE,
-        "type": ERROR_LOG_TYPE,
-        "time": now(),
-        "datacontenttype": "application/json",
-        "shkeptnspecversion": SPEC_VERSION,
-        "triggeredid": trigger.id,
-    }
-    if trigger.keptn_context:
-        out["shkeptncontext"] = trigger.keptn_context
     data: dict[str, Any] = {
         "message": message,
         "integrationid": integration_id,
         "task": task_of(trigger.type),
     }
-    out["data"] = data
+    out = _envelope(trigger, ERROR_LOG_TYPE, str(event_id), data)
+    out.pop("gitcommitid", None)  # a log entry is about the event, not about a commit
     return out

@@ -168,9 +168,7 @@ class StateStore:
         return items
 
     def next_due_in(self) -> float | None:
-        row = self._db.execute(
-            "SELECT MIN(next_at) FROM outbox WHERE delivered_at IS NULL AND dead = 0"
-        ).fetchone()
+        row = self._db.execute(f"SELECT MIN(next_at) FROM outbox WHERE {_PENDING}").fetchone()
         return None if row[0] is None else max(0.0, row[0] - time.time())
 
     def delivered(self, item: OutboxItem) -> None:
@@ -187,11 +185,7 @@ class StateStore:
         )
 
     def pending_outbox(self) -> int:
-        return int(
-            self._db.execute(
-                "SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL AND dead = 0"
-            ).fetchone()[0]
-        )
+        return int(self._db.execute(f"SELECT COUNT(*) FROM outbox WHERE {_PENDING}").fetchone()[0])
 
     def give_up(self, item: OutboxItem, error: str) -> None:
         """A dead letter: kept (with why) for an operator, no longer holding back the others."""

@@ -18,7 +18,7 @@ import os
 import random
 import urllib.parse
 import urllib.request
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from executor.backends.base import BackendError
 log = logging.getLogger(__name__)
 
 ApiCall = Callable[..., Awaitable[Any]]
+Obj = dict[str, Any]
 
 
 class ApiError(BackendError):
@@ -123,6 +124,24 @@ class KubeAPI:
         """The JSON answer of `fn(*args, **kwargs)`, retrying transient failures."""
         body = await self._retried(what, fn, *args, **kwargs)
         return json.loads(body) if body else {}
+
+    async def job_pages(self, namespace: str, selector: str, limit: int = 500) -> AsyncIterator[Obj]:
+        """Each page of a (paged) Job list: its `items`, and its `metadata` (the last page's
+        resourceVersion is the list's, where a watch can start)."""
+        token = ""
+        while True:
+            page: Obj = await self.call(
+                f"listing Jobs in {namespace}",
+                self.batch.list_namespaced_job,
+                namespace,
+                label_selector=selector,
+                limit=limit,
+                **({"_continue": token} if token else {}),
+            )
+            yield page
+            token = (page.get("metadata") or {}).get("continue") or ""
+            if not token:
+                return
 
     async def text(self, what: str, fn: ApiCall, *args: Any, **kwargs: Any) -> str:
         body = await self._retried(what, fn, *args, **kwargs)

@@ -201,22 +201,11 @@ class JobTracker:
 
     async def _list(self) -> None:
         jobs: dict[str, Job] = {}
-        token = ""
-        while True:
-            page = await self.api.call(
-                f"listing Jobs in {self.namespace}",
-                self.api.batch.list_namespaced_job,
-                self.namespace,
-                label_selector=self.selector,
-                limit=LIST_PAGE,
-                **({"_continue": token} if token else {}),
-            )
+        meta: Job = {}
+        async for page in self.api.job_pages(self.namespace, self.selector, LIST_PAGE):
             for item in page.get("items") or []:
                 jobs[item["metadata"]["name"]] = _slim(item)
             meta = page.get("metadata") or {}
-            token = meta.get("continue") or ""
-            if not token:
-                break
         self.stats.lists += 1
         self.resource_version = str(meta.get("resourceVersion") or "")
         self._jobs = jobs

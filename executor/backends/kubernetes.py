@@ -31,6 +31,7 @@ from executor.backends.kube_outcome import (
     container_status,
     failure_reason,
     finished_at,
+    is_finished,
     newest_pod,
     result_of,
     started_at,
@@ -199,28 +200,13 @@ class KubernetesBackend:
         api = await self._ready()
         found: list[Adopted] = []
         for namespace in self.namespaces:
-            token = ""
-            while True:
-                page = await api.call(
-                    f"listing Jobs in {namespace}",
-                    api.batch.list_namespaced_job,
-                    namespace,
-                    label_selector=SELECTOR,
-                    limit=500,
-                    **({"_continue": token} if token else {}),
-                )
+            async for page in api.job_pages(namespace, SELECTOR):
                 for job in page.get("items") or []:
                     meta = job["metadata"]
                     handle = TaskHandle(meta["name"], namespace, adopted=True)
-                    ended = any(
-                        c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
-                        for c in (job.get("status") or {}).get("conditions") or []
-                    )
-                    found.append(Adopted(handle, dict(meta.get("annotations") or {}), running=not ended))
+                    annotations = dict(meta.get("annotations") or {})
+                    found.append(Adopted(handle, annotations, running=not is_finished(job)))
                     self.tracker(namespace).observe(job)
-                token = (page.get("metadata") or {}).get("continue") or ""
-                if not token:
-                    break
         return found
 
     # ---- submit's steps ----

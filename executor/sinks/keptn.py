@@ -22,9 +22,9 @@ from typing import Any
 from executor.events import Event
 from executor.keptn.api import KeptnAPI, KeptnError, KeptnRequestError
 from executor.reporter import ERROR_LOG_TYPE, error_log_event, now, task_of
+from executor.sinks.base import SinkError
 
 __all__ = ["KeptnSink", "error_log_event", "forward_error_log", "log_entries", "task_of"]
-from executor.sinks.base import SinkError
 
 log = logging.getLogger(__name__)
 

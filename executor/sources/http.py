@@ -92,7 +92,7 @@ class HttpSource:
         path: str = "/",
         max_body: int = 1 << 20,
         token: str = "",
-        not_ready: Callable[[], str | None] | None = None,
+        not_ready: Callable[[], str | None],
     ) -> None:
         self.dispatcher = dispatcher
         self.metrics = metrics
@@ -100,7 +100,7 @@ class HttpSource:
         self.max_body = max_body
         self.token = token
         # What keeps the service from taking work, or None: /readyz answers 503 with it.
-        self.not_ready = not_ready or (lambda: None if dispatcher.accepting else "not accepting events")
+        self.not_ready = not_ready
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=self.max_body)

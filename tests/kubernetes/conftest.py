@@ -7,6 +7,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,6 +34,17 @@ OPTIONS = RenderOptions(init_image="ghcr.io/job-executor/job-executor:test")
 # Tests must not wait for production backoffs.
 FAST = Backoff(base=0.01, cap=0.05, attempts=4)
 FAST_WATCH = Backoff(base=0.01, cap=0.1)
+
+
+def serve_env(kube_config_file: Path, **extra: str) -> dict[str, str]:
+    """`serve` with the Kubernetes backend, talking to the fake API server, Jobs in `jobs`."""
+    return {
+        "BACKEND": "kubernetes",
+        "KUBECONFIG": str(kube_config_file),
+        "KUBERNETES_SERVICE_HOST": "",  # not in a pod, whatever the test machine says
+        "JOB_NAMESPACE": "jobs",
+        **extra,
+    }
 
 
 def make_spec(event_id: str = "", **changes: Any) -> TaskSpec:

@@ -12,7 +12,7 @@ import pytest
 
 from executor.naming import A_EVENT, job_name
 from tests.kubeapi.server import FakeKubeAPI
-from tests.kubernetes.conftest import eventually, no_validation_errors
+from tests.kubernetes.conftest import eventually, no_validation_errors, serve_env
 from tests.service.conftest import EventSink, Serve, make_event, write_config
 
 pytestmark = pytest.mark.slow
@@ -31,12 +31,7 @@ async def test_running_job_is_adopted_after_the_state_is_lost(
     tmp_path: Path, kube_api: FakeKubeAPI, kube_config_file: Path, sink: EventSink
 ) -> None:
     write_config(tmp_path, CONFIG)
-    env = {
-        "BACKEND": "kubernetes",
-        "KUBECONFIG": str(kube_config_file),
-        "KUBERNETES_SERVICE_HOST": "",
-        "JOB_NAMESPACE": "jobs",
-    }
+    env = serve_env(kube_config_file)
     serve = Serve(tmp_path, sink.url, env)
     await serve.start()
     assert (await serve.post(make_event(event_id=EVENT_ID)))[0] == 202

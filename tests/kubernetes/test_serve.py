@@ -3,14 +3,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from executor.naming import job_name
 from tests.kubeapi.server import FakeKubeAPI
-from tests.kubernetes.conftest import eventually, no_validation_errors
+from tests.kubernetes.conftest import eventually, no_validation_errors, serve_env
 from tests.service.conftest import EventSink, Serve, make_event, write_config
 
 pytestmark = pytest.mark.slow
@@ -31,14 +30,6 @@ actions:
 """
 
 
-@pytest.fixture
-async def sink() -> AsyncIterator[EventSink]:
-    server = EventSink()
-    await server.start()
-    yield server
-    await server.stop()
-
-
 async def test_serve_runs_a_task_as_a_job_and_reports_it(
     tmp_path: Path, kube_api: FakeKubeAPI, kube_config_file: Path, sink: EventSink
 ) -> None:
@@ -47,13 +38,7 @@ async def test_serve_runs_a_task_as_a_job_and_reports_it(
     serve = Serve(
         tmp_path,
         sink.url,
-        {
-            "BACKEND": "kubernetes",
-            "KUBECONFIG": str(kube_config_file),
-            "KUBERNETES_SERVICE_HOST": "",
-            "JOB_NAMESPACE": "jobs",
-            "INIT_CONTAINER_IMAGE": "ghcr.io/job-executor/job-executor:e2e",
-        },
+        serve_env(kube_config_file, INIT_CONTAINER_IMAGE="ghcr.io/job-executor/job-executor:e2e"),
     )
     try:
         await serve.start()
@@ -85,16 +70,7 @@ async def test_an_api_outage_delays_the_task_but_does_not_fail_it(
 ) -> None:
     write_config(tmp_path, CONFIG)
     (tmp_path / "resources" / "shop" / "dev" / "cart" / "hello.txt").write_text("hello\n")
-    serve = Serve(
-        tmp_path,
-        sink.url,
-        {
-            "BACKEND": "kubernetes",
-            "KUBECONFIG": str(kube_config_file),
-            "KUBERNETES_SERVICE_HOST": "",
-            "JOB_NAMESPACE": "jobs",
-        },
-    )
+    serve = Serve(tmp_path, sink.url, serve_env(kube_config_file))
     try:
         await serve.start()
         # longer than one call's retries: the create fails for good this time round

@@ -35,6 +35,16 @@ async def wait_for_file(path: Path, text: str, timeout: float = 10) -> None:
     raise AssertionError(f"{path} never contained {text!r}")
 
 
+async def killed_mid_task(serve_factory, event_id: str, runs: Path) -> None:
+    """serve takes the event, its first task starts, and the service is killed (SIGKILL)."""
+    serve = serve_factory()
+    await serve.start()
+    await serve.post(make_event(event_id=event_id))
+    await wait_for_file(runs, "started")
+    serve.signal(signal.SIGKILL)
+    await serve.wait_exit()
+
+
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
 async def test_restart_adopts_running_task(tmp_path: Path, sink: EventSink, serve_factory, sig: int) -> None:
     runs, gate = tmp_path / "runs", tmp_path / "gate"
@@ -70,12 +80,7 @@ async def test_restart_adopts_running_task(tmp_path: Path, sink: EventSink, serv
 async def test_restart_while_task_still_runs(tmp_path: Path, sink: EventSink, serve_factory) -> None:
     runs, gate = tmp_path / "runs", tmp_path / "gate"
     write_config(tmp_path, SLOW_TASK.format(runs=runs, gate=gate))
-    serve = serve_factory()
-    await serve.start()
-    await serve.post(make_event(event_id="crash-2"))
-    await wait_for_file(runs, "started")
-    serve.signal(signal.SIGKILL)
-    await serve.wait_exit()
+    await killed_mid_task(serve_factory, "crash-2", runs)
 
     restarted = serve_factory()
     await restarted.start()
@@ -115,12 +120,7 @@ async def test_config_changed_during_a_restart_is_reported_not_mixed(
 ) -> None:
     runs, gate = tmp_path / "runs", tmp_path / "gate"
     config = write_config(tmp_path, SLOW_TASK.format(runs=runs, gate=gate))
-    serve = serve_factory()
-    await serve.start()
-    await serve.post(make_event(event_id="changed-1"))
-    await wait_for_file(runs, "started")
-    serve.signal(signal.SIGKILL)
-    await serve.wait_exit()
+    await killed_mid_task(serve_factory, "changed-1", runs)
     # a new action inserted first: position 0 now means another action
     config.write_text(
         config.read_text().replace(

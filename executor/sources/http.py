@@ -10,7 +10,6 @@ from __future__ import annotations
 import hmac
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
 from aiohttp import web
 from cloudevents.core.bindings.http import HTTPMessage, from_binary
@@ -34,7 +33,7 @@ def parse_request(headers: dict[str, str], body: bytes) -> list[Event]:
     if any(k.startswith("ce-") for k in headers):
         return [_binary(headers, body)]
     if content_type == BATCH:
-        raw = _json(body)
+        raw = parse_json(body)
         if not isinstance(raw, list):
             raise EventError("a batch must be a JSON array of CloudEvents")
         if len(raw) > MAX_BATCH:
@@ -47,15 +46,11 @@ def parse_request(headers: dict[str, str], body: bytes) -> list[Event]:
                 raise EventError(f"event {i} of the batch: {exc}") from None
         return events
     if content_type in (STRUCTURED, "application/json", ""):
-        return [event_from_mapping(_json(body))]
+        return [event_from_mapping(parse_json(body))]
     raise EventError(
         f"content type {content_type!r} is not a CloudEvent: send ce-* headers (binary mode), "
         f"{STRUCTURED} or {BATCH}"
     )
-
-
-def _json(body: bytes) -> Any:
-    return parse_json(body)
 
 
 def _binary(headers: dict[str, str], body: bytes) -> Event:
@@ -77,7 +72,7 @@ def _binary(headers: dict[str, str], body: bytes) -> Event:
     attributes["datacontenttype"] = "application/json"
     data = ce.get_data()
     if isinstance(data, (bytes, str)):
-        data = _json(data.encode() if isinstance(data, str) else data) if data else None
+        data = parse_json(data.encode() if isinstance(data, str) else data) if data else None
     raw = dict(attributes)
     raw["data"] = data
     return event_from_mapping(raw)

@@ -1,4 +1,4 @@
-"""The service's long-running helper tasks (poller, outbox, retention) stop the same way."""
+"""Background tasks (the poller, the outbox, retention, a task's output streamer) stop the same way."""
 
 from __future__ import annotations
 

@@ -25,6 +25,7 @@ from typing import IO
 
 from executor.backends import children
 from executor.backends.base import MAX_LOG_EXCERPT, Adopted, TaskHandle, TaskOutcome, tail
+from executor.background import stop_task
 from executor.naming import spec_job_name
 from executor.paths import STAGING_ROOT
 from executor.taskspec import RESULT_FILE_ENV, TaskSpec
@@ -185,9 +186,7 @@ class LocalBackend:
                     await asyncio.sleep(self.poll_seconds)
         finally:
             if streamer is not None:
-                streamer.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await streamer
+                await stop_task(streamer)
                 self._flush_output(work)
 
     def _finished(self, work: str, started: str, check_failure: bool = True) -> TaskOutcome | None:

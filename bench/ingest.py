@@ -12,8 +12,8 @@ from typing import Any
 
 from bench.common import ROOT, cores, free_port, python, spawn, stop, wait_http
 from executor.config.parse import parse_config
-from executor.events import event_from_mapping
 from executor.matcher import matching_actions
+from executor.model.events import event_from_mapping
 
 
 def fifty_actions() -> str:

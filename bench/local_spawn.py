@@ -21,9 +21,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from executor.backends import children
-from executor.backends.local import LocalBackend
-from executor.taskspec import TaskSpec, Trigger
+from executor.backends.local import children
+from executor.backends.local.backend import LocalBackend
+from executor.model.tasks import TaskSpec, Trigger
 
 CONCURRENCY = 8
 

@@ -60,8 +60,8 @@ def _requests(api_url: str) -> int:
 async def _run_variant(variant: str, api_url: str, kubeconfig: str, jobs: int) -> dict[str, Any]:
     from kubernetes_asyncio import client, config
 
-    from executor.backends.kubernetes import KubernetesBackend
-    from executor.render import RenderOptions
+    from executor.backends.kubernetes.backend import KubernetesBackend
+    from executor.backends.kubernetes.render import RenderOptions
 
     configuration = client.Configuration()
     await config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)

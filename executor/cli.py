@@ -12,16 +12,17 @@ from typing import Any
 
 import yaml
 
-from executor import __version__, initfiles
+from executor import __version__
+from executor.app.lint import lint_file
+from executor.backends.kubernetes import initfiles
+from executor.backends.kubernetes.render import RenderOptions, render_task
 from executor.config.parse import read_config_file
-from executor.events import EventError, load_event_file
-from executor.files import FilesError, collect_files
-from executor.lint import lint_file
 from executor.matcher import matching_actions
+from executor.model.events import EventError, load_event_file
+from executor.model.problems import ConfigError
 from executor.planner import PlanError, plan_action
 from executor.policy import PolicyError
-from executor.problems import ConfigError
-from executor.render import RenderOptions, render_task
+from executor.resolvers.files import FilesError, collect_files
 from executor.settings import ResourceDefaults, Settings, SettingsError, parse_list
 
 
@@ -189,7 +190,7 @@ class _PlainDumper(yaml.SafeDumper):
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from executor.service import serve
+    from executor.app.service import serve
 
     logging.getLogger().setLevel(args.log_level.upper())
     settings = Settings.from_env().with_overrides(
@@ -205,7 +206,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from executor.runonce import run_once
+    from executor.app.runonce import run_once
 
     settings = Settings.from_env().with_overrides(local_secrets_dir=args.secrets_dir)
     try:

@@ -13,9 +13,9 @@ import logging
 from collections.abc import Awaitable, Callable
 from enum import Enum
 
-from executor.events import Event, event_from_json
-from executor.metrics import Metrics
+from executor.model.events import Event, event_from_json
 from executor.state import StateStore
+from executor.support.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

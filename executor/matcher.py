@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from executor.config.glob import glob_match
+from executor.config.jsonpaths import MISSING, as_text, find_first
 from executor.config.model import Action, EventSelector, JobConfig, JsonPathFilter
-from executor.events import Event
-from executor.glob import glob_match
-from executor.jsonpaths import MISSING, as_text, find_first
+from executor.model.events import Event
 
 # Per (config, event type): for each action whose names match the type, the jsonpath filters
 # still to check (None: no filter, the action matches). Event types repeat, so the globs of a

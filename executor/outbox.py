@@ -14,10 +14,10 @@ import logging
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from executor.background import stop_task
-from executor.metrics import Metrics
 from executor.sinks.base import Sink, SinkError
 from executor.state import OutboxItem, StateStore
+from executor.support.background import stop_task
+from executor.support.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

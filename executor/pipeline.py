@@ -17,18 +17,18 @@ from typing import Any, Protocol
 from executor.backends.base import Backend, BackendError, TaskOutcome
 from executor.config.model import Action
 from executor.dispatcher import RetryLater
-from executor.events import Event
-from executor.files import FilesError
 from executor.matcher import matching_actions
-from executor.metrics import Metrics
+from executor.model.events import Event
+from executor.model.problems import ConfigError
+from executor.model.tasks import TaskSpec
 from executor.planner import PlanError, plan_action
 from executor.policy import PolicyError
-from executor.problems import ConfigError
 from executor.reporter import TaskReport, error_finished, error_log_event, finished, started
-from executor.resolver import Resolved, Resolver, SourceUnavailable
+from executor.resolvers.base import Resolved, Resolver, SourceUnavailable
+from executor.resolvers.files import FilesError
 from executor.settings import Settings
 from executor.state import StateStore
-from executor.taskspec import TaskSpec
+from executor.support.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

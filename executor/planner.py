@@ -11,9 +11,10 @@ import logging
 import re
 from typing import Any
 
+from executor.config.jsonpaths import MISSING, as_text, find_first
 from executor.config.model import Action, JobConfig, Task
-from executor.events import Event
-from executor.jsonpaths import MISSING, as_text, find_first
+from executor.model.events import Event
+from executor.model.tasks import EnvVar, TaskSpec, Trigger
 from executor.policy import (
     RESTRICTED_SECURITY_CONTEXT,
     PolicyError,
@@ -22,7 +23,6 @@ from executor.policy import (
     privileged_reason,
 )
 from executor.settings import Settings
-from executor.taskspec import EnvVar, TaskSpec, Trigger
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from executor.glob import glob_match
+from executor.config.glob import glob_match
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from executor.backends.base import TaskOutcome
-from executor.events import Event
+from executor.model.events import Event
 from executor.results import ResultError, apply_result
 
 SOURCE = "job-executor"

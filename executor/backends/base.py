@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from executor.taskspec import TaskSpec
+from executor.model.tasks import TaskSpec
 
 Status = Literal["succeeded", "failed", "timed_out", "lost"]
 

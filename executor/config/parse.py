@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable
 from typing import Any, cast
 
+from executor.config.jsonpaths import JsonPathSyntaxError, compile_path
 from executor.config.model import (
     Action,
     EnvEntry,
@@ -24,10 +25,9 @@ from executor.config.model import (
     Task,
     ValueFrom,
 )
+from executor.config.paths import PathEscapeError, normalise_file_path
 from executor.config.yamlload import MAX_CONFIG_BYTES, Document, Path, YamlError, load_yaml
-from executor.jsonpaths import JsonPathSyntaxError, compile_path
-from executor.paths import PathEscapeError, normalise_file_path
-from executor.problems import ConfigError, Problem
+from executor.model.problems import ConfigError, Problem
 
 API_VERSION = "v2"
 # Job names carry the action and task index in three digits.

@@ -70,8 +70,8 @@ from urllib.parse import quote, urlencode, urlsplit
 import aiohttp
 import yarl
 
-from executor.resolver import SourceUnavailable
-from executor.urls import without_userinfo
+from executor.resolvers.base import SourceUnavailable
+from executor.support.urls import without_userinfo
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ project level (the precedence of job/config.yaml); a folder is every resource wh
 with `<folder>/` in the listing of the first level that has any (JES listed the service level
 only: keptn-contrib/job-executor-service ``pkg/keptn/resource_service.go``
 ``GetAllKeptnResources``). Everything is read at the event's git commit when it has one.
-Paths are normalised and checked with executor.paths, so nothing lands outside the tree.
+Paths are normalised and checked with executor.config.paths, so nothing lands outside the tree.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from executor.files import FilesError
+from executor.config.paths import PathEscapeError, normalise_file_path
 from executor.keptn.api import KeptnAPI, Resource
-from executor.paths import PathEscapeError, normalise_file_path
+from executor.resolvers.files import FilesError
 
 DEFAULT_LIMIT = 64 * 1024 * 1024
 

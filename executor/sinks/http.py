@@ -6,7 +6,7 @@ from typing import Any
 import aiohttp
 
 from executor.sinks.base import SinkError
-from executor.urls import without_userinfo
+from executor.support.urls import without_userinfo
 
 CONTENT_TYPE = "application/cloudevents+json"
 

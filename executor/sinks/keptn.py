@@ -19,8 +19,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from executor.events import Event
 from executor.keptn.api import KeptnAPI, KeptnError, KeptnRequestError
+from executor.model.events import Event
 from executor.reporter import ERROR_LOG_TYPE, error_log_event, now, task_of
 from executor.sinks.base import SinkError
 

@@ -18,8 +18,8 @@ from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
 
 from executor.dispatcher import Dispatcher, Offer
-from executor.events import REQUIRED_ATTRIBUTES, Event, EventError, event_from_mapping, parse_json
-from executor.metrics import Metrics
+from executor.model.events import REQUIRED_ATTRIBUTES, Event, EventError, event_from_mapping, parse_json
+from executor.support.metrics import Metrics
 
 STRUCTURED = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"

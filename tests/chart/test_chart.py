@@ -480,7 +480,7 @@ def test_rbac_rules() -> None:
     rules = {(tuple(r["apiGroups"]), tuple(r["resources"])): set(r["verbs"]) for r in role["rules"]}
     assert rules == {
         (("batch",), ("jobs",)): {"create", "get", "list", "watch", "delete"},
-        # The ConfigMap of staged files created beside each Job (executor/render.py).
+        # The ConfigMap of staged files created beside each Job (executor/backends/kubernetes/render.py).
         (("",), ("configmaps",)): {"create", "get", "list", "patch", "delete"},
         (("",), ("pods",)): {"get", "list", "watch"},
         (("",), ("pods/log",)): {"get"},

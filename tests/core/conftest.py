@@ -16,8 +16,8 @@ import pytest
 
 from executor.config.model import JobConfig
 from executor.config.parse import parse_config
-from executor.events import Event, event_from_mapping
-from executor.problems import ConfigError, Problem
+from executor.model.events import Event, event_from_mapping
+from executor.model.problems import ConfigError, Problem
 from executor.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,10 +8,17 @@ from typing import Any
 
 import pytest
 
-from executor.events import EventError, event_from_json, event_from_mapping, load_event_file
-from executor.jsonpaths import MISSING, JsonPathSyntaxError, as_text, compile_path, find_all, find_first
-from executor.lint import lint_config, lint_file
-from executor.problems import Problem
+from executor.app.lint import lint_config, lint_file
+from executor.config.jsonpaths import (
+    MISSING,
+    JsonPathSyntaxError,
+    as_text,
+    compile_path,
+    find_all,
+    find_first,
+)
+from executor.model.events import EventError, event_from_json, event_from_mapping, load_event_file
+from executor.model.problems import Problem
 
 from .conftest import EVENTS, RESOURCES, config
 

@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from executor.configmap_keys import configmap_key
-from executor.files import FilesError, collect_files
-from executor.initfiles import InitFilesError, run, stage_from_dir
-from executor.paths import PathEscapeError, normalise_file_path, staged_path
+from executor.backends.kubernetes.initfiles import InitFilesError, run, stage_from_dir
+from executor.backends.kubernetes.staging import configmap_key
+from executor.config.paths import PathEscapeError, normalise_file_path, staged_path
+from executor.resolvers.files import FilesError, collect_files
 
 # ---- paths ----
 

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from executor.config.glob import glob_match, globs_overlap
 from executor.config.model import EventSelector, JsonPathFilter
-from executor.glob import glob_match, globs_overlap
 from executor.matcher import matching_actions, selector_matches
 from executor.policy import PolicyError, check_image, check_privileged, warn_if_open
 

@@ -7,7 +7,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from executor.jsonpaths import MISSING, _plain_steps, compile_path, find_first
+from executor.config.jsonpaths import MISSING, _plain_steps, compile_path, find_first
 
 keys = st.sampled_from(["data", "a", "b", "k-1", "x_y", "0"])
 leaves = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=3))

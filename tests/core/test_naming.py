@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from executor.naming import JOB_NAME_PREFIX, event_id_part, job_name, label_value
+from executor.backends.naming import JOB_NAME_PREFIX, event_id_part, job_name, label_value
 
 from .conftest import DNS_LABEL, LABEL_VALUE
 

@@ -7,7 +7,7 @@ import pytest
 from executor.config.model import EnvEntry, JsonPathFilter, Resources
 from executor.config.parse import MAX_ITEMS, read_config_file
 from executor.config.yamlload import MAX_CONFIG_BYTES, MAX_DEPTH, load_yaml
-from executor.problems import ConfigError, Problem
+from executor.model.problems import ConfigError, Problem
 
 from .conftest import RESOURCES, config, one_task, problems
 

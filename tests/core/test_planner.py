@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from executor.config.model import JobConfig
+from executor.model.tasks import EnvVar, TaskSpec
 from executor.planner import (
     DEFAULT_SECURITY_CONTEXT,
     PlanError,
@@ -19,7 +20,6 @@ from executor.planner import (
 )
 from executor.policy import PolicyError
 from executor.settings import ResourceDefaults, Settings
-from executor.taskspec import EnvVar, TaskSpec
 
 from .conftest import UUID, config, make_event, one_task, sample_event
 

@@ -11,10 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from executor import initfiles
-from executor.config.model import JobConfig
-from executor.files import collect_files
-from executor.naming import (
+from executor.backends.kubernetes import initfiles
+from executor.backends.kubernetes.render import RenderOptions, render_job, render_task
+from executor.backends.naming import (
     A_EVENT_ID,
     A_EVENT_SOURCE,
     A_EVENT_TYPE,
@@ -30,10 +29,11 @@ from executor.naming import (
     MANAGED_BY,
     SELECTOR,
 )
+from executor.config.model import JobConfig
+from executor.model.tasks import TaskSpec
 from executor.planner import plan_action
-from executor.render import RenderOptions, render_job, render_task
+from executor.resolvers.files import collect_files
 from executor.settings import Settings
-from executor.taskspec import TaskSpec
 
 from .conftest import RESOURCES, config, make_event, one_task, sample_event, validate_all, validate_manifest
 

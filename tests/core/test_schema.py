@@ -15,7 +15,7 @@ import yaml
 from executor.config import schema as schema_module
 from executor.config.parse import FIELDS, REQUIRED, parse_config
 from executor.config.schema import SCHEMA_FILE, build_schema, load_schema, schema_text
-from executor.problems import ConfigError
+from executor.model.problems import ConfigError
 
 from .conftest import RESOURCES, ROOT, one_task
 

@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from executor import initfiles
+from executor.backends.kubernetes import initfiles
 from tests.keptn.conftest import PROJECT, SERVICE, STAGE
 from tests.keptn.fake_keptn import FakeKeptn
 

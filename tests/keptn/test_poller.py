@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from executor.dispatcher import Dispatcher, Offer
-from executor.events import Event
 from executor.keptn.api import KeptnAPI, Subscription
-from executor.sources.keptn_poller import KeptnPoller, event_from_keptn
+from executor.model.events import Event
+from executor.sources.keptn import KeptnPoller, event_from_keptn
 from executor.state import StateStore
 from tests.keptn.conftest import METADATA, PROJECT, SERVICE, STAGE
 from tests.keptn.fake_keptn import FakeKeptn

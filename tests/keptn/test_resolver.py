@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
-from executor.events import Event, event_from_mapping
-from executor.files import FilesError
 from executor.keptn.api import KeptnAPI, KeptnAuthError
-from executor.keptn.resolver import KeptnResolver
-from executor.problems import ConfigError
+from executor.model.events import Event, event_from_mapping
+from executor.model.problems import ConfigError
+from executor.resolvers.files import FilesError
+from executor.resolvers.keptn import KeptnResolver
 from tests.keptn.conftest import PROJECT, SERVICE, STAGE
 from tests.keptn.fake_keptn import FakeKeptn
 

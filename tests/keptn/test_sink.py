@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from executor.events import Event, event_from_mapping
 from executor.keptn.api import IntegrationMetadata, KeptnAPI, Subscription
+from executor.model.events import Event, event_from_mapping
 from executor.reporter import error_finished, started
 from executor.sinks.base import SinkError
 from executor.sinks.keptn import KeptnSink, error_log_event, forward_error_log, log_entries, task_of

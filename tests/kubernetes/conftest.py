@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from kubernetes_asyncio.client import ApiClient
 
-from executor.backends.kube_api import Backoff
-from executor.backends.kubernetes import KubernetesBackend
+from executor.backends.kubernetes.api import Backoff
+from executor.backends.kubernetes.backend import KubernetesBackend
+from executor.backends.kubernetes.render import RenderOptions
+from executor.model.tasks import EnvVar, TaskSpec, Trigger
 from executor.planner import DEFAULT_SECURITY_CONTEXT
-from executor.render import RenderOptions
-from executor.taskspec import EnvVar, TaskSpec, Trigger
 from tests.kubeapi import fixtures as kubeapi_fixtures
 from tests.kubeapi.server import FakeKubeAPI
 

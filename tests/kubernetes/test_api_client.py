@@ -13,9 +13,9 @@ import aiohttp
 import pytest
 from kubernetes_asyncio import client, config
 
-from executor.backends.kube_api import FastApiClient, JSONBody, KubeAPI
-from executor.backends.kubernetes import KubernetesBackend
-from executor.render import render_task
+from executor.backends.kubernetes.api import FastApiClient, JSONBody, KubeAPI
+from executor.backends.kubernetes.backend import KubernetesBackend
+from executor.backends.kubernetes.render import render_task
 from tests.kubeapi.server import FakeKubeAPI
 from tests.kubernetes.conftest import NAMESPACE, OPTIONS, make_spec, no_validation_errors
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from executor.backends.kube_api import ApiError, load_api_client
-from executor.backends.kubernetes import KubernetesBackend
-from executor.naming import A_EVENT_ID, A_EVENT_SOURCE, SELECTOR
-from executor.render import render_job
-from executor.taskspec import RESULT_FILE_ENV, RESULT_FILE_PATH
+from executor.backends.kubernetes.api import ApiError, load_api_client
+from executor.backends.kubernetes.backend import KubernetesBackend
+from executor.backends.kubernetes.render import render_job
+from executor.backends.naming import A_EVENT_ID, A_EVENT_SOURCE, SELECTOR
+from executor.model.tasks import RESULT_FILE_ENV, RESULT_FILE_PATH
 from tests.kubeapi.server import FakeKubeAPI
 from tests.kubernetes.conftest import (
     NAMESPACE,
@@ -324,7 +324,7 @@ async def test_client_comes_from_kubeconfig_or_the_cluster(
         client_configuration.host = kube_api.url  # type: ignore[attr-defined]
 
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
-    monkeypatch.setattr("executor.backends.kube_api.config.load_incluster_config", in_cluster)
+    monkeypatch.setattr("executor.backends.kubernetes.api.config.load_incluster_config", in_cluster)
     api_client = await load_api_client()
     await api_client.close()
     assert len(calls) == 1 and api_client.configuration.host == kube_api.url

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from executor.naming import A_EVENT, job_name
+from executor.backends.naming import A_EVENT, job_name
 from tests.kubeapi.server import FakeKubeAPI
 from tests.kubernetes.conftest import eventually, no_validation_errors, serve_env
 from tests.service.conftest import EventSink, Serve, make_event, write_config

@@ -7,8 +7,8 @@ import asyncio
 from typing import Any
 
 from executor.backends.base import MAX_LOG_EXCERPT
-from executor.backends.kube_outcome import combine_logs, failure_reason, result_of, warning_events
-from executor.backends.kubernetes import KubernetesBackend
+from executor.backends.kubernetes.backend import KubernetesBackend
+from executor.backends.kubernetes.harvest import combine_logs, failure_reason, result_of, warning_events
 from tests.kubeapi.server import FakeKubeAPI
 from tests.kubernetes.conftest import NAMESPACE, make_spec
 

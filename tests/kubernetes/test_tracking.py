@@ -9,11 +9,12 @@ from typing import Any
 
 import pytest
 
-from executor.backends import kube_tracker, kubernetes
-from executor.backends.kube_api import ApiError
-from executor.backends.kube_tracker import JobTracker, watch_lines
-from executor.backends.kubernetes import KubernetesBackend
-from executor.naming import SELECTOR
+from executor.backends.kubernetes import backend as kube_backend
+from executor.backends.kubernetes import tracker as kube_tracker
+from executor.backends.kubernetes.api import ApiError
+from executor.backends.kubernetes.backend import KubernetesBackend
+from executor.backends.kubernetes.tracker import JobTracker, watch_lines
+from executor.backends.naming import SELECTOR
 from tests.kubeapi.server import FakeKubeAPI
 from tests.kubernetes.conftest import FAST_WATCH, NAMESPACE, eventually, make_spec, no_validation_errors
 
@@ -301,7 +302,7 @@ async def test_a_burst_of_endings_is_read_in_one_go_and_progress_is_not_decoded(
 async def test_jobs_that_end_together_have_their_outcomes_read_a_few_at_a_time(
     kube_api: FakeKubeAPI, backend: KubernetesBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    jobs = 3 * kubernetes.OUTCOME_READS
+    jobs = 3 * kube_backend.OUTCOME_READS
     specs = [make_spec() for _ in range(jobs)]
     handles = [await backend.submit(spec, {}) for spec in specs]
     reading, most = 0, 0
@@ -324,4 +325,4 @@ async def test_jobs_that_end_together_have_their_outcomes_read_a_few_at_a_time(
         kube_api.set_job_succeeded(NAMESPACE, handle.name)
     outcomes = await asyncio.wait_for(asyncio.gather(*waits), 10)
     assert {o.status for o in outcomes} == {"succeeded"}
-    assert most == kubernetes.OUTCOME_READS  # in parallel, but bounded
+    assert most == kube_backend.OUTCOME_READS  # in parallel, but bounded

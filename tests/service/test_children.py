@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from executor.backends import children
+from executor.backends.local import children
 
 ENV = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from executor.metrics import Metrics
 from executor.outbox import Outbox
 from executor.sinks.http import HttpSink
 from executor.state import StateStore
+from executor.support.metrics import Metrics
 from tests.service.conftest import EventSink
 
 
@@ -52,7 +52,7 @@ async def test_a_receiver_that_is_down_holds_the_order(tmp_path: Path, sink: Eve
 
 
 def test_credentials_in_urls_stay_out_of_messages() -> None:
-    from executor.urls import without_userinfo
+    from executor.support.urls import without_userinfo
 
     assert without_userinfo("nats://user:s3cret@a:4222,nats://b:4222") == "nats://a:4222,nats://b:4222"
     assert HttpSink("https://bot:s3cret@hooks.example.com/x").where == "https://hooks.example.com/x"

@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from executor.backends.base import Adopted, TaskHandle, TaskOutcome
-from executor.events import event_from_mapping
+from executor.model.events import event_from_mapping
+from executor.model.tasks import TaskSpec
 from executor.pipeline import Pipeline
-from executor.resolver import LocalTreeResolver
+from executor.resolvers.base import LocalTreeResolver
 from executor.settings import Settings
 from executor.state import StateStore
-from executor.taskspec import TaskSpec
 from tests.service.conftest import make_event, write_config
 
 CONFIG = """\

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from executor import retention
-from executor.backends.local import LocalBackend
-from executor.naming import job_name
-from executor.retention import Retention
+from executor.app import retention
+from executor.app.retention import Retention
+from executor.backends.local.backend import LocalBackend
+from executor.backends.naming import job_name
 from executor.settings import Settings, SettingsError
 from executor.state import OutboxItem, StateStore
 

@@ -37,8 +37,8 @@ from typing import Any, Protocol
 import aiohttp
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from executor.backends.kube_api import ApiError, Backoff, KubeAPI, status_error
-from executor.backends.kube_outcome import is_finished
+from executor.backends.kubernetes.api import ApiError, Backoff, KubeAPI, status_error
+from executor.backends.kubernetes.harvest import is_finished
 
 log = logging.getLogger(__name__)
 

@@ -86,7 +86,7 @@ async def load_api_client() -> client.ApiClient:
 
 class JSONBody(dict[str, Any]):
     """A request body that is plain JSON already: dicts, lists, strings, numbers, booleans and
-    None only, as the manifests of executor/render.py are."""
+    None only, as the manifests of executor/backends/kubernetes/render.py are."""
 
 
 class FastApiClient(client.ApiClient):

@@ -1,6 +1,6 @@
 """The Kubernetes backend: each task a batch/v1 Job, tracked by one shared watch per namespace.
 
-submit renders the task (executor/render.py), creates its ConfigMap of staged files (if any)
+submit renders the task (render.py beside this module), creates its ConfigMap of staged files (if any)
 and its Job, then makes the Job the ConfigMap's owner so they are garbage-collected together.
 Job names are deterministic, so a second submit of the same task is answered 409 by the API
 server: the existing Job is adopted (after checking it belongs to the same event), never run
@@ -24,8 +24,8 @@ from typing import Any
 from kubernetes_asyncio import client
 
 from executor.backends.base import Adopted, TaskHandle, TaskOutcome, tail
-from executor.backends.kube_api import ApiError, Backoff, JSONBody, KubeAPI, load_api_client
-from executor.backends.kube_outcome import (
+from executor.backends.kubernetes.api import ApiError, Backoff, JSONBody, KubeAPI, load_api_client
+from executor.backends.kubernetes.harvest import (
     combine_logs,
     container_names,
     container_status,
@@ -38,10 +38,10 @@ from executor.backends.kube_outcome import (
     terminal_condition,
     terminated,
 )
-from executor.backends.kube_tracker import JobTracker
-from executor.naming import A_EVENT_ID, A_EVENT_SOURCE, SELECTOR
-from executor.render import RenderOptions, render_task
-from executor.taskspec import TaskSpec
+from executor.backends.kubernetes.render import RenderOptions, render_task
+from executor.backends.kubernetes.tracker import JobTracker
+from executor.backends.naming import A_EVENT_ID, A_EVENT_SOURCE, SELECTOR
+from executor.model.tasks import TaskSpec
 
 log = logging.getLogger(__name__)
 

@@ -14,22 +14,20 @@ import time
 from aiohttp import web
 from nats.aio.client import Client
 
+from executor.app.retention import Retention
 from executor.backends.base import Backend
-from executor.backends.kubernetes import KubernetesBackend
-from executor.backends.local import LocalBackend
+from executor.backends.kubernetes.backend import KubernetesBackend
+from executor.backends.kubernetes.render import RenderOptions
+from executor.backends.local.backend import LocalBackend
+from executor.backends.naming import A_EVENT
 from executor.dispatcher import Dispatcher, Offer
-from executor.events import EventError, event_from_json
 from executor.keptn.api import IntegrationMetadata, KeptnAPI
-from executor.keptn.resolver import KeptnResolver
-from executor.metrics import Metrics
-from executor.naming import A_EVENT
-from executor.natsclient import connect as nats_connect
+from executor.model.events import EventError, event_from_json
 from executor.outbox import Outbox
 from executor.pipeline import Pipeline
 from executor.policy import warn_if_open
-from executor.render import RenderOptions
-from executor.resolver import LocalTreeResolver, Resolver
-from executor.retention import Retention
+from executor.resolvers.base import LocalTreeResolver, Resolver
+from executor.resolvers.keptn import KeptnResolver
 from executor.settings import Settings, SettingsError
 from executor.sinks.base import Sink
 from executor.sinks.http import HttpSink
@@ -37,9 +35,11 @@ from executor.sinks.keptn import KeptnSink
 from executor.sinks.nats import NatsSink
 from executor.sinks.stdout import StdoutSink
 from executor.sources.http import HttpSource
-from executor.sources.keptn_poller import KeptnPoller
+from executor.sources.keptn import KeptnPoller
 from executor.sources.nats import NatsSource
 from executor.state import StateStore
+from executor.support.metrics import Metrics
+from executor.support.natsclient import connect as nats_connect
 
 log = logging.getLogger(__name__)
 

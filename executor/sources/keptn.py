@@ -25,9 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from executor import __version__
-from executor.background import stop_task
 from executor.dispatcher import Offer
-from executor.events import ATTRIBUTE_NAME, Event, EventError, event_from_mapping
 from executor.keptn.api import (
     IntegrationMetadata,
     KeptnAPI,
@@ -36,6 +34,8 @@ from executor.keptn.api import (
     KeptnRequestError,
     Subscription,
 )
+from executor.model.events import ATTRIBUTE_NAME, Event, EventError, event_from_mapping
+from executor.support.background import stop_task
 
 log = logging.getLogger(__name__)
 

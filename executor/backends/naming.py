@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-from executor.taskspec import TaskSpec
+from executor.model.tasks import TaskSpec
 
 JOB_NAME_PREFIX = "job-executor-service-job"
 MANAGED_BY = "job-executor"

@@ -13,11 +13,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from executor.configmap_keys import configmap_key
-from executor.naming import job_annotations, job_labels, spec_job_name
-from executor.paths import STAGING_ROOT
+from executor.backends.kubernetes.staging import configmap_key
+from executor.backends.naming import job_annotations, job_labels, spec_job_name
+from executor.config.paths import STAGING_ROOT
+from executor.model.tasks import RESULT_FILE_ENV, RESULT_FILE_PATH, TaskSpec
 from executor.policy import RESTRICTED_SECURITY_CONTEXT
-from executor.taskspec import RESULT_FILE_ENV, RESULT_FILE_PATH, TaskSpec
 
 VOLUME = "job-volume"
 FILES_VOLUME = "job-files"

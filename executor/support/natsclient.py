@@ -13,7 +13,7 @@ import nats
 import nats.errors
 from nats.aio.client import Client
 
-from executor.urls import without_userinfo
+from executor.support.urls import without_userinfo
 
 log = logging.getLogger(__name__)
 

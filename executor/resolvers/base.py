@@ -14,8 +14,8 @@ from typing import Protocol
 
 from executor.config.model import JobConfig
 from executor.config.parse import read_config_file
-from executor.events import Event
-from executor.files import collect_files
+from executor.model.events import Event
+from executor.resolvers.files import collect_files
 
 CONFIG_PATH = "job/config.yaml"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")

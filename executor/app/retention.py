@@ -13,9 +13,9 @@ import logging
 import time
 
 from executor.backends.base import Backend
-from executor.background import stop_task
-from executor.naming import job_name
+from executor.backends.naming import job_name
 from executor.state import StateStore
+from executor.support.background import stop_task
 
 log = logging.getLogger(__name__)
 

@@ -17,11 +17,11 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from executor.configmap_keys import configmap_key
-from executor.files import FilesError
+from executor.backends.kubernetes.staging import configmap_key
+from executor.config.paths import PathEscapeError, normalise_file_path
 from executor.keptn.api import KeptnAPI, KeptnError
 from executor.keptn.files import Location, fetch_files
-from executor.paths import PathEscapeError, normalise_file_path
+from executor.resolvers.files import FilesError
 
 
 class InitFilesError(RuntimeError):

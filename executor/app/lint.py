@@ -6,12 +6,12 @@ from __future__ import annotations
 import re
 from itertools import combinations
 
+from executor.config.glob import globs_overlap
 from executor.config.model import EventSelector, JobConfig
 from executor.config.parse import read_config_file
-from executor.glob import globs_overlap
+from executor.model.problems import ConfigError, Problem
 from executor.planner import MIN_TTL_SECONDS
 from executor.policy import PolicyError, check_image
-from executor.problems import ConfigError, Problem
 
 # Event types of the Keptn phases that are not answered (only .triggered ones are).
 OTHER_PHASES = (".started", ".finished", ".status.changed", ".invalidated")

@@ -19,12 +19,12 @@ from collections.abc import Sequence
 
 from executor.config.model import JobConfig
 from executor.config.parse import parse_config
-from executor.events import Event
-from executor.files import FilesError
 from executor.keptn.api import KeptnAPI
 from executor.keptn.files import DEFAULT_LIMIT, Location, fetch_files
-from executor.problems import ConfigError
-from executor.resolver import CONFIG_PATH, FetchFiles, Resolved, safe_name
+from executor.model.events import Event
+from executor.model.problems import ConfigError
+from executor.resolvers.base import CONFIG_PATH, FetchFiles, Resolved, safe_name
+from executor.resolvers.files import FilesError
 
 _Key = tuple[str, str, str, str, str]
 

@@ -9,13 +9,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-from executor.backends.local import LocalBackend
-from executor.events import Event
+from executor.backends.local.backend import LocalBackend
 from executor.matcher import matching_actions
+from executor.model.events import Event
+from executor.model.problems import ConfigError
 from executor.outbox import Outbox
 from executor.pipeline import Pipeline
-from executor.problems import ConfigError
-from executor.resolver import FileResolver
+from executor.resolvers.base import FileResolver
 from executor.settings import Settings
 from executor.sinks.stdout import StdoutSink
 from executor.state import StateStore

@@ -19,10 +19,10 @@ from executor.backends.kubernetes.render import RenderOptions, render_task
 from executor.config.parse import read_config_file
 from executor.matcher import matching_actions
 from executor.model.events import EventError, load_event_file
-from executor.model.problems import ConfigError
+from executor.model.problems import ConfigError, FilesError
 from executor.planner import PlanError, plan_action
 from executor.policy import PolicyError
-from executor.resolvers.files import FilesError, collect_files
+from executor.resolvers.files import collect_files
 from executor.settings import ResourceDefaults, Settings, SettingsError, parse_list
 
 

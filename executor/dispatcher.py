@@ -11,29 +11,14 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from enum import Enum
 
-from executor.model.events import Event, event_from_json
+from executor.model.errors import Temporary
+from executor.model.events import Event, Offer, event_from_json
 from executor.state import StateStore
+from executor.support.backoff import EVENT_RETRY
 from executor.support.metrics import Metrics
 
 log = logging.getLogger(__name__)
-
-
-class RetryLater(Exception):
-    """Handling failed for a reason that may pass (a control plane outage): try again later,
-    and never report the event as handled meanwhile."""
-
-
-RETRY_BASE_SECONDS = 2.0
-RETRY_MAX_SECONDS = 120.0
-
-
-class Offer(Enum):
-    ACCEPTED = "accepted"
-    DUPLICATE = "duplicate"
-    FULL = "full"
-    CLOSED = "closed"
 
 
 class Dispatcher:
@@ -106,7 +91,7 @@ class Dispatcher:
                 self._attempts.pop((event.source, event.id), None)
             except asyncio.CancelledError:
                 raise  # stopping: the run stays unfinished and resumes on the next start
-            except RetryLater as exc:
+            except Temporary as exc:
                 self._retry(event, exc)
             except Exception:
                 log.exception("event %s from %s could not be handled", event.id, event.source)
@@ -115,11 +100,11 @@ class Dispatcher:
                 self._busy -= 1
                 self._queue.task_done()
 
-    def _retry(self, event: Event, exc: RetryLater) -> None:
+    def _retry(self, event: Event, exc: Temporary) -> None:
         key = (event.source, event.id)
         attempt = self._attempts.get(key, 0) + 1
         self._attempts[key] = attempt
-        delay = min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2 ** (attempt - 1))
+        delay = EVENT_RETRY.delay(attempt - 1) if exc.delay is None else exc.delay
         log.warning(
             "event %s from %s: %s; trying again in %.0f s (attempt %d)",
             event.id,

@@ -14,15 +14,16 @@ import logging
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from executor.sinks.base import Sink, SinkError
+from executor.model.errors import Permanent
+from executor.sinks.base import Sink
 from executor.state import OutboxItem, StateStore
 from executor.support.background import stop_task
+from executor.support.backoff import DELIVERY
 from executor.support.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
-BASE_DELAY = 0.5
-MAX_DELAY = 60.0
+MAX_DELAY = DELIVERY.cap
 # About two hours of retries at the capped delay: an outage longer than that is an incident.
 MAX_ATTEMPTS = 130
 
@@ -79,7 +80,7 @@ class Outbox:
         try:
             await sink.send(json.loads(item.payload))
         except Exception as exc:
-            permanent = isinstance(exc, SinkError) and exc.permanent
+            permanent = isinstance(exc, Permanent)
             if permanent or item.attempts + 1 >= MAX_ATTEMPTS:
                 why = "refused" if permanent else f"failed {item.attempts + 1} times"
                 log.error("giving up on event %s for %s (%s): %s", item.event_id, item.sink, why, exc)
@@ -87,7 +88,7 @@ class Outbox:
                 if self.metrics:
                     self.metrics.inc("job_executor_outbox_dead_total", sink=item.sink)
                 return "dropped"
-            delay = min(MAX_DELAY, BASE_DELAY * 2 ** min(item.attempts, 10))
+            delay = DELIVERY.delay(item.attempts)
             log.warning(
                 "delivering %s to %s failed (attempt %d, retry in %.1fs): %s",
                 item.event_id,

@@ -14,18 +14,17 @@ from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any, Protocol
 
-from executor.backends.base import Backend, BackendError, TaskOutcome
+from executor.backends.base import Backend, BackendError
 from executor.config.model import Action
-from executor.dispatcher import RetryLater
 from executor.matcher import matching_actions
+from executor.model.errors import Temporary
 from executor.model.events import Event
-from executor.model.problems import ConfigError
-from executor.model.tasks import TaskSpec
+from executor.model.problems import ConfigError, FilesError
+from executor.model.tasks import TaskOutcome, TaskSpec
 from executor.planner import PlanError, plan_action
 from executor.policy import PolicyError
 from executor.reporter import TaskReport, error_finished, error_log_event, finished, started
-from executor.resolvers.base import Resolved, Resolver, SourceUnavailable
-from executor.resolvers.files import FilesError
+from executor.resolvers.base import Resolved, Resolver
 from executor.settings import Settings
 from executor.state import StateStore
 from executor.support.metrics import Metrics
@@ -72,8 +71,8 @@ class Pipeline:
         """Run everything the event triggers; True when no task failed."""
         try:
             resolved = await self.resolver.resolve(event)
-        except SourceUnavailable as exc:
-            raise RetryLater(str(exc)) from None
+        except Temporary:
+            raise  # the dispatcher tries the event again later
         except ConfigError as exc:
             log.warning("invalid job config for %s: %s", event.type, exc)
             self._error(event, "config", f"Invalid job config: {exc}")
@@ -125,7 +124,7 @@ class Pipeline:
     async def run_action(self, event: Event, resolved: Resolved, action: Action) -> bool:
         try:
             return await self._run_action(event, resolved, action)
-        except (RetryLater, asyncio.CancelledError):
+        except (Temporary, asyncio.CancelledError):
             raise
         except Exception as exc:  # a bug or an unforeseen failure: report it, never go silent
             log.exception("action %r of event %s failed unexpectedly", action.name, event.id)
@@ -145,8 +144,6 @@ class Pipeline:
         try:
             specs = plan_action(event, action, resolved.config, self.settings)
             files = [await self._files(spec, resolved) for spec in specs]
-        except SourceUnavailable as exc:
-            raise RetryLater(str(exc)) from None
         except (PolicyError, PlanError, FilesError) as exc:
             log.warning("action %r refused for event %s: %s", action.name, event_id, exc)
             if report:
@@ -191,9 +188,9 @@ class Pipeline:
         try:
             handle = await asyncio.shield(submit)
             outcome = await self.backend.wait(handle, spec)
+        except Temporary as exc:  # the cluster blinked: try the event again, adopting what exists
+            raise Temporary(f"{self.backend.name} backend: {exc}", delay=exc.delay) from None
         except BackendError as exc:
-            if exc.transient:  # the cluster blinked: try the event again, adopting what exists
-                raise RetryLater(f"{self.backend.name} backend: {exc}") from None
             log.error("task %r of event %s: backend error: %s", spec.task_name, event.id, exc)
             outcome = TaskOutcome(status="failed", reason=f"{self.backend.name} backend error: {exc}")
         except (OSError, RuntimeError, ValueError) as exc:

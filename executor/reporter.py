@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from executor.backends.base import TaskOutcome
 from executor.model.events import Event
+from executor.model.tasks import TaskOutcome
 from executor.results import ResultError, apply_result
 
 SOURCE = "job-executor"

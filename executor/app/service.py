@@ -20,9 +20,9 @@ from executor.backends.kubernetes.backend import KubernetesBackend
 from executor.backends.kubernetes.render import RenderOptions
 from executor.backends.local.backend import LocalBackend
 from executor.backends.naming import A_EVENT
-from executor.dispatcher import Dispatcher, Offer
+from executor.dispatcher import Dispatcher
 from executor.keptn.api import IntegrationMetadata, KeptnAPI
-from executor.model.events import EventError, event_from_json
+from executor.model.events import EventError, Offer, event_from_json
 from executor.outbox import Outbox
 from executor.pipeline import Pipeline
 from executor.policy import warn_if_open

@@ -7,55 +7,18 @@ delivery of the event) returns a handle to the task already started, never a sec
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Protocol
 
-from executor.model.tasks import TaskSpec
-
-Status = Literal["succeeded", "failed", "timed_out", "lost"]
+from executor.model.tasks import Adopted, TaskHandle, TaskOutcome, TaskSpec
 
 # What a finished event may quote of a task's output.
 MAX_LOG_EXCERPT = 4000
 
 
 class BackendError(RuntimeError):
-    """A backend call failed. `transient`: the backend was unreachable or overloaded, so the
-    pipeline tries the event again later (submit is idempotent) instead of failing the task."""
-
-    @property
-    def transient(self) -> bool:
-        return False
-
-
-@dataclass(frozen=True)
-class TaskHandle:
-    name: str  # deterministic: the Job name, also the local work dir's name
-    namespace: str = ""
-    adopted: bool = False  # True when submit found the task already started
-
-
-@dataclass(frozen=True)
-class TaskOutcome:
-    status: Status
-    reason: str = ""  # why it failed, in a few words: "exit code 2", "BackoffLimitExceeded: ..."
-    logs: str = ""  # a bounded excerpt, the end of the output
-    result: bytes | None = None  # the raw result file the task wrote, if any
-    exit_code: int | None = None
-    started_at: str = ""  # ISO 8601 UTC
-    finished_at: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "succeeded"
-
-
-@dataclass(frozen=True)
-class Adopted:
-    """A task found running (or finished) by `adopt`, with what its labels tell of it."""
-
-    handle: TaskHandle
-    annotations: Mapping[str, str] = field(default_factory=dict)
-    running: bool = True
+    """A backend call failed for good. When the backend was only unreachable or overloaded, the
+    error is also a `Temporary`: the pipeline tries the event again later (submit is
+    idempotent) instead of failing the task."""
 
 
 class Backend(Protocol):

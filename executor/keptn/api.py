@@ -70,7 +70,8 @@ from urllib.parse import quote, urlencode, urlsplit
 import aiohttp
 import yarl
 
-from executor.resolvers.base import SourceUnavailable
+from executor.model.errors import Permanent, Temporary
+from executor.support.backoff import KEPTN_REQUEST, Backoff
 from executor.support.urls import without_userinfo
 
 log = logging.getLogger(__name__)
@@ -87,15 +88,16 @@ class KeptnError(RuntimeError):
     """A Keptn API call failed; the message says which endpoint and why (never the token)."""
 
 
-class KeptnAuthError(KeptnError, SourceUnavailable):
-    """The token was refused (401/403). Retrying with the same token cannot help."""
+class KeptnAuthError(KeptnError, Temporary):
+    """The token was refused (401/403). A quick retry cannot help, but the operator can fix the
+    token: events wait for that (Temporary) rather than fail, and the poller backs off long."""
 
 
-class KeptnUnavailable(KeptnError, SourceUnavailable):
+class KeptnUnavailable(KeptnError, Temporary):
     """The control plane did not answer, or answered 5xx, after a few retries: try again later."""
 
 
-class KeptnRequestError(KeptnError):
+class KeptnRequestError(KeptnError, Permanent):
     """The control plane refused the request itself (4xx other than 401/403/404)."""
 
 
@@ -198,9 +200,9 @@ class KeptnAPI:
         token: str = "",
         *,
         timeout: float = 10.0,
-        retries: int = 3,
-        backoff: float = 0.5,
-        max_backoff: float = 8.0,
+        retries: int = KEPTN_REQUEST.attempts - 1,
+        backoff: float = KEPTN_REQUEST.base,
+        max_backoff: float = KEPTN_REQUEST.cap,
         resource_service: str = RESOURCE_SERVICE,
     ) -> None:
         endpoint = endpoint.strip().rstrip("/")
@@ -215,8 +217,7 @@ class KeptnAPI:
         self._token = token
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self.retries = max(0, retries)
-        self.backoff = backoff
-        self.max_backoff = max_backoff
+        self.backoff = Backoff(base=backoff, cap=max_backoff)
         self.resource_service = resource_service.strip("/")
         self._session: aiohttp.ClientSession | None = None
 
@@ -415,7 +416,7 @@ class KeptnAPI:
         problem = ""
         for attempt in range(self.retries + 1):
             if attempt:
-                await asyncio.sleep(min(self.max_backoff, self.backoff * 2 ** (attempt - 1)))
+                await asyncio.sleep(self.backoff.delay(attempt - 1))
             try:
                 session = self._open()
                 async with session.request(

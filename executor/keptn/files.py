@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from executor.config.paths import PathEscapeError, normalise_file_path
 from executor.keptn.api import KeptnAPI, Resource
-from executor.resolvers.files import FilesError
+from executor.model.problems import FilesError
 
 DEFAULT_LIMIT = 64 * 1024 * 1024
 

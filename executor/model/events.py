@@ -10,6 +10,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 REQUIRED_ATTRIBUTES = ("specversion", "id", "source", "type")
@@ -145,3 +146,12 @@ def load_event_file(path: str) -> Event:
         return event_from_json(text)
     except EventError as exc:
         raise EventError(f"{path}: {exc}") from None
+
+
+class Offer(Enum):
+    """A source's answer from the dispatcher: what became of the event it offered."""
+
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"
+    FULL = "full"
+    CLOSED = "closed"

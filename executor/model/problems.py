@@ -26,3 +26,7 @@ class ConfigError(ValueError):
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
         super().__init__("\n".join(str(p) for p in problems))
+
+
+class FilesError(ValueError):
+    """A task's files cannot be staged (missing, outside the tree, too large): says which and why."""

@@ -1,4 +1,5 @@
-"""TaskSpec: everything a backend needs to run one task, decided before anything runs.
+"""What a task is: its TaskSpec (everything a backend needs, decided before anything runs), and
+what came of it (handle, outcome, what adoption found).
 
 The seam between the planner and the backends: the Kubernetes renderer and the local runner
 read only this, never the job config or the event.
@@ -8,7 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
+
+Status = Literal["succeeded", "failed", "timed_out", "lost"]
 
 RESULT_FILE_ENV = "JOB_RESULT_FILE"
 RESULT_FILE_PATH = "/keptn/result.json"
@@ -66,3 +69,34 @@ class TaskSpec:
     service_account: str | None
     automount_service_account_token: bool
     extra_labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TaskHandle:
+    name: str  # deterministic: the Job name, also the local work dir's name
+    namespace: str = ""
+    adopted: bool = False  # True when submit found the task already started
+
+
+@dataclass(frozen=True)
+class TaskOutcome:
+    status: Status
+    reason: str = ""  # why it failed, in a few words: "exit code 2", "BackoffLimitExceeded: ..."
+    logs: str = ""  # a bounded excerpt, the end of the output
+    result: bytes | None = None  # the raw result file the task wrote, if any
+    exit_code: int | None = None
+    started_at: str = ""  # ISO 8601 UTC
+    finished_at: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "succeeded"
+
+
+@dataclass(frozen=True)
+class Adopted:
+    """A task found running (or finished) by `adopt`, with what its labels tell of it."""
+
+    handle: TaskHandle
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    running: bool = True

@@ -21,10 +21,6 @@ CONFIG_PATH = "job/config.yaml"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 
-class SourceUnavailable(RuntimeError):
-    """The config source could not be reached (or refused our credentials): retry later."""
-
-
 FetchFiles = Callable[[Sequence[str]], Awaitable[dict[str, bytes]]]
 
 

@@ -9,12 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from executor.model.problems import FilesError
+
 # A ConfigMap holds at most 1 MiB; leave room for keys and metadata.
 MAX_STAGED_BYTES = 900 * 1024
-
-
-class FilesError(ValueError):
-    pass
 
 
 def collect_files(

@@ -22,9 +22,8 @@ from executor.config.parse import parse_config
 from executor.keptn.api import KeptnAPI
 from executor.keptn.files import DEFAULT_LIMIT, Location, fetch_files
 from executor.model.events import Event
-from executor.model.problems import ConfigError
+from executor.model.problems import ConfigError, FilesError
 from executor.resolvers.base import CONFIG_PATH, FetchFiles, Resolved, safe_name
-from executor.resolvers.files import FilesError
 
 _Key = tuple[str, str, str, str, str]
 

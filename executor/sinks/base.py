@@ -3,16 +3,11 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 
-class SinkError(RuntimeError):
-    """Delivery failed. The outbox retries with backoff, unless `permanent`: the receiver
-    refused this event itself (a 4xx), and sending it again would only block the ones behind it."""
-
-    def __init__(self, message: str, *, permanent: bool = False) -> None:
-        super().__init__(message)
-        self.permanent = permanent
-
-
 class Sink(Protocol):
+    """Where outgoing events go. `send` raises `Temporary` when delivery failed (the outbox
+    retries with backoff) and `Permanent` when the receiver refused this event itself (a 4xx):
+    sending it again would only block the ones behind it."""
+
     name: str
 
     async def send(self, event: dict[str, Any]) -> None: ...

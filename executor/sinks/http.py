@@ -5,7 +5,7 @@ from typing import Any
 
 import aiohttp
 
-from executor.sinks.base import SinkError
+from executor.model.errors import Permanent, Temporary
 from executor.support.urls import without_userinfo
 
 CONTENT_TYPE = "application/cloudevents+json"
@@ -34,9 +34,11 @@ class HttpSink:
                 if response.status >= 300:
                     text = (await response.text())[:200]
                     refused = 400 <= response.status < 500 and response.status not in (408, 425, 429)
-                    raise SinkError(f"{self.where} answered {response.status}: {text}", permanent=refused)
+                    raise (Permanent if refused else Temporary)(
+                        f"{self.where} answered {response.status}: {text}"
+                    )
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise SinkError(f"{self.where}: {exc.__class__.__name__}") from None
+            raise Temporary(f"{self.where}: {exc.__class__.__name__}") from None
 
     async def close(self) -> None:
         if self._session is not None:

@@ -19,10 +19,10 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from executor.keptn.api import KeptnAPI, KeptnError, KeptnRequestError
+from executor.keptn.api import KeptnAPI, KeptnError
+from executor.model.errors import Permanent, Temporary
 from executor.model.events import Event
 from executor.reporter import ERROR_LOG_TYPE, error_log_event, now, task_of
-from executor.sinks.base import SinkError
 
 __all__ = ["KeptnSink", "error_log_event", "forward_error_log", "log_entries", "task_of"]
 
@@ -54,7 +54,7 @@ class KeptnSink:
         try:
             await self.api.send_event(event)
         except KeptnError as exc:
-            raise SinkError(f"Keptn API: {exc}", permanent=isinstance(exc, KeptnRequestError)) from None
+            raise (Permanent if isinstance(exc, Permanent) else Temporary)(f"Keptn API: {exc}") from None
         if self.forward_logs:
             await self._forward(event)
 

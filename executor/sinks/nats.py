@@ -6,7 +6,7 @@ from typing import Any
 from nats.aio.client import Client
 from nats.errors import MaxPayloadError
 
-from executor.sinks.base import SinkError
+from executor.model.errors import Permanent, Temporary
 
 
 class NatsSink:
@@ -31,15 +31,15 @@ class NatsSink:
                 await self.client.jetstream().publish(subject, body, timeout=self.timeout)
             else:
                 if not self.client.is_connected:
-                    raise SinkError("not connected to NATS")
+                    raise Temporary("not connected to NATS")
                 await self.client.publish(subject, body)
                 await self.client.flush(timeout=int(self.timeout))
-        except SinkError:
+        except Temporary:
             raise
         except MaxPayloadError as exc:
-            raise SinkError(f"NATS refused {subject}: {exc}", permanent=True) from None
+            raise Permanent(f"NATS refused {subject}: {exc}") from None
         except Exception as exc:
-            raise SinkError(f"NATS publish to {subject} failed: {exc.__class__.__name__}: {exc}") from None
+            raise Temporary(f"NATS publish to {subject} failed: {exc.__class__.__name__}: {exc}") from None
 
     async def close(self) -> None:
         return None

@@ -17,8 +17,15 @@ from cloudevents.core.exceptions import BaseCloudEventException
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
 
-from executor.dispatcher import Dispatcher, Offer
-from executor.model.events import REQUIRED_ATTRIBUTES, Event, EventError, event_from_mapping, parse_json
+from executor.dispatcher import Dispatcher
+from executor.model.events import (
+    REQUIRED_ATTRIBUTES,
+    Event,
+    EventError,
+    Offer,
+    event_from_mapping,
+    parse_json,
+)
 from executor.support.metrics import Metrics
 
 STRUCTURED = "application/cloudevents+json"

@@ -25,7 +25,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from executor import __version__
-from executor.dispatcher import Offer
 from executor.keptn.api import (
     IntegrationMetadata,
     KeptnAPI,
@@ -34,8 +33,9 @@ from executor.keptn.api import (
     KeptnRequestError,
     Subscription,
 )
-from executor.model.events import ATTRIBUTE_NAME, Event, EventError, event_from_mapping
+from executor.model.events import ATTRIBUTE_NAME, Event, EventError, Offer, event_from_mapping
 from executor.support.background import stop_task
+from executor.support.backoff import KEPTN_POLL_CAP, Backoff
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class KeptnPoller:
         version: str = __version__,
         poll_interval: float = 10.0,
         renew_interval: float = 30.0,
-        retry_max: float = 60.0,
+        retry_max: float = KEPTN_POLL_CAP,
         auth_backoff: float = 300.0,
         remember: int = 10_000,
     ) -> None:
@@ -68,7 +68,8 @@ class KeptnPoller:
         self.version = version
         self.poll_interval = poll_interval
         self.renew_interval = renew_interval
-        self.retry_max = retry_max
+        # After a failed round: the poll interval, doubled per failure up to retry_max.
+        self.backoff = Backoff(base=poll_interval, cap=retry_max)
         self.auth_backoff = auth_backoff
         self.remember = remember
         self.integration_id: str | None = None
@@ -126,13 +127,13 @@ class KeptnPoller:
             except KeptnError as exc:
                 self._failures += 1
                 self._problem(str(exc), logging.WARNING)
-                await asyncio.sleep(min(self.retry_max, self.poll_interval * 2 ** min(self._failures, 10)))
+                await asyncio.sleep(self.backoff.delay(self._failures))
                 continue
             except Exception as exc:  # a bug must not stop the source; log it and go on
                 self._failures += 1
                 log.exception("Keptn poller: unexpected error")
                 self.last_error = f"{exc.__class__.__name__}: {exc}"
-                await asyncio.sleep(min(self.retry_max, self.poll_interval * 2 ** min(self._failures, 10)))
+                await asyncio.sleep(self.backoff.delay(self._failures))
                 continue
             self._recovered()
             await asyncio.sleep(self.poll_interval)

@@ -20,8 +20,7 @@ from nats.js.api import AckPolicy, ConsumerConfig
 from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 
-from executor.dispatcher import Offer
-from executor.model.events import Event, EventError, event_from_json
+from executor.model.events import Event, EventError, Offer, event_from_json
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from executor.backends.kubernetes.initfiles import InitFilesError, run, stage_from_dir
 from executor.backends.kubernetes.staging import configmap_key
 from executor.config.paths import PathEscapeError, normalise_file_path, staged_path
-from executor.resolvers.files import FilesError, collect_files
+from executor.model.problems import FilesError
+from executor.resolvers.files import collect_files
 
 # ---- paths ----
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from executor.dispatcher import Dispatcher, Offer
+from executor.dispatcher import Dispatcher
 from executor.keptn.api import KeptnAPI, Subscription
-from executor.model.events import Event
+from executor.model.events import Event, Offer
 from executor.sources.keptn import KeptnPoller, event_from_keptn
 from executor.state import StateStore
 from tests.keptn.conftest import METADATA, PROJECT, SERVICE, STAGE

@@ -8,8 +8,7 @@ import pytest
 
 from executor.keptn.api import KeptnAPI, KeptnAuthError
 from executor.model.events import Event, event_from_mapping
-from executor.model.problems import ConfigError
-from executor.resolvers.files import FilesError
+from executor.model.problems import ConfigError, FilesError
 from executor.resolvers.keptn import KeptnResolver
 from tests.keptn.conftest import PROJECT, SERVICE, STAGE
 from tests.keptn.fake_keptn import FakeKeptn

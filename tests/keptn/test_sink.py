@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from executor.keptn.api import IntegrationMetadata, KeptnAPI, Subscription
+from executor.model.errors import Temporary
 from executor.model.events import Event, event_from_mapping
 from executor.reporter import error_finished, started
-from executor.sinks.base import SinkError
 from executor.sinks.keptn import KeptnSink, error_log_event, forward_error_log, log_entries, task_of
 from tests.keptn.conftest import METADATA, PROJECT, SERVICE, STAGE
 from tests.keptn.fake_keptn import FakeKeptn
@@ -52,14 +52,14 @@ async def test_the_sink_posts_events_and_closes_the_triggered_event(keptn: FakeK
     ]
 
 
-async def test_sink_failures_are_sink_errors_for_the_outbox(
+async def test_sink_failures_are_temporary_for_the_outbox(
     keptn: FakeKeptn, api: KeptnAPI, bad_api: KeptnAPI
 ) -> None:
     event = started(triggered(), "action-0")
-    with pytest.raises(SinkError, match="KEPTN_API_TOKEN was refused"):
+    with pytest.raises(Temporary, match="KEPTN_API_TOKEN was refused"):
         await KeptnSink(bad_api).send(event)
     keptn.fail_next = 3
-    with pytest.raises(SinkError, match="is unavailable"):
+    with pytest.raises(Temporary, match="is unavailable"):
         await KeptnSink(api).send(event)
     await KeptnSink(api).send(event)  # delivered once the control plane is back
     assert [e["id"] for e in keptn.received] == [event["id"]]

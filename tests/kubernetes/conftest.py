@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from kubernetes_asyncio.client import ApiClient
 
-from executor.backends.kubernetes.api import Backoff
 from executor.backends.kubernetes.backend import KubernetesBackend
 from executor.backends.kubernetes.render import RenderOptions
 from executor.model.tasks import EnvVar, TaskSpec, Trigger
 from executor.planner import DEFAULT_SECURITY_CONTEXT
+from executor.support.backoff import Backoff
 from tests.kubeapi import fixtures as kubeapi_fixtures
 from tests.kubeapi.server import FakeKubeAPI
 
@@ -32,8 +32,8 @@ kube_api_factory = kubeapi_fixtures.kube_api_factory
 NAMESPACE = "default"
 OPTIONS = RenderOptions(init_image="ghcr.io/job-executor/job-executor:test")
 # Tests must not wait for production backoffs.
-FAST = Backoff(base=0.01, cap=0.05, attempts=4)
-FAST_WATCH = Backoff(base=0.01, cap=0.1)
+FAST = Backoff(base=0.01, cap=0.05, attempts=4, jitter=True)
+FAST_WATCH = Backoff(base=0.01, cap=0.1, jitter=True)
 
 
 def serve_env(kube_config_file: Path, **extra: str) -> dict[str, str]:

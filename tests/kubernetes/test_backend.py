@@ -13,6 +13,7 @@ from executor.backends.kubernetes.api import ApiError, load_api_client
 from executor.backends.kubernetes.backend import KubernetesBackend
 from executor.backends.kubernetes.render import render_job
 from executor.backends.naming import A_EVENT_ID, A_EVENT_SOURCE, SELECTOR
+from executor.model.errors import Temporary
 from executor.model.tasks import RESULT_FILE_ENV, RESULT_FILE_PATH
 from tests.kubeapi.server import FakeKubeAPI
 from tests.kubernetes.conftest import (
@@ -196,7 +197,9 @@ async def test_persistent_api_failure_is_a_clear_error_without_secrets(
     message = str(caught.value)
     assert message.startswith(f"creating Job {NAMESPACE}/")
     assert "HTTP 500 InternalError: etcdserver: request timed out (gave up after 4 attempts)" in message
-    assert caught.value.transient  # the pipeline tries the event again later, adopting what exists
+    assert isinstance(
+        caught.value, Temporary
+    )  # the pipeline tries the event again later, adopting what exists
     token = kube_api.kubeconfig()["users"][0]["user"]["token"]
     assert token not in caplog.text and token not in message
 

@@ -6,9 +6,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from executor.backends.base import Adopted, TaskHandle, TaskOutcome
 from executor.model.events import event_from_mapping
-from executor.model.tasks import TaskSpec
+from executor.model.tasks import Adopted, TaskHandle, TaskOutcome, TaskSpec
 from executor.pipeline import Pipeline
 from executor.resolvers.base import LocalTreeResolver
 from executor.settings import Settings

@@ -15,11 +15,9 @@ import asyncio
 import json
 import logging
 import os
-import random
 import urllib.parse
 import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +25,8 @@ import aiohttp
 from kubernetes_asyncio import client, config
 
 from executor.backends.base import BackendError
+from executor.model.errors import Temporary
+from executor.support.backoff import KUBE_REQUEST, Backoff
 
 log = logging.getLogger(__name__)
 
@@ -42,26 +42,14 @@ class ApiError(BackendError):
         self.status = status  # HTTP status; 0 when the server could not be reached
         self.reason = reason  # the Status reason: NotFound, AlreadyExists, Expired, ...
 
-    @property
-    def transient(self) -> bool:
-        return is_transient(self.status)
+
+class ApiUnavailable(ApiError, Temporary):
+    """No answer, 429 or 5xx: the API server was unreachable or overloaded, not the request wrong."""
 
 
-def is_transient(status: int) -> bool:
-    return status == 0 or status == 429 or status >= 500
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Capped exponential backoff with jitter: attempt n waits about base * 2**n, at most cap."""
-
-    base: float = 0.25
-    cap: float = 4.0
-    attempts: int = 5  # tries per call before giving up (1 = no retry)
-
-    def delay(self, attempt: int) -> float:
-        ceiling = min(self.cap, self.base * 2.0**attempt)
-        return ceiling / 2 + random.uniform(0, ceiling / 2)
+def api_error(message: str, status: int = 0, reason: str = "") -> ApiError:
+    transient = status == 0 or status == 429 or status >= 500
+    return (ApiUnavailable if transient else ApiError)(message, status, reason)
 
 
 async def load_api_client() -> client.ApiClient:
@@ -117,7 +105,7 @@ class KubeAPI:
         skip_environment_lookups(api_client)
         self.batch = client.BatchV1Api(api_client)
         self.core = client.CoreV1Api(api_client)
-        self.backoff = backoff or Backoff()
+        self.backoff = backoff or KUBE_REQUEST
         self.timeout = aiohttp.ClientTimeout(total=request_timeout)
 
     async def call(self, what: str, fn: ApiCall, *args: Any, **kwargs: Any) -> Any:
@@ -153,12 +141,12 @@ class KubeAPI:
             try:
                 return await self._once(fn, *args, **kwargs)
             except ApiError as exc:
-                if not exc.transient:
+                if not isinstance(exc, Temporary):
                     raise ApiError(f"{what}: {exc}", exc.status, exc.reason) from None
                 error = exc
             attempt += 1
             if attempt >= self.backoff.attempts:
-                raise ApiError(
+                raise ApiUnavailable(
                     f"{what}: {error} (gave up after {attempt} attempts)", error.status, error.reason
                 ) from None
             delay = self.backoff.delay(attempt - 1)
@@ -173,7 +161,7 @@ class KubeAPI:
             finally:
                 response.release()
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            raise ApiError(f"cannot reach the Kubernetes API ({_describe_connection(exc)})") from None
+            raise ApiUnavailable(f"cannot reach the Kubernetes API ({_describe_connection(exc)})") from None
         status = int(response.status)
         if 200 <= status < 300:
             return body
@@ -234,7 +222,7 @@ def status_error(status: int, body: bytes | str | None, fallback: str = "") -> A
         reason = str(data.get("reason") or reason)
         message = str(data.get("message") or "")
     text = f"HTTP {status} {reason}".rstrip()
-    return ApiError(f"{text}: {message}" if message else text, status, reason)
+    return api_error(f"{text}: {message}" if message else text, status, reason)
 
 
 def _describe_connection(exc: BaseException) -> str:

@@ -23,8 +23,8 @@ from typing import Any
 
 from kubernetes_asyncio import client
 
-from executor.backends.base import Adopted, TaskHandle, TaskOutcome, tail
-from executor.backends.kubernetes.api import ApiError, Backoff, JSONBody, KubeAPI, load_api_client
+from executor.backends.base import tail
+from executor.backends.kubernetes.api import ApiError, JSONBody, KubeAPI, load_api_client
 from executor.backends.kubernetes.harvest import (
     combine_logs,
     container_names,
@@ -41,7 +41,8 @@ from executor.backends.kubernetes.harvest import (
 from executor.backends.kubernetes.render import RenderOptions, render_task
 from executor.backends.kubernetes.tracker import JobTracker
 from executor.backends.naming import A_EVENT_ID, A_EVENT_SOURCE, SELECTOR
-from executor.model.tasks import TaskSpec
+from executor.model.tasks import Adopted, TaskHandle, TaskOutcome, TaskSpec
+from executor.support.backoff import KUBE_REQUEST, Backoff
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ class KubernetesBackend:
     ) -> None:
         self.options = options
         self.namespaces = tuple(dict.fromkeys(namespaces))  # where adopt() looks
-        self.backoff = backoff or Backoff()
+        self.backoff = backoff or KUBE_REQUEST
         self.watch_backoff = watch_backoff
         self.sync_timeout = sync_timeout
         self._api_client = api_client  # injected (tests) or loaded by start()

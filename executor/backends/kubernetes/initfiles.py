@@ -21,7 +21,7 @@ from executor.backends.kubernetes.staging import configmap_key
 from executor.config.paths import PathEscapeError, normalise_file_path
 from executor.keptn.api import KeptnAPI, KeptnError
 from executor.keptn.files import Location, fetch_files
-from executor.resolvers.files import FilesError
+from executor.model.problems import FilesError
 
 
 class InitFilesError(RuntimeError):

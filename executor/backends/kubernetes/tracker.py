@@ -37,8 +37,9 @@ from typing import Any, Protocol
 import aiohttp
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from executor.backends.kubernetes.api import ApiError, Backoff, KubeAPI, status_error
+from executor.backends.kubernetes.api import ApiError, KubeAPI, status_error
 from executor.backends.kubernetes.harvest import is_finished
+from executor.support.backoff import KUBE_WATCH, Backoff
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ class JobTracker:
         self.api = api
         self.namespace = namespace
         self.selector = selector
-        self.backoff = backoff or Backoff(base=0.2, cap=5.0)
+        self.backoff = backoff or KUBE_WATCH
         self.watch_timeout = watch_timeout  # server-side timeoutSeconds, drawn per watch
         self.coalesce = coalesce
         self.resource_version = ""

@@ -23,11 +23,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
-from executor.backends.base import MAX_LOG_EXCERPT, Adopted, TaskHandle, TaskOutcome, tail
+from executor.backends.base import MAX_LOG_EXCERPT, tail
 from executor.backends.local import children
 from executor.backends.naming import spec_job_name
 from executor.config.paths import STAGING_ROOT
-from executor.model.tasks import RESULT_FILE_ENV, TaskSpec
+from executor.model.tasks import RESULT_FILE_ENV, Adopted, TaskHandle, TaskOutcome, TaskSpec
 from executor.support.background import stop_task
 
 MAX_RESULT_BYTES = 64 * 1024

@@ -60,6 +60,7 @@ def _requests(api_url: str) -> int:
 async def _run_variant(variant: str, api_url: str, kubeconfig: str, jobs: int) -> dict[str, Any]:
     from kubernetes_asyncio import client, config
 
+    from executor.backends.kubernetes import harvest
     from executor.backends.kubernetes.backend import KubernetesBackend
     from executor.backends.kubernetes.render import RenderOptions
 
@@ -93,9 +94,11 @@ async def _run_variant(variant: str, api_url: str, kubeconfig: str, jobs: int) -
         async def keep(_api: Any, job: Any) -> Any:
             return job
 
-        backend._outcome = keep  # type: ignore[method-assign]
-        ended = await asyncio.gather(*(backend.wait(h, s) for h, s in zip(handles, specs, strict=True)))
-        del backend._outcome
+        read_outcome, harvest.outcome = harvest.outcome, keep
+        try:
+            ended = await asyncio.gather(*(backend.wait(h, s) for h, s in zip(handles, specs, strict=True)))
+        finally:
+            harvest.outcome = read_outcome
     else:
 
         async def poll(handle: Any) -> Any:
@@ -120,7 +123,7 @@ async def _run_variant(variant: str, api_url: str, kubeconfig: str, jobs: int) -
         if not isinstance(job, dict):
             return job  # the wait ended otherwise (timed out, lost)
         async with gate:
-            return await backend._outcome(api, job)
+            return await harvest.outcome(api, job)
 
     outcomes = await asyncio.gather(*(outcome(job) for job in ended))
     finished_at = time.monotonic()

@@ -10,10 +10,12 @@ from typing import Any
 import pytest
 
 from executor.backends.kubernetes import backend as kube_backend
+from executor.backends.kubernetes import harvest, watchstream
 from executor.backends.kubernetes import tracker as kube_tracker
 from executor.backends.kubernetes.api import ApiError
 from executor.backends.kubernetes.backend import KubernetesBackend
-from executor.backends.kubernetes.tracker import JobTracker, watch_lines
+from executor.backends.kubernetes.tracker import JobTracker
+from executor.backends.kubernetes.watchstream import watch_lines
 from executor.backends.naming import SELECTOR
 from tests.kubeapi.server import FakeKubeAPI
 from tests.kubernetes.conftest import FAST_WATCH, NAMESPACE, eventually, make_spec, no_validation_errors
@@ -165,7 +167,7 @@ async def test_watch_lines_are_whole_events_whatever_the_chunks() -> None:
 
 
 async def test_a_watch_event_without_end_is_refused_past_a_limit(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(kube_tracker, "MAX_EVENT_BYTES", 10)
+    monkeypatch.setattr(watchstream, "MAX_EVENT_BYTES", 10)
     assert await lines_of(b"0123456", b"789\n") == [b"0123456789"]
     with pytest.raises(ApiError, match="larger than 10 bytes"):
         await lines_of(b"0123456", b"78901")
@@ -235,18 +237,18 @@ class Reading:
 
 async def test_a_resting_connection_is_resumed_even_when_the_watch_is_cancelled() -> None:
     reading = Reading()
-    await kube_tracker._Pacer(reading, 0.01).rest()
+    await watchstream.Pacer(reading, 0.01).rest()
     assert reading.calls == ["pause", "resume"]
-    resting = asyncio.create_task(kube_tracker._Pacer(reading, 30).rest())
+    resting = asyncio.create_task(watchstream.Pacer(reading, 30).rest())
     await asyncio.sleep(0.01)
     resting.cancel()
     with pytest.raises(asyncio.CancelledError):
         await resting
     assert reading.calls == ["pause", "resume"] * 2
     # No pausing without a moment to rest or without a connection that can pause.
-    await kube_tracker._Pacer(reading, 0).rest()
-    await kube_tracker._Pacer(None, 1).rest()
-    await kube_tracker._Pacer(object(), 1).rest()  # type: ignore[arg-type]
+    await watchstream.Pacer(reading, 0).rest()
+    await watchstream.Pacer(None, 1).rest()
+    await watchstream.Pacer(object(), 1).rest()  # type: ignore[arg-type]
     assert len(reading.calls) == 4
 
 
@@ -264,9 +266,9 @@ async def test_a_burst_of_endings_is_read_in_one_go_and_progress_is_not_decoded(
         decode(line)
 
     rests = 0
-    rest = kube_tracker._Pacer.rest
+    rest = watchstream.Pacer.rest
 
-    async def counting_rest(pacer: kube_tracker._Pacer) -> None:
+    async def counting_rest(pacer: watchstream.Pacer) -> None:
         nonlocal rests
         if pacer.seconds == 0.5:  # this tracker's, not the backend's own
             assert pacer.reading is not None, "the watch's connection cannot pause"
@@ -274,7 +276,7 @@ async def test_a_burst_of_endings_is_read_in_one_go_and_progress_is_not_decoded(
         await rest(pacer)
 
     monkeypatch.setattr(tracker, "_event", counting)
-    monkeypatch.setattr(kube_tracker._Pacer, "rest", counting_rest)
+    monkeypatch.setattr(watchstream.Pacer, "rest", counting_rest)
     tracker.start()
     try:
         await watching(kube_api, 2)  # the backend's own watch, and this one
@@ -306,7 +308,7 @@ async def test_jobs_that_end_together_have_their_outcomes_read_a_few_at_a_time(
     specs = [make_spec() for _ in range(jobs)]
     handles = [await backend.submit(spec, {}) for spec in specs]
     reading, most = 0, 0
-    read = backend._outcome
+    read = harvest.outcome
 
     async def counted(api: Any, job: Any) -> Any:
         nonlocal reading, most
@@ -318,7 +320,7 @@ async def test_jobs_that_end_together_have_their_outcomes_read_a_few_at_a_time(
         finally:
             reading -= 1
 
-    monkeypatch.setattr(backend, "_outcome", counted)
+    monkeypatch.setattr(harvest, "outcome", counted)
     waits = [asyncio.create_task(backend.wait(h, s)) for h, s in zip(handles, specs, strict=True)]
     await eventually(lambda: len(backend.tracker(NAMESPACE).waiting()) == jobs)
     for handle in handles:

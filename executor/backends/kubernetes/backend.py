@@ -14,7 +14,6 @@ Job keeps its deadline) the Job is deleted and the task is timed_out.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -23,21 +22,9 @@ from typing import Any
 
 from kubernetes_asyncio import client
 
-from executor.backends.base import tail
+from executor.backends.kubernetes import harvest
 from executor.backends.kubernetes.api import ApiError, JSONBody, KubeAPI, load_api_client
-from executor.backends.kubernetes.harvest import (
-    combine_logs,
-    container_names,
-    container_status,
-    failure_reason,
-    finished_at,
-    is_finished,
-    newest_pod,
-    result_of,
-    started_at,
-    terminal_condition,
-    terminated,
-)
+from executor.backends.kubernetes.harvest import is_finished, terminal_condition
 from executor.backends.kubernetes.render import RenderOptions, render_task
 from executor.backends.kubernetes.tracker import JobTracker
 from executor.backends.naming import A_EVENT_ID, A_EVENT_SOURCE, SELECTOR
@@ -47,8 +34,6 @@ from executor.support.backoff import KUBE_REQUEST, Backoff
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
-LOG_TAIL_LINES = 200
-LOG_LIMIT_BYTES = 256 * 1024
 BACKGROUND = {"propagationPolicy": "Background"}
 OUTCOME_READS = 8  # ended Jobs whose pod and log are read at the same time
 
@@ -173,7 +158,7 @@ class KubernetesBackend:
             except ApiError as exc:
                 if exc.status != 404:
                     raise
-                return _lost(namespace, handle.name)
+                return harvest.lost(namespace, handle.name)
             tracker.observe(job)
         limit = spec.max_poll_duration
         remaining = _epoch(job["metadata"].get("creationTimestamp")) + limit - time.time()
@@ -183,12 +168,12 @@ class KubernetesBackend:
         except TimeoutError:
             latest = tracker.latest(handle.name) or job
             if terminal_condition(latest) is not None and _uid(latest) == _uid(job):
-                return await self._outcome(api, latest)  # it ended just as time ran out
+                return await harvest.outcome(api, latest)  # it ended just as time ran out
             return await self._time_out(api, latest, limit)
         if final is None:
-            return _lost(namespace, handle.name)
+            return harvest.lost(namespace, handle.name)
         async with self._outcome_reads:
-            return await self._outcome(api, final)
+            return await harvest.outcome(api, final)
 
     async def discard(self, names: Sequence[str]) -> None:
         """Nothing to do: a Job goes by its ttlSecondsAfterFinished, its ConfigMap with it."""
@@ -269,114 +254,12 @@ class KubernetesBackend:
             # The task runs regardless; only the ConfigMap's clean-up depends on this.
             log.warning("%s (the ConfigMap will outlive the Job)", exc)
 
-    # ---- wait's steps ----
-
-    async def _outcome(self, api: KubeAPI, job: Obj) -> TaskOutcome:
-        meta = job["metadata"]
-        namespace, name = meta["namespace"], meta["name"]
-        failed = (terminal_condition(job) or {}).get("type") == "Failed"
-        pod_error = ""
-        try:
-            pod = await self._pod(api, job)
-        except ApiError as exc:
-            # The Job's condition has decided the outcome; only the details are missing.
-            log.warning("%s", exc)
-            pod, pod_error = None, str(exc)
-        main, init = container_names(pod) if pod is not None else ("", "")
-        main_log = await self._log(api, pod, main)
-        if not failed:
-            return TaskOutcome(
-                status="succeeded",
-                logs=tail(main_log) if not pod_error else f"(logs unavailable: {pod_error})",
-                result=result_of(pod, main),
-                exit_code=terminated(pod, main).get("exitCode"),
-                started_at=started_at(job, pod, main),
-                finished_at=finished_at(job, pod, main),
-            )
-        init_log = await self._log(api, pod, init)
-        about = pod["metadata"]["name"] if pod is not None else name
-        events = await self._events(api, namespace, about)
-        return TaskOutcome(
-            status="failed",
-            reason=failure_reason(job, pod, events, pod_error),
-            logs=combine_logs([(f"init container {init}", init_log), (f"container {main}", main_log)]),
-            result=result_of(pod, main),
-            exit_code=terminated(pod, main).get("exitCode"),
-            started_at=started_at(job, pod, main),
-            finished_at=finished_at(job, pod, main),
-        )
-
     async def _time_out(self, api: KubeAPI, job: Obj, limit: int) -> TaskOutcome:
+        outcome = await harvest.timed_out(api, job, limit)
         meta = job["metadata"]
-        logs = ""
-        pod = None
-        with contextlib.suppress(ApiError):
-            pod = await self._pod(api, job)
-            if pod is not None:
-                logs = await self._log(api, pod, container_names(pod)[0])
         await self._delete_job(api, meta["namespace"], meta["name"])
         log.info("Job %s/%s timed out after %d s; deleted it", meta["namespace"], meta["name"], limit)
-        return TaskOutcome(
-            status="timed_out",
-            reason=f"timed out after {limit} s (maxPollDuration)",
-            logs=tail(logs),
-            started_at=started_at(job, pod, ""),
-            finished_at=_now(),
-        )
-
-    async def _pod(self, api: KubeAPI, job: Obj) -> Obj | None:
-        meta = job["metadata"]
-        match = ((job.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
-        # The Job's own selector finds exactly its pods (the controller-uid label); without one,
-        # the job-name label (set by Kubernetes since 1.27; older clusters set `job-name`).
-        selector = ",".join(f"{k}={v}" for k, v in sorted(match.items()))
-        selectors = [selector] if selector else []
-        selectors += [f"batch.kubernetes.io/job-name={meta['name']}", f"job-name={meta['name']}"]
-        for label_selector in selectors:
-            pods = await api.call(
-                f"listing the pods of Job {meta['namespace']}/{meta['name']}",
-                api.core.list_namespaced_pod,
-                meta["namespace"],
-                label_selector=label_selector,
-            )
-            pod = newest_pod(pods.get("items") or [], meta.get("uid", ""))
-            if pod is not None:
-                return pod
-        return None
-
-    async def _log(self, api: KubeAPI, pod: Obj | None, container: str) -> str:
-        if pod is None or not container:
-            return ""
-        state = container_status(pod, container).get("state") or {}
-        if not state.get("terminated") and not state.get("running"):
-            return ""  # never started: the API would answer 400
-        meta = pod["metadata"]
-        try:
-            return await api.text(
-                f"reading the log of {meta['name']}/{container}",
-                api.core.read_namespaced_pod_log,
-                meta["name"],
-                meta["namespace"],
-                container=container,
-                tail_lines=LOG_TAIL_LINES,
-                limit_bytes=LOG_LIMIT_BYTES,
-            )
-        except ApiError as exc:
-            log.warning("%s", exc)
-            return f"(log unavailable: {exc})"
-
-    async def _events(self, api: KubeAPI, namespace: str, involved: str) -> list[Obj]:
-        try:
-            answer = await api.call(
-                f"listing the events of {namespace}/{involved}",
-                api.core.list_namespaced_event,
-                namespace,
-                field_selector=f"involvedObject.name={involved}",
-            )
-        except ApiError as exc:
-            log.warning("%s", exc)
-            return []
-        return list(answer.get("items") or [])
+        return outcome
 
     # ---- small calls ----
 
@@ -411,12 +294,6 @@ class KubernetesBackend:
             log.warning("%s", exc)
 
 
-def _lost(namespace: str, name: str) -> TaskOutcome:
-    return TaskOutcome(
-        status="lost", reason=f"Job {namespace}/{name} was deleted before it finished", finished_at=_now()
-    )
-
-
 def _uid(job: Obj) -> str:
     return str(job["metadata"].get("uid") or "")
 
@@ -429,7 +306,3 @@ def _epoch(stamp: str | None) -> float:
         return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
     except ValueError:
         return time.time()
-
-
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

@@ -1,4 +1,5 @@
-"""What a finished Job says about its task: pure functions over the Job, its pod and events.
+"""An ended Job -> its TaskOutcome: the pod, its logs and events are read (the I/O half at the
+end of this module) and interpreted by pure functions over the Job, its pod and events.
 
 A failed Job's own condition usually says only "BackoffLimitExceeded"; the reason built here
 leads with what the user needs: the exit code of the container that failed (and which one),
@@ -7,15 +8,24 @@ a waiting reason such as ImagePullBackOff, the Job's condition, then the pod's w
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from executor.backends.base import MAX_LOG_EXCERPT, tail
+from executor.backends.kubernetes.api import ApiError, KubeAPI
+from executor.model.tasks import TaskOutcome
+
+log = logging.getLogger(__name__)
 
 Obj = Mapping[str, Any]
 
 MAX_EVENTS = 5  # warning events quoted in a failure reason
 MAX_EVENT_TEXT = 300
+LOG_TAIL_LINES = 200
+LOG_LIMIT_BYTES = 256 * 1024
 
 
 def terminal_condition(job: Obj) -> Obj | None:
@@ -159,3 +169,127 @@ def _event_time(event: Obj) -> str:
         or (event.get("metadata") or {}).get("creationTimestamp")
         or ""
     )
+
+
+# ---- reading an ended Job (I/O) ----
+
+
+async def outcome(api: KubeAPI, job: Obj) -> TaskOutcome:
+    """Read an ended Job's outcome: its pod's log and result, and on failure why."""
+    meta = job["metadata"]
+    namespace, name = meta["namespace"], meta["name"]
+    failed = (terminal_condition(job) or {}).get("type") == "Failed"
+    pod_error = ""
+    try:
+        pod = await pod_of(api, job)
+    except ApiError as exc:
+        # The Job's condition has decided the outcome; only the details are missing.
+        log.warning("%s", exc)
+        pod, pod_error = None, str(exc)
+    main, init = container_names(pod) if pod is not None else ("", "")
+    main_log = await read_log(api, pod, main)
+    if not failed:
+        return TaskOutcome(
+            status="succeeded",
+            logs=tail(main_log) if not pod_error else f"(logs unavailable: {pod_error})",
+            result=result_of(pod, main),
+            exit_code=terminated(pod, main).get("exitCode"),
+            started_at=started_at(job, pod, main),
+            finished_at=finished_at(job, pod, main),
+        )
+    init_log = await read_log(api, pod, init)
+    about = pod["metadata"]["name"] if pod is not None else name
+    events = await events_of(api, namespace, about)
+    return TaskOutcome(
+        status="failed",
+        reason=failure_reason(job, pod, events, pod_error),
+        logs=combine_logs([(f"init container {init}", init_log), (f"container {main}", main_log)]),
+        result=result_of(pod, main),
+        exit_code=terminated(pod, main).get("exitCode"),
+        started_at=started_at(job, pod, main),
+        finished_at=finished_at(job, pod, main),
+    )
+
+
+async def timed_out(api: KubeAPI, job: Obj, limit: int) -> TaskOutcome:
+    """What a Job past maxPollDuration leaves to report (read before the caller deletes it)."""
+    logs = ""
+    pod = None
+    with contextlib.suppress(ApiError):
+        pod = await pod_of(api, job)
+        if pod is not None:
+            logs = await read_log(api, pod, container_names(pod)[0])
+    return TaskOutcome(
+        status="timed_out",
+        reason=f"timed out after {limit} s (maxPollDuration)",
+        logs=tail(logs),
+        started_at=started_at(job, pod, ""),
+        finished_at=now(),
+    )
+
+
+async def pod_of(api: KubeAPI, job: Obj) -> Obj | None:
+    meta = job["metadata"]
+    match = ((job.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+    # The Job's own selector finds exactly its pods (the controller-uid label); without one,
+    # the job-name label (set by Kubernetes since 1.27; older clusters set `job-name`).
+    selector = ",".join(f"{k}={v}" for k, v in sorted(match.items()))
+    selectors = [selector] if selector else []
+    selectors += [f"batch.kubernetes.io/job-name={meta['name']}", f"job-name={meta['name']}"]
+    for label_selector in selectors:
+        pods = await api.call(
+            f"listing the pods of Job {meta['namespace']}/{meta['name']}",
+            api.core.list_namespaced_pod,
+            meta["namespace"],
+            label_selector=label_selector,
+        )
+        pod = newest_pod(pods.get("items") or [], meta.get("uid", ""))
+        if pod is not None:
+            return pod
+    return None
+
+
+async def read_log(api: KubeAPI, pod: Obj | None, container: str) -> str:
+    if pod is None or not container:
+        return ""
+    state = container_status(pod, container).get("state") or {}
+    if not state.get("terminated") and not state.get("running"):
+        return ""  # never started: the API would answer 400
+    meta = pod["metadata"]
+    try:
+        return await api.text(
+            f"reading the log of {meta['name']}/{container}",
+            api.core.read_namespaced_pod_log,
+            meta["name"],
+            meta["namespace"],
+            container=container,
+            tail_lines=LOG_TAIL_LINES,
+            limit_bytes=LOG_LIMIT_BYTES,
+        )
+    except ApiError as exc:
+        log.warning("%s", exc)
+        return f"(log unavailable: {exc})"
+
+
+async def events_of(api: KubeAPI, namespace: str, involved: str) -> list[Obj]:
+    try:
+        answer = await api.call(
+            f"listing the events of {namespace}/{involved}",
+            api.core.list_namespaced_event,
+            namespace,
+            field_selector=f"involvedObject.name={involved}",
+        )
+    except ApiError as exc:
+        log.warning("%s", exc)
+        return []
+    return list(answer.get("items") or [])
+
+
+def lost(namespace: str, name: str) -> TaskOutcome:
+    return TaskOutcome(
+        status="lost", reason=f"Job {namespace}/{name} was deleted before it finished", finished_at=now()
+    )
+
+
+def now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

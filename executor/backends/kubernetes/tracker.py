@@ -30,22 +30,22 @@ import json
 import logging
 import random
 import time
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import aiohttp
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from executor.backends.kubernetes.api import ApiError, KubeAPI, status_error
 from executor.backends.kubernetes.harvest import is_finished
+from executor.backends.kubernetes.watchstream import Pacer, watch_lines
 from executor.support.backoff import KUBE_WATCH, Backoff
 
 log = logging.getLogger(__name__)
 
 Job = dict[str, Any]
 LIST_PAGE = 500
-MAX_EVENT_BYTES = 16 * 2**20  # one watch event (an object is at most about 1.5 MiB)
 COALESCE_SECONDS = 0.1
 # The API server writes a watch event as {"type":"...","object":{...}}, type first. A line with
 # one of these prefixes and neither marker below is progress no waiter needs; any other line
@@ -244,7 +244,7 @@ class JobTracker:
             status = int(response.status)
             if not 200 <= status < 300:
                 raise status_error(status, await response.read(), str(response.reason or ""))
-            pacer = _Pacer(getattr(response.connection, "protocol", None), self.coalesce)
+            pacer = Pacer(getattr(response.connection, "protocol", None), self.coalesce)
             async with contextlib.aclosing(watch_lines(response.content, pacer)) as lines:
                 async for line in lines:
                     if not _is_progress(line):
@@ -324,69 +324,9 @@ class JobTracker:
             self._resolve(name, current)
 
 
-class _Chunks(Protocol):
-    async def readany(self) -> bytes: ...
-
-
-class _Reading(Protocol):
-    """The connection's reading side (aiohttp's protocol of the response)."""
-
-    def pause_reading(self) -> None: ...
-    def resume_reading(self) -> None: ...
-
-
-class _Pacer:
-    """Leaves a connection unread for a moment: what arrives meanwhile waits in the socket and
-    is then received in one read, instead of one wake-up per event. Without a connection that
-    can pause (or with no moment), it does nothing."""
-
-    def __init__(self, reading: _Reading | None, seconds: float) -> None:
-        pausable = callable(getattr(reading, "pause_reading", None)) and callable(
-            getattr(reading, "resume_reading", None)
-        )
-        self.reading = reading if pausable and seconds > 0 else None
-        self.seconds = seconds
-
-    async def rest(self) -> None:
-        if self.reading is None:
-            return
-        self.reading.pause_reading()
-        try:
-            await asyncio.sleep(self.seconds)
-        finally:
-            self.reading.resume_reading()
-
-
 def _is_progress(line: bytes) -> bool:
     """An added or modified Job that has not ended (see the module's docstring)."""
     return line.startswith(_PROGRESS_PREFIXES) and not any(m in line for m in _ENDING_MARKERS)
-
-
-async def watch_lines(content: _Chunks, pacer: _Pacer | None = None) -> AsyncGenerator[bytes, None]:
-    """The non-blank lines of a watch stream, whatever chunks they arrive in: each chunk is
-    split at once (one step per chunk received, not one per line awaited). With a pacer, the
-    connection rests once a chunk's lines are handled, so the first event after a quiet spell
-    is read at once and those right behind it together."""
-    partial: list[bytes] = []
-    size = 0
-    while chunk := await content.readany():
-        *lines, rest = chunk.split(b"\n")
-        if lines:
-            lines[0] = b"".join((*partial, lines[0]))
-            partial, size = [], 0
-            for line in lines:
-                if line.strip():
-                    yield line
-            if pacer is not None:
-                await pacer.rest()
-        if rest:
-            partial.append(rest)
-            size += len(rest)
-            if size > MAX_EVENT_BYTES:
-                raise ApiError(f"a watch event larger than {MAX_EVENT_BYTES} bytes")
-    last = b"".join(partial)
-    if last.strip():
-        yield last
 
 
 def _uid(job: Mapping[str, Any]) -> str:

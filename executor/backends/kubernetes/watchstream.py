@@ -1,0 +1,75 @@
+"""The lines of a Kubernetes watch response, whatever chunks they arrive in, read at a pace.
+
+Kept apart from the tracker (which decides what the Job events mean), as kopf keeps its watch
+stream apart from the queues that consume it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator
+from typing import Protocol
+
+from executor.backends.kubernetes.api import ApiError
+
+MAX_EVENT_BYTES = 16 * 2**20  # one watch event (an object is at most about 1.5 MiB)
+
+
+class Chunks(Protocol):
+    async def readany(self) -> bytes: ...
+
+
+class Reading(Protocol):
+    """The connection's reading side (aiohttp's protocol of the response)."""
+
+    def pause_reading(self) -> None: ...
+    def resume_reading(self) -> None: ...
+
+
+class Pacer:
+    """Leaves a connection unread for a moment: what arrives meanwhile waits in the socket and
+    is then received in one read, instead of one wake-up per event. Without a connection that
+    can pause (or with no moment), it does nothing."""
+
+    def __init__(self, reading: Reading | None, seconds: float) -> None:
+        pausable = callable(getattr(reading, "pause_reading", None)) and callable(
+            getattr(reading, "resume_reading", None)
+        )
+        self.reading = reading if pausable and seconds > 0 else None
+        self.seconds = seconds
+
+    async def rest(self) -> None:
+        if self.reading is None:
+            return
+        self.reading.pause_reading()
+        try:
+            await asyncio.sleep(self.seconds)
+        finally:
+            self.reading.resume_reading()
+
+
+async def watch_lines(content: Chunks, pacer: Pacer | None = None) -> AsyncGenerator[bytes, None]:
+    """The non-blank lines of a watch stream, whatever chunks they arrive in: each chunk is
+    split at once (one step per chunk received, not one per line awaited). With a pacer, the
+    connection rests once a chunk's lines are handled, so the first event after a quiet spell
+    is read at once and those right behind it together."""
+    partial: list[bytes] = []
+    size = 0
+    while chunk := await content.readany():
+        *lines, rest = chunk.split(b"\n")
+        if lines:
+            lines[0] = b"".join((*partial, lines[0]))
+            partial, size = [], 0
+            for line in lines:
+                if line.strip():
+                    yield line
+            if pacer is not None:
+                await pacer.rest()
+        if rest:
+            partial.append(rest)
+            size += len(rest)
+            if size > MAX_EVENT_BYTES:
+                raise ApiError(f"a watch event larger than {MAX_EVENT_BYTES} bytes")
+    last = b"".join(partial)
+    if last.strip():
+        yield last

@@ -9,38 +9,22 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
+from executor.keptn.format import ERROR_LOG_TYPE, SPEC_VERSION, event_base, is_test_event, now, task_of
 from executor.model.events import Event
 from executor.model.tasks import TaskOutcome
 from executor.results import ResultError, apply_result
 
 SOURCE = "job-executor"
-SPEC_VERSION = "0.2.4"
 _ID_NAMESPACE = uuid.UUID("8c1bd64b-8a48-4bbd-9f0a-4e1fb6f8e1a2")
-ERROR_LOG_TYPE = "sh.keptn.log.error"
-TASK_PREFIX = "sh.keptn.event."
 _LOG_ID_NAMESPACE = uuid.UUID("5f0b7c5e-3f7e-4d8e-9a55-0c1b2a7d4e11")
-_PHASES = ("triggered", "started", "status.changed", "finished", "invalidated")
 
 
 @dataclass(frozen=True)
 class TaskReport:
     name: str
     outcome: TaskOutcome | None  # None: not run, because an earlier task failed
-
-
-def event_base(event_type: str) -> str:
-    """`sh.keptn.event.test.triggered` -> `sh.keptn.event.test`."""
-    for phase in _PHASES:
-        if event_type.endswith("." + phase):
-            return event_type[: -len(phase) - 1]
-    return event_type
-
-
-def is_test_event(event_type: str) -> bool:
-    return event_base(event_type).endswith(".test")
 
 
 def report_id(event: Event, scope: str, phase: str) -> str:
@@ -127,18 +111,6 @@ def error_finished(event: Event, scope: str, message: str) -> dict[str, Any]:
     """An errored finished event for a problem found before any task ran."""
     data = _common_data(event) | {"status": "errored", "result": "fail", "message": message}
     return _envelope(event, event_base(event.type) + ".finished", report_id(event, scope, "finished"), data)
-
-
-def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def task_of(event_type: str) -> str:
-    """`sh.keptn.event.test.triggered` -> `test`; other types are returned whole (as JES did)."""
-    base = event_base(event_type)
-    if base != event_type and base.startswith(TASK_PREFIX) and base.count(".") == 3:
-        return base[len(TASK_PREFIX) :]
-    return event_type
 
 
 def error_log_event(trigger: Event, message: str, integration_id: str = "") -> dict[str, Any]:

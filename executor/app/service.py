@@ -21,7 +21,8 @@ from executor.backends.kubernetes.render import RenderOptions
 from executor.backends.local.backend import LocalBackend
 from executor.backends.naming import A_EVENT
 from executor.dispatcher import Dispatcher
-from executor.keptn.api import IntegrationMetadata, KeptnAPI
+from executor.keptn.api import KeptnAPI
+from executor.keptn.models import IntegrationMetadata
 from executor.model.events import EventError, Offer, event_from_json
 from executor.outbox import Outbox
 from executor.pipeline import Pipeline

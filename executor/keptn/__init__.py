@@ -1,23 +1,2 @@
-"""Keptn control plane: the API client, the config resolver and the files of the resource service."""
-
-from executor.keptn.api import (
-    IntegrationMetadata,
-    KeptnAPI,
-    KeptnAuthError,
-    KeptnError,
-    KeptnRequestError,
-    KeptnUnavailable,
-    Resource,
-    Subscription,
-)
-
-__all__ = [
-    "IntegrationMetadata",
-    "KeptnAPI",
-    "KeptnAuthError",
-    "KeptnError",
-    "KeptnRequestError",
-    "KeptnUnavailable",
-    "Resource",
-    "Subscription",
-]
+"""What the Keptn roles share (the poller in sources/, the resolver in resolvers/, the sink in
+sinks/): the API client, its models, the task files of the resource service, the event format."""

@@ -1,55 +1,11 @@
-"""One async client for the Keptn API, used in production and against the in-repo fake in tests.
+"""One async client for the Keptn API (the gateway at KEPTN_API_ENDPOINT, token in ``x-token``):
+resources, uniform registration, triggered events, events and logs. Which endpoints it relies on,
+and where in Keptn's sources each was read, is in docs/keptn-api.md.
 
-Everything goes through the API gateway at KEPTN_API_ENDPOINT (e.g. ``http://keptn.example/api``)
-with the token in the ``x-token`` header. What this module relies on, and where it was read:
-
-Resource service (keptn/keptn ``resource-service/controller/*_resource_controller.go``,
-``resource-service/handler/service_resource_handler.go``, ``resource-service/models/resource.go``,
-``resource-service/handler/common.go``; reached through the gateway as
-``/api/configuration-service/...``: go-utils ``pkg/api/utils/resourceUtils.go`` appends
-``configuration-service`` to the endpoint, and keptn/keptn
-``installer/manifests/keptn/templates/resource-service.yaml`` keeps a Service of that name pointing
-at the resource-service):
-
-- ``GET {prefix}/v1/project/{p}/resource/{uri}``, ``.../project/{p}/stage/{s}/resource/{uri}`` and
-  ``.../project/{p}/stage/{s}/service/{svc}/resource/{uri}``; the URI is one path segment, so its
-  ``/`` are escaped (go-utils ``ResourceScope.GetResourcePath``: ``url.QueryEscape``). Optional
-  query ``gitCommitID`` (``GetResourceQuery``). 200 body ``{"resourceURI", "resourceContent":
-  <base64>, "metadata": {"branch", "upstreamURL", "version": <commit id>}}``.
-- ``GET .../resource`` (no URI) lists a level: query ``gitCommitID``, ``pageSize`` (default 20),
-  ``nextPageKey``; body ``{"resources": [{"resourceURI", "metadata"}], "nextPageKey", "pageSize",
-  "totalCount"}``; the last page has ``nextPageKey`` "0" or none (go-utils ``getAllResources``).
-- 404 with ``{"code": 404, "message": "Project|Stage|Service|Resource not found"}``; an unknown
-  commit is reported as "Stage not found" (``ErrReferenceNotFound``).
-
-Shipyard controller, at ``/api/controlPlane`` (keptn/keptn
-``shipyard-controller/internal/handler/uniformintegrationhandler.go``, ``eventhandler.go``,
-``loghandler.go``; go-utils ``pkg/api/utils/v2/uniformUtils.go``, ``shipyardControllerUtils.go``,
-``logUtils.go``, models ``pkg/api/models/uniform.go``, ``log.go``, ``events.go``):
-
-- ``POST /v1/uniform/registration`` with an Integration ``{"name", "metadata": {"hostname",
-  "integrationversion", "distributorversion", "location", "kubernetesmetadata": {"namespace",
-  "podname", "deploymentname"}}, "subscriptions": [{"event", "filter": {"projects", "stages",
-  "services"}}]}`` -> 201 (new) or 200 (known) ``{"id"}``; the id is sha1 of
-  name-namespace-hostname, so re-registering is idempotent.
-- ``PUT /v1/uniform/registration/{id}/ping`` -> 200 with the Integration (its current
-  subscriptions, with ids), 404 when the registration is gone.
-- ``GET /v1/uniform/registration?name=`` -> a JSON list of Integrations.
-- ``GET /v1/event/triggered/{eventType}?project=&stage=&service=&pageSize=&nextPageKey=`` -> 200
-  ``{"events": [...], "nextPageKey", "totalCount"}``; 404 when the project does not exist.
-- ``POST /v1/log`` with ``{"logs": [{"integrationid", "message", "shkeptncontext", "task",
-  "triggeredid", "time"}]}`` -> 200.
-
-API service (keptn/keptn ``api/swagger.yaml``: basePath ``/api/v1``, ``x-token`` apiKey;
-``api/restapi/configure_keptn.go``): ``POST /v1/event`` with a CloudEvent -> 200
-``{"keptnContext"}``. A wrong token gets 401 ``{"code": 401, "message": "incorrect api key
-auth"}`` from the api-service, and a bare nginx 401 page on the routes the gateway guards with
-``auth_request`` (keptn/keptn ``installer/manifests/keptn/templates/api-gateway-nginx.yaml``).
-
-Errors: 401/403 raise KeptnAuthError (never retried), 404 is a "not found" result (None or an
-empty list), 5xx, 429 and connection failures are retried with backoff and then raise
-KeptnUnavailable; other 4xx raise KeptnRequestError. The token is sent only in the header and
-never appears in a message or a log line.
+Errors: 401/403 raise KeptnAuthError, 404 is a "not found" result (None or an empty list), 5xx,
+429 and connection failures are retried with backoff and then raise KeptnUnavailable; other 4xx
+raise KeptnRequestError. The token is sent only in the header and never appears in a message or
+a log line.
 """
 
 from __future__ import annotations
@@ -59,8 +15,6 @@ import base64
 import binascii
 import json
 import logging
-import os
-import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -70,6 +24,7 @@ from urllib.parse import quote, urlencode, urlsplit
 import aiohttp
 import yarl
 
+from executor.keptn.models import IntegrationMetadata, Resource, Subscription
 from executor.model.errors import Permanent, Temporary
 from executor.support.backoff import KEPTN_REQUEST, Backoff
 from executor.support.urls import without_userinfo
@@ -79,8 +34,6 @@ log = logging.getLogger(__name__)
 TOKEN_HEADER = "x-token"
 RESOURCE_SERVICE = "configuration-service"
 CONTROL_PLANE = "controlPlane"
-# The SDK reports this for the bridge; it has no other meaning (go-utils pkg/sdk/keptn.go).
-DISTRIBUTOR_VERSION = "0.15.0"
 _MAX_PAGES = 1000
 
 
@@ -99,90 +52,6 @@ class KeptnUnavailable(KeptnError, Temporary):
 
 class KeptnRequestError(KeptnError, Permanent):
     """The control plane refused the request itself (4xx other than 401/403/404)."""
-
-
-@dataclass(frozen=True)
-class Resource:
-    uri: str
-    content: bytes
-    version: str = ""  # metadata.version: the git commit the content was read at
-
-
-@dataclass(frozen=True)
-class Subscription:
-    """An event type the integration receives; filters narrow it to projects/stages/services."""
-
-    event: str
-    projects: tuple[str, ...] = ()
-    stages: tuple[str, ...] = ()
-    services: tuple[str, ...] = ()
-    id: str = ""
-
-    def to_json(self) -> dict[str, Any]:
-        # The SDK leaves unused filters null; an empty list for services without stages is refused.
-        return {
-            "event": self.event,
-            "filter": {
-                "projects": list(self.projects) or None,
-                "stages": list(self.stages) or None,
-                "services": list(self.services) or None,
-            },
-        }
-
-    @classmethod
-    def from_json(cls, raw: Any) -> Subscription | None:
-        if not isinstance(raw, dict) or not isinstance(raw.get("event"), str) or not raw["event"]:
-            return None
-        flt = raw.get("filter")
-        if not isinstance(flt, dict):
-            flt = {}
-        return cls(
-            event=raw["event"],
-            projects=_strings(flt.get("projects")),
-            stages=_strings(flt.get("stages")),
-            services=_strings(flt.get("services")),
-            id=str(raw.get("id") or ""),
-        )
-
-
-# What IntegrationMetadata.from_env reads (the chart sets them from the downward API).
-METADATA_ENV_VARS = frozenset(
-    {"K8S_NODE_NAME", "K8S_NAMESPACE", "K8S_POD_NAME", "K8S_DEPLOYMENT_NAME", "LOCATION"}
-)
-
-
-@dataclass(frozen=True)
-class IntegrationMetadata:
-    hostname: str
-    namespace: str
-    pod_name: str = ""
-    deployment_name: str = ""
-    location: str = "remote-execution-plane"
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> IntegrationMetadata:
-        """The names the Keptn Go SDK reads (go-utils pkg/sdk/internal/config/config.go)."""
-        env = os.environ if env is None else env
-        return cls(
-            hostname=env.get("K8S_NODE_NAME") or socket.gethostname() or "localhost",
-            namespace=env.get("K8S_NAMESPACE") or "default",
-            pod_name=env.get("K8S_POD_NAME", ""),
-            deployment_name=env.get("K8S_DEPLOYMENT_NAME", ""),
-            location=env.get("LOCATION") or "remote-execution-plane",
-        )
-
-    def to_json(self, version: str) -> dict[str, Any]:
-        return {
-            "hostname": self.hostname,
-            "integrationversion": version,
-            "distributorversion": DISTRIBUTOR_VERSION,
-            "location": self.location,
-            "kubernetesmetadata": {
-                "namespace": self.namespace,
-                "podname": self.pod_name,
-                "deploymentname": self.deployment_name,
-            },
-        }
 
 
 @dataclass
@@ -457,12 +326,6 @@ class KeptnAPI:
 def _segment(value: str) -> str:
     """One URL path segment: every reserved character escaped, `/` included."""
     return quote(value, safe="")
-
-
-def _strings(value: Any) -> tuple[str, ...]:
-    if not isinstance(value, list):
-        return ()
-    return tuple(v for v in value if isinstance(v, str) and v)
 
 
 def _object(body: Any, what: str) -> dict[str, Any]:

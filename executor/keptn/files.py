@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from executor.config.paths import PathEscapeError, normalise_file_path
-from executor.keptn.api import KeptnAPI, Resource
+from executor.keptn.api import KeptnAPI
+from executor.keptn.models import Resource
 from executor.model.problems import FilesError
 
 DEFAULT_LIMIT = 64 * 1024 * 1024

@@ -7,7 +7,7 @@ log entry ``{"integrationid", "message", "shkeptncontext", "task", "triggeredid"
 ``/controlPlane/v1/log``, attributed to the integration's registration id. Problems found before
 any task ran (no config, invalid config, refused image) are reported like JES did
 (keptn-contrib/job-executor-service ``pkg/keptn/errorlog.go``): an ``sh.keptn.log.error`` event
-with ``{"message", "integrationid", "task"}``, built by `error_log_event` and sent through the
+with ``{"message", "integrationid", "task"}``, built by the reporter's `error_log_event` and sent through the
 outbox like any other event, so this sink forwards it as a log entry too. When the integration id
 is not known (no poller in this process), it is looked up by name, as JES did.
 """
@@ -20,11 +20,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from executor.keptn.api import KeptnAPI, KeptnError
+from executor.keptn.format import ERROR_LOG_TYPE, now, task_of
 from executor.model.errors import Permanent, Temporary
-from executor.model.events import Event
-from executor.reporter import ERROR_LOG_TYPE, error_log_event, now, task_of
-
-__all__ = ["KeptnSink", "error_log_event", "forward_error_log", "log_entries", "task_of"]
 
 log = logging.getLogger(__name__)
 
@@ -112,15 +109,3 @@ def log_entries(event: Mapping[str, Any], integration_id: str) -> list[dict[str,
             "time": str(event.get("time") or now()),
         }
     ]
-
-
-async def forward_error_log(
-    api: KeptnAPI, trigger: Event, message: str, integration_id: str
-) -> dict[str, Any]:
-    """Send the error log event for `trigger` and its log entry now (without the outbox)."""
-    event = error_log_event(trigger, message, integration_id)
-    await api.send_event(event)
-    entries = log_entries(event, integration_id)
-    if entries:
-        await api.send_logs(entries)
-    return event

@@ -25,14 +25,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from executor import __version__
-from executor.keptn.api import (
-    IntegrationMetadata,
-    KeptnAPI,
-    KeptnAuthError,
-    KeptnError,
-    KeptnRequestError,
-    Subscription,
-)
+from executor.keptn.api import KeptnAPI, KeptnAuthError, KeptnError, KeptnRequestError
+from executor.keptn.models import IntegrationMetadata, Subscription
 from executor.model.events import ATTRIBUTE_NAME, Event, EventError, Offer, event_from_mapping
 from executor.support.background import stop_task
 from executor.support.backoff import KEPTN_POLL_CAP, Backoff

@@ -22,7 +22,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from executor.keptn.api import METADATA_ENV_VARS
+from executor.keptn.models import METADATA_ENV_VARS
 from executor.settings import DEFAULT_INIT_IMAGE, ENV_VARS, ResourceDefaults, Settings
 
 # Read by the NATS source/sink, the Keptn subscription source and the HTTP sink that are being

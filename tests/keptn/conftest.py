@@ -6,7 +6,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from executor.keptn.api import IntegrationMetadata, KeptnAPI
+from executor.keptn.api import KeptnAPI
+from executor.keptn.models import IntegrationMetadata
 from tests.keptn.fake_keptn import FakeKeptn
 
 PROJECT, STAGE, SERVICE = "sockshop", "dev", "carts"

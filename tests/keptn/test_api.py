@@ -6,13 +6,8 @@ import logging
 
 import pytest
 
-from executor.keptn.api import (
-    KeptnAPI,
-    KeptnAuthError,
-    KeptnRequestError,
-    KeptnUnavailable,
-    Subscription,
-)
+from executor.keptn.api import KeptnAPI, KeptnAuthError, KeptnRequestError, KeptnUnavailable
+from executor.keptn.models import Subscription
 from tests.keptn.conftest import METADATA, PROJECT, SERVICE, STAGE
 from tests.keptn.fake_keptn import FakeKeptn
 

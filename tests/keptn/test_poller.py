@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from executor.dispatcher import Dispatcher
-from executor.keptn.api import KeptnAPI, Subscription
+from executor.keptn.api import KeptnAPI
+from executor.keptn.models import Subscription
 from executor.model.events import Event, Offer
 from executor.sources.keptn import KeptnPoller, event_from_keptn
 from executor.state import StateStore

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from executor.keptn.api import IntegrationMetadata, KeptnAPI, Subscription
+from executor.keptn.api import KeptnAPI
+from executor.keptn.format import task_of
+from executor.keptn.models import IntegrationMetadata, Subscription
 from executor.model.errors import Temporary
 from executor.model.events import Event, event_from_mapping
-from executor.reporter import error_finished, started
-from executor.sinks.keptn import KeptnSink, error_log_event, forward_error_log, log_entries, task_of
+from executor.reporter import error_finished, error_log_event, started
+from executor.sinks.keptn import KeptnSink, log_entries
 from tests.keptn.conftest import METADATA, PROJECT, SERVICE, STAGE
 from tests.keptn.fake_keptn import FakeKeptn
 
@@ -86,8 +88,11 @@ async def test_error_log_event_through_the_sink_finds_its_integration_by_name(
     assert len(keptn.requests_to("/uniform/registration", "GET")) == 1  # looked up once
 
 
-async def test_forward_error_log_sends_event_and_entry(keptn: FakeKeptn, api: KeptnAPI) -> None:
-    sent = await forward_error_log(api, triggered(), "Invalid job config", "integration-9")
+async def test_an_error_log_event_through_the_sink_sends_event_and_entry(
+    keptn: FakeKeptn, api: KeptnAPI
+) -> None:
+    sent = error_log_event(triggered(), "Invalid job config", "integration-9")
+    await KeptnSink(api, integration_id=lambda: "integration-9").send(sent)
     assert keptn.received == [sent]
     assert (
         keptn.logs[0]["integrationid"] == "integration-9" and keptn.logs[0]["message"] == "Invalid job config"

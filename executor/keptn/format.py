@@ -1,0 +1,37 @@
+"""The Keptn event format: task event types (`sh.keptn.event.<task>.<phase>`), the spec
+version we speak and the time format, shared by the reporter and the Keptn sink
+(keptn/spec cloudevents.md; go-utils pkg/lib/v0_2_0/events.go).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+SPEC_VERSION = "0.2.4"  # what go-utils sends as shkeptnspecversion
+ERROR_LOG_TYPE = "sh.keptn.log.error"
+TASK_PREFIX = "sh.keptn.event."
+_PHASES = ("triggered", "started", "status.changed", "finished", "invalidated")
+
+
+def event_base(event_type: str) -> str:
+    """`sh.keptn.event.test.triggered` -> `sh.keptn.event.test`."""
+    for phase in _PHASES:
+        if event_type.endswith("." + phase):
+            return event_type[: -len(phase) - 1]
+    return event_type
+
+
+def is_test_event(event_type: str) -> bool:
+    return event_base(event_type).endswith(".test")
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def task_of(event_type: str) -> str:
+    """`sh.keptn.event.test.triggered` -> `test`; other types are returned whole (as JES did)."""
+    base = event_base(event_type)
+    if base != event_type and base.startswith(TASK_PREFIX) and base.count(".") == 3:
+        return base[len(TASK_PREFIX) :]
+    return event_type

@@ -23,7 +23,7 @@ from executor.model.problems import ConfigError, FilesError
 from executor.planner import PlanError, plan_action
 from executor.policy import PolicyError
 from executor.resolvers.files import collect_files
-from executor.settings import ResourceDefaults, Settings, SettingsError, parse_list
+from executor.settings import Settings, SettingsError, parse_list
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -113,24 +113,16 @@ def _add_job_settings(parser: argparse.ArgumentParser) -> None:
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    settings = Settings.from_env()
-    base = settings.default_resources
-    resources = ResourceDefaults(
-        limits_cpu=_pick(args.default_limits_cpu, base.limits_cpu),
-        limits_memory=_pick(args.default_limits_memory, base.limits_memory),
-        requests_cpu=_pick(args.default_requests_cpu, base.requests_cpu),
-        requests_memory=_pick(args.default_requests_memory, base.requests_memory),
+    allowed = parse_list(args.allowed_images) if args.allowed_images is not None else None
+    return Settings.from_env().with_overrides(
+        jobs={"namespace": args.namespace, "allowed_images": allowed, "init_image": args.init_image},
+        resources={
+            "limits_cpu": args.default_limits_cpu,
+            "limits_memory": args.default_limits_memory,
+            "requests_cpu": args.default_requests_cpu,
+            "requests_memory": args.default_requests_memory,
+        },
     )
-    return settings.with_overrides(
-        job_namespace=args.namespace,
-        allowed_image_list=parse_list(args.allowed_images) if args.allowed_images is not None else None,
-        init_container_image=args.init_image,
-        default_resources=resources,
-    )
-
-
-def _pick(flag: str | None, current: str) -> str:
-    return current if flag is None else flag
 
 
 def cmd_lint(args: argparse.Namespace) -> int:
@@ -161,12 +153,12 @@ def cmd_render(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 0
-    files_source = args.files_source or ("keptn" if settings.config_source == "keptn" else "configmap")
+    files_source = args.files_source or ("keptn" if settings.config.source == "keptn" else "configmap")
     options = RenderOptions(
-        init_image=settings.init_container_image,
+        init_image=settings.jobs.init_image,
         files_source=files_source,
-        keptn_api_url=settings.keptn_api_endpoint,
-        keptn_token_secret=settings.keptn_api_token_secret,
+        keptn_api_url=settings.keptn.api_endpoint,
+        keptn_token_secret=settings.keptn.api_token_secret,
     )
     roots = [args.files_dir or default_files_dir(Path(args.config))]
     objects: list[dict[str, Any]] = []
@@ -194,12 +186,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     logging.getLogger().setLevel(args.log_level.upper())
     settings = Settings.from_env().with_overrides(
-        rcv_host=args.host,
-        rcv_port=args.port,
-        config_dir=args.config_dir,
-        backend=args.backend,
-        state_dir=args.state_dir,
-        sink_url=args.sink,
+        receiver={"host": args.host, "port": args.port},
+        config={"dir": args.config_dir},
+        jobs={"backend": args.backend},
+        state={"dir": args.state_dir},
+        reporting={"sink_url": args.sink},
     )
     asyncio.run(serve(settings))
     return 0
@@ -208,7 +199,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from executor.app.runonce import run_once
 
-    settings = Settings.from_env().with_overrides(local_secrets_dir=args.secrets_dir)
+    settings = Settings.from_env().with_overrides(local={"secrets_dir": args.secrets_dir})
     try:
         event = load_event_file(args.event)
     except EventError as exc:

@@ -85,7 +85,7 @@ class Pipeline:
             where = self.resolver.describe(event)
             log.info("no job config for event %s %s (looked at %s)", event.type, event.id, where)
             message = f"No job configuration found for this event (looked at {where})"
-            if self.settings.always_send_finished_event:
+            if self.settings.reporting.always_send_finished_event:
                 self._error(event, "config", message)
             elif self.error_logs and answers(event):
                 self.reports.put(error_log_event(event, message))

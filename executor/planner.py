@@ -76,11 +76,11 @@ def plan_task(
     config: JobConfig,
     settings: Settings,
 ) -> TaskSpec:
-    check_image(task.image, settings.allowed_image_list)
+    check_image(task.image, settings.jobs.allowed_images)
     security_context = merged_security_context(task.security_context)
-    check_privileged(task.name, security_context, settings.allow_privileged_jobs)
+    check_privileged(task.name, security_context, settings.jobs.allow_privileged)
     env, secret_refs = task_env(event, task)
-    defaults = settings.default_resources
+    defaults = settings.resources
     if task.resources is None:
         limits, requests = defaults.limits(), defaults.requests()
     else:
@@ -89,7 +89,7 @@ def plan_task(
         account: str | None = task.service_account
         automount = True  # a task that names an account does so to reach the API with it
     else:
-        account = settings.default_job_service_account or None
+        account = settings.jobs.service_account or None
         automount = False
     return TaskSpec(
         trigger=trigger,
@@ -112,15 +112,15 @@ def plan_task(
         max_poll_duration=task.max_poll_duration or DEFAULT_MAX_POLL_SECONDS,
         ttl_seconds_after_finished=effective_ttl(task),
         active_deadline_seconds=effective_deadline(
-            task.active_deadline_seconds, settings.task_deadline_seconds
+            task.active_deadline_seconds, settings.jobs.deadline_seconds
         ),
-        namespace=task.namespace or settings.job_namespace or DEFAULT_NAMESPACE,
+        namespace=task.namespace or settings.jobs.namespace or DEFAULT_NAMESPACE,
         annotations=dict(task.annotations),
         security_context=security_context,
         image_pull_policy=task.image_pull_policy,
         service_account=account,
         automount_service_account_token=automount,
-        extra_labels=dict(settings.job_labels),
+        extra_labels=dict(settings.jobs.labels),
     )
 
 

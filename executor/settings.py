@@ -1,5 +1,8 @@
 """Service settings, read once from environment variables (names kept from job-executor-service).
 
+Each setting is declared once, as a field of its group: the variable's name, its default, how
+its text is read and a line of help (`env(...)`). `Settings.from_env`, `ENV_VARS`, the README's
+settings table (`python -m executor.settings`) and the chart's test all come from those fields.
 Every setting has a safe default, so `job-executor serve` with an empty environment runs the
 embedded default: HTTP on localhost, the local backend, configs from ./samples.
 """
@@ -8,10 +11,11 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from executor import __version__
 
@@ -20,12 +24,135 @@ class SettingsError(ValueError):
     """A setting has a value we cannot use; the message names the variable and what to write."""
 
 
+Parse = Callable[[str, str], Any]  # (variable name, raw text) -> value, or SettingsError
+
+
+def env(
+    name: str, default: Any, parse: Parse | None = None, *, doc: str, shown: str = "", secret: bool = False
+) -> Any:
+    """A setting read from the variable `name`: `default` when it is not set, else `parse(name, text)`
+    (the stripped text when no parser is given). `shown`: the default as the README says it."""
+    meta = {"env": name, "parse": parse or _text, "doc": doc, "shown": shown}
+    return field(default=default, metadata=meta, repr=not secret)
+
+
+# ---- readers of a variable's text ----
+
+
+def _text(name: str, raw: str) -> str:
+    return raw.strip()
+
+
+def _flag(name: str, raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise SettingsError(f"{name}={raw!r}: write true or false")
+
+
+def _whole(minimum: int) -> Parse:
+    def read(name: str, raw: str) -> int | None:
+        if not raw.strip():
+            return None  # blank: the default
+        try:
+            value = int(raw.strip())
+        except ValueError:
+            raise SettingsError(f"{name}={raw!r}: write a whole number") from None
+        if value < minimum:
+            raise SettingsError(f"{name}={value}: must be at least {minimum}")
+        return value
+
+    return read
+
+
+def _seconds(minimum: int) -> Parse:
+    whole = _whole(minimum)
+
+    def read(name: str, raw: str) -> float | None:
+        value = whole(name, raw)
+        return None if value is None else float(value)
+
+    return read
+
+
+def _choice(*allowed: str) -> Parse:
+    def read(name: str, raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in allowed:
+            raise SettingsError(f"{name}={value!r}: write one of {', '.join(allowed)}")
+        return value
+
+    return read
+
+
+def _list(name: str, raw: str) -> tuple[str, ...]:
+    return parse_list(raw)
+
+
+def _path(name: str, raw: str) -> Path:
+    return Path(raw.strip())
+
+
+def _optional_path(name: str, raw: str) -> Path | None:
+    return Path(raw.strip()) if raw.strip() else None
+
+
+DEFAULT_INIT_IMAGE = f"ghcr.io/job-executor/job-executor:{__version__}"
+
+
+# ---- the groups ----
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    """Where and how tasks run."""
+
+    backend: Literal["local", "kubernetes"] = env(
+        "BACKEND",
+        "local",
+        _choice("local", "kubernetes"),
+        doc="`local` (processes) or `kubernetes` (in-cluster config, else kubeconfig)",
+    )
+    namespace: str = env("JOB_NAMESPACE", "keptn", doc="namespace of Jobs whose task names none")
+    service_account: str = env(
+        "DEFAULT_JOB_SERVICE_ACCOUNT", "", doc="service account of tasks that name none", shown="(none)"
+    )
+    allowed_images: tuple[str, ...] = env(
+        "ALLOWED_IMAGE_LIST", (), _list, doc="comma-separated image globs", shown="(all, with a warning)"
+    )
+    allow_privileged: bool = env(
+        "ALLOW_PRIVILEGED_JOBS", False, _flag, doc="`false` refuses privileged tasks; `true` only logs them"
+    )
+    deadline_seconds: int = env(
+        "TASK_DEADLINE_SECONDS", 0, _whole(0), doc="`activeDeadlineSeconds` of every Job (0: none)"
+    )
+    labels: tuple[tuple[str, str], ...] = env(
+        "JOB_LABELS",
+        (),
+        lambda name, raw: parse_labels(raw, name),
+        doc="`key=value,...` labels added to every Job",
+        shown="(none)",
+    )
+    init_image: str = env(
+        "INIT_CONTAINER_IMAGE",
+        DEFAULT_INIT_IMAGE,
+        doc="image of the init container that stages files",
+        shown="this version's image",
+    )
+
+
 @dataclass(frozen=True)
 class ResourceDefaults:
-    limits_cpu: str = "1"
-    limits_memory: str = "512Mi"
-    requests_cpu: str = "50m"
-    requests_memory: str = "128Mi"
+    """Requests and limits of tasks without a `resources` block."""
+
+    limits_cpu: str = env(
+        "DEFAULT_RESOURCE_LIMITS_CPU", "1", doc="CPU limit of tasks without a `resources` block"
+    )
+    limits_memory: str = env("DEFAULT_RESOURCE_LIMITS_MEMORY", "512Mi", doc="memory limit of the same")
+    requests_cpu: str = env("DEFAULT_RESOURCE_REQUESTS_CPU", "50m", doc="CPU request of the same")
+    requests_memory: str = env("DEFAULT_RESOURCE_REQUESTS_MEMORY", "128Mi", doc="memory request of the same")
 
     def limits(self) -> dict[str, str]:
         return _non_empty({"cpu": self.limits_cpu, "memory": self.limits_memory})
@@ -34,180 +161,250 @@ class ResourceDefaults:
         return _non_empty({"cpu": self.requests_cpu, "memory": self.requests_memory})
 
 
-def _non_empty(values: dict[str, str]) -> dict[str, str]:
-    return {k: v for k, v in values.items() if v}
+@dataclass(frozen=True)
+class ConfigSettings:
+    """Where job configs come from."""
+
+    source: Literal["local", "keptn"] = env(
+        "CONFIG_SOURCE",
+        "local",
+        _choice("local", "keptn"),
+        doc="`local` (a tree in `CONFIG_DIR`) or `keptn` (the Keptn resource service)",
+    )
+    dir: Path = env(
+        "CONFIG_DIR",
+        Path("samples/resources"),
+        _path,
+        doc="`<project>/[<stage>/[<service>/]]job/config.yaml`",
+        shown="samples/resources",
+    )
 
 
-DEFAULT_INIT_IMAGE = f"ghcr.io/job-executor/job-executor:{__version__}"
+@dataclass(frozen=True)
+class KeptnSettings:
+    """The Keptn control plane: its API, and the remote execution plane (poll, register)."""
+
+    api_endpoint: str = env("KEPTN_API_ENDPOINT", "", doc="the Keptn API (`http://host/api`)", shown="(none)")
+    api_token: str = env("KEPTN_API_TOKEN", "", doc="its token", shown="(none)", secret=True)
+    # A Secret in the job namespace (key `token`) that init containers read the token from, so
+    # the token never appears in a Job manifest.
+    api_token_secret: str = env(
+        "KEPTN_API_TOKEN_SECRET",
+        "job-executor-keptn-api-token",
+        doc="Secret (key `token`) in the job namespace for init containers",
+    )
+    # With an endpoint and event types to subscribe to, job-executor registers with the control
+    # plane, polls triggered events and sends its events there.
+    pubsub_topic: tuple[str, ...] = env(
+        "PUBSUB_TOPIC",
+        (),
+        _list,
+        doc="event types to subscribe to: turns on the remote execution plane",
+        shown="(none)",
+    )
+    poll_interval: int = env("KEPTN_POLL_INTERVAL", 5, _whole(1), doc="seconds between polls")
+    renew_interval: int = env(
+        "KEPTN_RENEW_INTERVAL", 30, _whole(5), doc="seconds between registration renewals"
+    )
+
+
+@dataclass(frozen=True)
+class ReportSettings:
+    """Where started/finished events go, and when."""
+
+    always_send_finished_event: bool = env(
+        "ALWAYS_SEND_FINISHED_EVENT",
+        False,
+        _flag,
+        doc="answer events that have no config with an errored finished event",
+    )
+    sink_url: str = env(
+        "K_SINK",
+        "",
+        doc="URL to POST started/finished events to; with no sink at all, stdout",
+        shown="(none)",
+    )
+
+
+@dataclass(frozen=True)
+class NatsSettings:
+    """NATS: a source (and a sink) when `url` is set."""
+
+    url: str = env("NATS_URL", "", doc="turns the NATS source (and sink) on", shown="(none)")
+    subjects: tuple[str, ...] = env(
+        "NATS_SUBJECTS",
+        ("sh.keptn.event.>",),
+        _list,
+        doc="comma-separated subjects",
+        shown="sh.keptn.event.>",
+    )
+    queue_group: str = env("NATS_QUEUE_GROUP", "job-executor", doc="replicas in one group share events")
+    jetstream: bool = env(
+        "NATS_JETSTREAM", False, _flag, doc="a durable consumer that acknowledges after acceptance"
+    )
+    stream: str = env(
+        "NATS_STREAM", "", doc="stream created when none holds the subjects yet", shown="JOB_EXECUTOR"
+    )
+    ack_wait_seconds: int = env("NATS_ACK_WAIT_SECONDS", 30, _whole(1), doc="JetStream redelivery delay")
+    publish: bool = env("NATS_PUBLISH", True, _flag, doc="publish started/finished events to NATS too")
+
+
+@dataclass(frozen=True)
+class LocalSettings:
+    """The local backend."""
+
+    secrets_dir: Path | None = env(
+        "LOCAL_SECRETS_DIR",
+        None,
+        _optional_path,
+        doc="`<dir>/<secret>/<key>` files for `valueFrom: secret`",
+        shown="(none)",
+    )
+
+
+@dataclass(frozen=True)
+class ReceiverSettings:
+    """The HTTP receiver."""
+
+    host: str = env("RCV_HOST", "127.0.0.1", doc="address the HTTP receiver listens on")
+    port: int = env("RCV_PORT", 8080, _whole(0), doc="its port")
+    path: str = env("RCV_PATH", "/", doc="its path for events")
+    auth_token: str = env(
+        "RCV_AUTH_TOKEN", "", doc="require `Authorization: Bearer <token>`", shown="(none)", secret=True
+    )
+    max_body_bytes: int = env("MAX_BODY_BYTES", 1 << 20, _whole(1024), doc="larger requests get 413")
+
+
+@dataclass(frozen=True)
+class DispatchSettings:
+    """How many events are handled at once, how many wait, how long a stop may take."""
+
+    max_concurrent_runs: int = env("MAX_CONCURRENT_RUNS", 16, _whole(1), doc="events handled at once")
+    queue_size: int = env("QUEUE_SIZE", 1000, _whole(1), doc="events waiting (then 429)")
+    shutdown_grace_seconds: float = env(
+        "SHUTDOWN_GRACE_SECONDS", 30.0, _seconds(0), doc="how long a SIGTERM may take", shown="30"
+    )
+
+
+@dataclass(frozen=True)
+class StateSettings:
+    """The SQLite state: accepted events, progress, the outbox, local work dirs."""
+
+    dir: Path = env(
+        "STATE_DIR",
+        Path(".job-executor"),
+        _path,
+        doc="the SQLite state (accepted events, progress, outbox) and local work dirs",
+        shown=".job-executor",
+    )
+    # Finished runs (and what their tasks left) are forgotten after this long; 0 keeps all.
+    retention_hours: int = env(
+        "STATE_RETENTION_HOURS",
+        168,
+        _whole(0),
+        doc="finished runs, delivered events and their local work dirs are forgotten after this long "
+        "(a redelivery after that runs again); `0` keeps everything",
+    )
+
+
+GROUPS: dict[str, type] = {
+    "jobs": JobSettings,
+    "resources": ResourceDefaults,
+    "config": ConfigSettings,
+    "keptn": KeptnSettings,
+    "reporting": ReportSettings,
+    "nats": NatsSettings,
+    "local": LocalSettings,
+    "receiver": ReceiverSettings,
+    "dispatch": DispatchSettings,
+    "state": StateSettings,
+}
 
 
 @dataclass(frozen=True)
 class Settings:
-    # --- where and how jobs run ---
-    job_namespace: str = "keptn"
-    backend: str = "local"  # local | kubernetes
-    init_container_image: str = DEFAULT_INIT_IMAGE
-    default_resources: ResourceDefaults = field(default_factory=ResourceDefaults)
-    default_job_service_account: str = ""
-    allowed_image_list: tuple[str, ...] = ()
-    allow_privileged_jobs: bool = False
-    task_deadline_seconds: int = 0  # 0: no global activeDeadlineSeconds
-    job_labels: tuple[tuple[str, str], ...] = ()
-    # --- configs ---
-    config_source: str = "local"  # local | keptn
-    config_dir: Path = Path("samples/resources")
-    # --- Keptn control plane ---
-    keptn_api_endpoint: str = ""
-    keptn_api_token: str = field(default="", repr=False)
-    # A Secret in the job namespace (key `token`) that init containers read the token from, so
-    # the token never appears in a Job manifest.
-    keptn_api_token_secret: str = "job-executor-keptn-api-token"
-    # Remote execution plane: with an endpoint and event types to subscribe to, job-executor
-    # registers with the control plane, polls triggered events and sends its events there.
-    pubsub_topic: tuple[str, ...] = ()
-    keptn_poll_interval: int = 5
-    keptn_renew_interval: int = 30
-    # --- reporting ---
-    always_send_finished_event: bool = False
-    sink_url: str = ""  # K_SINK: where started/finished events are POSTed; empty: stdout
-    # --- NATS (source on when nats_url is set) ---
-    nats_url: str = ""
-    nats_subjects: tuple[str, ...] = ("sh.keptn.event.>",)
-    nats_queue_group: str = "job-executor"
-    nats_jetstream: bool = False
-    nats_stream: str = ""  # created with nats_subjects when no stream holds them yet
-    nats_ack_wait_seconds: int = 30
-    nats_publish: bool = True  # publish started/finished events to NATS too
-    # --- local backend ---
-    local_secrets_dir: Path | None = None  # a folder per secret, a file per key
-    # --- HTTP receiver ---
-    rcv_host: str = "127.0.0.1"
-    rcv_port: int = 8080
-    rcv_path: str = "/"
-    rcv_auth_token: str = field(default="", repr=False)
-    max_body_bytes: int = 1 << 20
-    # --- dispatcher ---
-    max_concurrent_runs: int = 16
-    queue_size: int = 1000
-    shutdown_grace_seconds: float = 30.0
-    state_dir: Path = Path(".job-executor")
-    # Finished runs (and what their tasks left) are forgotten after this long; 0 keeps all.
-    state_retention_hours: int = 168
+    jobs: JobSettings = field(default_factory=JobSettings)
+    resources: ResourceDefaults = field(default_factory=ResourceDefaults)
+    config: ConfigSettings = field(default_factory=ConfigSettings)
+    keptn: KeptnSettings = field(default_factory=KeptnSettings)
+    reporting: ReportSettings = field(default_factory=ReportSettings)
+    nats: NatsSettings = field(default_factory=NatsSettings)
+    local: LocalSettings = field(default_factory=LocalSettings)
+    receiver: ReceiverSettings = field(default_factory=ReceiverSettings)
+    dispatch: DispatchSettings = field(default_factory=DispatchSettings)
+    state: StateSettings = field(default_factory=StateSettings)
 
     @property
     def remote_plane(self) -> bool:
         """Running as a Keptn remote execution plane (poll the control plane's API)."""
-        return bool(self.keptn_api_endpoint and self.pubsub_topic)
+        return bool(self.keptn.api_endpoint and self.keptn.pubsub_topic)
 
     def check(self) -> None:
         """Combinations that cannot work, refused at start with what to set."""
-        if self.config_source == "keptn" and not self.keptn_api_endpoint:
+        if self.config.source == "keptn" and not self.keptn.api_endpoint:
             raise SettingsError("CONFIG_SOURCE=keptn needs KEPTN_API_ENDPOINT (for example http://keptn/api)")
-        if self.pubsub_topic and not self.keptn_api_endpoint:
+        if self.keptn.pubsub_topic and not self.keptn.api_endpoint:
             raise SettingsError("PUBSUB_TOPIC subscribes through the Keptn API: set KEPTN_API_ENDPOINT too")
-        if self.keptn_api_endpoint and not self.keptn_api_token:
+        if self.keptn.api_endpoint and not self.keptn.api_token:
             raise SettingsError("KEPTN_API_ENDPOINT is set but KEPTN_API_TOKEN is empty")
 
-    def with_overrides(self, **changes: Any) -> Settings:
-        """Apply command-line flags on top of the environment; None means 'not given'."""
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+    def with_overrides(self, **groups: Mapping[str, Any]) -> Settings:
+        """Command-line flags over the environment, by group: `with_overrides(receiver={"port": 9000})`.
+        A value of None means 'not given'."""
+        changes = {}
+        for group, values in groups.items():
+            given = {k: v for k, v in values.items() if v is not None}
+            if given:
+                changes[group] = replace(getattr(self, group), **given)
+        return replace(self, **changes)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        env = os.environ if env is None else env
-        read = _Reader(env)
-        resources = ResourceDefaults(
-            limits_cpu=read.text("DEFAULT_RESOURCE_LIMITS_CPU", "1"),
-            limits_memory=read.text("DEFAULT_RESOURCE_LIMITS_MEMORY", "512Mi"),
-            requests_cpu=read.text("DEFAULT_RESOURCE_REQUESTS_CPU", "50m"),
-            requests_memory=read.text("DEFAULT_RESOURCE_REQUESTS_MEMORY", "128Mi"),
-        )
-        return cls(
-            job_namespace=read.text("JOB_NAMESPACE", "keptn"),
-            backend=read.choice("BACKEND", "local", ("local", "kubernetes")),
-            init_container_image=read.text("INIT_CONTAINER_IMAGE", DEFAULT_INIT_IMAGE),
-            default_resources=resources,
-            default_job_service_account=read.text("DEFAULT_JOB_SERVICE_ACCOUNT", ""),
-            allowed_image_list=parse_list(read.text("ALLOWED_IMAGE_LIST", "")),
-            allow_privileged_jobs=read.flag("ALLOW_PRIVILEGED_JOBS", False),
-            task_deadline_seconds=read.integer("TASK_DEADLINE_SECONDS", 0, minimum=0),
-            job_labels=parse_labels(read.text("JOB_LABELS", ""), "JOB_LABELS"),
-            config_source=read.choice("CONFIG_SOURCE", "local", ("local", "keptn")),
-            config_dir=Path(read.text("CONFIG_DIR", "samples/resources")),
-            keptn_api_endpoint=read.text("KEPTN_API_ENDPOINT", ""),
-            keptn_api_token=read.text("KEPTN_API_TOKEN", ""),
-            pubsub_topic=parse_list(read.text("PUBSUB_TOPIC", "")),
-            keptn_poll_interval=read.integer("KEPTN_POLL_INTERVAL", 5, minimum=1),
-            keptn_renew_interval=read.integer("KEPTN_RENEW_INTERVAL", 30, minimum=5),
-            keptn_api_token_secret=read.text("KEPTN_API_TOKEN_SECRET", "job-executor-keptn-api-token"),
-            always_send_finished_event=read.flag("ALWAYS_SEND_FINISHED_EVENT", False),
-            sink_url=read.text("K_SINK", ""),
-            nats_url=read.text("NATS_URL", ""),
-            nats_subjects=parse_list(read.text("NATS_SUBJECTS", "sh.keptn.event.>")),
-            nats_queue_group=read.text("NATS_QUEUE_GROUP", "job-executor"),
-            nats_jetstream=read.flag("NATS_JETSTREAM", False),
-            nats_stream=read.text("NATS_STREAM", ""),
-            nats_ack_wait_seconds=read.integer("NATS_ACK_WAIT_SECONDS", 30, minimum=1),
-            nats_publish=read.flag("NATS_PUBLISH", True),
-            local_secrets_dir=Path(p) if (p := read.text("LOCAL_SECRETS_DIR", "")) else None,
-            rcv_host=read.text("RCV_HOST", "127.0.0.1"),
-            rcv_port=read.integer("RCV_PORT", 8080, minimum=0),
-            rcv_path=read.text("RCV_PATH", "/"),
-            rcv_auth_token=read.text("RCV_AUTH_TOKEN", ""),
-            max_body_bytes=read.integer("MAX_BODY_BYTES", 1 << 20, minimum=1024),
-            max_concurrent_runs=read.integer("MAX_CONCURRENT_RUNS", 16, minimum=1),
-            queue_size=read.integer("QUEUE_SIZE", 1000, minimum=1),
-            shutdown_grace_seconds=float(read.integer("SHUTDOWN_GRACE_SECONDS", 30, minimum=0)),
-            state_dir=Path(read.text("STATE_DIR", ".job-executor")),
-            state_retention_hours=read.integer("STATE_RETENTION_HOURS", 168, minimum=0),
-        )
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        environ = os.environ if environ is None else environ
+        return cls(**{name: _read_group(group, environ) for name, group in GROUPS.items()})
+
+
+def _read_group(group: type, environ: Mapping[str, str]) -> Any:
+    values = {}
+    for f in fields(group):
+        raw = environ.get(f.metadata["env"])
+        if raw is not None:
+            value = f.metadata["parse"](f.metadata["env"], raw)
+            if value is not None:
+                values[f.name] = value
+    return group(**values)
+
+
+def declared() -> list[tuple[str, Any]]:
+    """Every setting's field, group by group, in declaration order: (group name, field)."""
+    return [(name, f) for name, group in GROUPS.items() for f in fields(group)]
 
 
 # Every variable `from_env` reads; the Helm chart test checks it sets only these.
-ENV_VARS: frozenset[str] = frozenset(
-    {
-        "JOB_NAMESPACE",
-        "BACKEND",
-        "INIT_CONTAINER_IMAGE",
-        "DEFAULT_RESOURCE_LIMITS_CPU",
-        "DEFAULT_RESOURCE_LIMITS_MEMORY",
-        "DEFAULT_RESOURCE_REQUESTS_CPU",
-        "DEFAULT_RESOURCE_REQUESTS_MEMORY",
-        "DEFAULT_JOB_SERVICE_ACCOUNT",
-        "ALLOWED_IMAGE_LIST",
-        "ALLOW_PRIVILEGED_JOBS",
-        "TASK_DEADLINE_SECONDS",
-        "JOB_LABELS",
-        "CONFIG_SOURCE",
-        "CONFIG_DIR",
-        "KEPTN_API_ENDPOINT",
-        "KEPTN_API_TOKEN",
-        "KEPTN_API_TOKEN_SECRET",
-        "PUBSUB_TOPIC",
-        "KEPTN_POLL_INTERVAL",
-        "KEPTN_RENEW_INTERVAL",
-        "ALWAYS_SEND_FINISHED_EVENT",
-        "K_SINK",
-        "NATS_URL",
-        "NATS_SUBJECTS",
-        "NATS_QUEUE_GROUP",
-        "NATS_JETSTREAM",
-        "NATS_STREAM",
-        "NATS_ACK_WAIT_SECONDS",
-        "NATS_PUBLISH",
-        "LOCAL_SECRETS_DIR",
-        "RCV_HOST",
-        "RCV_PORT",
-        "RCV_PATH",
-        "RCV_AUTH_TOKEN",
-        "MAX_BODY_BYTES",
-        "MAX_CONCURRENT_RUNS",
-        "QUEUE_SIZE",
-        "SHUTDOWN_GRACE_SECONDS",
-        "STATE_DIR",
-        "STATE_RETENTION_HOURS",
-    }
-)
+ENV_VARS: frozenset[str] = frozenset(f.metadata["env"] for _, f in declared())
+
+
+def markdown_table() -> str:
+    """The README's settings table, from the declarations."""
+    rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
+    for _, f in declared():
+        default = f.metadata["shown"] or _show(f.default)
+        rows.append(f"| `{f.metadata['env']}` | {default} | {f.metadata['doc']} |")
+    return "\n".join(rows) + "\n"
+
+
+def _show(value: Any) -> str:
+    if value is MISSING or value in ("", (), None):
+        return "(none)"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, tuple):
+        value = ",".join(value)
+    return f"`{value}`"
+
+
+def _non_empty(values: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in values.items() if v}
 
 
 def parse_list(raw: str) -> tuple[str, ...]:
@@ -241,39 +438,5 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
 
-class _Reader:
-    def __init__(self, env: Mapping[str, str]) -> None:
-        self._env = env
-
-    def text(self, name: str, default: str) -> str:
-        value = self._env.get(name)
-        return default if value is None else value.strip()
-
-    def flag(self, name: str, default: bool) -> bool:
-        raw = self._env.get(name)
-        if raw is None:
-            return default
-        lowered = raw.strip().lower()
-        if lowered in _TRUE:
-            return True
-        if lowered in _FALSE:
-            return False
-        raise SettingsError(f"{name}={raw!r}: write true or false")
-
-    def integer(self, name: str, default: int, *, minimum: int) -> int:
-        raw = self._env.get(name)
-        if raw is None or not raw.strip():
-            return default
-        try:
-            value = int(raw.strip())
-        except ValueError:
-            raise SettingsError(f"{name}={raw!r}: write a whole number") from None
-        if value < minimum:
-            raise SettingsError(f"{name}={value}: must be at least {minimum}")
-        return value
-
-    def choice(self, name: str, default: str, allowed: tuple[str, ...]) -> str:
-        value = self.text(name, default).lower()
-        if value not in allowed:
-            raise SettingsError(f"{name}={value!r}: write one of {', '.join(allowed)}")
-        return value
+if __name__ == "__main__":
+    sys.stdout.write(markdown_table())

@@ -36,7 +36,7 @@ async def run_once(settings: Settings, config: Path, files_root: Path, event: Ev
         return 0
     store = StateStore(":memory:")
     with tempfile.TemporaryDirectory(prefix="job-executor-run-") as work:
-        backend = LocalBackend(Path(work), settings.local_secrets_dir, output=sys.stderr, poll_seconds=0.05)
+        backend = LocalBackend(Path(work), settings.local.secrets_dir, output=sys.stderr, poll_seconds=0.05)
         outbox = Outbox(store, {"stdout": StdoutSink()})
         pipeline = Pipeline(settings, resolver, backend, store, outbox)
         await backend.start()

@@ -46,22 +46,22 @@ log = logging.getLogger(__name__)
 
 
 def make_backend(settings: Settings) -> Backend:
-    if settings.backend == "kubernetes":
+    if settings.jobs.backend == "kubernetes":
         options = RenderOptions(
-            init_image=settings.init_container_image,
-            files_source="keptn" if settings.config_source == "keptn" else "configmap",
-            keptn_api_url=settings.keptn_api_endpoint,
-            keptn_token_secret=settings.keptn_api_token_secret,
+            init_image=settings.jobs.init_image,
+            files_source="keptn" if settings.config.source == "keptn" else "configmap",
+            keptn_api_url=settings.keptn.api_endpoint,
+            keptn_token_secret=settings.keptn.api_token_secret,
         )
-        return KubernetesBackend(options, namespaces=(settings.job_namespace,))
-    return LocalBackend(settings.state_dir / "work", settings.local_secrets_dir)
+        return KubernetesBackend(options, namespaces=(settings.jobs.namespace,))
+    return LocalBackend(settings.state.dir / "work", settings.local.secrets_dir)
 
 
 def add_sinks(settings: Settings, sinks: dict[str, Sink], nats_client: Client | None) -> None:
-    if settings.sink_url:
-        sinks["http"] = HttpSink(settings.sink_url)
-    if nats_client is not None and settings.nats_publish:
-        sinks["nats"] = NatsSink(nats_client, jetstream=settings.nats_jetstream)
+    if settings.reporting.sink_url:
+        sinks["http"] = HttpSink(settings.reporting.sink_url)
+    if nats_client is not None and settings.nats.publish:
+        sinks["nats"] = NatsSink(nats_client, jetstream=settings.nats.jetstream)
     if not sinks:
         sinks["stdout"] = StdoutSink()
 
@@ -73,23 +73,23 @@ class Service:
         self.metrics = Metrics()
         # One Keptn API client, shared by the config resolver, the poller and the sink.
         self.keptn: KeptnAPI | None = None
-        if settings.keptn_api_endpoint:
+        if settings.keptn.api_endpoint:
             try:
-                self.keptn = KeptnAPI(settings.keptn_api_endpoint, settings.keptn_api_token)
+                self.keptn = KeptnAPI(settings.keptn.api_endpoint, settings.keptn.api_token)
             except ValueError as exc:
                 raise SettingsError(f"KEPTN_API_ENDPOINT: {exc}") from None
         self.poller: KeptnPoller | None = None
-        self.store = StateStore(settings.state_dir / "state.db")
+        self.store = StateStore(settings.state.dir / "state.db")
         self.backend = backend or make_backend(settings)
         self.sinks: dict[str, Sink] = {}
         self.outbox = Outbox(self.store, self.sinks, self.metrics)
         self.nats: Client | None = None
         self.nats_source: NatsSource | None = None
         resolver: Resolver
-        if settings.config_source == "keptn" and self.keptn is not None:
+        if settings.config.source == "keptn" and self.keptn is not None:
             resolver = KeptnResolver(self.keptn)
         else:
-            resolver = LocalTreeResolver(settings.config_dir)
+            resolver = LocalTreeResolver(settings.config.dir)
         self.pipeline = Pipeline(
             settings,
             resolver,
@@ -98,42 +98,42 @@ class Service:
             self.outbox,
             self.metrics,
             # Jobs in a cluster fetch Keptn files in their init container; otherwise we carry them.
-            stage_files=not (self.backend.name == "kubernetes" and settings.config_source == "keptn"),
+            stage_files=not (self.backend.name == "kubernetes" and settings.config.source == "keptn"),
             error_logs=settings.remote_plane,
         )
         self.dispatcher = Dispatcher(
             self.store,
             self.pipeline.handle,
-            concurrency=settings.max_concurrent_runs,
-            queue_size=settings.queue_size,
+            concurrency=settings.dispatch.max_concurrent_runs,
+            queue_size=settings.dispatch.queue_size,
             metrics=self.metrics,
         )
         self.metrics.gauge("job_executor_outbox_pending", lambda: float(self.store.pending_outbox()))
         self.http = HttpSource(
             self.dispatcher,
             self.metrics,
-            path=settings.rcv_path,
-            max_body=settings.max_body_bytes,
-            token=settings.rcv_auth_token,
+            path=settings.receiver.path,
+            max_body=settings.receiver.max_body_bytes,
+            token=settings.receiver.auth_token,
             not_ready=self._not_ready,
         )
         self._runner: web.AppRunner | None = None
-        self.port = settings.rcv_port
-        self.retention = Retention(self.store, self.backend, settings.state_retention_hours)
+        self.port = settings.receiver.port
+        self.retention = Retention(self.store, self.backend, settings.state.retention_hours)
 
     async def start(self) -> None:
-        warn_if_open(self.settings.allowed_image_list)
+        warn_if_open(self.settings.jobs.allowed_images)
         await self.backend.start()
-        if self.settings.nats_url:
-            self.nats = await nats_connect(self.settings.nats_url)
+        if self.settings.nats.url:
+            self.nats = await nats_connect(self.settings.nats.url)
         if self.keptn is not None and self.settings.remote_plane:
             self.poller = KeptnPoller(
                 self.keptn,
                 self.dispatcher.offer,
-                subscriptions=self.settings.pubsub_topic,
+                subscriptions=self.settings.keptn.pubsub_topic,
                 metadata=IntegrationMetadata.from_env(),
-                poll_interval=float(self.settings.keptn_poll_interval),
-                renew_interval=float(self.settings.keptn_renew_interval),
+                poll_interval=float(self.settings.keptn.poll_interval),
+                renew_interval=float(self.settings.keptn.renew_interval),
             )
             poller = self.poller
             self.sinks["keptn"] = KeptnSink(self.keptn, integration_id=lambda: poller.integration_id)
@@ -149,16 +149,16 @@ class Service:
             self.nats_source = NatsSource(
                 self.nats,
                 self.dispatcher.offer,
-                s.nats_subjects,
-                queue_group=s.nats_queue_group,
-                jetstream=s.nats_jetstream,
-                stream=s.nats_stream,
-                ack_wait=float(s.nats_ack_wait_seconds),
+                s.nats.subjects,
+                queue_group=s.nats.queue_group,
+                jetstream=s.nats.jetstream,
+                stream=s.nats.stream,
+                ack_wait=float(s.nats.ack_wait_seconds),
             )
             await self.nats_source.start()
         self._runner = web.AppRunner(self.http.app(), access_log=None, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.settings.rcv_host, self.settings.rcv_port)
+        site = web.TCPSite(self._runner, self.settings.receiver.host, self.settings.receiver.port)
         await site.start()
         if self._runner.addresses:  # with port 0, the one the OS chose
             self.port = int(self._runner.addresses[0][1])
@@ -169,11 +169,11 @@ class Service:
         gc.freeze()
         log.info(
             "job-executor listening on http://%s:%d%s (backend %s, configs %s)",
-            self.settings.rcv_host,
+            self.settings.receiver.host,
             self.port,
-            self.settings.rcv_path,
+            self.settings.receiver.path,
             self.backend.name,
-            self.settings.config_dir,
+            self.settings.config.dir,
         )
 
     def _not_ready(self) -> str | None:
@@ -205,7 +205,7 @@ class Service:
                 )
 
     async def stop(self) -> None:
-        deadline = time.monotonic() + self.settings.shutdown_grace_seconds
+        deadline = time.monotonic() + self.settings.dispatch.shutdown_grace_seconds
         if self.nats_source is not None:
             await self.nats_source.stop()
         if self.poller is not None:
@@ -256,7 +256,7 @@ async def serve(settings: Settings) -> None:
         await service.stop()
         raise SystemExit(2) from None
     print(
-        f"job-executor: serving on http://{settings.rcv_host}:{service.port}{settings.rcv_path}",
+        f"job-executor: serving on http://{settings.receiver.host}:{service.port}{settings.receiver.path}",
         file=sys.stderr,
         flush=True,
     )

@@ -323,10 +323,10 @@ def test_the_program_accepts_the_rendered_settings(case: str) -> None:
     objects = rendered(case)
     env = {e["name"]: e.get("value", "from-a-secret") for e in env_entries(objects)}
     settings = Settings.from_env({k: v for k, v in env.items() if k in ENV_VARS})
-    assert settings.backend == "kubernetes"
-    assert settings.rcv_host in {"0.0.0.0", "::"}
+    assert settings.jobs.backend == "kubernetes"
+    assert settings.receiver.host in {"0.0.0.0", "::"}
     state = next(m for m in container(objects)["volumeMounts"] if m["name"] == "state")
-    assert str(settings.state_dir) == state["mountPath"]
+    assert str(settings.state.dir) == state["mountPath"]
 
 
 @pytest.mark.parametrize("case", CASE_IDS)
@@ -455,14 +455,14 @@ def test_defaults_agree_with_the_program() -> None:
         )
         == ResourceDefaults()
     )
-    assert values["receiver"]["port"] == settings.rcv_port
-    assert values["receiver"]["path"] == settings.rcv_path
-    assert values["receiver"]["maxBodyBytes"] == settings.max_body_bytes
-    assert values["dispatcher"]["maxConcurrentRuns"] == settings.max_concurrent_runs
-    assert values["dispatcher"]["queueSize"] == settings.queue_size
-    assert values["state"]["retentionHours"] == settings.state_retention_hours
-    assert values["jobConfig"]["allowPrivilegedJobs"] == settings.allow_privileged_jobs
-    assert values["jobConfig"]["taskDeadlineSeconds"] == settings.task_deadline_seconds
+    assert values["receiver"]["port"] == settings.receiver.port
+    assert values["receiver"]["path"] == settings.receiver.path
+    assert values["receiver"]["maxBodyBytes"] == settings.receiver.max_body_bytes
+    assert values["dispatcher"]["maxConcurrentRuns"] == settings.dispatch.max_concurrent_runs
+    assert values["dispatcher"]["queueSize"] == settings.dispatch.queue_size
+    assert values["state"]["retentionHours"] == settings.state.retention_hours
+    assert values["jobConfig"]["allowPrivilegedJobs"] == settings.jobs.allow_privileged
+    assert values["jobConfig"]["taskDeadlineSeconds"] == settings.jobs.deadline_seconds
     assert values["image"]["repository"] == DEFAULT_INIT_IMAGE.rpartition(":")[0]
 
 

@@ -172,7 +172,7 @@ def test_default_resources_apply_without_a_block() -> None:
 
 
 def test_default_resources_come_from_settings() -> None:
-    settings = Settings(default_resources=ResourceDefaults("2", "1Gi", "100m", ""))
+    settings = Settings(resources=ResourceDefaults("2", "1Gi", "100m", ""))
     spec = plan("image: alpine", settings)
     assert spec.limits == {"cpu": "2", "memory": "1Gi"}
     assert spec.requests == {"cpu": "100m"}  # an empty setting is left out
@@ -224,7 +224,7 @@ def test_ttl_of_60_is_kept_silently(caplog: pytest.LogCaptureFixture) -> None:
 )
 def test_namespace_precedence(task_ns: str | None, job_namespace: str, expected: str) -> None:
     task = "image: alpine" + (f"\nnamespace: {task_ns}" if task_ns else "")
-    assert plan(task, Settings(job_namespace=job_namespace)).namespace == expected
+    assert plan(task, Settings().with_overrides(jobs={"namespace": job_namespace})).namespace == expected
 
 
 def test_namespace_default_of_settings_is_keptn() -> None:
@@ -240,16 +240,20 @@ def test_deadline_is_the_stricter_of_task_and_setting(
 ) -> None:
     assert effective_deadline(task, overall) == expected
     text = "image: alpine" + (f"\nactiveDeadlineSeconds: {task}" if task else "")
-    assert plan(text, Settings(task_deadline_seconds=overall)).active_deadline_seconds == expected
+    assert (
+        plan(text, Settings().with_overrides(jobs={"deadline_seconds": overall})).active_deadline_seconds
+        == expected
+    )
 
 
 def test_service_account() -> None:
     spec = plan("image: alpine")
     assert (spec.service_account, spec.automount_service_account_token) == (None, False)
-    spec = plan("image: alpine", Settings(default_job_service_account="job-runner"))
+    spec = plan("image: alpine", Settings().with_overrides(jobs={"service_account": "job-runner"}))
     assert (spec.service_account, spec.automount_service_account_token) == ("job-runner", False)
     spec = plan(
-        "image: alpine\nserviceAccount: kubectl-user", Settings(default_job_service_account="job-runner")
+        "image: alpine\nserviceAccount: kubectl-user",
+        Settings().with_overrides(jobs={"service_account": "job-runner"}),
     )
     assert (spec.service_account, spec.automount_service_account_token) == ("kubectl-user", True)
 
@@ -295,7 +299,8 @@ def test_privileged_is_refused_by_default() -> None:
 def test_privileged_allowed_by_setting_drops_the_escalation_default(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING):
         spec = plan(
-            "image: alpine\nsecurityContext: {privileged: true}", Settings(allow_privileged_jobs=True)
+            "image: alpine\nsecurityContext: {privileged: true}",
+            Settings().with_overrides(jobs={"allow_privileged": True}),
         )
     assert spec.security_context["privileged"] is True
     # privileged with allowPrivilegeEscalation: false is refused by the API server
@@ -315,7 +320,7 @@ def test_image_policy_is_checked_for_every_task_before_any_runs() -> None:
               - {name: bad, image: docker.io/evil/x}
         """
     )
-    settings = Settings(allowed_image_list=("docker.io/library/*", "docker.io/evil"))
+    settings = Settings().with_overrides(jobs={"allowed_images": ("docker.io/library/*", "docker.io/evil")})
     with pytest.raises(PolicyError) as caught:
         plan_action(make_event(), cfg.actions[0], cfg, settings)
     assert str(caught.value) == "Forbidden: Image docker.io/evil/x does not match configured image allowlist."
@@ -342,7 +347,9 @@ def test_spec_fields_from_event_and_config() -> None:
         """
     )
     event = sample_event("test.triggered.json")
-    specs = plan_action(event, cfg.actions[1], cfg, Settings(job_labels=(("team", "qa"),)))
+    specs = plan_action(
+        event, cfg.actions[1], cfg, Settings().with_overrides(jobs={"labels": (("team", "qa"),)})
+    )
     assert [(s.action_index, s.task_index, s.task_name) for s in specs] == [(1, 1, "first"), (1, 2, "second")]
     spec = specs[1]
     assert spec.action_name == "Run locust"

@@ -121,7 +121,9 @@ def test_minimal_job() -> None:
 
 
 def test_labels_and_annotations_find_the_job_again() -> None:
-    (spec,) = specs_for(one_task("image: alpine"), settings=Settings(job_labels=(("team", "qa"),)))
+    (spec,) = specs_for(
+        one_task("image: alpine"), settings=Settings().with_overrides(jobs={"labels": (("team", "qa"),)})
+    )
     job = validate_all(render_task(spec, OPTIONS))[0]
     labels = job["metadata"]["labels"]
     assert labels == {
@@ -146,7 +148,10 @@ def test_labels_and_annotations_find_the_job_again() -> None:
 
 
 def test_job_labels_setting_cannot_override_ours() -> None:
-    (spec,) = specs_for(one_task("image: alpine"), settings=Settings(job_labels=((L_MANAGED_BY, "someone"),)))
+    (spec,) = specs_for(
+        one_task("image: alpine"),
+        settings=Settings().with_overrides(jobs={"labels": ((L_MANAGED_BY, "someone"),)}),
+    )
     job = validate_all(render_task(spec, OPTIONS))[0]
     assert job["metadata"]["labels"][L_MANAGED_BY] == MANAGED_BY
 
@@ -197,7 +202,9 @@ def test_task_fields_reach_the_container() -> None:
 
 
 def test_deadline_from_settings() -> None:
-    job = job_for("image: alpine\nactiveDeadlineSeconds: 900", Settings(task_deadline_seconds=600))
+    job = job_for(
+        "image: alpine\nactiveDeadlineSeconds: 900", Settings().with_overrides(jobs={"deadline_seconds": 600})
+    )
     assert job["spec"]["activeDeadlineSeconds"] == 600
 
 
@@ -213,13 +220,18 @@ def test_service_account_named_by_the_task_mounts_its_token() -> None:
 
 
 def test_default_service_account_does_not_mount_a_token() -> None:
-    pod = job_for("image: alpine", Settings(default_job_service_account="jobs"))["spec"]["template"]["spec"]
+    pod = job_for("image: alpine", Settings().with_overrides(jobs={"service_account": "jobs"}))["spec"][
+        "template"
+    ]["spec"]
     assert pod["serviceAccountName"] == "jobs"
     assert pod["automountServiceAccountToken"] is False
 
 
 def test_privileged_job_renders_a_valid_security_context() -> None:
-    job = job_for("image: alpine\nsecurityContext: {privileged: true}", Settings(allow_privileged_jobs=True))
+    job = job_for(
+        "image: alpine\nsecurityContext: {privileged: true}",
+        Settings().with_overrides(jobs={"allow_privileged": True}),
+    )
     assert container(job)["securityContext"]["privileged"] is True
 
 

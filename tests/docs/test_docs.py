@@ -147,3 +147,12 @@ def test_env_examples_are_accepted_settings(path: Path) -> None:
             env[key] = value
     assert set(env) <= ENV_VARS
     Settings.from_env(env).check()
+
+
+def test_readme_settings_table_is_the_declared_settings() -> None:
+    """Every setting is declared once (executor/settings.py); README's table is written from it."""
+    from executor.settings import ENV_VARS, markdown_table
+
+    readme = (ROOT / "README.md").read_text()
+    assert markdown_table() in readme, "run `python -m executor.settings` and paste its table into README.md"
+    assert len(markdown_table().splitlines()) == len(ENV_VARS) + 2  # one row per variable

@@ -109,7 +109,7 @@ async def test_no_retention_keeps_everything(tmp_path: Path) -> None:
 
 
 def test_the_retention_setting() -> None:
-    assert Settings.from_env({}).state_retention_hours == 168
-    assert Settings.from_env({"STATE_RETENTION_HOURS": "0"}).state_retention_hours == 0
+    assert Settings.from_env({}).state.retention_hours == 168
+    assert Settings.from_env({"STATE_RETENTION_HOURS": "0"}).state.retention_hours == 0
     with pytest.raises(SettingsError, match="STATE_RETENTION_HOURS"):
         Settings.from_env({"STATE_RETENTION_HOURS": "-1"})

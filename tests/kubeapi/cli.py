@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
+from tests.kubeapi.access import CLUSTER_NAMESPACES
 from tests.kubeapi.protocol import AutoComplete
 from tests.kubeapi.server import FakeKubeAPI
 
@@ -57,7 +58,14 @@ def _parser() -> argparse.ArgumentParser:
         help="how auto-completed Jobs end (P: probability of failure)",
     )
     parser.add_argument("--auto-complete-log", default="", help="the log of auto-completed Jobs")
-    parser.add_argument("--token", help="require this bearer token")
+    parser.add_argument("--token", help="the all-allowed bearer token (default: fake-token)")
+    parser.add_argument(
+        "--namespace",
+        action="append",
+        dest="namespaces",
+        metavar="NAME",
+        help="a namespace that exists (repeatable; default: a fresh cluster's, bench, jobs, keptn)",
+    )
     parser.add_argument("--kubeconfig", type=Path, help="write a kubeconfig for the server here")
     parser.add_argument("--history-limit", type=int, default=100_000)
     parser.add_argument("--bookmark-interval", type=float, default=60.0)
@@ -75,6 +83,7 @@ async def _serve(args: argparse.Namespace) -> None:
         validation=args.validation,
         auto_complete=auto,
         token=args.token,
+        namespaces=(*CLUSTER_NAMESPACES, *(args.namespaces or ("bench", "jobs", "keptn"))),
         history_limit=args.history_limit,
         bookmark_interval=args.bookmark_interval,
         seed=args.seed,

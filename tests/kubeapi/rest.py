@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.kubeapi.access import User, forbidden, unauthorized, verb_of
 from tests.kubeapi.controller import JobController
 from tests.kubeapi.patches import apply_patch
 from tests.kubeapi.protocol import (
@@ -42,12 +43,15 @@ from tests.kubeapi.resources import (
 from tests.kubeapi.selectors import Selector
 from tests.kubeapi.writes import log
 
+MAX_REQUEST_BYTES = 3 * 1024 * 1024
+USER = web.RequestKey("kube_user", User)
+
 
 class RestApi(JobController):
     """The HTTP side of the fake."""
 
-    token: str | None
     bookmark_interval: float
+    users: dict[str, User]
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         path = request.path
@@ -58,8 +62,7 @@ class RestApi(JobController):
         self.request_log.append(record)
         response: web.StreamResponse
         try:
-            if self.token is not None and request.headers.get("Authorization") != f"Bearer {self.token}":
-                raise ApiError(401, "Unauthorized")
+            request[USER] = self._authenticate(request)
             for rule in self._faults:
                 if rule.matches(record):
                     rule.remaining -= 1
@@ -94,6 +97,14 @@ class RestApi(JobController):
         rt, ns, name, sub = self._parse_path(path)
         if rt.namespaced and ns is None and (method != "GET" or name is not None):
             raise ApiError(404, "the server could not find the requested resource")
+        if not rt.namespaced:
+            if ns is not None:
+                raise ApiError(404, "the server could not find the requested resource")
+            ns = "" if name is not None or method != "GET" else None
+        user: User = request[USER]
+        verb = verb_of(method, name, record.watch)
+        if not user.can(verb, rt.group, f"{rt.plural}/{sub}" if sub else rt.plural, ns or ""):
+            raise forbidden(user.name, verb, rt, sub, ns or "", name)
         dry_run = q.get("dryRun") == "All"
         if method == "GET":
             if name is None:
@@ -159,9 +170,21 @@ class RestApi(JobController):
         sub = rest[2] if len(rest) > 2 else None
         return rt, namespace, name, sub
 
+    def _authenticate(self, request: web.Request) -> User:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        user = self.users.get(token) if scheme == "Bearer" else None
+        if user is None:
+            raise unauthorized()
+        return user
+
     @staticmethod
     async def _body(request: web.Request, optional: bool = False) -> Any:
         raw = await request.read()
+        if len(raw) > MAX_REQUEST_BYTES:
+            # staging/src/k8s.io/apiserver/pkg/endpoints/handlers/rest.go limitedReadBody, with
+            # MaxRequestBodyBytes = 3 MiB (staging/src/k8s.io/apiserver/pkg/server/config.go).
+            message = f"Request entity too large: limit is {MAX_REQUEST_BYTES}"
+            raise ApiError(413, message, reason="RequestEntityTooLarge")
         if not raw.strip():
             if optional:
                 return None

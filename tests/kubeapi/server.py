@@ -73,12 +73,22 @@ conditions, events), or ``auto_complete`` for benchmarks.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import yaml
 from aiohttp import web
 
+from tests.kubeapi.access import (
+    ADMIN,
+    CLUSTER,
+    CLUSTER_NAMESPACES,
+    DEFAULT_TOKEN,
+    DEFAULT_USER,
+    Role,
+    User,
+    namespace_object,
+)
 from tests.kubeapi.patches import apply_patch
 from tests.kubeapi.protocol import (
     AutoComplete,
@@ -93,12 +103,13 @@ from tests.kubeapi.protocol import (
     flag,
     json_response,
 )
-from tests.kubeapi.resources import JOBS, ApiError, Obj, resolve, status_object
-from tests.kubeapi.rest import RestApi
+from tests.kubeapi.resources import JOBS, NAMESPACES, ApiError, Obj, resolve, status_object
+from tests.kubeapi.rest import MAX_REQUEST_BYTES, RestApi
 from tests.kubeapi.selectors import Selector
 from tests.kubeapi.validation import ValidationMode
 
 __all__ = [
+    "CLUSTER",
     "ApiError",
     "AutoComplete",
     "EventSpec",
@@ -106,6 +117,8 @@ __all__ = [
     "FaultRule",
     "LogText",
     "RequestRecord",
+    "Role",
+    "User",
     "ValidationFailure",
     "main",
 ]
@@ -120,8 +133,11 @@ class FakeKubeAPI(RestApi):
 
     Options: ``validation`` "full" (``kubernetes_validate.validate`` per object, 12 ms),
     "cached" (the same schema and validator, built once: 0.25 ms) or "off";
-    ``auto_complete`` an ``AutoComplete`` or ``(delay, outcome)``; ``token`` a bearer token
-    every request must carry (401 otherwise); ``history_limit`` changes kept for watches
+    ``auto_complete`` an ``AutoComplete`` or ``(delay, outcome)``; ``token`` the bearer token
+    of the all-allowed user the kubeconfig carries (default ``fake-token``); ``users`` more
+    tokens, each a ``User`` with a Role per namespace (see ``access.py``; an unknown token is
+    401, a request no Role allows 403); ``namespaces`` the Namespaces that exist (default:
+    those of a fresh cluster; more with ``add_namespace``); ``history_limit`` changes kept for watches
     (beyond it the older half is compacted); ``bookmark_interval`` seconds between BOOKMARKs
     on watches that allow them; ``gc_delay`` seconds before the garbage collector acts on a
     delete; ``seed`` for uids, pod names and auto-complete draws.
@@ -135,6 +151,8 @@ class FakeKubeAPI(RestApi):
         validation: ValidationMode = "full",
         auto_complete: AutoComplete | tuple[float | tuple[float, float], str | float] | None = None,
         token: str | None = None,
+        users: Mapping[str, User] | None = None,
+        namespaces: Iterable[str] | None = None,
         history_limit: int | None = 100_000,
         bookmark_interval: float = 60.0,
         gc_delay: float = 0.0,
@@ -147,10 +165,13 @@ class FakeKubeAPI(RestApi):
             delay, outcome = auto_complete
             auto_complete = AutoComplete(delay=delay, outcome=outcome)  # type: ignore[arg-type]
         self.auto_complete: AutoComplete | None = auto_complete
-        self.token = token
+        self.token = token or DEFAULT_TOKEN
+        self.users: dict[str, User] = {self.token: User(DEFAULT_USER, {CLUSTER: ADMIN}), **(users or {})}
         self.bookmark_interval = bookmark_interval
         self.gc_delay = gc_delay
         self._init_store(seed, history_limit)
+        for namespace in CLUSTER_NAMESPACES if namespaces is None else namespaces:
+            self.add_namespace(namespace)
         self._runner: web.AppRunner | None = None
 
     # -----------------------------------------------------------------------------------------
@@ -158,7 +179,7 @@ class FakeKubeAPI(RestApi):
 
     async def start(self) -> FakeKubeAPI:
         self._loop = asyncio.get_running_loop()
-        app = web.Application(client_max_size=3 * 1024 * 1024)
+        app = web.Application(client_max_size=4 * MAX_REQUEST_BYTES)  # the 413 is ours
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0)
         await self._runner.setup()
@@ -191,23 +212,43 @@ class FakeKubeAPI(RestApi):
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def kubeconfig(self, namespace: str = "default") -> Obj:
-        """A kubeconfig (as a dict) whose current context points at this server."""
+    def kubeconfig(self, namespace: str = "default", token: str | None = None) -> Obj:
+        """A kubeconfig (as a dict) whose current context points at this server, as the user
+        of ``token`` (default: the all-allowed one)."""
         return {
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
-            "users": [{"name": "fake", "user": {"token": self.token or "fake-token"}}],
+            "users": [{"name": "fake", "user": {"token": token or self.token}}],
             "contexts": [
                 {"name": "fake", "context": {"cluster": "fake", "user": "fake", "namespace": namespace}}
             ],
             "current-context": "fake",
         }
 
-    def write_kubeconfig(self, path: str | Path, namespace: str = "default") -> Path:
+    def write_kubeconfig(
+        self, path: str | Path, namespace: str = "default", token: str | None = None
+    ) -> Path:
         path = Path(path)
-        path.write_text(yaml.safe_dump(self.kubeconfig(namespace)))
+        path.write_text(yaml.safe_dump(self.kubeconfig(namespace, token)))
         return path
+
+    # -----------------------------------------------------------------------------------------
+    # Test controls: namespaces and RBAC
+
+    def add_namespace(self, name: str) -> Obj:
+        """Create a Namespace (validated: a DNS-1123 label); an existing one is returned as is."""
+        found = self._lookup(NAMESPACES, "", name)
+        if found is not None:
+            return clone(found)
+        return clone(self._create(NAMESPACES, "", namespace_object(name)))
+
+    def add_user(self, token: str, name: str, roles: Mapping[str, Role] | None = None) -> User:
+        """A user for ``token`` with a Role per namespace (key ``CLUSTER``: everywhere), e.g.
+        ``api.add_user("t", "system:serviceaccount:keptn:job-executor", {"jobs": Role.of(...)})``."""
+        user = User(name, dict(roles or {}))
+        self.users[token] = user
+        return user
 
     # -----------------------------------------------------------------------------------------
     # Test controls: state

@@ -655,7 +655,9 @@ async def test_periodic_bookmarks_timeout_and_history_limit(
     kube_api_factory: KubeAPIFactory, tmp_path: Path
 ) -> None:
     api = await kube_api_factory(bookmark_interval=0.2, history_limit=10)
-    configuration = Configuration(host=api.url)
+    configuration = Configuration(
+        host=api.url, api_key={"BearerToken": api.token}, api_key_prefix={"BearerToken": "Bearer"}
+    )
     async with ApiClient(configuration) as api_client:
         batch = client.BatchV1Api(api_client)
         first = await batch.create_namespaced_job(NS, job_manifest("first"))

@@ -10,8 +10,10 @@ import traceback
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from tests.kubeapi.access import namespace_not_found
+from tests.kubeapi.limits import check_stored_size, decode_check, pod_rule_errors
 from tests.kubeapi.protocol import ValidationFailure, clone
-from tests.kubeapi.resources import JOBS, PODS, SECRETS, ApiError, Obj, ResourceType, resolve
+from tests.kubeapi.resources import JOBS, NAMESPACES, PODS, SECRETS, ApiError, Obj, ResourceType, resolve
 from tests.kubeapi.store import Store
 from tests.kubeapi.validation import FieldError, ValidationMode, invalid, schema_error, semantic_errors
 from tests.kubeapi.workloads import default_job, default_pod_spec, timestamp
@@ -44,6 +46,7 @@ class Writes(Store):
             errors.append(schema)
         try:
             errors += semantic_errors(rt, obj, old)
+            errors += pod_rule_errors(rt, obj)
         except (AttributeError, TypeError, KeyError):
             if not errors:  # a malformed object the schema check was told not to look at
                 errors.append(FieldError("<root>", "Invalid value", None, "malformed object"))
@@ -66,12 +69,18 @@ class Writes(Store):
             raise ApiError(400, "the body of the request is not a valid object")
         obj = clone(body)
         self._check_type(rt, obj)
+        decode_check(rt, obj)
         meta = obj.setdefault("metadata", {})
         if meta.get("namespace") not in (None, "", namespace):
             raise ApiError(
                 400, "the namespace of the provided object does not match the namespace sent on the request"
             )
-        meta["namespace"] = namespace
+        if rt.namespaced:
+            meta["namespace"] = namespace
+            if self._lookup(NAMESPACES, "", namespace) is None:
+                raise namespace_not_found(namespace)
+        else:
+            meta.pop("namespace", None)
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = f"{meta['generateName']}{self._suffix()}"
         if validate:
@@ -96,6 +105,7 @@ class Writes(Store):
             self._default_secret(obj)
         if dry_run:
             return obj
+        check_stored_size(obj)
         stored = self._commit(rt, namespace, name, obj)
         if rt is JOBS and self.auto_complete is not None:
             self._schedule_auto_complete(stored)
@@ -120,6 +130,7 @@ class Writes(Store):
             raise ApiError(400, "the body of the request is not a valid object")
         new = clone(body)
         self._check_type(rt, new)
+        decode_check(rt, new)
         meta = new.setdefault("metadata", {})
         old_meta = old["metadata"]
         if meta.get("name", name) != name:
@@ -166,6 +177,7 @@ class Writes(Store):
             return new
         if meta.get("deletionTimestamp") and not meta.get("finalizers"):
             return self._remove(rt, namespace, name)
+        check_stored_size(new)
         return self._commit(rt, namespace, name, new)
 
     def _delete(

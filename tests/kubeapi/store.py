@@ -57,6 +57,7 @@ class Store:
         self._timers: dict[str, list[asyncio.Handle]] = {}
         self._gc_handles: set[asyncio.Handle] = set()
         self._names = 0
+        self._terminating: dict[tuple[str, str], tuple[str, int]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def _lookup(self, rt: ResourceType, namespace: str, name: str) -> Obj | None:

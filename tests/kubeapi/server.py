@@ -25,12 +25,13 @@ in-repo fake, so this is a small aiohttp server of its own.
 
 What it serves
 --------------
-batch/v1 jobs, v1 pods (+ ``pods/log``), v1 events, v1 secrets, v1 configmaps:
+batch/v1 jobs, v1 pods (+ ``pods/log``), v1 events, v1 secrets, v1 configmaps, v1 namespaces:
 namespaced create/get/list/watch/patch/update/delete, plus all-namespace
 list/watch (``/apis/batch/v1/jobs``). ``/version`` and the discovery documents
 (``/api``, ``/apis``, ``/api/v1``, ``/apis/batch/v1``) are served too, although
 the generated API classes of kubernetes_asyncio never ask for them (only its
-dynamic client does). Namespaces are not objects: any namespace exists.
+dynamic client does). Namespaces are objects that must exist, tokens map to RBAC Roles per
+namespace (401/403/404 as kube-apiserver words them: ``access.py``).
 
 Protocol details kept
 ---------------------
@@ -63,11 +64,19 @@ Protocol details kept
 Deliberate simplifications: schema violations (unknown or mistyped fields) are
 422 Invalid, where a real server answers 400 for strict decoding errors or drops
 unknown fields with a warning; strategic merge patch merges only the usual keyed
-lists; no admission, RBAC, quotas or server-side apply (415).
+lists; no quotas, no admission plugins but NamespaceLifecycle, no server-side apply (415);
+pods carry no ``batch.kubernetes.io/job-tracking`` finalizer; deleting a Namespace does not
+empty it. Decoding, size and pod rules beyond the schema: ``limits.py``.
 
-The Job controller is simulated by test controls: ``set_job_running``,
-``set_job_succeeded`` and ``set_job_failed`` (pod, container statuses, logs,
-conditions, events), or ``auto_complete`` for benchmarks.
+The Job controller is simulated by test controls (``controller.py``): ``set_job_running``,
+``set_job_succeeded``, ``set_job_failed`` (a container that ran and exited non-zero),
+``set_job_deadline_exceeded`` (FailureTarget, the pod deleted, then Failed),
+``set_pod_waiting`` / ``set_pod_unschedulable`` (a pod that cannot start: its Job stays
+active), or ``auto_complete`` for benchmarks.
+
+Modules: ``protocol`` (records, watch streams), ``store``, ``writes`` (create/update/delete,
+GC), ``controller``, ``rest`` (HTTP and watch), ``access``, ``validation``, ``limits``,
+``workloads``, ``cli`` (the process); this module holds ``FakeKubeAPI`` and its test controls.
 """
 
 from __future__ import annotations

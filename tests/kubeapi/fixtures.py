@@ -11,7 +11,12 @@ Fixtures (all function-scoped, async ones run in the test's event loop):
 
       @pytest.mark.parametrize("kube_api", [{"auto_complete": (0.05, "succeeded")}], indirect=True)
 
-  (a marker would need registering before the test module is imported). At teardown it fails the test if the fake itself hit a bug
+  (a marker would need registering before the test module is imported). Namespaces: those of a
+  fresh cluster plus ``TEST_NAMESPACES``, or plus the ones the test declares with
+  ``{"namespaces": ["ns-a"]}``; a create into any other is 404 as on a cluster. RBAC: the
+  kubeconfig's token is all-allowed; ``api.add_user(token, name, {ns: Role.of(...)})`` declares
+  a narrower one (write a kubeconfig for it with ``api.write_kubeconfig(path, token=token)``).
+  At teardown it fails the test if the fake itself hit a bug
   (``server_errors``); 422s the code under test provoked are in ``validation_errors``.
 * ``kube_config_file`` -> ``pathlib.Path``: a kubeconfig for ``kube_api`` (namespace
   "default"), e.g. for ``KUBECONFIG``.
@@ -34,9 +39,19 @@ import pytest
 from kubernetes_asyncio import config as kube_config
 from kubernetes_asyncio.client import ApiClient, Configuration
 
+from tests.kubeapi.access import CLUSTER_NAMESPACES
 from tests.kubeapi.server import FakeKubeAPI
 
 KubeAPIFactory = Callable[..., Awaitable[FakeKubeAPI]]
+# The namespaces the tests use, besides a fresh cluster's; a test that declares its own
+# (``{"namespaces": [...]}``) gets a fresh cluster's and those only.
+TEST_NAMESPACES = ("jobs", "keptn", "elsewhere", "team-a", "team-b")
+
+
+def _with_namespaces(options: dict[str, Any]) -> dict[str, Any]:
+    declared = options.get("namespaces")
+    namespaces = TEST_NAMESPACES if declared is None else tuple(declared)
+    return {**options, "namespaces": (*CLUSTER_NAMESPACES, *namespaces)}
 
 
 def _check_clean(api: FakeKubeAPI) -> None:
@@ -47,7 +62,7 @@ def _check_clean(api: FakeKubeAPI) -> None:
 @pytest.fixture
 async def kube_api(request: pytest.FixtureRequest) -> AsyncIterator[FakeKubeAPI]:
     options: dict[str, Any] = dict(getattr(request, "param", None) or {})
-    api = FakeKubeAPI(**options)
+    api = FakeKubeAPI(**_with_namespaces(options))
     await api.start()
     try:
         yield api
@@ -74,7 +89,7 @@ async def kube_api_factory() -> AsyncIterator[KubeAPIFactory]:
     servers: list[FakeKubeAPI] = []
 
     async def make(**options: Any) -> FakeKubeAPI:
-        api = FakeKubeAPI(**options)
+        api = FakeKubeAPI(**_with_namespaces(options))
         await api.start()
         servers.append(api)
         return api

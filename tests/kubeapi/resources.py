@@ -22,6 +22,7 @@ REASONS: Mapping[int, str] = {
     405: "MethodNotAllowed",
     409: "Conflict",
     410: "Expired",
+    413: "RequestEntityTooLarge",
     415: "UnsupportedMediaType",
     422: "Invalid",
     429: "TooManyRequests",
@@ -45,7 +46,8 @@ class ApiError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
-        self.reason = reason or REASONS.get(code, "Unknown")
+        # reason "" is metav1.StatusReasonUnknown: the API server omits it (errors it did not map).
+        self.reason = reason if reason is not None else REASONS.get(code, "Unknown")
         self.details = details
         self.headers = dict(headers or {})
 
@@ -63,6 +65,8 @@ def status_object(code: int, reason: str, message: str, details: Obj | None = No
         "reason": reason,
         "code": code,
     }
+    if not reason:
+        del body["reason"]
     if details:
         body["details"] = details
     return body
@@ -189,8 +193,12 @@ EVENTS = ResourceType(
 )
 SECRETS = ResourceType("", "v1", "secrets", "Secret", fields=_fields("type"))
 CONFIGMAPS = ResourceType("", "v1", "configmaps", "ConfigMap", fields=_fields())
+# Cluster-scoped: stored under the namespace "" (kubernetes/kubernetes: pkg/apis/core/types.go Namespace).
+NAMESPACES = ResourceType(
+    "", "v1", "namespaces", "Namespace", namespaced=False, fields=_fields("status.phase")
+)
 
-RESOURCES: tuple[ResourceType, ...] = (JOBS, PODS, EVENTS, SECRETS, CONFIGMAPS)
+RESOURCES: tuple[ResourceType, ...] = (JOBS, PODS, EVENTS, SECRETS, CONFIGMAPS, NAMESPACES)
 BY_PATH: Mapping[tuple[str, str, str], ResourceType] = {
     (rt.group, rt.version, rt.plural): rt for rt in RESOURCES
 }

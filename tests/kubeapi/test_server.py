@@ -565,11 +565,15 @@ async def test_secrets(kube_api_client: ApiClient) -> None:
 async def test_auto_complete(kube_api: FakeKubeAPI, kube_api_client: ApiClient) -> None:
     batch = client.BatchV1Api(kube_api_client)
     await batch.create_namespaced_job(NS, job_manifest("auto"))
+    finished: client.V1Job | None = None
     async with watch.Watch() as w:
         async for event in w.stream(batch.list_namespaced_job, NS, timeout_seconds=5):
             if is_complete(event["object"]):
-                assert event["object"].status.conditions[-1].type == "Failed"
+                finished = event["object"]
                 break
+    # Outside the loop: a watch that timed out without the Job finishing must fail the test.
+    assert finished is not None, "the auto-completed Job did not finish within the watch's 5 s"
+    assert finished.status.conditions[-1].type == "Failed"
     assert kube_api.job_pod(NS, "auto") is not None
 
 
@@ -655,7 +659,9 @@ async def test_periodic_bookmarks_timeout_and_history_limit(
     kube_api_factory: KubeAPIFactory, tmp_path: Path
 ) -> None:
     api = await kube_api_factory(bookmark_interval=0.2, history_limit=10)
-    configuration = Configuration(host=api.url)
+    configuration = Configuration(
+        host=api.url, api_key={"BearerToken": api.token}, api_key_prefix={"BearerToken": "Bearer"}
+    )
     async with ApiClient(configuration) as api_client:
         batch = client.BatchV1Api(api_client)
         first = await batch.create_namespaced_job(NS, job_manifest("first"))

@@ -35,6 +35,7 @@ from referencing import Registry, Resource
 from tests.kubeapi.resources import JOBS, PODS, SECRETS, ApiError, Obj, ResourceType
 
 KUBE_VERSION = "1.37.0"
+TOTAL_ANNOTATION_SIZE_LIMIT = 256 * 1024
 ValidationMode = Literal["full", "cached", "off"]
 
 _DNS1123_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
@@ -213,6 +214,9 @@ def meta_errors(rt: ResourceType, meta: Obj, field: str = "metadata") -> list[Fi
             errors.append(
                 FieldError("metadata.name", "Required value", None, "name or generateName is required")
             )
+        elif rt.kind == "Namespace":  # ValidateNamespaceName: a DNS-1123 label
+            for detail in dns1123_label_errors(name):
+                errors.append(FieldError("metadata.name", "Invalid value", name, detail))
         else:
             max_len = 63 if rt is JOBS else 253
             for detail in dns1123_subdomain_errors(name, max_len):
@@ -228,9 +232,13 @@ def meta_errors(rt: ResourceType, meta: Obj, field: str = "metadata") -> list[Fi
     for key in annotations:
         for detail in label_key_errors(key.lower()):
             errors.append(FieldError(f"{field}.annotations", "Invalid value", key, detail))
-    size = sum(len(k) + len(str(v)) for k, v in annotations.items())
-    if size > 256 * 1024:
-        errors.append(FieldError(f"{field}.annotations", "Too long", None, "must have at most 262144 bytes"))
+    # ValidateAnnotations (staging/src/k8s.io/apimachinery/pkg/api/validation/objectmeta.go): Go's
+    # len() of keys and values, i.e. UTF-8 bytes, against TotalAnnotationSizeLimitB (256 KiB);
+    # field.TooLong words it "may not be more than N bytes" (apimachinery/pkg/util/validation/field).
+    size = sum(len(k.encode()) + len(str(v).encode()) for k, v in annotations.items())
+    if size > TOTAL_ANNOTATION_SIZE_LIMIT:
+        detail = f"may not be more than {TOTAL_ANNOTATION_SIZE_LIMIT} bytes"
+        errors.append(FieldError(f"{field}.annotations", "Too long", None, detail))
     return errors
 
 

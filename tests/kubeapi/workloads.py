@@ -259,3 +259,126 @@ def event_object(
 
 def is_job(obj: Obj) -> bool:
     return obj.get("kind") == JOBS.kind
+
+
+# ---------------------------------------------------------------------------------------------
+# Pods that cannot start. The kubelet leaves the container waiting with a reason and a message
+# and records an event (kubernetes/kubernetes: pkg/kubelet/images/image_manager.go for the
+# image pull, pkg/kubelet/kuberuntime/kuberuntime_container.go for the container config; event
+# reasons in pkg/kubelet/events/event.go). The pod stays Pending and, with restartPolicy Never,
+# the Job controller never counts it as failed: only activeDeadlineSeconds ends such a Job.
+
+# waiting reason -> (event reason, default message; {image} is the container's image)
+STUCK_REASONS: Mapping[str, tuple[str, str]] = {
+    "ErrImagePull": (
+        "Failed",
+        'failed to pull and unpack image "{image}": failed to resolve reference "{image}": {image}: not found',
+    ),
+    "ImagePullBackOff": ("BackOff", 'Back-off pulling image "{image}"'),
+    "InvalidImageName": (
+        "InspectFailed",
+        'Failed to apply default image tag "{image}": couldn\'t parse image name "{image}": invalid reference format',
+    ),
+    "CreateContainerConfigError": ("Failed", 'secret "job-secrets" not found'),
+}
+# The scheduler's FitError (pkg/scheduler/framework/types.go), on a one-node cluster.
+UNSCHEDULABLE_MESSAGE = (
+    "0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available:"
+    " 1 No preemption victims found for incoming pod."
+)
+
+
+def waiting_pod_status(pod: Obj, container: str, reason: str, message: str, now: str) -> Obj:
+    """A scheduled pod whose ``container`` waits with ``reason``; the main containers wait in
+    PodInitializing when an init container is the one stuck."""
+    spec = pod["spec"]
+    inits = [c["name"] for c in spec.get("initContainers") or []]
+    stuck_init = container in inits
+    not_ready = "ContainersNotReady"
+    status: Obj = {
+        "phase": "Pending",
+        "conditions": _conditions(
+            now,
+            Initialized="ContainersNotInitialized" if stuck_init else True,
+            Ready=not_ready,
+            ContainersReady=not_ready,
+            PodScheduled=True,
+        ),
+        "hostIP": "10.0.0.1",
+        "podIP": "10.244.0.10",
+        "podIPs": [{"ip": "10.244.0.10"}],
+        "qosClass": "BestEffort",
+        "startTime": now,
+    }
+    stuck = {"waiting": {"reason": reason, "message": message}}
+    if inits:
+        done = True
+        statuses = []
+        for c in spec["initContainers"]:
+            if c["name"] == container:
+                statuses.append(_container_status(pod, c, stuck, ready=False) | {"containerID": None})
+                done = False
+            elif done:
+                statuses.append(_container_status(pod, c, _terminated(pod, c, 0, now, now), ready=True))
+            else:
+                statuses.append(
+                    _container_status(pod, c, {"waiting": {"reason": "PodInitializing"}}, ready=False)
+                )
+        status["initContainerStatuses"] = statuses
+    status["containerStatuses"] = [
+        _container_status(
+            pod,
+            c,
+            stuck if c["name"] == container else {"waiting": {"reason": "PodInitializing"}},
+            ready=False,
+        )
+        | {"containerID": None}
+        for c in spec["containers"]
+    ]
+    for statuses in (status.get("initContainerStatuses", []), status["containerStatuses"]):
+        for s in statuses:
+            if s["containerID"] is None:
+                del s["containerID"]
+                s["imageID"] = ""
+    return status
+
+
+def unschedulable_pod_status(message: str, now: str) -> Obj:
+    """A pod the scheduler cannot place: Pending, PodScheduled False (reason Unschedulable)."""
+    return {
+        "phase": "Pending",
+        "conditions": [
+            {
+                "type": "PodScheduled",
+                "status": "False",
+                "lastProbeTime": None,
+                "lastTransitionTime": now,
+                "reason": "Unschedulable",
+                "message": message,
+            }
+        ],
+        "qosClass": "BestEffort",
+    }
+
+
+def killed_pod_status(pod: Obj, exit_code: int, now: str) -> Obj:
+    """A pod the kubelet stopped on deletion: Failed, running containers terminated with
+    ``exit_code`` (143 for SIGTERM, 137 after the grace period's SIGKILL); waiting ones stay."""
+    status = copy.deepcopy(pod.get("status") or {})
+    status["phase"] = "Failed"
+    for s in status.get("containerStatuses") or []:
+        running = s.get("state", {}).get("running")
+        if running is not None:
+            started = running.get("startedAt") or now
+            s["state"] = {
+                "terminated": {
+                    "exitCode": exit_code,
+                    "reason": "Error",
+                    "startedAt": started,
+                    "finishedAt": now,
+                    "containerID": s.get("containerID", ""),
+                }
+            }
+            s["ready"] = False
+            s["started"] = False
+    return status

@@ -108,8 +108,9 @@ def run_mutmut(workdir: Path, module: Module, log: Path) -> str:
     env = {k: v for k, v in os.environ.items() if k not in MUTMUT_ENV_DROP}
     cmd = [mutmut_bin(), "run", "--max-children", "1"]
     with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
         try:
             proc.wait(timeout=module.budget)
         except subprocess.TimeoutExpired:
@@ -125,8 +126,9 @@ def run_mutmut(workdir: Path, module: Module, log: Path) -> str:
 
 def show(workdir: Path, mutant: str) -> str:
     env = {k: v for k, v in os.environ.items() if k not in MUTMUT_ENV_DROP}
-    done = subprocess.run([mutmut_bin(), "show", mutant], cwd=workdir, env=env, capture_output=True,
-                          text=True, timeout=60)
+    done = subprocess.run(
+        [mutmut_bin(), "show", mutant], cwd=workdir, env=env, capture_output=True, text=True, timeout=60
+    )
     lines = [ln for ln in done.stdout.splitlines() if ln[:1] in "+-" and ln[:3] not in ("+++", "---")]
     return "\n".join(lines)
 
@@ -228,8 +230,12 @@ def main(argv: list[str] | None = None) -> int:
     for module in chosen:
         print(f"mutating {module.source} against {' '.join(module.tests)}", file=sys.stderr, flush=True)
         outcome = run_module(module, equivalents, args.keep)
-        print(f"  {outcome.killed + outcome.timeouts}/{outcome.tried} killed, {outcome.score:.1f}% "
-              f"{outcome.note}", file=sys.stderr, flush=True)
+        print(
+            f"  {outcome.killed + outcome.timeouts}/{outcome.tried} killed, {outcome.score:.1f}% "
+            f"{outcome.note}",
+            file=sys.stderr,
+            flush=True,
+        )
         outcomes.append(outcome)
     args.out.write_text(report(outcomes))
     print(f"wrote {args.out}", file=sys.stderr)

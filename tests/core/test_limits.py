@@ -76,7 +76,8 @@ def test_rendered_job_carries_the_literal_managed_by_label() -> None:
 
 
 def test_job_name_prefix_is_literal() -> None:
-    # JES names its Jobs so (keptn-contrib/job-executor-service: pkg/k8sutils/job.go).
+    # JES names its Jobs so (keptn-contrib/job-executor-service: pkg/eventhandler/eventhandlers.go,
+    # "job-executor-service-job-%s-%03d-%03d" with the first 24 characters of the event id).
     assert naming.JOB_NAME_PREFIX == "job-executor-service-job"
     assert naming.ID_PART_LENGTH == 24
 

@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install system-deps test check pytest lint typecheck demo bench bench-smoke clean
+.PHONY: install system-deps test check pytest lint typecheck demo bench bench-smoke mutate clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,12 @@ bench: install
 
 bench-smoke: install
 	$(PY) -m bench.run --smoke
+
+# Mutation testing of the pure core, each module against its own unit tests (minutes; not in CI).
+# Writes tests/mutation/latest.md. One module: make mutate MODULES=results
+mutate: install
+	$(PY) -m pip install -q -e '.[mutation]'
+	$(PY) -m tests.mutation.run $(MODULES)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

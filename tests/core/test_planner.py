@@ -12,7 +12,6 @@ import yaml
 from executor.config.model import JobConfig
 from executor.model.tasks import EnvVar, TaskSpec
 from executor.planner import (
-    DEFAULT_SECURITY_CONTEXT,
     PlanError,
     effective_deadline,
     label_env_name,
@@ -260,7 +259,17 @@ def test_service_account() -> None:
 
 def test_security_context_defaults() -> None:
     context = plan("image: alpine").security_context
-    assert context == DEFAULT_SECURITY_CONTEXT
+    # The literal restricted profile (Kubernetes Pod Security Standards, "restricted").
+    assert context == {
+        "runAsNonRoot": True,
+        "runAsUser": 65532,
+        "runAsGroup": 65532,
+        "allowPrivilegeEscalation": False,
+        "privileged": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
     assert context["runAsNonRoot"] is True
     assert context["allowPrivilegeEscalation"] is False
     assert context["readOnlyRootFilesystem"] is True

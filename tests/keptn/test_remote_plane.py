@@ -72,9 +72,15 @@ async def test_remote_plane_runs_polled_event_once(tmp_path: Path, keptn: FakeKe
     assert "too new" not in str(data["message"])
     started = [e for e in keptn.received if str(e["type"]).endswith(".started")]
     assert len(started) == 1
-    # polling again (the event is still listed until Keptn sees the finished one) runs nothing twice
-    await asyncio.sleep(2.5)
+    # Polling again runs nothing twice, even when the control plane still lists the event (Keptn's
+    # shipyard controller drops it only once it has processed the finished event; the fake drops
+    # it at once, tests/keptn/fake_keptn.py _post_event, so it is listed again here by hand).
+    # The positive signal: two more polls answered after the event is listed again.
+    keptn.open_triggered.append(triggered)
+    polls = len(keptn.requests_to("event/triggered", "GET"))
+    await keptn.wait_for(lambda: len(keptn.requests_to("event/triggered", "GET")) >= polls + 2, timeout=20)
     assert len(finished(keptn)) == 1
+    assert len([e for e in keptn.received if str(e["type"]).endswith(".started")]) == 1
     await serve.stop()
 
 
@@ -96,7 +102,10 @@ async def test_remote_plane_reports_missing_and_invalid_configs(tmp_path: Path, 
 async def test_refused_token_is_reported_without_crash_loop(tmp_path: Path, keptn: FakeKeptn) -> None:
     serve = remote(tmp_path, keptn, KEPTN_API_TOKEN="wrong")
     await serve.start(ready=False)  # alive, but not ready: a rollout with it would stall
-    await asyncio.sleep(2)
+    for _ in range(200):  # until the refusal is logged (20 s at most), not a fixed sleep
+        if "KEPTN_API_TOKEN was refused" in serve.log.read_text():
+            break
+        await asyncio.sleep(0.1)
     assert serve.proc is not None and serve.proc.poll() is None
     async with aiohttp.ClientSession() as session, session.get(serve.url + "readyz") as response:
         assert response.status == 503

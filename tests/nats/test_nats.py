@@ -45,6 +45,19 @@ async def wait_lines(path: Path, count: int, timeout: float = 30) -> list[str]:
     return path.read_text().split() if path.exists() else []
 
 
+async def all_acknowledged(js: Any, durable: str = "job-executor", timeout: float = 30) -> None:
+    """Until the service's JetStream consumer holds nothing pending and nothing unacknowledged:
+    from then on the server redelivers nothing (nats-io/nats-server: server/consumer.go, the
+    ack-pending map that drives redelivery after AckWait)."""
+    stream = await js.find_stream_name_by_subject("sh.keptn.event.test.triggered")
+    for _ in range(int(timeout / 0.1)):
+        info = await js.consumer_info(stream, durable)
+        if info.num_ack_pending == 0 and info.num_pending == 0:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"consumer {durable} still has messages pending after {timeout}s: {info}")
+
+
 async def collect(nc: Any, subject: str) -> list[dict[str, Any]]:
     received: list[dict[str, Any]] = []
 
@@ -71,16 +84,22 @@ async def test_queue_group_shares_events_between_replicas(
         await nc.publish("sh.keptn.event.test.triggered", json.dumps(make_event(event_id=event_id)).encode())
     await nc.flush()
     lines = await wait_lines(runs, len(ids))
-    await asyncio.sleep(0.5)
-    assert Counter(runs.read_text().split()) == Counter(ids)  # each handled once, by one replica
-    for _ in range(100):
-        if len(finished) >= len(ids):
+    assert len(lines) == len(ids)
+    # Later events, spread over both replicas by the queue group: once each of their runs is
+    # reported, a second delivery of an earlier event would have been run and reported too.
+    later = [f"later-{i}" for i in range(10)]
+    for event_id in later:
+        await nc.publish("sh.keptn.event.test.triggered", json.dumps(make_event(event_id=event_id)).encode())
+    await nc.flush()
+    for _ in range(300):
+        if {e["triggeredid"] for e in finished} >= set(ids + later):
             break
         await asyncio.sleep(0.1)
-    assert sorted(e["triggeredid"] for e in finished) == sorted(ids)  # published to NATS by type
+    assert Counter(runs.read_text().split()) == Counter(ids + later)  # each handled once, by one replica
+    # published to NATS by type, once each
+    assert sorted(e["triggeredid"] for e in finished) == sorted(ids + later)
     handled = [r.log.read_text().count("NATS: subscribed") for r in replicas]
     assert handled == [1, 1]
-    assert len(lines) == len(ids)
     await nc.close()
     for r in replicas:
         await r.stop()
@@ -112,8 +131,13 @@ async def test_jetstream_redelivery_after_crash_runs_nothing_twice(
     restarted = replica(tmp_path, "a", sink, nats_server.url, **env)
     await restarted.start()
     await wait_lines(runs, len(ids))
-    await asyncio.sleep(2.5)  # longer than the ack wait: any unacknowledged message is redelivered
-    assert Counter(runs.read_text().split()) == Counter(ids)
+    # Nothing left to redeliver, then one later event: with one run at a time, in order of
+    # acceptance, its run comes after the run of any redelivered event that was taken again.
+    await all_acknowledged(js)
+    await js.publish("sh.keptn.event.test.triggered", json.dumps(make_event(event_id="js-later")).encode())
+    await wait_lines(runs, len(ids) + 1)
+    assert runs.read_text().split()[-1] == "js-later"
+    assert Counter(runs.read_text().split()) == Counter([*ids, "js-later"])
     await nc.close()
     await restarted.stop()
 
@@ -132,7 +156,11 @@ async def test_server_restart_mid_stream_loses_nothing(
         await js.publish("sh.keptn.event.test.triggered", json.dumps(make_event(event_id=event_id)).encode())
     await wait_lines(runs, len(first))
     await nats_server.stop()
-    await asyncio.sleep(0.5)
+    for _ in range(200):  # until the client has noticed the server is gone (10 s at most)
+        if not nc.is_connected:
+            break
+        await asyncio.sleep(0.05)
+    assert not nc.is_connected
     await nats_server.start()  # same port, same store
     second = [f"r-{i}" for i in range(5, 10)]
     for event_id in second:

@@ -27,6 +27,28 @@ actions:
 """
 
 
+QUICK = """\
+apiVersion: v2
+actions:
+  - name: "Quick"
+    events: [{name: "sh.keptn.event.test.triggered"}]
+    tasks: [{name: "q", image: "alpine", cmd: ["true"]}]
+"""
+
+
+async def later_event_reported(tmp_path: Path, serve, sink: EventSink, event_id: str) -> None:
+    """A positive signal instead of a fixed sleep: an event posted now, for a quick config of
+    its own, is run and reported; anything the service was going to report about the events
+    before it had that long to show."""
+    write_config(tmp_path, QUICK, level=("shop", "later", "cart"))
+    assert (await serve.post(make_event(event_id=event_id, stage="later")))[0] == 202
+    for _ in range(20):  # each round needs one more finished event (20 s at most each)
+        if any(e["triggeredid"] == event_id for e in sink.of_type(".finished")):
+            return
+        await sink.wait_for(".finished", count=len(sink.of_type(".finished")) + 1)
+    raise AssertionError(f"no finished event for {event_id}")
+
+
 async def wait_for_file(path: Path, text: str, timeout: float = 10) -> None:
     for _ in range(int(timeout / 0.05)):
         if path.exists() and text in path.read_text():
@@ -66,9 +88,9 @@ async def test_restart_adopts_running_task(tmp_path: Path, sink: EventSink, serv
     restarted = serve_factory()
     await restarted.start()
     finished = await sink.wait_for(".finished")
-    await asyncio.sleep(0.5)
-    assert len(sink.of_type(".finished")) == 1
-    assert len(sink.of_type(".started")) == 1
+    await later_event_reported(tmp_path, restarted, sink, "after-crash-1")
+    assert [e["triggeredid"] for e in sink.of_type(".finished")] == ["crash-1", "after-crash-1"]
+    assert [e["triggeredid"] for e in sink.of_type(".started")] == ["crash-1", "after-crash-1"]
     data = finished[0]["data"]
     assert data["status"] == "succeeded", data["message"]
     assert "Task 'first' finished successfully!" in data["message"]
@@ -84,10 +106,12 @@ async def test_restart_while_task_still_runs(tmp_path: Path, sink: EventSink, se
 
     restarted = serve_factory()
     await restarted.start()
-    await asyncio.sleep(0.5)
-    assert sink.of_type(".finished") == []  # the adopted task is still running
+    await later_event_reported(tmp_path, restarted, sink, "after-crash-2")
+    # the adopted task is still running: only the later event is finished
+    assert [e["triggeredid"] for e in sink.of_type(".finished")] == ["after-crash-2"]
     gate.touch()
-    await sink.wait_for(".finished")
+    await sink.wait_for(".finished", count=2)
+    assert sink.of_type(".finished")[1]["triggeredid"] == "crash-2"
     assert runs.read_text() == "started\ndone\nsecond\n"
     await restarted.stop()
 
@@ -134,6 +158,6 @@ async def test_config_changed_during_a_restart_is_reported_not_mixed(
     await restarted.start()
     finished = await sink.wait_for(".finished")
     assert "changed while this event was being handled" in finished[0]["data"]["message"]
-    await asyncio.sleep(0.5)
+    await later_event_reported(tmp_path, restarted, sink, "after-changed-1")
     assert "new" not in runs.read_text()  # nothing of the new config ran for the old event
     await restarted.stop()

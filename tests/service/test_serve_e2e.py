@@ -11,6 +11,28 @@ import pytest
 
 from tests.service.conftest import EventSink, make_event, write_config
 
+QUICK = """\
+apiVersion: v2
+actions:
+  - name: "Quick"
+    events: [{name: "sh.keptn.event.test.triggered"}]
+    tasks: [{name: "q", image: "alpine", cmd: ["true"]}]
+"""
+
+
+async def wait_until_gone(pid: int, timeout: float = 10) -> None:
+    """Until the process has exited (gone, or a zombie nobody reaped yet), with a bound."""
+    for _ in range(int(timeout / 0.05)):
+        stat = Path(f"/proc/{pid}/stat")
+        try:
+            if stat.read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                return
+        except (FileNotFoundError, ProcessLookupError):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"process {pid} still runs {timeout}s after its task timed out")
+
+
 pytestmark = pytest.mark.slow
 
 CONFIG = """\
@@ -105,9 +127,11 @@ async def test_same_event_twice_runs_once(
     assert (await serve.post(event))[1] == {"accepted": 1, "duplicate": 0}
     assert (await serve.post(event))[1] == {"accepted": 0, "duplicate": 1}
     await sink.wait_for(".finished")
-    await asyncio.sleep(0.5)
-    assert len(sink.of_type(".finished")) == 1
-    assert marker.read_text() == "run\n"
+    # A later event: once its report is in, a second run of the duplicate would have shown.
+    await serve.post(make_event(event_id="evt-after-dup"))
+    finished = await sink.wait_for(".finished", count=2)
+    assert sorted(e["triggeredid"] for e in finished) == ["evt-after-dup", "evt-dup"]
+    assert marker.read_text() == "run\nrun\n"
     # ... and across a restart: the dedup record is in the state database
     await serve.stop()
     serve = serve_factory()
@@ -127,8 +151,10 @@ async def test_silent_listener_runs_without_reporting(tmp_path: Path, sink: Even
             break
         await asyncio.sleep(0.1)
     assert heard.read_text() == "heard\n"
-    await asyncio.sleep(0.5)
-    assert sink.events == []
+    # A later, reported event: its reports come after any the silent action could have sent.
+    await serve.post(make_event(event_id="evt-after-silent"))
+    await sink.wait_for(".finished")
+    assert {e["triggeredid"] for e in sink.events} == {"evt-after-silent"}
     await serve.stop()
 
 
@@ -180,9 +206,7 @@ actions:
     assert done["status"] == "errored"
     assert "Task 'sleeper' failed: timed out after 1 s (maxPollDuration)" in done["message"]
     # the process was killed, not left running
-    pid = int(pidfile.read_text())
-    await asyncio.sleep(0.2)
-    assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+    await wait_until_gone(int(pidfile.read_text()))
     await serve.stop()
 
 
@@ -255,12 +279,14 @@ actions:
 
 
 async def test_no_config_is_silent_by_default(tmp_path: Path, sink: EventSink, serve_factory) -> None:
-    (tmp_path / "resources").mkdir()
+    write_config(tmp_path, QUICK, level=("shop", "configured", "cart"))
     serve = serve_factory()
     await serve.start()
-    assert (await serve.post(make_event()))[0] == 202
-    await asyncio.sleep(1)
-    assert sink.events == []
+    assert (await serve.post(make_event(event_id="evt-no-config")))[0] == 202
+    # A later event that has a config: once it is reported, the first one would have been too.
+    assert (await serve.post(make_event(event_id="evt-configured", stage="configured")))[0] == 202
+    await sink.wait_for(".finished")
+    assert {e["triggeredid"] for e in sink.events} == {"evt-configured"}
     await serve.stop()
 
 

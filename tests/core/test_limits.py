@@ -11,10 +11,10 @@ import json
 
 import pytest
 
-from executor import naming
+from executor.backends import naming
+from executor.backends.kubernetes.render import render_task
 from executor.config.parse import MAX_ITEMS
 from executor.planner import MAX_EVENT_ANNOTATION, trigger_of
-from executor.render import render_task
 
 from .conftest import config, make_event, one_task, problems
 from .test_render import OPTIONS, specs_for

@@ -13,7 +13,7 @@ from executor.backends.naming import JOB_NAME_PREFIX, event_id_part, job_name, l
 from .conftest import DNS_LABEL, LABEL_VALUE
 
 UUID = "f2b878d3-03c0-4e8f-bc3f-454bc1b3d79b"
-# A UUID in its lower-case text form, the only ids whose text a Job name keeps (executor/naming.py).
+# A UUID in its lower-case text form, the only ids whose text a Job name keeps (executor/backends/naming.py).
 UUID_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 HASHED = re.compile(rf"^{JOB_NAME_PREFIX}-[0-9a-f]{{24}}-\d{{3}}-\d{{3}}$")
 

@@ -22,7 +22,7 @@ from executor.model.events import EventError, load_event_file
 from executor.model.problems import ConfigError, FilesError
 from executor.planner import PlanError, plan_action
 from executor.policy import PolicyError
-from executor.resolvers.files import collect_files
+from executor.resolvers.local import collect_files
 from executor.settings import Settings, SettingsError, parse_list
 
 

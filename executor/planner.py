@@ -17,7 +17,6 @@ from executor.model.events import Event
 from executor.model.tasks import EnvVar, TaskSpec, Trigger
 from executor.policy import (
     RESTRICTED_SECURITY_CONTEXT,
-    PolicyError,
     check_image,
     check_privileged,
     privileged_reason,
@@ -194,6 +193,3 @@ def effective_deadline(task_deadline: int | None, global_deadline: int) -> int |
     """The stricter of the task's deadline and the operator's TASK_DEADLINE_SECONDS (0: none)."""
     candidates = [d for d in (task_deadline, global_deadline or None) if d]
     return min(candidates) if candidates else None
-
-
-__all__ = ["PlanError", "PolicyError", "plan_action", "plan_task", "trigger_of"]

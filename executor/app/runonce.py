@@ -15,7 +15,7 @@ from executor.model.events import Event
 from executor.model.problems import ConfigError
 from executor.outbox import Outbox
 from executor.pipeline import Pipeline
-from executor.resolvers.base import FileResolver
+from executor.resolvers.local import FileResolver
 from executor.settings import Settings
 from executor.sinks.stdout import StdoutSink
 from executor.state import StateStore

@@ -27,8 +27,9 @@ from executor.model.events import EventError, Offer, event_from_json
 from executor.outbox import Outbox
 from executor.pipeline import Pipeline
 from executor.policy import warn_if_open
-from executor.resolvers.base import LocalTreeResolver, Resolver
+from executor.resolvers.base import Resolver
 from executor.resolvers.keptn import KeptnResolver
+from executor.resolvers.local import LocalTreeResolver
 from executor.settings import Settings, SettingsError
 from executor.sinks.base import Sink
 from executor.sinks.http import HttpSink

@@ -1,7 +1,7 @@
 """Validate a loaded job config into the frozen model, collecting every problem with its line.
 
-Each object type declares its fields once (FIELDS below); the JSON Schema is checked against the
-same tables by a test so the published schema cannot drift from what is accepted.
+Each object type declares its fields once (config/fields.py); the JSON Schema is built from the
+same tables, so the published schema cannot drift from what is accepted.
 """
 
 from __future__ import annotations
@@ -9,10 +9,25 @@ from __future__ import annotations
 import datetime
 import difflib
 import hashlib
-import re
 from collections.abc import Callable
 from typing import Any, cast
 
+from executor.config.fields import (
+    ANNOTATION_KEY,
+    API_VERSION,
+    DNS_LABEL,
+    DNS_SUBDOMAIN,
+    ENV_NAME,
+    FIELDS,
+    FORMATS,
+    MAX_ITEMS,
+    PULL_POLICIES,
+    QUANTITY,
+    REQUIRED,
+    RESOURCE_NAME,
+    SECURITY_CONTEXT_KEYS,
+    VALUE_FROM,
+)
 from executor.config.jsonpaths import JsonPathSyntaxError, compile_path
 from executor.config.model import (
     Action,
@@ -28,76 +43,6 @@ from executor.config.model import (
 from executor.config.paths import PathEscapeError, normalise_file_path
 from executor.config.yamlload import MAX_CONFIG_BYTES, Document, Path, YamlError, load_yaml
 from executor.model.problems import ConfigError, Problem
-
-API_VERSION = "v2"
-# Job names carry the action and task index in three digits.
-MAX_ITEMS = 999
-
-FIELDS: dict[str, tuple[str, ...]] = {
-    "config": ("apiVersion", "actions"),
-    "action": ("name", "silent", "events", "tasks"),
-    "event": ("name", "jsonpath"),
-    "jsonpath": ("property", "match"),
-    "task": (
-        "name",
-        "image",
-        "cmd",
-        "args",
-        "files",
-        "env",
-        "workingDir",
-        "resources",
-        "maxPollDuration",
-        "namespace",
-        "annotations",
-        "securityContext",
-        "imagePullPolicy",
-        "serviceAccount",
-        "ttlSecondsAfterFinished",
-        "activeDeadlineSeconds",
-    ),
-    "env": ("name", "value", "valueFrom", "as"),
-    "resources": ("limits", "requests"),
-}
-REQUIRED: dict[str, tuple[str, ...]] = {
-    "config": ("apiVersion", "actions"),
-    "action": ("name", "events", "tasks"),
-    "event": ("name",),
-    "jsonpath": ("property", "match"),
-    "task": ("name", "image"),
-    "env": ("name", "valueFrom"),
-}
-
-# The keys of a Kubernetes (container) SecurityContext; nested values are left to the API
-# server's own validation, but a misspelt top-level key would otherwise be silently dropped.
-SECURITY_CONTEXT_KEYS = {
-    "allowPrivilegeEscalation": bool,
-    "appArmorProfile": dict,
-    "capabilities": dict,
-    "privileged": bool,
-    "procMount": str,
-    "readOnlyRootFilesystem": bool,
-    "runAsGroup": int,
-    "runAsNonRoot": bool,
-    "runAsUser": int,
-    "seLinuxOptions": dict,
-    "seccompProfile": dict,
-    "windowsOptions": dict,
-}
-PULL_POLICIES = ("Always", "IfNotPresent", "Never")
-VALUE_FROM: tuple[ValueFrom, ...] = ("event", "secret", "string")
-FORMATS: tuple[Format, ...] = ("json", "yaml", "string")
-
-# Kubernetes resource.Quantity, serialised form.
-QUANTITY = re.compile(r"^[+]?(\d+(\.\d*)?|\.\d+)([KMGTPE]i|[numkMGTPE]|[eE][+-]?\d+)?$")
-RESOURCE_NAME = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[a-zA-Z0-9]([-a-zA-Z0-9_.]*[a-zA-Z0-9])?$")
-ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-ANNOTATION_KEY = re.compile(
-    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
-    r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
-)
 
 
 def parse_config(data: str | bytes, source: str = "<config>") -> JobConfig:
@@ -518,6 +463,3 @@ def _kind(value: Any) -> str:
     if isinstance(value, (datetime.date, datetime.datetime)):
         return "a date (put it in quotes to write text)"
     return type(value).__name__
-
-
-__all__ = ["API_VERSION", "FIELDS", "ConfigError", "PathEscapeError", "parse_config", "read_config_file"]

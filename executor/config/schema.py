@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from executor.config.parse import (
+from executor.config.fields import (
     ANNOTATION_KEY,
     API_VERSION,
     DNS_LABEL,

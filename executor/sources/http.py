@@ -17,7 +17,6 @@ from cloudevents.core.exceptions import BaseCloudEventException
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
 
-from executor.dispatcher import Dispatcher
 from executor.model.events import (
     REQUIRED_ATTRIBUTES,
     Event,
@@ -26,6 +25,7 @@ from executor.model.events import (
     event_from_mapping,
     parse_json,
 )
+from executor.sources.base import Intake
 from executor.support.metrics import Metrics
 
 STRUCTURED = "application/cloudevents+json"
@@ -88,7 +88,7 @@ def _binary(headers: dict[str, str], body: bytes) -> Event:
 class HttpSource:
     def __init__(
         self,
-        dispatcher: Dispatcher,
+        intake: Intake,
         metrics: Metrics,
         *,
         path: str = "/",
@@ -96,7 +96,7 @@ class HttpSource:
         token: str = "",
         not_ready: Callable[[], str | None],
     ) -> None:
-        self.dispatcher = dispatcher
+        self.intake = intake
         self.metrics = metrics
         self.path = path
         self.max_body = max_body
@@ -144,15 +144,15 @@ class HttpSource:
             events = parse_request(headers, body)
         except EventError as exc:
             return self._reject(400, str(exc), "malformed")
-        if not self.dispatcher.accepting:
+        if not self.intake.accepting:
             return self._reject(503, "shutting down; send again later", "closed")
-        if len(events) > self.dispatcher.room():
+        if len(events) > self.intake.room():
             return web.json_response(
                 {"error": "queue is full; retry later"}, status=429, headers={"Retry-After": "1"}
             )
         counts = {"accepted": 0, "duplicate": 0}
         for event in events:
-            answer = self.dispatcher.offer(event)
+            answer = self.intake.offer(event)
             if answer is Offer.ACCEPTED:
                 counts["accepted"] += 1
             elif answer is Offer.DUPLICATE:

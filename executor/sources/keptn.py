@@ -21,13 +21,14 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from executor import __version__
 from executor.keptn.api import KeptnAPI, KeptnAuthError, KeptnError, KeptnRequestError
 from executor.keptn.models import IntegrationMetadata, Subscription
 from executor.model.events import ATTRIBUTE_NAME, Event, EventError, Offer, event_from_mapping
+from executor.sources.base import Offering
 from executor.support.background import stop_task
 from executor.support.backoff import KEPTN_POLL_CAP, Backoff
 
@@ -40,7 +41,7 @@ class KeptnPoller:
     def __init__(
         self,
         api: KeptnAPI,
-        offer: Callable[[Event], Offer],
+        offer: Offering,
         *,
         subscriptions: Sequence[str | Subscription],
         metadata: IntegrationMetadata | None = None,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -21,6 +20,7 @@ from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from executor.model.events import Event, EventError, Offer, event_from_json
+from executor.sources.base import Offering
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ class NatsSource:
     def __init__(
         self,
         client: Client,
-        offer: Callable[[Event], Offer],
+        offer: Offering,
         subjects: tuple[str, ...],
         *,
         queue_group: str = "job-executor",

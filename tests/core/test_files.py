@@ -14,7 +14,7 @@ from executor.backends.kubernetes.initfiles import InitFilesError, run, stage_fr
 from executor.backends.kubernetes.staging import configmap_key
 from executor.config.paths import PathEscapeError, normalise_file_path, staged_path
 from executor.model.problems import FilesError
-from executor.resolvers.files import collect_files
+from executor.resolvers.local import collect_files
 
 # ---- paths ----
 

@@ -13,7 +13,7 @@ import pytest
 
 from executor.backends import naming
 from executor.backends.kubernetes.render import render_task
-from executor.config.parse import MAX_ITEMS
+from executor.config.fields import MAX_ITEMS
 from executor.planner import MAX_EVENT_ANNOTATION, trigger_of
 
 from .conftest import config, make_event, one_task, problems

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from executor.config.fields import MAX_ITEMS
 from executor.config.model import EnvEntry, JsonPathFilter, Resources
-from executor.config.parse import MAX_ITEMS, read_config_file
+from executor.config.parse import read_config_file
 from executor.config.yamlload import MAX_CONFIG_BYTES, MAX_DEPTH, load_yaml
 from executor.model.problems import ConfigError, Problem
 

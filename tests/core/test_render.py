@@ -32,7 +32,7 @@ from executor.backends.naming import (
 from executor.config.model import JobConfig
 from executor.model.tasks import TaskSpec
 from executor.planner import plan_action
-from executor.resolvers.files import collect_files
+from executor.resolvers.local import collect_files
 from executor.settings import Settings
 
 from .conftest import RESOURCES, config, make_event, one_task, sample_event, validate_all, validate_manifest

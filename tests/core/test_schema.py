@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from executor.config import schema as schema_module
-from executor.config.parse import FIELDS, REQUIRED, parse_config
+from executor.config.fields import FIELDS, REQUIRED
+from executor.config.parse import parse_config
 from executor.config.schema import SCHEMA_FILE, build_schema, load_schema, schema_text
 from executor.model.problems import ConfigError
 

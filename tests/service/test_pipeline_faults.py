@@ -9,7 +9,7 @@ from typing import Any
 from executor.model.events import event_from_mapping
 from executor.model.tasks import Adopted, TaskHandle, TaskOutcome, TaskSpec
 from executor.pipeline import Pipeline
-from executor.resolvers.base import LocalTreeResolver
+from executor.resolvers.local import LocalTreeResolver
 from executor.settings import Settings
 from executor.state import StateStore
 from tests.service.conftest import make_event, write_config

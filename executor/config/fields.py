@@ -1,0 +1,79 @@
+"""The job config language's tables: which fields each object has, which are required, and the
+patterns values must match. The parser (parse.py) and the JSON Schema (schema.py) both read them.
+"""
+
+from __future__ import annotations
+
+import re
+
+from executor.config.model import Format, ValueFrom
+
+API_VERSION = "v2"
+# Job names carry the action and task index in three digits.
+MAX_ITEMS = 999
+
+FIELDS: dict[str, tuple[str, ...]] = {
+    "config": ("apiVersion", "actions"),
+    "action": ("name", "silent", "events", "tasks"),
+    "event": ("name", "jsonpath"),
+    "jsonpath": ("property", "match"),
+    "task": (
+        "name",
+        "image",
+        "cmd",
+        "args",
+        "files",
+        "env",
+        "workingDir",
+        "resources",
+        "maxPollDuration",
+        "namespace",
+        "annotations",
+        "securityContext",
+        "imagePullPolicy",
+        "serviceAccount",
+        "ttlSecondsAfterFinished",
+        "activeDeadlineSeconds",
+    ),
+    "env": ("name", "value", "valueFrom", "as"),
+    "resources": ("limits", "requests"),
+}
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "config": ("apiVersion", "actions"),
+    "action": ("name", "events", "tasks"),
+    "event": ("name",),
+    "jsonpath": ("property", "match"),
+    "task": ("name", "image"),
+    "env": ("name", "valueFrom"),
+}
+
+# The keys of a Kubernetes (container) SecurityContext; nested values are left to the API
+# server's own validation, but a misspelt top-level key would otherwise be silently dropped.
+SECURITY_CONTEXT_KEYS = {
+    "allowPrivilegeEscalation": bool,
+    "appArmorProfile": dict,
+    "capabilities": dict,
+    "privileged": bool,
+    "procMount": str,
+    "readOnlyRootFilesystem": bool,
+    "runAsGroup": int,
+    "runAsNonRoot": bool,
+    "runAsUser": int,
+    "seLinuxOptions": dict,
+    "seccompProfile": dict,
+    "windowsOptions": dict,
+}
+PULL_POLICIES = ("Always", "IfNotPresent", "Never")
+VALUE_FROM: tuple[ValueFrom, ...] = ("event", "secret", "string")
+FORMATS: tuple[Format, ...] = ("json", "yaml", "string")
+
+# Kubernetes resource.Quantity, serialised form.
+QUANTITY = re.compile(r"^[+]?(\d+(\.\d*)?|\.\d+)([KMGTPE]i|[numkMGTPE]|[eE][+-]?\d+)?$")
+RESOURCE_NAME = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[a-zA-Z0-9]([-a-zA-Z0-9_.]*[a-zA-Z0-9])?$")
+ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+ANNOTATION_KEY = re.compile(
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+)

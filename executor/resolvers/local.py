@@ -1,0 +1,152 @@
+"""Configs and task files from a local directory tree laid out like the Keptn resource tree
+(the embedded default), or from one file (`job-executor run --config`).
+
+A `files:` entry is a file or a folder (all files below it). Paths were normalised by the
+parser; symlinks are followed only while they stay inside the tree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from executor.config.model import JobConfig
+from executor.config.parse import read_config_file
+from executor.model.events import Event
+from executor.model.problems import FilesError
+from executor.resolvers.base import CONFIG_PATH, FetchFiles, Resolved, safe_name
+
+# A ConfigMap holds at most 1 MiB; leave room for keys and metadata.
+MAX_STAGED_BYTES = 900 * 1024
+
+
+def collect_files(
+    entries: Sequence[str], roots: Sequence[Path], *, limit: int = MAX_STAGED_BYTES
+) -> dict[str, bytes]:
+    """Relative path -> content, looking in each root in order (service, stage, project).
+
+    A file keeps the path it has in the tree (a symlink inside the tree is staged under its
+    own name, with its target's content); a file or link that leads outside the tree is
+    refused.
+    """
+    out: dict[str, bytes] = {}
+    total = 0
+    for entry in entries:
+        found = _find(entry, roots)
+        if found is None:
+            where = ", ".join(str(r) for r in roots)
+            raise FilesError(f"file {entry!r} not found in the resource tree (looked in {where})")
+        root, target = found
+        for path in _walk(target, root):
+            relative = path.relative_to(root).as_posix()
+            if relative in out:
+                continue  # named twice, e.g. as a file and inside a folder
+            data = path.read_bytes()
+            total += len(data)
+            if total > limit:
+                raise FilesError(
+                    f"files of the task add up to more than {limit} bytes; stage large files from "
+                    "the Keptn resource service or bake them into the image"
+                )
+            out[relative] = data
+    return out
+
+
+def _find(entry: str, roots: Sequence[Path]) -> tuple[Path, Path] | None:
+    for root in roots:
+        candidate = root / entry
+        if candidate.exists():
+            if not _inside(candidate, root):
+                raise FilesError(f"{entry!r} links outside the resource tree; refusing to stage it")
+            return root, candidate
+    return None
+
+
+def _walk(target: Path, root: Path) -> list[Path]:
+    """The files at or below target, by their paths in the tree (links not resolved)."""
+    if target.is_file():
+        return [target]
+    found = []
+    for path in sorted(target.rglob("*")):
+        if not _inside(path, root):
+            raise FilesError(f"{path} links outside the resource tree; refusing to stage it")
+        if path.is_file():
+            found.append(path)
+    return found
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        path.resolve().relative_to(root.resolve())
+    except ValueError:
+        return False
+    return True
+
+
+def local_files(roots: Sequence[Path]) -> FetchFiles:
+    """Files from a local tree: looked up in each root in turn (service, stage, project)."""
+
+    async def fetch(entries: Sequence[str]) -> dict[str, bytes]:
+        return collect_files(entries, roots)
+
+    return fetch
+
+
+class LocalTreeResolver:
+    """Configs in a directory laid out like the Keptn resource tree:
+
+    <root>/<project>/job/config.yaml, <root>/<project>/<stage>/job/config.yaml and
+    <root>/<project>/<stage>/<service>/job/config.yaml.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._cache: dict[Path, tuple[tuple[int, int], JobConfig]] = {}
+
+    def candidates(self, event: Event) -> list[tuple[str, Path]]:
+        project, stage, service = event.project, event.stage, event.service
+        if not safe_name(project):
+            return []
+        levels: list[tuple[str, Path]] = []
+        if safe_name(stage) and safe_name(service):
+            levels.append(("service", self.root / project / stage / service))
+        if safe_name(stage):
+            levels.append(("stage", self.root / project / stage))
+        levels.append(("project", self.root / project))
+        return levels
+
+    async def resolve(self, event: Event) -> Resolved | None:
+        levels = self.candidates(event)
+        for index, (level, folder) in enumerate(levels):
+            path = folder / CONFIG_PATH
+            if path.is_file():
+                roots = tuple(f for _, f in levels[index:])
+                return Resolved(self._load(path), level, local_files(roots))
+        return None
+
+    def _load(self, path: Path) -> JobConfig:
+        stat = path.stat()
+        key = (stat.st_mtime_ns, stat.st_size)
+        cached = self._cache.get(path)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        config = read_config_file(str(path))  # raises ConfigError, reported by the pipeline
+        self._cache[path] = (key, config)
+        return config
+
+    def describe(self, event: Event) -> str:
+        return ", ".join(str(folder / CONFIG_PATH) for _, folder in self.candidates(event)) or "nowhere"
+
+
+class FileResolver:
+    """One config file for every event (`job-executor run --config`)."""
+
+    def __init__(self, path: Path, files_root: Path) -> None:
+        self.path = path
+        self.files_root = files_root
+
+    async def resolve(self, event: Event) -> Resolved | None:
+        return Resolved(read_config_file(str(self.path)), "file", local_files((self.files_root,)))
+
+    def describe(self, event: Event) -> str:
+        return str(self.path)

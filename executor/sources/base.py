@@ -1,0 +1,24 @@
+"""What every source meets: the dispatcher, seen only through these types.
+
+A source turns its input into `Event`s and offers each one; the answer (`Offer`) comes at once
+and tells the source what to say to its sender (HTTP 202 or 429, a NATS ack or none). The HTTP
+source also asks whether the intake is open and how much room it has, to refuse a batch whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from executor.model.events import Event, Offer
+
+Offering = Callable[[Event], Offer]
+
+
+class Intake(Protocol):
+    @property
+    def accepting(self) -> bool: ...
+
+    def room(self) -> int: ...
+
+    def offer(self, event: Event) -> Offer: ...

@@ -1,4 +1,6 @@
-"""Command line: `job-executor lint|render|init-files` (the contract is in DESIGN.md)."""
+"""Command line: `job-executor serve|lint|render|run|init-files` (the contract is in DESIGN.md).
+Each command parses its arguments here and calls one function of app/ (or the init container's
+program)."""
 
 from __future__ import annotations
 
@@ -13,16 +15,12 @@ from typing import Any
 import yaml
 
 from executor import __version__
+from executor.app.dryrun import DryRunError, dry_run
 from executor.app.lint import lint_file
 from executor.backends.kubernetes import initfiles
-from executor.backends.kubernetes.render import RenderOptions, render_task
 from executor.config.parse import read_config_file
-from executor.matcher import matching_actions
 from executor.model.events import EventError, load_event_file
-from executor.model.problems import ConfigError, FilesError
-from executor.planner import PlanError, plan_action
-from executor.policy import PolicyError
-from executor.resolvers.local import collect_files
+from executor.model.problems import ConfigError
 from executor.settings import Settings, SettingsError, parse_list
 
 
@@ -146,30 +144,19 @@ def cmd_render(args: argparse.Namespace) -> int:
     except EventError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    actions = matching_actions(config, event)
-    if not actions:
+    files_source = args.files_source or ("keptn" if settings.config.source == "keptn" else "configmap")
+    files_root = args.files_dir or default_files_dir(Path(args.config))
+    try:
+        objects = dry_run(config, event, settings, files_source=files_source, files_root=files_root)
+    except DryRunError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if objects is None:
         print(
             f"no action in {args.config} matches event type {event.type!r}; nothing to render",
             file=sys.stderr,
         )
         return 0
-    files_source = args.files_source or ("keptn" if settings.config.source == "keptn" else "configmap")
-    options = RenderOptions(
-        init_image=settings.jobs.init_image,
-        files_source=files_source,
-        keptn_api_url=settings.keptn.api_endpoint,
-        keptn_token_secret=settings.keptn.api_token_secret,
-    )
-    roots = [args.files_dir or default_files_dir(Path(args.config))]
-    objects: list[dict[str, Any]] = []
-    for action in actions:
-        try:
-            for spec in plan_action(event, action, config, settings):
-                files = collect_files(spec.files, roots) if files_source == "configmap" else None
-                objects.extend(render_task(spec, options, files))
-        except (PolicyError, PlanError, FilesError) as exc:
-            print(f"error: action '{action.name}': {exc}", file=sys.stderr)
-            return 1
     sys.stdout.write(yaml.dump_all(objects, Dumper=_PlainDumper, sort_keys=False, explicit_start=True))
     return 0
 

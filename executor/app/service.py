@@ -1,5 +1,5 @@
-"""`job-executor serve`: wires sources, dispatcher, pipeline, backend, outbox and sinks, and
-stops gracefully on SIGTERM (stop accepting, finish submits, keep state, exit)."""
+"""`job-executor serve`: starts the parts wiring.py builds, in order, and stops them gracefully on
+SIGTERM (stop accepting, finish submits, keep state, exit)."""
 
 from __future__ import annotations
 
@@ -14,28 +14,17 @@ import time
 from aiohttp import web
 from nats.aio.client import Client
 
+from executor.app import wiring
 from executor.app.retention import Retention
 from executor.backends.base import Backend
-from executor.backends.kubernetes.backend import KubernetesBackend
-from executor.backends.kubernetes.render import RenderOptions
-from executor.backends.local.backend import LocalBackend
 from executor.backends.naming import A_EVENT
 from executor.dispatcher import Dispatcher
-from executor.keptn.api import KeptnAPI
-from executor.keptn.models import IntegrationMetadata
 from executor.model.events import EventError, Offer, event_from_json
 from executor.outbox import Outbox
 from executor.pipeline import Pipeline
 from executor.policy import warn_if_open
-from executor.resolvers.base import Resolver
-from executor.resolvers.keptn import KeptnResolver
-from executor.resolvers.local import LocalTreeResolver
-from executor.settings import Settings, SettingsError
+from executor.settings import Settings
 from executor.sinks.base import Sink
-from executor.sinks.http import HttpSink
-from executor.sinks.keptn import KeptnSink
-from executor.sinks.nats import NatsSink
-from executor.sinks.stdout import StdoutSink
 from executor.sources.http import HttpSource
 from executor.sources.keptn import KeptnPoller
 from executor.sources.nats import NatsSource
@@ -46,54 +35,23 @@ from executor.support.natsclient import connect as nats_connect
 log = logging.getLogger(__name__)
 
 
-def make_backend(settings: Settings) -> Backend:
-    if settings.jobs.backend == "kubernetes":
-        options = RenderOptions(
-            init_image=settings.jobs.init_image,
-            files_source="keptn" if settings.config.source == "keptn" else "configmap",
-            keptn_api_url=settings.keptn.api_endpoint,
-            keptn_token_secret=settings.keptn.api_token_secret,
-        )
-        return KubernetesBackend(options, namespaces=(settings.jobs.namespace,))
-    return LocalBackend(settings.state.dir / "work", settings.local.secrets_dir)
-
-
-def add_sinks(settings: Settings, sinks: dict[str, Sink], nats_client: Client | None) -> None:
-    if settings.reporting.sink_url:
-        sinks["http"] = HttpSink(settings.reporting.sink_url)
-    if nats_client is not None and settings.nats.publish:
-        sinks["nats"] = NatsSink(nats_client, jetstream=settings.nats.jetstream)
-    if not sinks:
-        sinks["stdout"] = StdoutSink()
-
-
 class Service:
     def __init__(self, settings: Settings, backend: Backend | None = None) -> None:
         settings.check()
         self.settings = settings
         self.metrics = Metrics()
         # One Keptn API client, shared by the config resolver, the poller and the sink.
-        self.keptn: KeptnAPI | None = None
-        if settings.keptn.api_endpoint:
-            try:
-                self.keptn = KeptnAPI(settings.keptn.api_endpoint, settings.keptn.api_token)
-            except ValueError as exc:
-                raise SettingsError(f"KEPTN_API_ENDPOINT: {exc}") from None
+        self.keptn = wiring.make_keptn_client(settings)
         self.poller: KeptnPoller | None = None
         self.store = StateStore(settings.state.dir / "state.db")
-        self.backend = backend or make_backend(settings)
+        self.backend = backend or wiring.make_backend(settings)
         self.sinks: dict[str, Sink] = {}
         self.outbox = Outbox(self.store, self.sinks, self.metrics)
         self.nats: Client | None = None
         self.nats_source: NatsSource | None = None
-        resolver: Resolver
-        if settings.config.source == "keptn" and self.keptn is not None:
-            resolver = KeptnResolver(self.keptn)
-        else:
-            resolver = LocalTreeResolver(settings.config.dir)
         self.pipeline = Pipeline(
             settings,
-            resolver,
+            wiring.make_resolver(settings, self.keptn),
             self.backend,
             self.store,
             self.outbox,
@@ -127,18 +85,8 @@ class Service:
         await self.backend.start()
         if self.settings.nats.url:
             self.nats = await nats_connect(self.settings.nats.url)
-        if self.keptn is not None and self.settings.remote_plane:
-            self.poller = KeptnPoller(
-                self.keptn,
-                self.dispatcher.offer,
-                subscriptions=self.settings.keptn.pubsub_topic,
-                metadata=IntegrationMetadata.from_env(),
-                poll_interval=float(self.settings.keptn.poll_interval),
-                renew_interval=float(self.settings.keptn.renew_interval),
-            )
-            poller = self.poller
-            self.sinks["keptn"] = KeptnSink(self.keptn, integration_id=lambda: poller.integration_id)
-        add_sinks(self.settings, self.sinks, self.nats)
+        self.poller = wiring.make_poller(self.settings, self.keptn, self.dispatcher.offer)
+        wiring.add_sinks(self.settings, self.sinks, self.nats, self.keptn, self.poller)
         await self.outbox.start()
         await self.dispatcher.start()
         await self._adopt_orphans()
@@ -146,16 +94,7 @@ class Service:
         if self.poller is not None:
             self.poller.start()
         if self.nats is not None:
-            s = self.settings
-            self.nats_source = NatsSource(
-                self.nats,
-                self.dispatcher.offer,
-                s.nats.subjects,
-                queue_group=s.nats.queue_group,
-                jetstream=s.nats.jetstream,
-                stream=s.nats.stream,
-                ack_wait=float(s.nats.ack_wait_seconds),
-            )
+            self.nats_source = wiring.make_nats_source(self.settings, self.nats, self.dispatcher.offer)
             await self.nats_source.start()
         self._runner = web.AppRunner(self.http.app(), access_log=None, handle_signals=False)
         await self._runner.setup()

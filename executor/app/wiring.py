@@ -1,0 +1,100 @@
+"""Settings -> the service's parts: backend, Keptn client, resolver, poller, NATS source, sinks.
+
+The service (service.py) only orders their start and stop; what each part is made of, and which
+settings decide it, is read here.
+"""
+
+from __future__ import annotations
+
+from nats.aio.client import Client
+
+from executor.backends.base import Backend
+from executor.backends.kubernetes.backend import KubernetesBackend
+from executor.backends.kubernetes.render import RenderOptions
+from executor.backends.local.backend import LocalBackend
+from executor.keptn.api import KeptnAPI
+from executor.keptn.models import IntegrationMetadata
+from executor.resolvers.base import Resolver
+from executor.resolvers.keptn import KeptnResolver
+from executor.resolvers.local import LocalTreeResolver
+from executor.settings import Settings, SettingsError
+from executor.sinks.base import Sink
+from executor.sinks.http import HttpSink
+from executor.sinks.keptn import KeptnSink
+from executor.sinks.nats import NatsSink
+from executor.sinks.stdout import StdoutSink
+from executor.sources.base import Offering
+from executor.sources.keptn import KeptnPoller
+from executor.sources.nats import NatsSource
+
+
+def make_backend(settings: Settings) -> Backend:
+    if settings.jobs.backend == "kubernetes":
+        options = RenderOptions(
+            init_image=settings.jobs.init_image,
+            files_source="keptn" if settings.config.source == "keptn" else "configmap",
+            keptn_api_url=settings.keptn.api_endpoint,
+            keptn_token_secret=settings.keptn.api_token_secret,
+        )
+        return KubernetesBackend(options, namespaces=(settings.jobs.namespace,))
+    return LocalBackend(settings.state.dir / "work", settings.local.secrets_dir)
+
+
+def add_sinks(
+    settings: Settings,
+    sinks: dict[str, Sink],
+    nats_client: Client | None,
+    keptn: KeptnAPI | None = None,
+    poller: KeptnPoller | None = None,
+) -> None:
+    """The sinks for outgoing events; stdout when none is configured."""
+    if keptn is not None and poller is not None:
+        sinks["keptn"] = KeptnSink(keptn, integration_id=lambda: poller.integration_id)
+    if settings.reporting.sink_url:
+        sinks["http"] = HttpSink(settings.reporting.sink_url)
+    if nats_client is not None and settings.nats.publish:
+        sinks["nats"] = NatsSink(nats_client, jetstream=settings.nats.jetstream)
+    if not sinks:
+        sinks["stdout"] = StdoutSink()
+
+
+def make_keptn_client(settings: Settings) -> KeptnAPI | None:
+    """One Keptn API client, shared by the config resolver, the poller and the sink."""
+    if not settings.keptn.api_endpoint:
+        return None
+    try:
+        return KeptnAPI(settings.keptn.api_endpoint, settings.keptn.api_token)
+    except ValueError as exc:
+        raise SettingsError(f"KEPTN_API_ENDPOINT: {exc}") from None
+
+
+def make_resolver(settings: Settings, keptn: KeptnAPI | None) -> Resolver:
+    if settings.config.source == "keptn" and keptn is not None:
+        return KeptnResolver(keptn)
+    return LocalTreeResolver(settings.config.dir)
+
+
+def make_poller(settings: Settings, keptn: KeptnAPI | None, offer: Offering) -> KeptnPoller | None:
+    """The remote execution plane's source: polls the control plane for triggered events."""
+    if keptn is None or not settings.remote_plane:
+        return None
+    return KeptnPoller(
+        keptn,
+        offer,
+        subscriptions=settings.keptn.pubsub_topic,
+        metadata=IntegrationMetadata.from_env(),
+        poll_interval=float(settings.keptn.poll_interval),
+        renew_interval=float(settings.keptn.renew_interval),
+    )
+
+
+def make_nats_source(settings: Settings, client: Client, offer: Offering) -> NatsSource:
+    return NatsSource(
+        client,
+        offer,
+        settings.nats.subjects,
+        queue_group=settings.nats.queue_group,
+        jetstream=settings.nats.jetstream,
+        stream=settings.nats.stream,
+        ack_wait=float(settings.nats.ack_wait_seconds),
+    )

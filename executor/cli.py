@@ -21,7 +21,8 @@ from executor.backends.kubernetes import initfiles
 from executor.config.parse import read_config_file
 from executor.model.events import EventError, load_event_file
 from executor.model.problems import ConfigError
-from executor.settings import Settings, SettingsError, parse_list
+from executor.settings import Settings
+from executor.support.envvars import SettingsError, parse_list
 
 
 def main(argv: Sequence[str] | None = None) -> int:

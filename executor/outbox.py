@@ -12,9 +12,10 @@ import contextlib
 import json
 import logging
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Literal
 
 from executor.model.errors import Permanent
+from executor.model.events import OutEvent
 from executor.sinks.base import Sink
 from executor.state import OutboxItem, StateStore
 from executor.support.background import stop_task
@@ -36,7 +37,7 @@ class Outbox:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
-    def put(self, event: dict[str, Any]) -> None:
+    def put(self, event: OutEvent) -> None:
         self.store.enqueue(str(event["id"]), list(self.sinks), json.dumps(event, separators=(",", ":")))
         self._wake.set()
 

@@ -18,7 +18,7 @@ from executor.backends.base import Backend, BackendError
 from executor.config.model import Action
 from executor.matcher import matching_actions
 from executor.model.errors import Temporary
-from executor.model.events import Event
+from executor.model.events import Event, OutEvent
 from executor.model.problems import ConfigError, FilesError
 from executor.model.tasks import TaskOutcome, TaskSpec
 from executor.planner import PlanError, plan_action
@@ -39,7 +39,7 @@ def answers(event: Event) -> bool:
 
 
 class Reports(Protocol):
-    def put(self, event: dict[str, Any]) -> None: ...
+    def put(self, event: OutEvent) -> None: ...
 
 
 class Pipeline:

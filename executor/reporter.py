@@ -9,10 +9,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from executor.keptn.format import ERROR_LOG_TYPE, SPEC_VERSION, event_base, is_test_event, now, task_of
-from executor.model.events import Event
+from executor.model.events import Event, OutEvent
 from executor.model.tasks import TaskOutcome
 from executor.results import ResultError, apply_result
 
@@ -43,7 +43,7 @@ def _common_data(event: Event) -> dict[str, Any]:
     return data
 
 
-def _envelope(event: Event, event_type: str, event_id: str, data: dict[str, Any]) -> dict[str, Any]:
+def _envelope(event: Event, event_type: str, event_id: str, data: dict[str, Any]) -> OutEvent:
     out: dict[str, Any] = {
         "specversion": "1.0",
         "id": event_id,
@@ -58,17 +58,17 @@ def _envelope(event: Event, event_type: str, event_id: str, data: dict[str, Any]
         out["shkeptncontext"] = event.keptn_context
     if event.git_commit_id:
         out["gitcommitid"] = event.git_commit_id
-    out["data"] = data
-    return out
+    out["data"] = data  # last, for people reading the JSON
+    return cast(OutEvent, out)
 
 
-def started(event: Event, scope: str) -> dict[str, Any]:
+def started(event: Event, scope: str) -> OutEvent:
     data = _common_data(event)
     data["status"] = "succeeded"
     return _envelope(event, event_base(event.type) + ".started", report_id(event, scope, "started"), data)
 
 
-def finished(event: Event, scope: str, reports: Sequence[TaskReport]) -> dict[str, Any]:
+def finished(event: Event, scope: str, reports: Sequence[TaskReport]) -> OutEvent:
     """The finished event of an action; a task's result file may patch its data."""
     failed = next((r for r in reports if r.outcome is not None and not r.outcome.ok), None)
     lines = []
@@ -107,13 +107,13 @@ def finished(event: Event, scope: str, reports: Sequence[TaskReport]) -> dict[st
     return _envelope(event, event_base(event.type) + ".finished", report_id(event, scope, "finished"), data)
 
 
-def error_finished(event: Event, scope: str, message: str) -> dict[str, Any]:
+def error_finished(event: Event, scope: str, message: str) -> OutEvent:
     """An errored finished event for a problem found before any task ran."""
     data = _common_data(event) | {"status": "errored", "result": "fail", "message": message}
     return _envelope(event, event_base(event.type) + ".finished", report_id(event, scope, "finished"), data)
 
 
-def error_log_event(trigger: Event, message: str, integration_id: str = "") -> dict[str, Any]:
+def error_log_event(trigger: Event, message: str, integration_id: str = "") -> OutEvent:
     """An `sh.keptn.log.error` event for a problem with `trigger` (no config, invalid config,
     refused image). Its id is derived from the trigger and the message, so a rebuilt one dedups."""
     event_id = uuid.uuid5(_LOG_ID_NAMESPACE, f"{trigger.source}\x00{trigger.id}\x00{message}")

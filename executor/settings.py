@@ -10,94 +10,15 @@ embedded default: HTTP on localhost, the local backend, configs from ./samples.
 from __future__ import annotations
 
 import os
-import re
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from executor import __version__
-
-
-class SettingsError(ValueError):
-    """A setting has a value we cannot use; the message names the variable and what to write."""
-
-
-Parse = Callable[[str, str], Any]  # (variable name, raw text) -> value, or SettingsError
-
-
-def env(
-    name: str, default: Any, parse: Parse | None = None, *, doc: str, shown: str = "", secret: bool = False
-) -> Any:
-    """A setting read from the variable `name`: `default` when it is not set, else `parse(name, text)`
-    (the stripped text when no parser is given). `shown`: the default as the README says it."""
-    meta = {"env": name, "parse": parse or _text, "doc": doc, "shown": shown}
-    return field(default=default, metadata=meta, repr=not secret)
-
-
-# ---- readers of a variable's text ----
-
-
-def _text(name: str, raw: str) -> str:
-    return raw.strip()
-
-
-def _flag(name: str, raw: str) -> bool:
-    lowered = raw.strip().lower()
-    if lowered in _TRUE:
-        return True
-    if lowered in _FALSE:
-        return False
-    raise SettingsError(f"{name}={raw!r}: write true or false")
-
-
-def _whole(minimum: int) -> Parse:
-    def read(name: str, raw: str) -> int | None:
-        if not raw.strip():
-            return None  # blank: the default
-        try:
-            value = int(raw.strip())
-        except ValueError:
-            raise SettingsError(f"{name}={raw!r}: write a whole number") from None
-        if value < minimum:
-            raise SettingsError(f"{name}={value}: must be at least {minimum}")
-        return value
-
-    return read
-
-
-def _seconds(minimum: int) -> Parse:
-    whole = _whole(minimum)
-
-    def read(name: str, raw: str) -> float | None:
-        value = whole(name, raw)
-        return None if value is None else float(value)
-
-    return read
-
-
-def _choice(*allowed: str) -> Parse:
-    def read(name: str, raw: str) -> str:
-        value = raw.strip().lower()
-        if value not in allowed:
-            raise SettingsError(f"{name}={value!r}: write one of {', '.join(allowed)}")
-        return value
-
-    return read
-
-
-def _list(name: str, raw: str) -> tuple[str, ...]:
-    return parse_list(raw)
-
-
-def _path(name: str, raw: str) -> Path:
-    return Path(raw.strip())
-
-
-def _optional_path(name: str, raw: str) -> Path | None:
-    return Path(raw.strip()) if raw.strip() else None
-
+from executor.support import envvars
+from executor.support.envvars import SettingsError, env, parse_labels
 
 DEFAULT_INIT_IMAGE = f"ghcr.io/job-executor/job-executor:{__version__}"
 
@@ -112,7 +33,7 @@ class JobSettings:
     backend: Literal["local", "kubernetes"] = env(
         "BACKEND",
         "local",
-        _choice("local", "kubernetes"),
+        envvars.choice("local", "kubernetes"),
         doc="`local` (processes) or `kubernetes` (in-cluster config, else kubeconfig)",
     )
     namespace: str = env("JOB_NAMESPACE", "keptn", doc="namespace of Jobs whose task names none")
@@ -120,13 +41,20 @@ class JobSettings:
         "DEFAULT_JOB_SERVICE_ACCOUNT", "", doc="service account of tasks that name none", shown="(none)"
     )
     allowed_images: tuple[str, ...] = env(
-        "ALLOWED_IMAGE_LIST", (), _list, doc="comma-separated image globs", shown="(all, with a warning)"
+        "ALLOWED_IMAGE_LIST",
+        (),
+        envvars.listing,
+        doc="comma-separated image globs",
+        shown="(all, with a warning)",
     )
     allow_privileged: bool = env(
-        "ALLOW_PRIVILEGED_JOBS", False, _flag, doc="`false` refuses privileged tasks; `true` only logs them"
+        "ALLOW_PRIVILEGED_JOBS",
+        False,
+        envvars.flag,
+        doc="`false` refuses privileged tasks; `true` only logs them",
     )
     deadline_seconds: int = env(
-        "TASK_DEADLINE_SECONDS", 0, _whole(0), doc="`activeDeadlineSeconds` of every Job (0: none)"
+        "TASK_DEADLINE_SECONDS", 0, envvars.whole(0), doc="`activeDeadlineSeconds` of every Job (0: none)"
     )
     labels: tuple[tuple[str, str], ...] = env(
         "JOB_LABELS",
@@ -168,13 +96,13 @@ class ConfigSettings:
     source: Literal["local", "keptn"] = env(
         "CONFIG_SOURCE",
         "local",
-        _choice("local", "keptn"),
+        envvars.choice("local", "keptn"),
         doc="`local` (a tree in `CONFIG_DIR`) or `keptn` (the Keptn resource service)",
     )
     dir: Path = env(
         "CONFIG_DIR",
         Path("samples/resources"),
-        _path,
+        envvars.path,
         doc="`<project>/[<stage>/[<service>/]]job/config.yaml`",
         shown="samples/resources",
     )
@@ -198,13 +126,13 @@ class KeptnSettings:
     pubsub_topic: tuple[str, ...] = env(
         "PUBSUB_TOPIC",
         (),
-        _list,
+        envvars.listing,
         doc="event types to subscribe to: turns on the remote execution plane",
         shown="(none)",
     )
-    poll_interval: int = env("KEPTN_POLL_INTERVAL", 5, _whole(1), doc="seconds between polls")
+    poll_interval: int = env("KEPTN_POLL_INTERVAL", 5, envvars.whole(1), doc="seconds between polls")
     renew_interval: int = env(
-        "KEPTN_RENEW_INTERVAL", 30, _whole(5), doc="seconds between registration renewals"
+        "KEPTN_RENEW_INTERVAL", 30, envvars.whole(5), doc="seconds between registration renewals"
     )
 
 
@@ -215,7 +143,7 @@ class ReportSettings:
     always_send_finished_event: bool = env(
         "ALWAYS_SEND_FINISHED_EVENT",
         False,
-        _flag,
+        envvars.flag,
         doc="answer events that have no config with an errored finished event",
     )
     sink_url: str = env(
@@ -234,19 +162,21 @@ class NatsSettings:
     subjects: tuple[str, ...] = env(
         "NATS_SUBJECTS",
         ("sh.keptn.event.>",),
-        _list,
+        envvars.listing,
         doc="comma-separated subjects",
         shown="sh.keptn.event.>",
     )
     queue_group: str = env("NATS_QUEUE_GROUP", "job-executor", doc="replicas in one group share events")
     jetstream: bool = env(
-        "NATS_JETSTREAM", False, _flag, doc="a durable consumer that acknowledges after acceptance"
+        "NATS_JETSTREAM", False, envvars.flag, doc="a durable consumer that acknowledges after acceptance"
     )
     stream: str = env(
         "NATS_STREAM", "", doc="stream created when none holds the subjects yet", shown="JOB_EXECUTOR"
     )
-    ack_wait_seconds: int = env("NATS_ACK_WAIT_SECONDS", 30, _whole(1), doc="JetStream redelivery delay")
-    publish: bool = env("NATS_PUBLISH", True, _flag, doc="publish started/finished events to NATS too")
+    ack_wait_seconds: int = env(
+        "NATS_ACK_WAIT_SECONDS", 30, envvars.whole(1), doc="JetStream redelivery delay"
+    )
+    publish: bool = env("NATS_PUBLISH", True, envvars.flag, doc="publish started/finished events to NATS too")
 
 
 @dataclass(frozen=True)
@@ -256,7 +186,7 @@ class LocalSettings:
     secrets_dir: Path | None = env(
         "LOCAL_SECRETS_DIR",
         None,
-        _optional_path,
+        envvars.optional_path,
         doc="`<dir>/<secret>/<key>` files for `valueFrom: secret`",
         shown="(none)",
     )
@@ -267,22 +197,22 @@ class ReceiverSettings:
     """The HTTP receiver."""
 
     host: str = env("RCV_HOST", "127.0.0.1", doc="address the HTTP receiver listens on")
-    port: int = env("RCV_PORT", 8080, _whole(0), doc="its port")
+    port: int = env("RCV_PORT", 8080, envvars.whole(0), doc="its port")
     path: str = env("RCV_PATH", "/", doc="its path for events")
     auth_token: str = env(
         "RCV_AUTH_TOKEN", "", doc="require `Authorization: Bearer <token>`", shown="(none)", secret=True
     )
-    max_body_bytes: int = env("MAX_BODY_BYTES", 1 << 20, _whole(1024), doc="larger requests get 413")
+    max_body_bytes: int = env("MAX_BODY_BYTES", 1 << 20, envvars.whole(1024), doc="larger requests get 413")
 
 
 @dataclass(frozen=True)
 class DispatchSettings:
     """How many events are handled at once, how many wait, how long a stop may take."""
 
-    max_concurrent_runs: int = env("MAX_CONCURRENT_RUNS", 16, _whole(1), doc="events handled at once")
-    queue_size: int = env("QUEUE_SIZE", 1000, _whole(1), doc="events waiting (then 429)")
+    max_concurrent_runs: int = env("MAX_CONCURRENT_RUNS", 16, envvars.whole(1), doc="events handled at once")
+    queue_size: int = env("QUEUE_SIZE", 1000, envvars.whole(1), doc="events waiting (then 429)")
     shutdown_grace_seconds: float = env(
-        "SHUTDOWN_GRACE_SECONDS", 30.0, _seconds(0), doc="how long a SIGTERM may take", shown="30"
+        "SHUTDOWN_GRACE_SECONDS", 30.0, envvars.seconds(0), doc="how long a SIGTERM may take", shown="30"
     )
 
 
@@ -293,7 +223,7 @@ class StateSettings:
     dir: Path = env(
         "STATE_DIR",
         Path(".job-executor"),
-        _path,
+        envvars.path,
         doc="the SQLite state (accepted events, progress, outbox) and local work dirs",
         shown=".job-executor",
     )
@@ -301,7 +231,7 @@ class StateSettings:
     retention_hours: int = env(
         "STATE_RETENTION_HOURS",
         168,
-        _whole(0),
+        envvars.whole(0),
         doc="finished runs, delivered events and their local work dirs are forgotten after this long "
         "(a redelivery after that runs again); `0` keeps everything",
     )
@@ -405,37 +335,6 @@ def _show(value: Any) -> str:
 
 def _non_empty(values: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in values.items() if v}
-
-
-def parse_list(raw: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in raw.split(",") if part.strip())
-
-
-def parse_labels(raw: str, name: str) -> tuple[tuple[str, str], ...]:
-    """`key=value,key2=value2` -> pairs; a malformed entry is an error, not silently dropped."""
-    pairs = []
-    for entry in parse_list(raw):
-        key, sep, value = entry.partition("=")
-        key, value = key.strip(), value.strip()
-        if not sep or not _LABEL_KEY.match(key):
-            raise SettingsError(
-                f"{name}: entry {entry!r} is not key=value with a label key (example: team=qa)"
-            )
-        if not _LABEL_VALUE.match(value):
-            raise SettingsError(
-                f"{name}: value {value!r} of {key} is not a valid label value (<= 63 of [A-Za-z0-9_.-])"
-            )
-        pairs.append((key, value))
-    return tuple(pairs)
-
-
-_LABEL_KEY = re.compile(
-    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
-)
-_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$")
-
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from executor.keptn.models import IntegrationMetadata
 from executor.resolvers.base import Resolver
 from executor.resolvers.keptn import KeptnResolver
 from executor.resolvers.local import LocalTreeResolver
-from executor.settings import Settings, SettingsError
+from executor.settings import Settings
 from executor.sinks.base import Sink
 from executor.sinks.http import HttpSink
 from executor.sinks.keptn import KeptnSink
@@ -26,6 +26,7 @@ from executor.sinks.stdout import StdoutSink
 from executor.sources.base import Offering
 from executor.sources.keptn import KeptnPoller
 from executor.sources.nats import NatsSource
+from executor.support.envvars import SettingsError
 
 
 def make_backend(settings: Settings) -> Backend:

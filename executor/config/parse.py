@@ -6,24 +6,22 @@ same tables, so the published schema cannot drift from what is accepted.
 
 from __future__ import annotations
 
-import datetime
 import difflib
 import hashlib
 from collections.abc import Callable
 from typing import Any, cast
 
+from executor.config.fieldreader import FieldReader, kind_of
 from executor.config.fields import (
     ANNOTATION_KEY,
     API_VERSION,
     DNS_LABEL,
     DNS_SUBDOMAIN,
     ENV_NAME,
-    FIELDS,
     FORMATS,
     MAX_ITEMS,
     PULL_POLICIES,
     QUANTITY,
-    REQUIRED,
     RESOURCE_NAME,
     SECURITY_CONTEXT_KEYS,
     VALUE_FROM,
@@ -41,7 +39,7 @@ from executor.config.model import (
     ValueFrom,
 )
 from executor.config.paths import PathEscapeError, normalise_file_path
-from executor.config.yamlload import MAX_CONFIG_BYTES, Document, Path, YamlError, load_yaml
+from executor.config.yamlload import MAX_CONFIG_BYTES, Path, YamlError, load_yaml
 from executor.model.problems import ConfigError, Problem
 
 
@@ -69,75 +67,8 @@ def read_config_file(path: str) -> JobConfig:
     return parse_config(data, source=path)
 
 
-class _Parser:
-    def __init__(self, doc: Document, source: str) -> None:
-        self.doc = doc
-        self.source = source
-        self.problems: list[Problem] = []
-
-    # ---- helpers ----
-    def error(self, path: Path, message: str) -> None:
-        self.problems.append(Problem(self.source, self.doc.line(path), message))
-
-    def mapping(self, value: Any, path: Path, kind: str, where: str) -> dict[str, Any] | None:
-        if not isinstance(value, dict):
-            self.error(path, f"{where} must be a mapping of keys to values, not {_kind(value)}")
-            return None
-        allowed = FIELDS[kind]
-        for key in value:
-            if key not in allowed:
-                hint = difflib.get_close_matches(key, allowed, n=1)
-                suggestion = f"did you mean '{hint[0]}'?" if hint else f"allowed: {', '.join(allowed)}"
-                self.error((*path, key), f"unknown field '{key}' in {where}; {suggestion}")
-        for key in REQUIRED.get(kind, ()):
-            if key not in value or value[key] is None:
-                self.error(path, f"{where} is missing required field '{key}'")
-        return value
-
-    def string(self, obj: dict[str, Any], key: str, path: Path, *, scalar_ok: bool = False) -> str | None:
-        value = obj.get(key)
-        if value is None:
-            return None
-        if isinstance(value, str):
-            return value
-        if scalar_ok and isinstance(value, (int, float)) and not isinstance(value, bool):
-            return str(value)
-        self.error((*path, key), f"'{key}' must be a string, not {_kind(value)}")
-        return None
-
-    def strings(self, obj: dict[str, Any], key: str, path: Path) -> tuple[str, ...]:
-        value = obj.get(key)
-        if value is None:
-            return ()
-        if not isinstance(value, list):
-            self.error((*path, key), f"'{key}' must be a list of strings, not {_kind(value)}")
-            return ()
-        out = []
-        for i, item in enumerate(value):
-            if isinstance(item, bool) or not isinstance(item, (str, int, float)):
-                self.error((*path, key, i), f"'{key}' item {i + 1} must be a string, not {_kind(item)}")
-            else:
-                out.append(str(item))
-        return tuple(out)
-
-    def integer(self, obj: dict[str, Any], key: str, path: Path, *, minimum: int) -> int | None:
-        value = obj.get(key)
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int):
-            self.error((*path, key), f"'{key}' must be a whole number of seconds, not {_kind(value)}")
-            return None
-        if value < minimum:
-            self.error((*path, key), f"'{key}' must be at least {minimum}, not {value}")
-            return None
-        return value
-
-    def boolean(self, obj: dict[str, Any], key: str, path: Path) -> bool:
-        value = obj.get(key, False)
-        if not isinstance(value, bool):
-            self.error((*path, key), f"'{key}' must be true or false, not {_kind(value)}")
-            return False
-        return value
+class _Parser(FieldReader):
+    """The config tree, object by object; the typed reads and problem list are FieldReader's."""
 
     # ---- the tree ----
     def config(self, digest: str) -> JobConfig | None:
@@ -156,7 +87,7 @@ class _Parser:
         actions: list[Action] = []
         if actions_raw is not None:
             if not isinstance(actions_raw, list):
-                self.error(("actions",), f"'actions' must be a list, not {_kind(actions_raw)}")
+                self.error(("actions",), f"'actions' must be a list, not {kind_of(actions_raw)}")
             elif not actions_raw:
                 self.error(("actions",), "'actions' is empty; add at least one action")
             elif len(actions_raw) > MAX_ITEMS:
@@ -204,7 +135,7 @@ class _Parser:
         if raw is None:
             return []
         if not isinstance(raw, list):
-            self.error((*path, key), f"'{key}' of {where} must be a list, not {_kind(raw)}")
+            self.error((*path, key), f"'{key}' of {where} must be a list, not {kind_of(raw)}")
             return []
         if not raw:
             self.error((*path, key), f"'{key}' of {where} is empty; add at least one")
@@ -275,7 +206,7 @@ class _Parser:
             built = (self.env(item, (*path, "env", i)) for i, item in enumerate(raw_env))
             env = [e for e in built if e is not None]
         elif raw_env is not None:
-            self.error((*path, "env"), f"'env' must be a list, not {_kind(raw_env)}")
+            self.error((*path, "env"), f"'env' must be a list, not {kind_of(raw_env)}")
         working_dir = self.string(obj, "workingDir", path)
         if working_dir is not None and not working_dir.startswith("/"):
             self.error(
@@ -374,7 +305,7 @@ class _Parser:
                 values = {}
             if not isinstance(values, dict):
                 self.error(
-                    (*where, kind), f"'{kind}' must be a mapping such as cpu: 500m, not {_kind(values)}"
+                    (*where, kind), f"'{kind}' must be a mapping such as cpu: 500m, not {kind_of(values)}"
                 )
                 continue
             out[kind] = {}
@@ -424,7 +355,7 @@ class _Parser:
         if raw is None:
             return None
         if not isinstance(raw, dict):
-            self.error(where, f"'securityContext' must be a mapping, not {_kind(raw)}")
+            self.error(where, f"'securityContext' must be a mapping, not {kind_of(raw)}")
             return None
         for key, value in raw.items():
             expected = SECURITY_CONTEXT_KEYS.get(key)
@@ -434,7 +365,7 @@ class _Parser:
                 self.error((*where, key), f"unknown field '{key}' in securityContext{suggestion}")
             elif not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
                 self.error(
-                    (*where, key), f"securityContext.{key} must be {expected.__name__}, not {_kind(value)}"
+                    (*where, key), f"securityContext.{key} must be {expected.__name__}, not {kind_of(value)}"
                 )
         return dict(raw)
 
@@ -443,23 +374,3 @@ def _scalar_text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "empty"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "a number"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, (datetime.date, datetime.datetime)):
-        return "a date (put it in quotes to write text)"
-    return type(value).__name__

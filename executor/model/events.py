@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 REQUIRED_ATTRIBUTES = ("specversion", "id", "source", "type")
 # CloudEvents 1.0: attribute names are lower-case letters and digits.
@@ -155,3 +155,20 @@ class Offer(Enum):
     DUPLICATE = "duplicate"
     FULL = "full"
     CLOSED = "closed"
+
+
+class OutEvent(TypedDict):
+    """An event we send (started, finished, an error log), as structured-mode CloudEvent JSON:
+    what the reporter builds, the outbox stores and every sink sends."""
+
+    specversion: str
+    id: str
+    source: str
+    type: str
+    time: str
+    datacontenttype: str
+    shkeptnspecversion: str
+    triggeredid: str
+    shkeptncontext: NotRequired[str]
+    gitcommitid: NotRequired[str]
+    data: dict[str, Any]

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Protocol
+
+from executor.model.events import OutEvent
 
 
 class Sink(Protocol):
@@ -10,6 +12,6 @@ class Sink(Protocol):
 
     name: str
 
-    async def send(self, event: dict[str, Any]) -> None: ...
+    async def send(self, event: OutEvent) -> None: ...
 
     async def close(self) -> None: ...

@@ -1,11 +1,11 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import aiohttp
 
 from executor.model.errors import Permanent, Temporary
+from executor.model.events import OutEvent
 from executor.support.urls import without_userinfo
 
 CONTENT_TYPE = "application/cloudevents+json"
@@ -25,7 +25,7 @@ class HttpSink:
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
 
-    async def send(self, event: dict[str, Any]) -> None:
+    async def send(self, event: OutEvent) -> None:
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=self._timeout)
         body = json.dumps(event, separators=(",", ":")).encode()

@@ -22,6 +22,7 @@ from typing import Any
 from executor.keptn.api import KeptnAPI, KeptnError
 from executor.keptn.format import ERROR_LOG_TYPE, now, task_of
 from executor.model.errors import Permanent, Temporary
+from executor.model.events import OutEvent
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ class KeptnSink:
         self.forward_logs = forward_logs
         self._looked_up: tuple[float, str] | None = None
 
-    async def send(self, event: dict[str, Any]) -> None:
+    async def send(self, event: OutEvent) -> None:
         try:
             await self.api.send_event(event)
         except KeptnError as exc:

@@ -1,12 +1,12 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from nats.aio.client import Client
 from nats.errors import MaxPayloadError
 
 from executor.model.errors import Permanent, Temporary
+from executor.model.events import OutEvent
 
 
 class NatsSink:
@@ -23,7 +23,7 @@ class NatsSink:
         self.jetstream = jetstream
         self.timeout = timeout
 
-    async def send(self, event: dict[str, Any]) -> None:
+    async def send(self, event: OutEvent) -> None:
         subject = str(event["type"])
         body = json.dumps(event, separators=(",", ":")).encode()
         try:

@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import IO, Any
+from typing import IO
+
+from executor.model.events import OutEvent
 
 
 class StdoutSink:
@@ -13,7 +15,7 @@ class StdoutSink:
     def __init__(self, stream: IO[str] | None = None) -> None:
         self._stream = stream
 
-    async def send(self, event: dict[str, Any]) -> None:
+    async def send(self, event: OutEvent) -> None:
         stream = self._stream or sys.stdout
         stream.write(json.dumps(event, separators=(",", ":")) + "\n")
         stream.flush()

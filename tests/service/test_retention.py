@@ -12,8 +12,9 @@ from executor.app import retention
 from executor.app.retention import Retention
 from executor.backends.local.backend import LocalBackend
 from executor.backends.naming import job_name
-from executor.settings import Settings, SettingsError
+from executor.settings import Settings
 from executor.state import OutboxItem, StateStore
+from executor.support.envvars import SettingsError
 
 DAY = 86400.0
 

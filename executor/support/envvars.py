@@ -1,0 +1,122 @@
+"""Reading settings from environment variables: `env(...)` declares one as a dataclass field
+(its variable, default, reader and help), and the readers turn a variable's text into a value or
+a SettingsError that names the variable and says what to write.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import field
+from pathlib import Path
+from typing import Any
+
+
+class SettingsError(ValueError):
+    """A setting has a value we cannot use; the message names the variable and what to write."""
+
+
+Parse = Callable[[str, str], Any]  # (variable name, raw text) -> value, or SettingsError
+
+
+def env(
+    name: str, default: Any, parse: Parse | None = None, *, doc: str, shown: str = "", secret: bool = False
+) -> Any:
+    """A setting read from the variable `name`: `default` when it is not set, else `parse(name, text)`
+    (the stripped text when no parser is given). `shown`: the default as the README says it."""
+    meta = {"env": name, "parse": parse or text, "doc": doc, "shown": shown}
+    return field(default=default, metadata=meta, repr=not secret)
+
+
+# ---- readers of a variable's text ----
+
+
+def text(name: str, raw: str) -> str:
+    return raw.strip()
+
+
+def flag(name: str, raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise SettingsError(f"{name}={raw!r}: write true or false")
+
+
+def whole(minimum: int) -> Parse:
+    def read(name: str, raw: str) -> int | None:
+        if not raw.strip():
+            return None  # blank: the default
+        try:
+            value = int(raw.strip())
+        except ValueError:
+            raise SettingsError(f"{name}={raw!r}: write a whole number") from None
+        if value < minimum:
+            raise SettingsError(f"{name}={value}: must be at least {minimum}")
+        return value
+
+    return read
+
+
+def seconds(minimum: int) -> Parse:
+    read_whole = whole(minimum)
+
+    def read(name: str, raw: str) -> float | None:
+        value = read_whole(name, raw)
+        return None if value is None else float(value)
+
+    return read
+
+
+def choice(*allowed: str) -> Parse:
+    def read(name: str, raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in allowed:
+            raise SettingsError(f"{name}={value!r}: write one of {', '.join(allowed)}")
+        return value
+
+    return read
+
+
+def listing(name: str, raw: str) -> tuple[str, ...]:
+    return parse_list(raw)
+
+
+def path(name: str, raw: str) -> Path:
+    return Path(raw.strip())
+
+
+def optional_path(name: str, raw: str) -> Path | None:
+    return Path(raw.strip()) if raw.strip() else None
+
+
+def parse_list(raw: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def parse_labels(raw: str, name: str) -> tuple[tuple[str, str], ...]:
+    """`key=value,key2=value2` -> pairs; a malformed entry is an error, not silently dropped."""
+    pairs = []
+    for entry in parse_list(raw):
+        key, sep, value = entry.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or not _LABEL_KEY.match(key):
+            raise SettingsError(
+                f"{name}: entry {entry!r} is not key=value with a label key (example: team=qa)"
+            )
+        if not _LABEL_VALUE.match(value):
+            raise SettingsError(
+                f"{name}: value {value!r} of {key} is not a valid label value (<= 63 of [A-Za-z0-9_.-])"
+            )
+        pairs.append((key, value))
+    return tuple(pairs)
+
+
+_LABEL_KEY = re.compile(
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$")
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}

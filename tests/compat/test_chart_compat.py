@@ -77,11 +77,16 @@ JES_VALUES: dict[str, tuple[dict[str, Any], str, Any]] = {
         "keptn.api.endpoint",
         lambda env: (
             env["KEPTN_API_ENDPOINT"] == "http://api-gateway-nginx.keptn/api"
-            and env["PUBSUB_TOPIC"].split(",") == ["sh.keptn.event.test.triggered", "sh.keptn.event.deployment.triggered"]
+            and env["PUBSUB_TOPIC"].split(",")
+            == ["sh.keptn.event.test.triggered", "sh.keptn.event.deployment.triggered"]
         ),
     ),
     "init-container-image": (
-        {"jobexecutorserviceinitcontainer": {"image": {"repository": "registry.example/init", "tag": "1.2.3"}}},
+        {
+            "jobexecutorserviceinitcontainer": {
+                "image": {"repository": "registry.example/init", "tag": "1.2.3"}
+            }
+        },
         "initContainerImage",
         lambda env: env["INIT_CONTAINER_IMAGE"] == "registry.example/init:1.2.3",
     ),
@@ -142,7 +147,10 @@ def test_item19_egress_allows_the_keptn_api() -> None:
     rules = egress_rules(
         {
             "networkPolicy": {"egress": {"enabled": True}},
-            "keptn": {"enabled": True, "api": {"endpoint": "http://api-gateway-nginx.keptn/api", "existingSecret": "k"}},
+            "keptn": {
+                "enabled": True,
+                "api": {"endpoint": "http://api-gateway-nginx.keptn/api", "existingSecret": "k"},
+            },
         }
     )
     assert allows_port(rules, 80), rules
@@ -160,7 +168,9 @@ def test_item19_egress_allows_nats() -> None:
 
 def test_item19_egress_without_peers_stays_closed() -> None:
     # Guard for the fix: with neither Keptn nor NATS nor a sink, no open-ended rule appears.
-    rules = egress_rules({"networkPolicy": {"egress": {"enabled": True, "apiServerCIDRs": ["172.20.0.1/32"]}}})
+    rules = egress_rules(
+        {"networkPolicy": {"egress": {"enabled": True, "apiServerCIDRs": ["172.20.0.1/32"]}}}
+    )
     assert all("ports" in r for r in rules), rules
 
 
@@ -175,5 +185,7 @@ def test_item19_bad_job_labels_fail_the_schema(labels: dict[str, str]) -> None:
 
 
 def test_item19_good_job_labels_pass() -> None:
-    objects, _ = render_all({"jobConfig": {"labels": {"team": "qa", "example.com/owner": "ops", "Some_Other": "V2"}}})
+    objects, _ = render_all(
+        {"jobConfig": {"labels": {"team": "qa", "example.com/owner": "ops", "Some_Other": "V2"}}}
+    )
     assert "JOB_LABELS" in plain_env(objects)

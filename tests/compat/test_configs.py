@@ -17,6 +17,7 @@ import json
 import re
 import subprocess
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -183,18 +184,6 @@ def test_item02_env_names_with_hyphen_are_rendered(tmp_path: Path) -> None:
 
 
 # --- item 3: `as:` case-insensitive; YAML without the end marker ----------------------------
-
-AS_CONFIG = """
-E2E_JSON:
-  value: "$.data.deployment"
-  as: {json}
-E2E_YAML:
-  value: "$.data.deployment.deploymentstrategy"
-  as: {yaml}
-E2E_YAML_MAP:
-  value: "$.data.deployment"
-  as: {yaml}
-"""
 
 
 def as_config(json_word: str, yaml_word: str) -> str:
@@ -514,7 +503,5 @@ def test_item09_max_poll_duration_is_not_early(tmp_path: Path) -> None:
     started = float(re.search(r"^(\d{9,}\.\d+)$", message, re.M).group(1))  # type: ignore[union-attr]
     assert ended - started >= limit, f"stopped after {ended - started:.3f} s"
     stopped = finished(result.stdout)["time"]
-    from datetime import datetime
-
     reported = datetime.fromisoformat(stopped.replace("Z", "+00:00")).timestamp()
     assert reported - started >= limit - 0.01, f"finished event {reported - started:.3f} s after the start"

@@ -34,6 +34,11 @@ def test_item20_dockerfile_is_hadolint_clean() -> None:
 
 def test_item20_make_test_runs_hadolint() -> None:
     result = subprocess.run(
-        ["make", "-n", "test"], cwd=ROOT, capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin"}
+        ["make", "-n", "test"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin"},
     )
     assert "hadolint" in result.stdout, result.stdout

@@ -39,7 +39,9 @@ NORMALISED = [
 
 
 @pytest.mark.parametrize(("allow_list", "image", "expected"), NORMALISED)
-def test_item10_images_compared_normalised(tmp_path: Path, allow_list: str, image: str, expected: bool) -> None:
+def test_item10_images_compared_normalised(
+    tmp_path: Path, allow_list: str, image: str, expected: bool
+) -> None:
     assert allowed(tmp_path, image, allow_list) is expected
 
 
@@ -47,13 +49,37 @@ def test_item10_images_compared_normalised(tmp_path: Path, allow_list: str, imag
 # TestAcceptEverythingFromDefaultRegistry, TestVariousImageFormats; their digests are not hex,
 # so valid ones stand in).
 JES_CASES = [
-    ("ghcr.io/my-other-user/my-other-image:*,ghcr.io/my-user/my-image:1.2.3", "ghcr.io/my-user/my-image:1.2.3", True),
-    ("ghcr.io/my-other-user/my-other-image:*,ghcr.io/my-user/my-image:1.2.3", "ghcr.io/my-other-user/my-other-image", True),
-    ("ghcr.io/my-other-user/my-other-image:*,ghcr.io/my-user/my-image:1.2.3", "ghcr.io/my-other-user/my-other-image:latest", True),
+    (
+        "ghcr.io/my-other-user/my-other-image:*,ghcr.io/my-user/my-image:1.2.3",
+        "ghcr.io/my-user/my-image:1.2.3",
+        True,
+    ),
+    (
+        "ghcr.io/my-other-user/my-other-image:*,ghcr.io/my-user/my-image:1.2.3",
+        "ghcr.io/my-other-user/my-other-image",
+        True,
+    ),
+    (
+        "ghcr.io/my-other-user/my-other-image:*,ghcr.io/my-user/my-image:1.2.3",
+        "ghcr.io/my-other-user/my-other-image:latest",
+        True,
+    ),
     ("ghcr.io/my-other-user/my-other-image:*,ghcr.io/my-user/my-image:1.2.3", "any-image", False),
-    ("ghcr.io/my-other-user/my-other-image:*,ghcr.io/my-user/my-image:1.2.3", "ghcr.io/my-user/my-image:1.2.5", False),
-    ("ghcr.io/my-other-user/my-other-image:*,ghcr.io/my-user/my-image:1.2.3", "ghcr.io/my-user/my-image:latest", False),
-    ("ghcr.io/my-other-user/my-other-image:*,ghcr.io/my-user/my-image:1.2.3", "ghcr.io/my-user/my-image", False),
+    (
+        "ghcr.io/my-other-user/my-other-image:*,ghcr.io/my-user/my-image:1.2.3",
+        "ghcr.io/my-user/my-image:1.2.5",
+        False,
+    ),
+    (
+        "ghcr.io/my-other-user/my-other-image:*,ghcr.io/my-user/my-image:1.2.3",
+        "ghcr.io/my-user/my-image:latest",
+        False,
+    ),
+    (
+        "ghcr.io/my-other-user/my-other-image:*,ghcr.io/my-user/my-image:1.2.3",
+        "ghcr.io/my-user/my-image",
+        False,
+    ),
     ("docker.io/*", "docker.io/A/some-image", True),
     ("docker.io/*", "B/some-image", True),
     ("docker.io/*", "A/some-image:latest", True),
@@ -108,7 +134,9 @@ def test_item10_event_type_matching_is_linear(tmp_path: Path) -> None:
 
 
 def render(tmp_path: Path, image: str, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    config = write_config(tmp_path / image.replace("/", "_").replace(":", "_").replace("@", "_"), one_task(image))
+    config = write_config(
+        tmp_path / image.replace("/", "_").replace(":", "_").replace("@", "_"), one_task(image)
+    )
     event = make_event(tmp_path / "event.json")
     return cli("render", "--config", str(config), "--event", str(event), *args, env=env)
 
@@ -129,7 +157,12 @@ def test_item11_require_image_digest(tmp_path: Path, image: str, ok: bool) -> No
 
 @pytest.mark.parametrize(
     ("image", "ok"),
-    [("alpine", False), ("alpine:latest", False), ("docker.io/library/alpine:latest", False), ("alpine:3.20", True)],
+    [
+        ("alpine", False),
+        ("alpine:latest", False),
+        ("docker.io/library/alpine:latest", False),
+        ("alpine:3.20", True),
+    ],
 )
 def test_item11_allow_latest_tag_false(tmp_path: Path, image: str, ok: bool) -> None:
     result = render(tmp_path, image, {"ALLOW_LATEST_TAG": "false"})
@@ -169,7 +202,9 @@ def init_container(tmp_path: Path, init_image: str) -> dict[str, object]:
         (f"ghcr.io/job-executor/job-executor:1.2.0@{DIGEST}", "IfNotPresent"),
     ],
 )
-def test_item11_init_container_pull_policy_follows_the_tag(tmp_path: Path, init_image: str, policy: str) -> None:
+def test_item11_init_container_pull_policy_follows_the_tag(
+    tmp_path: Path, init_image: str, policy: str
+) -> None:
     # JES set the init container's policy explicitly (pkg/k8sutils/job.go: v1.PullIfNotPresent;
     # older versions v1.PullAlways); here it follows the tag: pre-release -> Always.
     assert init_container(tmp_path, init_image).get("imagePullPolicy") == policy

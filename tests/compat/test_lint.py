@@ -30,7 +30,9 @@ def test_item12_lint_warns_about_prefix_event_names(tmp_path: Path, name: str, s
     config = write_config(tmp_path, one_task(event=name))
     result = cli("lint", str(config))
     found = file_line(result, config)
-    assert any(line == 5 and f"did you mean {suggestion}" in message for line, message in found), output(result)
+    assert any(line == 5 and f"did you mean {suggestion}" in message for line, message in found), output(
+        result
+    )
 
 
 def test_item12_no_warning_for_whole_types(tmp_path: Path) -> None:
@@ -89,7 +91,9 @@ def test_item13_features_says_where_relative_paths_resolve() -> None:
     section = features.split("## Files", 1)[1].split("\n## ", 1)[0]
     assert "relative" in section
     for level in ("service", "stage", "project"):
-        assert level in section, f"FEATURES.md's Files section does not say where paths resolve at {level} level"
+        assert level in section, (
+            f"FEATURES.md's Files section does not say where paths resolve at {level} level"
+        )
 
 
 # --- item 14: more lint gaps -------------------------------------------------------------------

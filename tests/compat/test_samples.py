@@ -153,18 +153,16 @@ def test_item16_keptn_mode_start_line_names_the_api(tmp_path: Path) -> None:
 
 def test_item16_docs_say_how_to_put_job_executor_on_path() -> None:
     docs = (ROOT / "README.md").read_text() + (ROOT / "FEATURES.md").read_text()
-    assert re.search(r"PATH=[^\n]*\.venv/bin|\.venv/bin/activate", docs), "no word on putting job-executor on PATH"
+    assert re.search(r"PATH=[^\n]*\.venv/bin|\.venv/bin/activate", docs), (
+        "no word on putting job-executor on PATH"
+    )
 
 
 # --- item 17: `run` says what it ignores ------------------------------------------------------
 
 
 def test_item17_run_says_what_it_ignores(tmp_path: Path) -> None:
-    extra = (
-        'serviceAccount: "carts-reader"\n'
-        'imagePullPolicy: "Always"\n'
-        "securityContext:\n  runAsUser: 7000\n"
-    )
+    extra = 'serviceAccount: "carts-reader"\nimagePullPolicy: "Always"\nsecurityContext:\n  runAsUser: 7000\n'
     config = write_config(tmp_path, one_task(image="alpine:3.20", extra=extra))
     event = make_event(tmp_path / "event.json")
     result = cli("run", "--config", str(config), "--event", str(event), timeout=60)

@@ -69,7 +69,7 @@ def test_item13_lint_reports_missing_file_with_its_line(tmp_path: Path) -> None:
     result = cli("lint", str(config))
     assert result.returncode == 1, output(result)
     found = file_line(result, config)
-    assert [line for line, message in found if "missing.txt" in message] == [13], output(result)
+    assert [line for line, message in found if "missing.txt" in message] == [12], output(result)
     assert not [m for _, m in found if "x.txt" in m or "'/data'" in m]
 
 
@@ -83,7 +83,7 @@ def test_item13_lint_takes_files_dir(tmp_path: Path) -> None:
     assert result.returncode == 0, output(result)
     result = cli("lint", "--files-dir", str(tmp_path / "elsewhere"), str(config))
     assert result.returncode == 1, output(result)
-    assert [line for line, m in file_line(result, config) if "data/x.txt" in m] == [11], output(result)
+    assert [line for line, m in file_line(result, config) if "data/x.txt" in m] == [10], output(result)
 
 
 def test_item13_features_says_where_relative_paths_resolve() -> None:

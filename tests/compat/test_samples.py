@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import queue
 import re
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -92,14 +94,26 @@ class Serve:
         )
         self.lines: list[str] = []
         self.url = ""
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self._queue.put(line)
+        self._queue.put(None)  # end of output: the process exited
 
     def wait_serving(self, seconds: float = 20) -> bool:
-        assert self.proc.stdout is not None
+        """True once serve says where it serves; False when it exits (or is silent) first."""
         deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                return False  # exited
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                line = self._queue.get(timeout=remaining)
+            except queue.Empty:
+                return False
+            if line is None:
+                return False
             self.lines.append(line)
             m = re.search(r"serving on (http://\S+)", line)
             if m:
@@ -115,9 +129,11 @@ class Serve:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=5)
-        if self.proc.stdout is not None:
-            self.lines.extend(self.proc.stdout.readlines())
-            self.proc.stdout.close()
+        self._reader.join(timeout=5)
+        while not self._queue.empty():
+            line = self._queue.get_nowait()
+            if line is not None:
+                self.lines.append(line)
 
 
 def test_item16_serve_not_ready_without_config_dir(tmp_path: Path) -> None:

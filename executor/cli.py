@@ -16,13 +16,13 @@ import yaml
 
 from executor import __version__
 from executor.app.dryrun import DryRunError, dry_run
-from executor.app.lint import lint_file
+from executor.app.lint import allow_list_warnings, lint_paths
 from executor.backends.kubernetes import initfiles
 from executor.config.parse import read_config_file
 from executor.model.events import EventError, load_event_file
 from executor.model.problems import ConfigError
 from executor.settings import Settings
-from executor.support.envvars import SettingsError, parse_list
+from executor.support.envvars import SettingsError, globs
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -43,9 +43,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"job-executor {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    lint = commands.add_parser("lint", help="check job configs; one FILE:LINE: message per problem")
+    lint = commands.add_parser(
+        "lint",
+        help="check job configs (a file, or a folder: every job/config.yaml below it) with the policy "
+        "`render` applies; one FILE:LINE: message per problem",
+    )
     lint.add_argument("configs", nargs="+", metavar="CONFIG")
-    lint.add_argument("--allowed-images", help="comma-separated image globs to check images against")
+    lint.add_argument("--allowed-images", help="ALLOWED_IMAGE_LIST: comma-separated image globs")
+    lint.add_argument(
+        "--files-dir",
+        type=Path,
+        help="resource tree that `files:` paths are relative to (default: the folder holding job/)",
+    )
     lint.set_defaults(handler=cmd_lint)
 
     render = commands.add_parser("render", help="print the Kubernetes objects an event would create")
@@ -112,7 +121,7 @@ def _add_job_settings(parser: argparse.ArgumentParser) -> None:
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    allowed = parse_list(args.allowed_images) if args.allowed_images is not None else None
+    allowed = globs("--allowed-images", args.allowed_images) if args.allowed_images is not None else None
     return Settings.from_env().with_overrides(
         jobs={"namespace": args.namespace, "allowed_images": allowed, "init_image": args.init_image},
         resources={
@@ -125,13 +134,24 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 
 def cmd_lint(args: argparse.Namespace) -> int:
-    allowed = parse_list(args.allowed_images or "")
-    failed = False
-    for path in args.configs:
-        for problem in lint_file(path, allowed):
-            print(problem)
-            failed = failed or problem.severity == "error"
-    return 1 if failed else 0
+    settings = Settings.from_env()
+    where = "ALLOWED_IMAGE_LIST"
+    if args.allowed_images is not None:
+        settings = settings.with_overrides(jobs={"allowed_images": globs(where, args.allowed_images)})
+        where = "--allowed-images"
+    for warning in allow_list_warnings(settings.jobs.allowed_images, where):
+        print(warning, file=sys.stderr)
+    result = lint_paths(args.configs, settings, args.files_dir)
+    errors = warnings = 0
+    for problem in result.problems:
+        # A problem of the whole file (unreadable, missing) has no line to point at.
+        print(problem if problem.line else f"{problem.file}: {problem.message}")
+        errors += problem.severity == "error"
+        warnings += problem.severity == "warning"
+    files = f"{result.files} file{'s' if result.files != 1 else ''}"
+    actions = f"{result.actions} action{'s' if result.actions != 1 else ''}"
+    print(f"lint: checked {files}, {actions}: {errors} errors, {warnings} warnings", file=sys.stderr)
+    return 1 if errors else 0
 
 
 def cmd_render(args: argparse.Namespace) -> int:
@@ -145,6 +165,13 @@ def cmd_render(args: argparse.Namespace) -> int:
     except EventError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    if not (event.project and event.stage and event.service):
+        missing = [k for k in ("project", "stage", "service") if not getattr(event, k)]
+        print(
+            f"warning: the event has no data.{', data.'.join(missing)}: KEPTN_"
+            f"{', KEPTN_'.join(m.upper() for m in missing)} will be empty",
+            file=sys.stderr,
+        )
     files_source = args.files_source or ("keptn" if settings.config.source == "keptn" else "configmap")
     files_root = args.files_dir or default_files_dir(Path(args.config))
     try:

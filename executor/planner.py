@@ -19,6 +19,7 @@ from executor.policy import (
     RESTRICTED_SECURITY_CONTEXT,
     check_image,
     check_privileged,
+    check_supply_chain,
     privileged_reason,
 )
 from executor.settings import Settings
@@ -75,9 +76,8 @@ def plan_task(
     config: JobConfig,
     settings: Settings,
 ) -> TaskSpec:
-    check_image(task.image, settings.jobs.allowed_images)
+    check_task_policy(task, settings)
     security_context = merged_security_context(task.security_context)
-    check_privileged(task.name, security_context, settings.jobs.allow_privileged)
     env, secret_refs = task_env(event, task)
     defaults = settings.resources
     if task.resources is None:
@@ -121,6 +121,15 @@ def plan_task(
         automount_service_account_token=automount,
         extra_labels=dict(settings.jobs.labels),
     )
+
+
+def check_task_policy(task: Task, settings: Settings) -> None:
+    """The operator's policy for one task, as planning and `lint` both apply it."""
+    jobs = settings.jobs
+    check_image(task.image, jobs.allowed_images)
+    check_supply_chain(task.image, require_digest=jobs.require_digest, allow_latest=jobs.allow_latest)
+    security_context = merged_security_context(task.security_context)
+    check_privileged(task.name, security_context, jobs.allow_privileged, task.annotations)
 
 
 def task_env(event: Event, task: Task) -> tuple[tuple[EnvVar, ...], tuple[str, ...]]:

@@ -1,4 +1,11 @@
-"""Operator policy applied while planning: which images may run, whether privileged is allowed."""
+"""Operator policy applied while planning (and by `lint`): which images may run, and which
+security settings a task may ask for.
+
+Images are compared with the allow-list as normalised references (config/images.py). Security
+settings: with ALLOW_PRIVILEGED_JOBS=false a task may not ask for anything the Kubernetes Pod
+Security Standard "baseline" forbids (kubernetes.io/docs/concepts/security/pod-security-standards,
+whose control names the refusals quote); with it set, such tasks run and are logged.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from executor.config.glob import glob_match
+from executor.config.images import normalise_entry, normalise_image, parse_image
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +31,34 @@ RESTRICTED_SECURITY_CONTEXT: dict[str, Any] = {
     "capabilities": {"drop": ["ALL"]},
     "seccompProfile": {"type": "RuntimeDefault"},
 }
+
+# Pod Security Standard "baseline": the capabilities a container may add, the SELinux types it
+# may use; anything else is forbidden.
+BASELINE_CAPABILITIES = frozenset(
+    {
+        "AUDIT_WRITE",
+        "CHOWN",
+        "DAC_OVERRIDE",
+        "FOWNER",
+        "FSETID",
+        "KILL",
+        "MKNOD",
+        "NET_BIND_SERVICE",
+        "SETFCAP",
+        "SETGID",
+        "SETPCAP",
+        "SETUID",
+        "SYS_CHROOT",
+    }
+)
+BASELINE_SELINUX_TYPES = frozenset(
+    {"", "container_t", "container_init_t", "container_kvm_t", "container_engine_t"}
+)
+APPARMOR_ANNOTATION = "container.apparmor.security.beta.kubernetes.io/"
+SECCOMP_ANNOTATIONS = (
+    "seccomp.security.alpha.kubernetes.io/pod",
+    "container.seccomp.security.alpha.kubernetes.io/",
+)
 
 
 class PolicyError(ValueError):
@@ -41,19 +77,34 @@ def warn_if_open(allowed: tuple[str, ...]) -> None:
 def check_image(image: str, allowed: tuple[str, ...]) -> None:
     if allows_everything(allowed):
         return
-    if not any(glob_match(pattern, image) for pattern in allowed):
+    normalised = normalise_image(image)
+    if not any(glob_match(normalise_entry(pattern), normalised) for pattern in allowed):
         raise PolicyError(f"Forbidden: Image {image} does not match configured image allowlist.")
 
 
+def check_supply_chain(image: str, *, require_digest: bool, allow_latest: bool) -> None:
+    """REQUIRE_IMAGE_DIGEST and ALLOW_LATEST_TAG=false; each refusal names its setting."""
+    ref = parse_image(image)
+    if require_digest and not ref.digest.startswith("sha256:"):
+        raise PolicyError(
+            f"Forbidden: image {image} is not pinned by a digest (REQUIRE_IMAGE_DIGEST=true); "
+            f"write it as {image}@sha256:<digest>"
+        )
+    if not allow_latest and not ref.digest and ref.tag in ("", "latest"):
+        what = "has no tag, which means :latest" if not ref.tag else "uses the tag :latest"
+        raise PolicyError(
+            f"Forbidden: image {image} {what} (ALLOW_LATEST_TAG=false); "
+            "name a fixed tag (such as :1.2.3) or a digest"
+        )
+
+
 def privileged_reason(security_context: Mapping[str, Any]) -> str | None:
-    """What in a container securityContext grants privilege, or None."""
+    """What in a container securityContext grants privilege outright, or None."""
     if security_context.get("privileged") is True:
         return "privileged: true"
     if security_context.get("allowPrivilegeEscalation") is True:
         return "allowPrivilegeEscalation: true"
-    capabilities = security_context.get("capabilities")
-    raw = capabilities.get("add") if isinstance(capabilities, Mapping) else None
-    added = {str(c).upper().removeprefix("CAP_") for c in raw} if isinstance(raw, list) else set()
+    added = _added_capabilities(security_context)
     if "ALL" in added:
         return "every capability (capabilities.add: ALL)"
     if "SYS_ADMIN" in added:
@@ -61,13 +112,66 @@ def privileged_reason(security_context: Mapping[str, Any]) -> str | None:
     return None
 
 
-def check_privileged(task_name: str, security_context: Mapping[str, Any], allow: bool) -> None:
+def _added_capabilities(security_context: Mapping[str, Any]) -> list[str]:
+    capabilities = security_context.get("capabilities")
+    raw = capabilities.get("add") if isinstance(capabilities, Mapping) else None
+    return [str(c).upper().removeprefix("CAP_") for c in raw] if isinstance(raw, list) else []
+
+
+def baseline_violations(security_context: Mapping[str, Any], annotations: Mapping[str, str]) -> list[str]:
+    """What the Pod Security Standard "baseline" forbids, each with its control's name."""
+    found: list[str] = []
+    extra = sorted({c for c in _added_capabilities(security_context) if c not in BASELINE_CAPABILITIES})
+    if extra:
+        found.append(f"capabilities.add {', '.join(extra)} (baseline rule 'Capabilities')")
+    windows = security_context.get("windowsOptions")
+    if isinstance(windows, Mapping) and windows.get("hostProcess") is True:
+        found.append("windowsOptions.hostProcess: true (baseline rule 'HostProcess')")
+    selinux = security_context.get("seLinuxOptions")
+    if isinstance(selinux, Mapping):
+        if str(selinux.get("type") or "") not in BASELINE_SELINUX_TYPES:
+            found.append(f"seLinuxOptions.type: {selinux.get('type')} (baseline rule 'SELinux')")
+        for key in ("user", "role"):
+            if selinux.get(key):
+                found.append(f"seLinuxOptions.{key}: {selinux.get(key)} (baseline rule 'SELinux')")
+    if str(security_context.get("procMount") or "Default") != "Default":
+        found.append(f"procMount: {security_context.get('procMount')} (baseline rule '/proc Mount Type')")
+    for key, rule in (("seccompProfile", "Seccomp"), ("appArmorProfile", "AppArmor")):
+        profile = security_context.get(key)
+        if isinstance(profile, Mapping) and str(profile.get("type", "")).lower() == "unconfined":
+            found.append(f"{key}.type: Unconfined (baseline rule '{rule}')")
+    for key, value in annotations.items():
+        if key.startswith(APPARMOR_ANNOTATION) and not (
+            value == "runtime/default" or value.startswith("localhost/")
+        ):
+            found.append(f"annotation {key}: {value} (baseline rule 'AppArmor')")
+        if key.startswith(SECCOMP_ANNOTATIONS) and value.strip().lower() == "unconfined":
+            found.append(f"annotation {key}: {value} (baseline rule 'Seccomp')")
+    return found
+
+
+def check_privileged(
+    task_name: str,
+    security_context: Mapping[str, Any],
+    allow: bool,
+    annotations: Mapping[str, str] | None = None,
+) -> None:
     what = privileged_reason(security_context)
-    if what is None:
+    rules = baseline_violations(security_context, annotations or {})
+    if what is None and not rules:
         return
     if not allow:
+        if what is not None:
+            raise PolicyError(
+                f"Forbidden: task '{task_name}' asks for {what}, but privileged jobs are not "
+                "allowed (set ALLOW_PRIVILEGED_JOBS=true to permit them)"
+            )
         raise PolicyError(
-            f"Forbidden: task '{task_name}' asks for {what}, but privileged jobs are not "
-            "allowed (set ALLOW_PRIVILEGED_JOBS=true to permit them)"
+            f"Forbidden: task '{task_name}' asks for {'; '.join(rules)}, which the Pod Security "
+            "Standard 'baseline' forbids (set ALLOW_PRIVILEGED_JOBS=true to permit it)"
         )
-    log.warning("task %r runs with %s (ALLOW_PRIVILEGED_JOBS is set)", task_name, what)
+    log.warning(
+        "task %r runs with %s (ALLOW_PRIVILEGED_JOBS is set)",
+        task_name,
+        "; ".join(filter(None, [what, *rules])),
+    )

@@ -36,16 +36,29 @@ class JobSettings:
         envvars.choice("local", "kubernetes"),
         doc="`local` (processes) or `kubernetes` (in-cluster config, else kubeconfig)",
     )
-    namespace: str = env("JOB_NAMESPACE", "keptn", doc="namespace of Jobs whose task names none")
+    namespace: str = env(
+        "JOB_NAMESPACE", "keptn", envvars.dns_label, doc="namespace of Jobs whose task names none"
+    )
     service_account: str = env(
-        "DEFAULT_JOB_SERVICE_ACCOUNT", "", doc="service account of tasks that name none", shown="(none)"
+        "DEFAULT_JOB_SERVICE_ACCOUNT",
+        "",
+        envvars.dns_subdomain,
+        doc="service account of tasks that name none",
+        shown="(none)",
     )
     allowed_images: tuple[str, ...] = env(
         "ALLOWED_IMAGE_LIST",
         (),
-        envvars.listing,
-        doc="comma-separated image globs",
+        envvars.globs,
+        doc="comma-separated image globs (`*`, `?`, `[..]`, `{a,b}`), compared with normalised "
+        "references (`alpine` is `docker.io/library/alpine:latest`)",
         shown="(all, with a warning)",
+    )
+    require_digest: bool = env(
+        "REQUIRE_IMAGE_DIGEST", False, envvars.flag, doc="`true` refuses images not pinned by `@sha256:`"
+    )
+    allow_latest: bool = env(
+        "ALLOW_LATEST_TAG", True, envvars.flag, doc="`false` refuses `:latest` and untagged images"
     )
     allow_privileged: bool = env(
         "ALLOW_PRIVILEGED_JOBS",
@@ -69,6 +82,16 @@ class JobSettings:
         doc="image of the init container that stages files",
         shown="this version's image",
     )
+    # JES wrote it into `app.kubernetes.io/managed-by`, so two deployments in one namespace
+    # each see only their own Jobs.
+    deployment_name: str = env(
+        "FULL_DEPLOYMENT_NAME",
+        "job-executor",
+        doc="`app.kubernetes.io/managed-by` of every Job (set by the chart to the release's name)",
+    )
+
+    def __post_init__(self) -> None:
+        _check_fields(self)
 
 
 @dataclass(frozen=True)
@@ -76,11 +99,23 @@ class ResourceDefaults:
     """Requests and limits of tasks without a `resources` block."""
 
     limits_cpu: str = env(
-        "DEFAULT_RESOURCE_LIMITS_CPU", "1", doc="CPU limit of tasks without a `resources` block"
+        "DEFAULT_RESOURCE_LIMITS_CPU",
+        "1",
+        envvars.quantity,
+        doc="CPU limit of tasks without a `resources` block",
     )
-    limits_memory: str = env("DEFAULT_RESOURCE_LIMITS_MEMORY", "512Mi", doc="memory limit of the same")
-    requests_cpu: str = env("DEFAULT_RESOURCE_REQUESTS_CPU", "50m", doc="CPU request of the same")
-    requests_memory: str = env("DEFAULT_RESOURCE_REQUESTS_MEMORY", "128Mi", doc="memory request of the same")
+    limits_memory: str = env(
+        "DEFAULT_RESOURCE_LIMITS_MEMORY", "512Mi", envvars.quantity, doc="memory limit of the same"
+    )
+    requests_cpu: str = env(
+        "DEFAULT_RESOURCE_REQUESTS_CPU", "50m", envvars.quantity, doc="CPU request of the same"
+    )
+    requests_memory: str = env(
+        "DEFAULT_RESOURCE_REQUESTS_MEMORY", "128Mi", envvars.quantity, doc="memory request of the same"
+    )
+
+    def __post_init__(self) -> None:
+        _check_fields(self)
 
     def limits(self) -> dict[str, str]:
         return _non_empty({"cpu": self.limits_cpu, "memory": self.limits_memory})
@@ -331,6 +366,16 @@ def _show(value: Any) -> str:
     if isinstance(value, tuple):
         value = ",".join(value)
     return f"`{value}`"
+
+
+def _check_fields(group: Any) -> None:
+    """Values given in code or by a command-line flag (not only the environment) pass the same
+    reader as the variable's text, so `--default-limits-cpu abc` is refused like
+    DEFAULT_RESOURCE_LIMITS_CPU=abc, naming the variable."""
+    for f in fields(group):
+        value = getattr(group, f.name)
+        if isinstance(value, str) and value != f.default:
+            f.metadata["parse"](f.metadata["env"], value)
 
 
 def _non_empty(values: dict[str, str]) -> dict[str, str]:

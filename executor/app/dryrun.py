@@ -39,6 +39,7 @@ def dry_run(
         files_source=files_source,
         keptn_api_url=settings.keptn.api_endpoint,
         keptn_token_secret=settings.keptn.api_token_secret,
+        managed_by=settings.jobs.deployment_name,
     )
     objects: list[dict[str, Any]] = []
     for action in actions:

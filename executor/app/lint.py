@@ -1,67 +1,100 @@
-"""`job-executor lint`: errors from the parser, plus warnings about configs that parse but
-probably do not do what their author meant (mostly habits carried over from the original)."""
+"""`job-executor lint`: errors from the parser and from the operator's policy (the same settings
+and checks as `render` and `serve`), plus warnings about configs that parse but probably do not do
+what their author meant (mostly habits carried over from JES)."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from itertools import combinations
+from pathlib import Path
 
-from executor.config.glob import globs_overlap
-from executor.config.model import EventSelector, JobConfig
+from executor.config.glob import globs_overlap, is_literal
+from executor.config.images import normalise_entry, reaches_into_registry
+from executor.config.model import EventSelector, JobConfig, Task
 from executor.config.parse import read_config_file
 from executor.model.problems import ConfigError, Problem
-from executor.planner import MIN_TTL_SECONDS
-from executor.policy import PolicyError, check_image
+from executor.planner import MIN_TTL_SECONDS, merged_security_context
+from executor.policy import PolicyError, check_image, check_privileged, check_supply_chain
+from executor.settings import Settings
 
-# Event types of the Keptn phases that are not answered (only .triggered ones are).
-OTHER_PHASES = (".started", ".finished", ".status.changed", ".invalidated")
-# Regex syntax the original would have honoured but a glob takes literally.
-REGEX_SYNTAX = re.compile(r"[\^$+?()\[\]{}|\\]")
+CONFIG_NAME = "config.yaml"
+# The phases of a Keptn event type (sh.keptn.event.<task>.<phase>); only .triggered is answered.
+PHASES = (".triggered", ".started", ".finished", ".status.changed", ".invalidated")
+OTHER_PHASES = PHASES[1:]
+KEPTN_PREFIX = "sh.keptn.event."
+# Regex syntax JES would have honoured but a glob takes literally (`?`, `[..]` and `{..}` are
+# glob syntax too, with much the same meaning).
+REGEX_SYNTAX = re.compile(r"[\^$+()|]|\\[dws.]")
 
 
-def lint_file(path: str, allowed_images: tuple[str, ...] = ()) -> list[Problem]:
+@dataclass(frozen=True)
+class LintResult:
+    problems: list[Problem]
+    files: int
+    actions: int
+
+
+def lint_paths(paths: Iterable[str], settings: Settings, files_dir: Path | None = None) -> LintResult:
+    """Each path is a config file, or a folder whose every job/config.yaml is linted."""
+    problems: list[Problem] = []
+    files = actions = 0
+    for given in paths:
+        path = Path(given)
+        if path.is_dir():
+            found = sorted(path.rglob(f"job/{CONFIG_NAME}"))
+            if not found:
+                problems.append(Problem(given, 0, f"no job/{CONFIG_NAME} below this folder"))
+            targets = [str(p) for p in found]
+        elif not path.exists():
+            problems.append(Problem(given, 0, "cannot read file: No such file or directory"))
+            continue
+        else:
+            targets = [given]
+        for target in targets:
+            config_problems, config = _lint_one(target, settings, files_dir)
+            problems.extend(config_problems)
+            files += 1
+            actions += len(config.actions) if config else 0
+    return LintResult(problems, files, actions)
+
+
+def lint_file(path: str, settings: Settings | None = None, files_dir: Path | None = None) -> list[Problem]:
+    return _lint_one(path, settings, files_dir)[0]
+
+
+def _lint_one(
+    path: str, settings: Settings | None, files_dir: Path | None
+) -> tuple[list[Problem], JobConfig | None]:
     try:
         config = read_config_file(path)
     except ConfigError as exc:
-        return exc.problems
-    return lint_config(config, allowed_images)
+        return exc.problems, None
+    return lint_config(config, settings, files_root(Path(path), files_dir)), config
 
 
-def lint_config(config: JobConfig, allowed_images: tuple[str, ...] = ()) -> list[Problem]:
+def files_root(config_path: Path, files_dir: Path | None) -> Path | None:
+    """The tree `files:` resolve against: --files-dir, else the folder holding job/, else unknown."""
+    if files_dir is not None:
+        return files_dir
+    folder = config_path.resolve().parent
+    return folder.parent if folder.name == "job" else None
+
+
+def lint_config(
+    config: JobConfig, settings: Settings | None = None, tree: Path | None = None
+) -> list[Problem]:
+    settings = settings or Settings()
     src = config.source
     problems: list[Problem] = []
+    if not config.actions:
+        problems.append(Problem(src, 1, "the config has no actions: no event runs anything", "warning"))
     for action in config.actions:
         for selector in action.events:
-            found = REGEX_SYNTAX.search(selector.name)
-            if found:
-                problems.append(
-                    Problem(
-                        src,
-                        selector.line,
-                        f"event name {selector.name!r} contains {found.group()!r}: names are globs "
-                        "where only '*' is special (the original matched a regular expression)",
-                        "warning",
-                    )
-                )
+            problems.extend(_event_name_problems(src, selector))
         for task in action.tasks:
-            if (
-                task.ttl_seconds_after_finished is not None
-                and task.ttl_seconds_after_finished < MIN_TTL_SECONDS
-            ):
-                problems.append(
-                    Problem(
-                        src,
-                        task.line,
-                        f"task '{task.name}': ttlSecondsAfterFinished {task.ttl_seconds_after_finished} "
-                        f"will be raised to {MIN_TTL_SECONDS}",
-                        "warning",
-                    )
-                )
-            if allowed_images:
-                try:
-                    check_image(task.image, allowed_images)
-                except PolicyError as exc:
-                    problems.append(Problem(src, task.line, f"task '{task.name}': {exc}"))
+            problems.extend(_task_problems(src, task, settings, tree))
     loud = [a for a in config.actions if not a.silent]
     for action in loud:
         # Names of another Keptn phase: the realistic mistake (placeholders like `e` are not).
@@ -89,12 +122,93 @@ def lint_config(config: JobConfig, allowed_images: tuple[str, ...] = ()) -> list
                         src,
                         second.line,
                         f"actions '{first.name}' and '{second.name}' can both match {overlap.name!r}: both "
-                        "run and both send started/finished events (the original ran only the first)",
+                        "run and both send started/finished events (JES ran only the first)",
                         "warning",
                     )
                 )
                 break
     return sorted(problems, key=lambda p: p.line)
+
+
+def _event_name_problems(src: str, selector: EventSelector) -> list[Problem]:
+    name = selector.name
+    found = REGEX_SYNTAX.search(name)
+    if found:
+        return [
+            Problem(
+                src,
+                selector.line,
+                f"event name {name!r} contains {found.group()!r}: names are globs (*, ?, [..], {{a,b}}) "
+                "that must match the whole type (JES matched a regular expression)",
+                "warning",
+            )
+        ]
+    if is_literal(name) and name.startswith(KEPTN_PREFIX) and not name.endswith(PHASES):
+        # JES matched the name as an unanchored regex, so a task name alone was a prefix.
+        return [
+            Problem(
+                src,
+                selector.line,
+                f"no Keptn event is named exactly {name!r} (names must match the whole type); "
+                f"did you mean {name}.triggered?",
+                "warning",
+            )
+        ]
+    return []
+
+
+def _task_problems(src: str, task: Task, settings: Settings, tree: Path | None) -> list[Problem]:
+    problems: list[Problem] = []
+    if task.ttl_seconds_after_finished is not None and task.ttl_seconds_after_finished < MIN_TTL_SECONDS:
+        problems.append(
+            Problem(
+                src,
+                task.line,
+                f"task '{task.name}': ttlSecondsAfterFinished {task.ttl_seconds_after_finished} "
+                f"will be raised to {MIN_TTL_SECONDS}",
+                "warning",
+            )
+        )
+    # The policy `render` and `serve` apply, from the same settings; every check, not the first.
+    jobs = settings.jobs
+    checks: tuple[Callable[[], None], ...] = (
+        lambda: check_image(task.image, jobs.allowed_images),
+        lambda: check_supply_chain(
+            task.image, require_digest=jobs.require_digest, allow_latest=jobs.allow_latest
+        ),
+        lambda: check_privileged(
+            task.name, merged_security_context(task.security_context), jobs.allow_privileged, task.annotations
+        ),
+    )
+    for check in checks:
+        try:
+            check()
+        except PolicyError as exc:
+            problems.append(Problem(src, task.line, f"task '{task.name}': {exc}"))
+    if tree is not None:
+        for relative, line in zip(task.files, task.file_lines, strict=False):
+            if not (tree / relative).exists():
+                problems.append(
+                    Problem(
+                        src,
+                        line or task.line,
+                        f"task '{task.name}': file '{relative}' does not exist in {tree} (paths are "
+                        "relative to the folder holding job/, or to --files-dir)",
+                    )
+                )
+    return problems
+
+
+def allow_list_warnings(entries: Iterable[str], where: str) -> list[str]:
+    """Entries whose glob reaches into the registry host (`alpine*` also allows alpine.evil.com/x)."""
+    return [
+        f"{where}: warning: entry {entry!r} has a wildcard where the registry host is written, so "
+        "as JES compared it, it also allowed other registries (alpine* allowed alpine.evil.com/x). "
+        f"Images are compared normalised and this entry now means {normalise_entry(entry)!r}: "
+        "write the registry out (for example docker.io/library/alpine:*)"
+        for entry in entries
+        if entry != "*" and reaches_into_registry(entry)
+    ]
 
 
 def _may_both_match(a: EventSelector, b: EventSelector) -> bool:

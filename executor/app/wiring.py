@@ -36,6 +36,7 @@ def make_backend(settings: Settings) -> Backend:
             files_source="keptn" if settings.config.source == "keptn" else "configmap",
             keptn_api_url=settings.keptn.api_endpoint,
             keptn_token_secret=settings.keptn.api_token_secret,
+            managed_by=settings.jobs.deployment_name,
         )
         return KubernetesBackend(options, namespaces=(settings.jobs.namespace,))
     return LocalBackend(settings.state.dir / "work", settings.local.secrets_dir)

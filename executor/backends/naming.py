@@ -39,8 +39,15 @@ A_EVENT = "keptn.sh/event"
 
 SELECTOR = f"{L_MANAGED_BY}={MANAGED_BY}"
 
+
+def selector(managed_by: str = MANAGED_BY) -> str:
+    """The label selector of the Jobs one deployment (FULL_DEPLOYMENT_NAME) manages."""
+    return f"{L_MANAGED_BY}={label_value(managed_by)}"
+
+
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-_LABEL_BAD = re.compile(r"[^A-Za-z0-9_.-]")
+# One `_` per run of invalid characters, as JES (pkg/k8sutils/job.go sanitizeLabel) wrote it.
+_LABEL_BAD = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
 def event_id_part(event_id: str, event_source: str) -> str:
@@ -69,15 +76,17 @@ def spec_job_name(spec: TaskSpec) -> str:
 
 
 def label_value(text: str) -> str:
-    """Invalid characters to '_', at most 63, trimmed of '-', '_' and '.' at both ends."""
+    """Each run of invalid characters to one '_', at most 63, trimmed of '-', '_' and '.'."""
     return _LABEL_BAD.sub("_", text)[:63].strip("-_.")
 
 
-def job_labels(spec: TaskSpec) -> dict[str, str]:
+def job_labels(spec: TaskSpec, managed_by: str = MANAGED_BY) -> dict[str, str]:
+    """JES's labels. `managed_by` is FULL_DEPLOYMENT_NAME; the task index is 0-based, as JES
+    wrote it (pkg/eventhandler/eventhandlers.go), while the Job name's suffix counts from 1."""
     labels = {k: label_value(v) for k, v in spec.extra_labels.items()}
     labels.update(
         {
-            L_MANAGED_BY: MANAGED_BY,
+            L_MANAGED_BY: label_value(managed_by),
             L_CONTEXT: label_value(spec.trigger.keptn_context),
             L_EVENT_ID: label_value(spec.trigger.event_id),
             L_COMMIT: label_value(spec.trigger.git_commit_id),
@@ -85,7 +94,7 @@ def job_labels(spec: TaskSpec) -> dict[str, str]:
             L_TASK: label_value(spec.task_name),
             L_CONFIG_HASH: label_value(spec.config_digest),
             L_ACTION_INDEX: str(spec.action_index),
-            L_TASK_INDEX: str(spec.task_index),
+            L_TASK_INDEX: str(spec.task_index - 1),
         }
     )
     return labels

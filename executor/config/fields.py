@@ -39,10 +39,12 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "resources": ("limits", "requests"),
 }
 REQUIRED: dict[str, tuple[str, ...]] = {
-    "config": ("apiVersion", "actions"),
+    # JES (pkg/config/config.go NewConfig) requires only apiVersion: no actions means none run.
+    "config": ("apiVersion",),
     "action": ("name", "events", "tasks"),
     "event": ("name",),
-    "jsonpath": ("property", "match"),
+    # A missing `match` is the empty string, as in JES (a plain Go string there).
+    "jsonpath": ("property",),
     "task": ("name", "image"),
     "env": ("name", "valueFrom"),
 }
@@ -68,9 +70,11 @@ VALUE_FROM: tuple[ValueFrom, ...] = ("event", "secret", "string")
 FORMATS: tuple[Format, ...] = ("json", "yaml", "string")
 
 # Kubernetes resource.Quantity, serialised form.
-QUANTITY = re.compile(r"^[+]?(\d+(\.\d*)?|\.\d+)([KMGTPE]i|[numkMGTPE]|[eE][+-]?\d+)?$")
+QUANTITY = re.compile(r"^$|^[+]?(\d+(\.\d*)?|\.\d+)([KMGTPE]i|[numkMGTPE]|[eE][+-]?\d+)?$")
 RESOURCE_NAME = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[a-zA-Z0-9]([-a-zA-Z0-9_.]*[a-zA-Z0-9])?$")
 ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
+# `as:` is read case-insensitively, as JES did (strings.EqualFold in pkg/k8sutils/job.go).
+FORMAT_PATTERN = re.compile(r"^([Jj][Ss][Oo][Nn]|[Yy][Aa][Mm][Ll]|[Ss][Tt][Rr][Ii][Nn][Gg])$")
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 ANNOTATION_KEY = re.compile(

@@ -87,7 +87,9 @@ def as_text(value: Any, fmt: str | None = None) -> str:
     maps and lists are JSON. `yaml` dumps block YAML; `json` always JSON-encodes.
     """
     if fmt == "yaml":
-        return yaml.safe_dump(value, default_flow_style=False, sort_keys=False)
+        text = yaml.safe_dump(value, default_flow_style=False, sort_keys=False)
+        # A bare scalar gets PyYAML's document end marker; yaml.v2 (JES) writes none.
+        return text.removesuffix("...\n") if not isinstance(value, (dict, list)) else text
     if fmt == "json":
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
     if isinstance(value, str):

@@ -62,6 +62,8 @@ class Task:
     ttl_seconds_after_finished: int | None = None
     active_deadline_seconds: int | None = None
     line: int = 0
+    # The line of each `files:` entry, for lint's FILE:LINE when the file is missing.
+    file_lines: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -88,8 +88,6 @@ class _Parser(FieldReader):
         if actions_raw is not None:
             if not isinstance(actions_raw, list):
                 self.error(("actions",), f"'actions' must be a list, not {kind_of(actions_raw)}")
-            elif not actions_raw:
-                self.error(("actions",), "'actions' is empty; add at least one action")
             elif len(actions_raw) > MAX_ITEMS:
                 self.error(("actions",), f"{len(actions_raw)} actions; at most {MAX_ITEMS} fit in a job name")
             else:
@@ -163,6 +161,8 @@ class _Parser(FieldReader):
                 raw_match = jp.get("match")
                 if isinstance(raw_match, bool):  # `match: true` is compared as text, like a number
                     match: str | None = _scalar_text(raw_match)
+                elif raw_match is None:
+                    match = ""  # JES: an absent match is the empty string
                 else:
                     match = self.string(jp, "match", (*path, "jsonpath"), scalar_ok=True)
                 if (
@@ -194,10 +194,11 @@ class _Parser(FieldReader):
         image = self.string(obj, "image", path)
         if image is not None and (not image.strip() or any(c.isspace() for c in image)):
             self.error((*path, "image"), f"image {image!r} is not an image reference (example: alpine:3.20)")
-        files = []
+        files, file_lines = [], []
         for i, raw_file in enumerate(self.strings(obj, "files", path)):
             try:
                 files.append(normalise_file_path(raw_file))
+                file_lines.append(self.doc.line((*path, "files", i)))
             except PathEscapeError as exc:
                 self.error((*path, "files", i), str(exc))
         env = []
@@ -212,12 +213,13 @@ class _Parser(FieldReader):
             self.error(
                 (*path, "workingDir"), f"workingDir {working_dir!r} must be an absolute path such as /keptn"
             )
-        namespace = self.string(obj, "namespace", path)
+        # JES treats an empty namespace, pull policy or quantity as "not set" (a plain Go string).
+        namespace = self.string(obj, "namespace", path) or None
         if namespace is not None and (len(namespace) > 63 or not DNS_LABEL.match(namespace)):
             self.error(
                 (*path, "namespace"), f"namespace {namespace!r} is not a valid Kubernetes namespace name"
             )
-        pull = self.string(obj, "imagePullPolicy", path)
+        pull = self.string(obj, "imagePullPolicy", path) or None
         if pull is not None and pull not in PULL_POLICIES:
             self.error(
                 (*path, "imagePullPolicy"),
@@ -246,6 +248,7 @@ class _Parser(FieldReader):
             ttl_seconds_after_finished=self.integer(obj, "ttlSecondsAfterFinished", path, minimum=0),
             active_deadline_seconds=self.integer(obj, "activeDeadlineSeconds", path, minimum=1),
             line=self.doc.line(path),
+            file_lines=tuple(file_lines),
         )
         return task if len(self.problems) == count else None
 
@@ -258,6 +261,7 @@ class _Parser(FieldReader):
         source = self.string(obj, "valueFrom", path)
         raw_value = self.string(obj, "value", path, scalar_ok=True)
         fmt = self.string(obj, "as", path)
+        fmt = fmt.lower() if fmt is not None else None  # JES: strings.EqualFold
         if source is not None and source not in VALUE_FROM:
             self.error((*path, "valueFrom"), f"valueFrom {source!r}: write one of {', '.join(VALUE_FROM)}")
         if fmt is not None and fmt not in FORMATS:
@@ -276,8 +280,18 @@ class _Parser(FieldReader):
                 self.error(
                     path, "an env entry from the event needs 'value': a jsonpath such as $.data.project"
                 )
-            elif raw_value is not None:
-                self.jsonpath(raw_value, (*path, "value"))
+            elif (
+                raw_value is not None
+                and self.jsonpath(raw_value, (*path, "value"))
+                and not raw_value.lstrip().startswith("$")
+            ):
+                # jsonpath-ng would read it from the root anyway, but JES's jsonpath
+                # (PaesslerAG/jsonpath) needs the `$`: keep configs portable both ways.
+                self.error(
+                    (*path, "value"),
+                    f"jsonpath {raw_value!r} does not start with '$.'; "
+                    f"write $.{raw_value.lstrip().lstrip('.')}",
+                )
         elif source == "string" and raw_value is None and obj.get("value") is None:
             self.error(path, "an env entry from a string needs 'value'")
         elif source == "secret" and fmt is not None:
@@ -289,12 +303,12 @@ class _Parser(FieldReader):
         )
 
     def resources(self, obj: dict[str, Any], path: Path) -> Resources | None:
-        if "resources" not in obj:
+        if obj.get("resources") is None:
             return None
         raw = obj["resources"]
         where = (*path, "resources")
         if raw is None:
-            return Resources()  # `resources:` with nothing under it still turns the defaults off
+            return None  # `resources:` with nothing under it: JES's nil pointer, the defaults apply
         block = self.mapping(raw, where, "resources", "resources")
         if block is None:
             return None
@@ -320,7 +334,8 @@ class _Parser(FieldReader):
                         f"{kind}.{key}: {qty!r} is not a Kubernetes quantity (examples: 500m, 1, 128Mi, 2Gi)",
                     )
                     continue
-                out[kind][key] = text
+                if text:  # an empty quantity is left out (pkg/k8sutils/resourcerequirements.go)
+                    out[kind][key] = text
         return Resources(out.get("limits", {}), out.get("requests", {}))
 
     def annotations(self, obj: dict[str, Any], path: Path) -> dict[str, str]:

@@ -24,7 +24,7 @@ from executor.config.fields import (
     DNS_SUBDOMAIN,
     ENV_NAME,
     FIELDS,
-    FORMATS,
+    FORMAT_PATTERN,
     MAX_ITEMS,
     PULL_POLICIES,
     QUANTITY,
@@ -157,7 +157,8 @@ def _annotations() -> dict[str, Any]:
 # The type of every field, by kind. Optional fields accept null (the parser treats an empty
 # value as absent); `build_schema` adds that.
 TYPES: dict[str, dict[str, dict[str, Any]]] = {
-    "config": {"apiVersion": {"const": API_VERSION}, "actions": _items("#/$defs/Action")},
+    # No actions (absent, null or []) is a config that runs nothing, as in JES.
+    "config": {"apiVersion": {"const": API_VERSION}, "actions": {**_items("#/$defs/Action"), "minItems": 0}},
     "action": {
         "name": {"type": "string", "minLength": 1},
         "silent": {"type": "boolean"},
@@ -179,10 +180,10 @@ TYPES: dict[str, dict[str, dict[str, Any]]] = {
         "workingDir": {"type": "string", "pattern": "^/"},
         "resources": {"$ref": "#/$defs/Resources"},
         "maxPollDuration": {"type": "integer", "minimum": 1},
-        "namespace": {"type": "string", "pattern": DNS_LABEL.pattern, "maxLength": 63},
+        "namespace": {"type": "string", "pattern": f"^$|{DNS_LABEL.pattern}", "maxLength": 63},
         "annotations": _annotations(),
         "securityContext": _security_context(),
-        "imagePullPolicy": {"enum": list(PULL_POLICIES)},
+        "imagePullPolicy": {"enum": [*PULL_POLICIES, ""]},
         "serviceAccount": {"type": "string", "pattern": DNS_SUBDOMAIN.pattern, "maxLength": 253},
         "ttlSecondsAfterFinished": {"type": "integer", "minimum": 0},
         "activeDeadlineSeconds": {"type": "integer", "minimum": 1},
@@ -191,7 +192,7 @@ TYPES: dict[str, dict[str, dict[str, Any]]] = {
         "name": {"type": "string"},
         "value": {"type": ["string", "number"]},
         "valueFrom": {"enum": list(VALUE_FROM)},
-        "as": {"enum": list(FORMATS)},
+        "as": {"type": "string", "pattern": FORMAT_PATTERN.pattern},
     },
     "resources": {"limits": _quantities(), "requests": _quantities()},
 }

@@ -52,7 +52,15 @@ def load_yaml(text: str | bytes) -> Document:
     elif len(text.encode("utf-8")) > MAX_CONFIG_BYTES:
         raise YamlError(1, f"file is larger than the limit of {MAX_CONFIG_BYTES} bytes")
 
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)  # the reader checks every character here
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, max(0, exc.position)) + 1
+        raise YamlError(
+            line,
+            f"character U+{exc.character:04X} (a control character) is not allowed in YAML; remove it, "
+            f"or write it as \\x{exc.character:02x} inside double quotes",
+        ) from None
     try:
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
@@ -72,9 +80,30 @@ def load_yaml(text: str | bytes) -> Document:
     return doc
 
 
+# PyYAML's words for the usual mistakes, and what a person would say instead.
+_PLAIN_WORDS = (
+    (
+        "expected <block end>, but found",
+        "this line's indentation does not match the lines above it: indent it like its siblings "
+        "(spaces, not tabs)",
+    ),
+    (
+        "mapping values are not allowed here",
+        "unexpected ':' here: check the indentation of this line, or quote a value that holds ': '",
+    ),
+    (
+        "found character '\\t' that cannot start any token",
+        "a tab where YAML needs spaces: indent with spaces",
+    ),
+)
+
+
 def _marked_error(exc: yaml.MarkedYAMLError) -> YamlError:
     problem = exc.problem or exc.context or "cannot be parsed"
     line = exc.problem_mark.line + 1 if exc.problem_mark else 1
+    for words, plain in _PLAIN_WORDS:
+        if problem.startswith(words):
+            return YamlError(line, f"invalid YAML: {plain}")
     if exc.context and exc.context_mark:
         start = exc.context_mark.line + 1
         if "end of stream" in problem or "<stream end>" in problem:

@@ -79,6 +79,53 @@ def choice(*allowed: str) -> Parse:
     return read
 
 
+def quantity(name: str, raw: str) -> str:
+    """A Kubernetes quantity (500m, 1, 128Mi); blank means "not set", as in JES."""
+    value = raw.strip()
+    if value and not _QUANTITY.match(value):
+        raise SettingsError(f"{name}={raw!r}: write a Kubernetes quantity such as 500m, 1, 128Mi or 2Gi")
+    return value
+
+
+def dns_label(name: str, raw: str) -> str:
+    value = raw.strip()
+    if value and (len(value) > 63 or not _DNS_LABEL.match(value)):
+        raise SettingsError(f"{name}={raw!r}: write a Kubernetes name (lower-case letters, digits, '-')")
+    return value
+
+
+def dns_subdomain(name: str, raw: str) -> str:
+    value = raw.strip()
+    if value and (len(value) > 253 or not _DNS_SUBDOMAIN.match(value)):
+        raise SettingsError(f"{name}={raw!r}: write a Kubernetes name (lower-case letters, digits, '-', '.')")
+    return value
+
+
+def globs(name: str, raw: str) -> tuple[str, ...]:
+    """A comma-separated list of globs; commas inside `{a,b}` belong to the glob. A value made
+    only of commas and spaces is refused: it reads as a list yet would allow everything."""
+    parts: list[str] = []
+    depth, current = 0, ""
+    for char in raw:
+        if char == "{":
+            depth += 1
+        elif char == "}" and depth:
+            depth -= 1
+        if char == "," and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    parts.append(current)
+    found = tuple(p.strip() for p in parts if p.strip())
+    if raw.strip() and not found:
+        raise SettingsError(
+            f"{name}={raw!r} names no image: leave it unset (every image, with a warning) or list globs "
+            "such as docker.io/library/*"
+        )
+    return found
+
+
 def listing(name: str, raw: str) -> tuple[str, ...]:
     return parse_list(raw)
 
@@ -117,6 +164,10 @@ _LABEL_KEY = re.compile(
     r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
 )
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$")
+
+_QUANTITY = re.compile(r"^[+]?(\d+(\.\d*)?|\.\d+)([KMGTPE]i|[numkMGTPE]|[eE][+-]?\d+)?$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}

@@ -217,7 +217,7 @@ def test_lint_of_several_files_reports_each(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert result.stdout.splitlines() == [
         f"{broken}:1: the file is empty; a job config starts with 'apiVersion: v2' and 'actions:'",
-        f"{tmp_path / 'missing.yaml'}:0: cannot read file: No such file or directory",
+        f"{tmp_path / 'missing.yaml'}: cannot read file: No such file or directory",
     ]
 
 

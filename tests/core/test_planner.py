@@ -178,7 +178,7 @@ def test_default_resources_come_from_settings() -> None:
     assert spec.init_limits == {"cpu": "2", "memory": "1Gi"}
 
 
-@pytest.mark.parametrize("block", ["resources:", "resources: {}"])
+@pytest.mark.parametrize("block", ["resources: {}", "resources: {limits: {}}"])
 def test_an_empty_resources_block_turns_the_defaults_off(block: str) -> None:
     spec = plan(f"image: alpine\n{block}")
     assert spec.limits == {} and spec.requests == {}

@@ -136,7 +136,7 @@ def test_labels_and_annotations_find_the_job_again() -> None:
         L_TASK: "task",
         L_CONFIG_HASH: spec.config_digest[:63],
         L_ACTION_INDEX: "0",
-        L_TASK_INDEX: "1",
+        L_TASK_INDEX: "0",  # 0-based as in JES; the Job name's suffix counts from 1
     }
     # Pinned literally: Jobs of a running release are found again by this label after an upgrade.
     assert labels["app.kubernetes.io/managed-by"] == "job-executor"
@@ -164,10 +164,11 @@ def test_long_and_odd_names_are_sanitised_in_labels_but_kept_in_annotations() ->
     event = make_event(id="not a uuid / but an id", shkeptncontext="ctx with spaces")
     (spec,) = specs_for(text, event)
     job = validate_all(render_task(spec, OPTIONS))[0]
+    # One `_` per run of invalid characters, as JES's sanitizeLabel wrote it.
     assert (
-        job["metadata"]["labels"][L_TASK] == "Run_the_very_long_locust_load_test__against_carts_orders__v2__R"
+        job["metadata"]["labels"][L_TASK] == "Run_the_very_long_locust_load_test_against_carts_orders_v2_Run"
     )
-    assert job["metadata"]["labels"][L_EVENT_ID] == "not_a_uuid___but_an_id"
+    assert job["metadata"]["labels"][L_EVENT_ID] == "not_a_uuid_but_an_id"
     assert job["metadata"]["annotations"]["keptn.sh/jes-task"] == name
     assert job["metadata"]["annotations"][A_EVENT_ID] == "not a uuid / but an id"
 
@@ -210,7 +211,7 @@ def test_deadline_from_settings() -> None:
     assert job["spec"]["activeDeadlineSeconds"] == 600
 
 
-@pytest.mark.parametrize("block", ["resources:", "resources: {}"])
+@pytest.mark.parametrize("block", ["resources: {}", "resources: {requests: {}}"])
 def test_empty_resources_render_no_resources(block: str) -> None:
     assert container(job_for(f"image: alpine\n{block}"))["resources"] == {}
 
@@ -305,7 +306,7 @@ def test_keptn_file_source_fetches_at_run_time() -> None:
     assert [o["kind"] for o in objects] == ["Job"]
     (init,) = objects[0]["spec"]["template"]["spec"]["initContainers"]
     env = {e["name"]: e for e in init["env"]}
-    assert env["KEPTN_API_URL"]["value"] == "http://api-gateway-nginx.keptn/api"
+    assert env["KEPTN_API_ENDPOINT"]["value"] == "http://api-gateway-nginx.keptn/api"
     assert env["KEPTN_API_TOKEN"]["valueFrom"] == {
         "secretKeyRef": {"name": "keptn-api-token", "key": "token"}
     }

@@ -96,11 +96,11 @@ INVALID = {
     "bad namespace": one_task("image: alpine\nnamespace: Carts"),
     "security context typo": one_task("image: alpine\nsecurityContext: {runAsUsr: 1}"),
     "security context type": one_task("image: alpine\nsecurityContext: {runAsUser: root}"),
-    "empty actions": "apiVersion: v2\nactions: []\n",
+    "actions a mapping": "apiVersion: v2\nactions: {}\n",
     "empty silent": "apiVersion: v2\nactions: [{name: a, silent: null, events: [{name: e}], tasks: [{name: t, image: i}]}]\n",
     "missing image": "apiVersion: v2\nactions: [{name: a, events: [{name: e}], tasks: [{name: t}]}]\n",
     "image with spaces": one_task("image: two words"),
-    "jsonpath without match": "apiVersion: v2\nactions: [{name: a, events: [{name: e, jsonpath: {property: $.x}}], tasks: [{name: t, image: i}]}]\n",
+    "jsonpath without property": "apiVersion: v2\nactions: [{name: a, events: [{name: e, jsonpath: {match: x}}], tasks: [{name: t, image: i}]}]\n",
     "annotation value a list": one_task("image: alpine\nannotations: {k: [1]}"),
     "negative ttl": one_task("image: alpine\nttlSecondsAfterFinished: -1"),
 }

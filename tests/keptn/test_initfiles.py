@@ -15,7 +15,7 @@ from tests.keptn.fake_keptn import FakeKeptn
 
 def env_for(keptn: FakeKeptn, files: list[str], commit: str = "", token: str | None = None) -> dict[str, str]:
     return {
-        "KEPTN_API_URL": keptn.url,
+        "KEPTN_API_ENDPOINT": keptn.url,
         "KEPTN_API_TOKEN": keptn.token if token is None else token,
         "KEPTN_PROJECT": PROJECT,
         "KEPTN_STAGE": STAGE,
@@ -87,6 +87,6 @@ async def test_a_refused_token_and_escaping_paths_fail(
 def test_without_a_source_it_says_what_to_set(tmp_path: Path, capsys: object) -> None:
     assert initfiles.run({"JOB_FILES": '["a"]'}, tmp_path) == 1
     err = capsys.readouterr().err  # type: ignore[attr-defined]
-    assert "JOB_FILES_DIR is not set and KEPTN_API_URL is not set" in err
-    assert initfiles.run({"JOB_FILES": '["a"]', "KEPTN_API_URL": "http://x/api"}, tmp_path) == 1
+    assert "JOB_FILES_DIR is not set and KEPTN_API_ENDPOINT is not set" in err
+    assert initfiles.run({"JOB_FILES": '["a"]', "KEPTN_API_ENDPOINT": "http://x/api"}, tmp_path) == 1
     assert "KEPTN_PROJECT is not set" in capsys.readouterr().err  # type: ignore[attr-defined]

@@ -27,7 +27,7 @@ from executor.backends.kubernetes.api import ApiError, JSONBody, KubeAPI, load_a
 from executor.backends.kubernetes.harvest import is_finished, terminal_condition
 from executor.backends.kubernetes.render import RenderOptions, render_task
 from executor.backends.kubernetes.tracker import JobTracker
-from executor.backends.naming import A_EVENT_ID, A_EVENT_SOURCE, SELECTOR
+from executor.backends.naming import A_EVENT_ID, A_EVENT_SOURCE, selector
 from executor.model.tasks import Adopted, TaskHandle, TaskOutcome, TaskSpec
 from executor.support.backoff import KUBE_REQUEST, Backoff
 
@@ -108,7 +108,9 @@ class KubernetesBackend:
         tracker = self._trackers.get(namespace)
         if tracker is None:
             assert self._api is not None, "start() the backend first"
-            tracker = JobTracker(self._api, namespace, SELECTOR, backoff=self.watch_backoff)
+            tracker = JobTracker(
+                self._api, namespace, selector(self.options.managed_by), backoff=self.watch_backoff
+            )
             self._trackers[namespace] = tracker
             tracker.start()
         return tracker
@@ -186,7 +188,7 @@ class KubernetesBackend:
         api = await self._ready()
         found: list[Adopted] = []
         for namespace in self.namespaces:
-            async for page in api.job_pages(namespace, SELECTOR):
+            async for page in api.job_pages(namespace, selector(self.options.managed_by)):
                 for job in page.get("items") or []:
                     meta = job["metadata"]
                     handle = TaskHandle(meta["name"], namespace, adopted=True)

@@ -2,9 +2,11 @@
 
 Files arrive either from a ConfigMap mounted at JOB_FILES_DIR (keys f0000, f0001, ... in the
 order of the JOB_FILES list) or, when JOB_FILES_DIR is unset, from the Keptn resource service:
-KEPTN_API_URL (the API endpoint, e.g. http://keptn/api), KEPTN_API_TOKEN, KEPTN_PROJECT,
-KEPTN_STAGE, KEPTN_SERVICE and GIT_COMMIT_ID (empty: latest) say where, the env names of JES's
-init container (keptn-contrib/job-executor-service cmd/job-executor-service-initcontainer/main.go).
+KEPTN_API_ENDPOINT (the API endpoint, e.g. http://keptn/api: the service's own setting's name, as
+README says), KEPTN_API_TOKEN, KEPTN_PROJECT, KEPTN_STAGE, KEPTN_SERVICE and GIT_COMMIT_ID (empty:
+latest) say where. KEPTN_API_URL, the name of JES's init container
+(keptn-contrib/job-executor-service cmd/job-executor-service-initcontainer/main.go) and of Jobs
+rendered by earlier versions, is still read when KEPTN_API_ENDPOINT is unset.
 A folder in JOB_FILES stages every file below it; paths keep their place under the target.
 """
 
@@ -49,11 +51,11 @@ async def stage_from_keptn(
     files: list[str], env: Mapping[str, str], target_dir: Path, *, retries: int = 3
 ) -> list[Path]:
     """Fetch the files (folders expanded) from the Keptn resource service and write them."""
-    url = env.get("KEPTN_API_URL", "").strip()
+    url = (env.get("KEPTN_API_ENDPOINT", "") or env.get("KEPTN_API_URL", "")).strip()
     if not url:
         raise InitFilesError(
-            "JOB_FILES_DIR is not set and KEPTN_API_URL is not set: give JOB_FILES_DIR (files from a "
-            "ConfigMap) or KEPTN_API_URL, KEPTN_API_TOKEN and KEPTN_PROJECT/STAGE/SERVICE (files from "
+            "JOB_FILES_DIR is not set and KEPTN_API_ENDPOINT is not set: give JOB_FILES_DIR (files from "
+            "a ConfigMap) or KEPTN_API_ENDPOINT, KEPTN_API_TOKEN and KEPTN_PROJECT/STAGE/SERVICE (files from "
             "the Keptn resource service)"
         )
     project = env.get("KEPTN_PROJECT", "").strip()

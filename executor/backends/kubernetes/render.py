@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from executor.backends.kubernetes.staging import configmap_key
-from executor.backends.naming import job_annotations, job_labels, spec_job_name
+from executor.backends.naming import MANAGED_BY, job_annotations, job_labels, spec_job_name
+from executor.config.images import pull_policy_for
 from executor.config.paths import STAGING_ROOT
 from executor.model.tasks import RESULT_FILE_ENV, RESULT_FILE_PATH, TaskSpec
 from executor.policy import RESTRICTED_SECURITY_CONTEXT
@@ -32,6 +33,8 @@ class RenderOptions:
     files_source: str = "configmap"
     keptn_api_url: str = ""
     keptn_token_secret: str = ""
+    # FULL_DEPLOYMENT_NAME: the `app.kubernetes.io/managed-by` label, and the backend's selector.
+    managed_by: str = MANAGED_BY
 
 
 def render_task(
@@ -41,12 +44,14 @@ def render_task(
     objects: list[dict[str, Any]] = []
     staged = sorted(files) if files else []
     if options.files_source == "configmap" and files:
-        objects.append(render_files_configmap(spec, files))
+        objects.append(render_files_configmap(spec, files, options))
     objects.append(render_job(spec, options, staged))
     return objects
 
 
-def render_files_configmap(spec: TaskSpec, files: Mapping[str, bytes]) -> dict[str, Any]:
+def render_files_configmap(
+    spec: TaskSpec, files: Mapping[str, bytes], options: RenderOptions | None = None
+) -> dict[str, Any]:
     name = spec_job_name(spec)
     return {
         "apiVersion": "v1",
@@ -54,7 +59,7 @@ def render_files_configmap(spec: TaskSpec, files: Mapping[str, bytes]) -> dict[s
         "metadata": {
             "name": name,
             "namespace": spec.namespace,
-            "labels": job_labels(spec),
+            "labels": job_labels(spec, options.managed_by if options else MANAGED_BY),
             "annotations": job_annotations(spec),
         },
         "binaryData": {
@@ -66,7 +71,7 @@ def render_files_configmap(spec: TaskSpec, files: Mapping[str, bytes]) -> dict[s
 
 def render_job(spec: TaskSpec, options: RenderOptions, staged: list[str] | None = None) -> dict[str, Any]:
     name = spec_job_name(spec)
-    labels = job_labels(spec)
+    labels = job_labels(spec, options.managed_by)
     annotations = job_annotations(spec)
     mounts = [{"name": VOLUME, "mountPath": STAGING_ROOT}]
     volumes: list[dict[str, Any]] = [{"name": VOLUME, "emptyDir": {}}]
@@ -131,7 +136,7 @@ def _init_container(
     ]
     mounts: list[dict[str, Any]] = [{"name": VOLUME, "mountPath": STAGING_ROOT}]
     if options.files_source == "keptn":
-        env.append({"name": "KEPTN_API_URL", "value": options.keptn_api_url})
+        env.append({"name": "KEPTN_API_ENDPOINT", "value": options.keptn_api_url})
         env.append(
             {
                 "name": "KEPTN_API_TOKEN",
@@ -147,6 +152,8 @@ def _init_container(
     return {
         "name": f"init-{name}",
         "image": options.init_image,
+        # A pre-release tag may be pushed again; a release tag is immutable (config/images.py).
+        "imagePullPolicy": pull_policy_for(options.init_image),
         "args": ["init-files"],
         "env": env,
         "resources": _resources(spec.init_limits, spec.init_requests),

@@ -207,6 +207,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         state={"dir": args.state_dir},
         reporting={"sink_url": args.sink},
     )
+    if settings.config.source == "local" and not settings.config.dir.is_dir():
+        # Serving would answer every event with "no config"; say what to set instead.
+        raise SettingsError(
+            f"CONFIG_DIR={settings.config.dir} is not a folder: set CONFIG_DIR (or --config-dir) to the "
+            "tree of <project>/[<stage>/[<service>/]]job/config.yaml"
+        )
     asyncio.run(serve(settings))
     return 0
 

@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 
 from executor.backends.local.backend import LocalBackend
+from executor.config.model import Task
 from executor.matcher import matching_actions
 from executor.model.events import Event
 from executor.model.problems import ConfigError
@@ -21,6 +22,18 @@ from executor.sinks.stdout import StdoutSink
 from executor.state import StateStore
 
 
+def ignored_note(task: Task) -> str:
+    """What the local backend does not honour of a task: it runs `cmd` on this host."""
+    ignored = [f"image {task.image}"]
+    if task.service_account:
+        ignored.append(f"serviceAccount {task.service_account}")
+    if task.security_context:
+        ignored.append("securityContext")
+    if task.image_pull_policy:
+        ignored.append(f"imagePullPolicy {task.image_pull_policy}")
+    return f"note: task '{task.name}' runs its cmd on this host; ignored: {', '.join(ignored)}"
+
+
 async def run_once(settings: Settings, config: Path, files_root: Path, event: Event) -> int:
     resolver = FileResolver(config, files_root)
     try:
@@ -28,12 +41,16 @@ async def run_once(settings: Settings, config: Path, files_root: Path, event: Ev
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
-    if resolved is not None and not matching_actions(resolved.config, event):
+    actions = matching_actions(resolved.config, event) if resolved is not None else []
+    if resolved is not None and not actions:
         print(
             f"no action in {config} matches event type {event.type!r}; nothing to run",
             file=sys.stderr,
         )
         return 0
+    for action in actions:
+        for task in action.tasks:
+            print(ignored_note(task), file=sys.stderr)
     store = StateStore(":memory:")
     with tempfile.TemporaryDirectory(prefix="job-executor-run-") as work:
         backend = LocalBackend(Path(work), settings.local.secrets_dir, output=sys.stderr, poll_seconds=0.05)

@@ -113,7 +113,10 @@ class Service:
             self.port,
             self.settings.receiver.path,
             self.backend.name,
-            self.settings.config.dir,
+            # In Keptn mode the configs come from the resource service, not the local tree.
+            f"from the Keptn API {self.settings.keptn.api_endpoint}"
+            if self.settings.config.source == "keptn"
+            else self.settings.config.dir,
         )
 
     def _not_ready(self) -> str | None:

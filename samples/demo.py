@@ -1,11 +1,16 @@
 """`make demo`: start `job-executor serve` on the embedded default (local backend, the samples/
-resource tree, events printed on stdout), send it a sample event over HTTP, show what happens."""
+resource tree, events printed on stdout), send it a sample event over HTTP, show what happens.
+
+DEMO_PORT (default 8080) is the port it serves on; its state lives in a temporary folder that
+is removed at the end."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -20,7 +25,15 @@ PORT = int(os.environ.get("DEMO_PORT", "8080"))
 URL = f"http://127.0.0.1:{PORT}/"
 
 
+def port_busy(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
 def main() -> int:
+    if port_busy(PORT):
+        print(f"port {PORT} is in use: free it or run DEMO_PORT=<port> make demo", file=sys.stderr)
+        return 1
     state = tempfile.mkdtemp(prefix="job-executor-demo-")
     print(f"$ job-executor serve --port {PORT} --state-dir {state}", flush=True)
     server = subprocess.Popen(
@@ -29,6 +42,9 @@ def main() -> int:
     )
     try:
         for _ in range(100):
+            if server.poll() is not None:  # it exited (a bad setting, say): no point waiting
+                print(f"the service exited with status {server.returncode}", file=sys.stderr)
+                return 1
             try:
                 with urllib.request.urlopen(URL + "readyz", timeout=1):
                     break
@@ -47,8 +63,10 @@ def main() -> int:
         print("\nThe service answers with started and finished events (one JSON line each):", flush=True)
         time.sleep(2)
     finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=30)
+        if server.poll() is None:
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=30)
+        shutil.rmtree(state, ignore_errors=True)
     return 0
 
 

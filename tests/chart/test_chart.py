@@ -67,7 +67,7 @@ CASES: dict[str, dict[str, Any]] = {
     "init-container-image": {"initContainerImage": "registry.example/job-executor:0.1.0"},
     "name-overrides": {"nameOverride": "jx", "fullnameOverride": "custom-executor"},
     "replicas": {"replicaCount": 3},
-    "pdb-forced-on": {"podDisruptionBudget.enabled": True, "podDisruptionBudget.maxUnavailable": 0},
+    "pdb-forced-on": {"podDisruptionBudget.enabled": True, "podDisruptionBudget.maxUnavailable": 1},
     "pdb-off-with-replicas": {"replicaCount": 2, "podDisruptionBudget.enabled": False},
     "pdb-percentage": {"replicaCount": 4, "podDisruptionBudget.maxUnavailable": "25%"},
     "service-account-existing": {"serviceAccount.create": False, "serviceAccount.name": "ops"},
@@ -598,7 +598,7 @@ def test_service_account_and_rbac_options() -> None:
 def test_pod_disruption_budget() -> None:
     assert not only(rendered("defaults"), "PodDisruptionBudget")
     assert one(rendered("replicas"), "PodDisruptionBudget")["spec"]["maxUnavailable"] == 1
-    assert one(rendered("pdb-forced-on"), "PodDisruptionBudget")["spec"]["maxUnavailable"] == 0
+    assert one(rendered("pdb-forced-on"), "PodDisruptionBudget")["spec"]["maxUnavailable"] == 1
     assert not only(rendered("pdb-off-with-replicas"), "PodDisruptionBudget")
     assert one(rendered("pdb-percentage"), "PodDisruptionBudget")["spec"]["maxUnavailable"] == "25%"
     pdb = one(rendered("replicas"), "PodDisruptionBudget")

@@ -34,6 +34,17 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
 {{/* The image reference: repository:tag (tag defaults to appVersion), or repository@digest. */}}
+{{- define "job-executor.pullPolicy" -}}
+{{- if .Values.image.pullPolicy }}
+{{- .Values.image.pullPolicy }}
+{{- else if and (not .Values.image.digest) (regexMatch "^v?[0-9]+[.][0-9]+[.][0-9]+-" (.Values.image.tag | default .Chart.AppVersion | toString)) }}
+{{- /* A pre-release tag can be pushed again: pull it again (the oda-canvas convention). */}}
+{{- "Always" }}
+{{- else }}
+{{- "IfNotPresent" }}
+{{- end }}
+{{- end }}
+
 {{- define "job-executor.image" -}}
 {{- if .Values.image.digest }}
 {{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
@@ -115,6 +126,13 @@ secret when it is in the job namespace and keeps the token under `token`. Empty:
 
 {{/* Refuse values that would deploy something broken, with a message saying what to change. */}}
 {{- define "job-executor.validate" -}}
+{{- /* JES's value names: refused naming the keys that replace them (chart README, "Migrating"). */}}
+{{- if .Values.remoteControlPlane }}
+{{- fail "remoteControlPlane is JES's name: set keptn.enabled=true, keptn.api.endpoint (e.g. http://api-gateway-nginx.keptn/api), keptn.api.existingSecret (the token) and keptn.subscriptions (was topicSubscription)" }}
+{{- end }}
+{{- if .Values.jobexecutorserviceinitcontainer }}
+{{- fail "jobexecutorserviceinitcontainer is JES's name: set initContainerImage (repository:tag) instead" }}
+{{- end }}
 {{- if le (int .Values.terminationGracePeriodSeconds) (int .Values.dispatcher.shutdownGraceSeconds) }}
 {{- fail (printf "terminationGracePeriodSeconds (%v) must be longer than dispatcher.shutdownGraceSeconds (%v), or Kubernetes kills the service before it has saved its state" .Values.terminationGracePeriodSeconds .Values.dispatcher.shutdownGraceSeconds) }}
 {{- end }}

@@ -11,7 +11,7 @@ import logging
 import re
 from typing import Any
 
-from executor.config.jsonpaths import MISSING, as_text, find_first
+from executor.config.jsonpaths import MISSING, JsonPathLimitError, as_text, find_first
 from executor.config.model import Action, JobConfig, Task
 from executor.model.events import Event
 from executor.model.tasks import EnvVar, TaskSpec, Trigger
@@ -149,7 +149,10 @@ def task_env(event: Event, task: Task) -> tuple[tuple[EnvVar, ...], tuple[str, .
         elif entry.value_from == "string":
             values[entry.name] = entry.value
         else:
-            found = find_first(entry.value, event.document())
+            try:
+                found = find_first(entry.value, event.document())
+            except JsonPathLimitError as exc:
+                raise PlanError(f"task '{task.name}': env {entry.name}: {exc}") from None
             if found is MISSING:
                 raise PlanError(
                     f"task '{task.name}': env {entry.name}: jsonpath {entry.value} found nothing in the event"

@@ -17,10 +17,25 @@ class JsonPathSyntaxError(ValueError):
     pass
 
 
+# Bounded work per event: a regex filter (`=~`) runs Python's backtracking `re` over event
+# text, exponential in the worst case and not interruptible, so it is refused; recursive
+# descent (`..`) visits the whole event, so it runs only over events up to this size.
+MAX_DESCENT_BYTES = 64 * 1024
+
+
+class JsonPathLimitError(ValueError):
+    """A jsonpath would do unbounded work on this event; the message says which bound and why."""
+
+
 @lru_cache(maxsize=4096)
 def compile_path(expression: str) -> JSONPath:
     if not expression.strip():
         raise JsonPathSyntaxError("jsonpath is empty; write one such as $.data.project")
+    if "=~" in expression:
+        raise JsonPathSyntaxError(
+            f"jsonpath {expression!r}: regex filters (=~) are not supported, a regular expression "
+            "over event data can take exponential time; compare with == instead"
+        )
     try:
         return _parse(expression)
     except (JsonPathLexerError, JsonPathParserError, Exception) as exc:  # the lexer raises bare Exception
@@ -64,6 +79,11 @@ def find_first(expression: str, document: Any) -> Any:
     """The first value found, or `MISSING` when the path finds nothing."""
     steps = _plain_steps(expression)
     if steps is None:
+        if ".." in expression and _size(document) > MAX_DESCENT_BYTES:
+            raise JsonPathLimitError(
+                f"jsonpath {expression!r} searches the whole event (..), which is over "
+                f"{MAX_DESCENT_BYTES // 1024} KiB; name the path to the value instead"
+            )
         found = compile_path(expression).find(document)
         return found[0].value if found else _MISSING
     value = document
@@ -78,6 +98,10 @@ def find_first(expression: str, document: Any) -> Any:
 
 
 MISSING = _MISSING
+
+
+def _size(document: Any) -> int:
+    return len(json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode())
 
 
 def as_text(value: Any, fmt: str | None = None) -> str:

@@ -9,7 +9,7 @@ import logging
 
 import pytest
 
-from executor.policy import check_image, check_privileged, privileged_reason, warn_if_open
+from executor.policy import PolicyError, check_image, check_privileged, privileged_reason, warn_if_open
 
 
 @pytest.mark.parametrize(
@@ -54,3 +54,42 @@ def test_forbidden_image_message_is_jes_text() -> None:
     assert (
         str(info.value) == "Forbidden: Image docker.io/evil/miner does not match configured image allowlist."
     )
+
+
+# Issue 13 item 10: the Pod Security Standard "baseline", unless ALLOW_PRIVILEGED_JOBS.
+@pytest.mark.parametrize(
+    ("context", "annotations", "rule"),
+    [
+        ({"runAsUser": 0, "capabilities": {"add": ["SYS_MODULE"]}}, {}, "'Capabilities'"),
+        ({"runAsUser": 0, "capabilities": {"add": ["SYS_PTRACE"]}}, {}, "'Capabilities'"),
+        ({"capabilities": {"add": ["NET_ADMIN", "BPF"]}}, {}, "BPF, NET_ADMIN"),
+        ({"capabilities": {"add": ["DAC_READ_SEARCH"]}}, {}, "'Capabilities'"),
+        ({"seLinuxOptions": {"type": "spc_t"}}, {}, "'SELinux'"),
+        ({"seccompProfile": {"type": "Unconfined"}}, {}, "'Seccomp'"),
+        ({"appArmorProfile": {"type": "Unconfined"}}, {}, "'AppArmor'"),
+        ({"procMount": "Unmasked"}, {}, "'/proc Mount Type'"),
+        ({"windowsOptions": {"hostProcess": True}}, {}, "'HostProcess'"),
+        ({}, {"container.apparmor.security.beta.kubernetes.io/task": "unconfined"}, "'AppArmor'"),
+        ({}, {"seccomp.security.alpha.kubernetes.io/pod": "unconfined"}, "'Seccomp'"),
+    ],
+)
+def test_baseline_violations_are_refused_naming_the_rule(
+    context: dict[str, object], annotations: dict[str, str], rule: str
+) -> None:
+    with pytest.raises(PolicyError) as caught:
+        check_privileged("t", context, False, annotations)
+    assert rule in str(caught.value) and "baseline" in str(caught.value)
+    assert "ALLOW_PRIVILEGED_JOBS=true" in str(caught.value)
+    check_privileged("t", context, True, annotations)  # allowed: only logged
+
+
+@pytest.mark.parametrize(
+    ("context", "annotations"),
+    [
+        ({"capabilities": {"add": ["NET_BIND_SERVICE", "CHOWN"]}}, {}),
+        ({"seLinuxOptions": {"type": "container_t"}, "seccompProfile": {"type": "RuntimeDefault"}}, {}),
+        ({"procMount": "Default"}, {"container.apparmor.security.beta.kubernetes.io/t": "runtime/default"}),
+    ],
+)
+def test_what_baseline_allows_passes(context: dict[str, object], annotations: dict[str, str]) -> None:
+    check_privileged("t", context, False, annotations)

@@ -16,7 +16,7 @@ install: $(VENV)/.installed
 # Static checks first (fast, and they fail with a clear pointer), then the suite.
 test: check pytest
 
-check: lint typecheck
+check: lint typecheck layers
 
 lint: install
 	$(PY) -m ruff check executor tests bench
@@ -24,6 +24,10 @@ lint: install
 
 typecheck: install
 	$(PY) -m mypy
+
+# The import layers of the data flow (contracts in pyproject.toml).
+layers: install
+	$(VENV)/bin/lint-imports
 
 pytest: install system-deps
 	$(PY) -m pytest

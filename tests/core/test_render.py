@@ -35,7 +35,16 @@ from executor.planner import plan_action
 from executor.resolvers.local import collect_files
 from executor.settings import Settings
 
-from .conftest import RESOURCES, config, make_event, one_task, sample_event, validate_all, validate_manifest
+from .conftest import (
+    RESOURCES,
+    SAMPLE_CASES,
+    config,
+    make_event,
+    one_task,
+    sample_event,
+    validate_all,
+    validate_manifest,
+)
 
 OPTIONS = RenderOptions(init_image="ghcr.io/job-executor/job-executor:test")
 KEPTN = RenderOptions(
@@ -320,21 +329,8 @@ def test_keptn_file_source_fetches_at_run_time() -> None:
 
 # ---- the samples ----
 
-SAMPLES = [
-    ("dev/carts", "test.triggered.json", 1),
-    ("dev/annotations", "sample.triggered.annotations.json", 1),
-    ("dev/env-formats", "sample.triggered.env-formats.json", 1),
-    ("dev/pull-policy", "sample.triggered.pull-policy.json", 1),
-    ("dev/security-context", "sample.triggered.security-context.json", 2),
-    ("dev/service-account", "sample.triggered.service-account.json", 1),
-    ("dev/ttl", "sample.triggered.ttl.json", 1),
-    ("dev/working-dir", "sample.triggered.working-dir.json", 1),
-    ("dev", "sample.triggered.working-dir.json", 1),
-    ("", "greeting.triggered.json", 1),
-]
 
-
-@pytest.mark.parametrize(("where", "event_file", "jobs"), SAMPLES)
+@pytest.mark.parametrize(("where", "event_file", "jobs"), SAMPLE_CASES)
 def test_every_sample_renders_valid_manifests(where: str, event_file: str, jobs: int) -> None:
     folder = RESOURCES / "sockshop" / where
     path = folder / "job" / "config.yaml"

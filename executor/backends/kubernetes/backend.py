@@ -4,7 +4,7 @@ submit renders the task (render.py beside this module), creates its ConfigMap of
 and its Job, then makes the Job the ConfigMap's owner so they are garbage-collected together.
 Job names are deterministic, so a second submit of the same task is answered 409 by the API
 server: the existing Job is adopted (after checking it belongs to the same event), never run
-twice. wait asks the namespace's JobTracker (kube_tracker.py) for the Job's end, then reads its
+twice. wait asks the namespace's JobTracker (tracker.py) for the Job's end, then reads its
 pod: the job container's log tail and termination message (the task's result file), and on
 failure the init container's log and the pod's warning events, so the reason says more than
 "BackoffLimitExceeded". Past maxPollDuration (counted from the Job's creation, so an adopted

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 class Service:
     def __init__(self, settings: Settings, backend: Backend | None = None) -> None:
         settings.check()
+        settings = settings.absolute()  # before anything keeps a path: tasks run elsewhere
         self.settings = settings
         self.metrics = Metrics()
         # One Keptn API client, shared by the config resolver, the poller and the sink.

@@ -12,17 +12,11 @@ import os
 
 CRASH_ENV = "JOB_EXECUTOR_CRASH_AT"
 
-# Every point, in the order of an event's life (tests/faults walks them all).
+# The points wired so far, in the order of an event's life (tests/faults walks them all).
 POINTS = (
-    "accepted",  # its row is committed; nothing else done
-    "config.pinned",  # the config digest it runs under is recorded
-    "local.claimed",  # the task's work dir is claimed; nothing started
-    "local.spawned",  # the task's process is started
-    "kubernetes.created",  # the task's Job is created
-    "task.ended",  # the backend returned the task's outcome; not yet recorded
-    "outcome.recorded",  # the outcome is in the state; the finished event not yet queued
-    "finished.queued",  # the finished event is in the outbox; not yet delivered
-    "finished.delivered",  # the sink took it; not yet marked delivered
+    "accepted",  # its row is committed (the HTTP answer not yet sent); nothing else done
+    "local.claimed",  # the task's work dir is claimed and names its event; nothing started
+    "local.spawned",  # the task's process is started and recorded
 )
 
 

@@ -16,6 +16,7 @@ from executor.model.errors import Temporary
 from executor.model.events import Event, Offer, event_from_json
 from executor.state import StateStore
 from executor.support.backoff import EVENT_RETRY
+from executor.support.crashpoints import crash_point
 from executor.support.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ class Dispatcher:
         if not self.store.accept(event.source, event.id, event.to_json()):
             self.metrics.inc("job_executor_events_duplicate_total")
             return Offer.DUPLICATE
+        crash_point("accepted")
         self.metrics.inc("job_executor_events_received_total")
         self._queue.put_nowait(event)
         return Offer.ACCEPTED

@@ -190,6 +190,11 @@ class LocalSettings:
         doc="`<dir>/<secret>/<key>` files for `valueFrom: secret`",
         shown="(none)",
     )
+    run_as_user: str = env(
+        "LOCAL_RUN_AS_USER",
+        "nobody",
+        doc="when the service runs as root, local tasks run as this user (empty: as root)",
+    )
 
 
 @dataclass(frozen=True)
@@ -277,6 +282,22 @@ class Settings:
             raise SettingsError("PUBSUB_TOPIC subscribes through the Keptn API: set KEPTN_API_ENDPOINT too")
         if self.keptn.api_endpoint and not self.keptn.api_token:
             raise SettingsError("KEPTN_API_ENDPOINT is set but KEPTN_API_TOKEN is empty")
+
+    def absolute(self) -> Settings:
+        """Every path setting made absolute against today's working directory. Paths are used
+        from other directories later (a local task's wrapper runs in the task's cwd and was given
+        a relative work dir), so they are resolved once, at start."""
+        changes = {}
+        for name in GROUPS:
+            group = getattr(self, name)
+            paths = {
+                f.name: Path(os.path.abspath(value))
+                for f in fields(group)
+                if isinstance(value := getattr(group, f.name), Path)
+            }
+            if paths:
+                changes[name] = replace(group, **paths)
+        return replace(self, **changes)
 
     def with_overrides(self, **groups: Mapping[str, Any]) -> Settings:
         """Command-line flags over the environment, by group: `with_overrides(receiver={"port": 9000})`.

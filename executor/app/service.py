@@ -16,7 +16,7 @@ from nats.aio.client import Client
 
 from executor.app import wiring
 from executor.app.retention import Retention
-from executor.backends.base import Backend
+from executor.backends.base import Backend, BackendError
 from executor.backends.naming import A_EVENT
 from executor.dispatcher import Dispatcher
 from executor.model.events import EventError, Offer, event_from_json
@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 class Service:
     def __init__(self, settings: Settings, backend: Backend | None = None) -> None:
         settings.check()
+        settings = settings.absolute()  # before anything keeps a path: tasks run elsewhere
         self.settings = settings
         self.metrics = Metrics()
         # One Keptn API client, shared by the config resolver, the poller and the sink.
@@ -131,7 +132,15 @@ class Service:
         """Tasks still running that the state does not know (it was lost, as an emptyDir is when a
         pod moves) are taken up again from the event their Job carries: the run re-submits,
         which adopts the running Job, and reports it when it ends. Known events are duplicates."""
-        for found in await self.backend.adopt():
+        try:
+            adopted = await self.backend.adopt()
+        except BackendError as exc:
+            # A 403 (the Role does not cover the namespace) or a refused list: the events in
+            # the state still resume and re-submit; only orphans unknown to it wait for the
+            # next start. Say so instead of refusing to serve.
+            log.error("cannot list running tasks to adopt them: %s", exc)
+            return
+        for found in adopted:
             raw = found.annotations.get(A_EVENT)
             if not found.running or not raw:
                 continue

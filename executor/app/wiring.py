@@ -12,6 +12,7 @@ from executor.backends.base import Backend
 from executor.backends.kubernetes.backend import KubernetesBackend
 from executor.backends.kubernetes.render import RenderOptions
 from executor.backends.local.backend import LocalBackend
+from executor.backends.local.isolation import run_as_user
 from executor.keptn.api import KeptnAPI
 from executor.keptn.models import IntegrationMetadata
 from executor.resolvers.base import Resolver
@@ -38,7 +39,11 @@ def make_backend(settings: Settings) -> Backend:
             keptn_token_secret=settings.keptn.api_token_secret,
         )
         return KubernetesBackend(options, namespaces=(settings.jobs.namespace,))
-    return LocalBackend(settings.state.dir / "work", settings.local.secrets_dir)
+    return LocalBackend(
+        settings.state.dir / "work",
+        settings.local.secrets_dir,
+        run_as=run_as_user(settings.local.run_as_user),
+    )
 
 
 def add_sinks(

@@ -94,7 +94,7 @@ def carts_objects(options: RenderOptions = OPTIONS) -> tuple[list[TaskSpec], lis
 
 def test_minimal_job() -> None:
     job = job_for("image: alpine:3.20\ncmd: [echo, hi]")
-    name = "job-executor-service-job-f2b878d3-03c0-4e8f-bc3f--000-001"
+    name = "job-executor-service-job-04e3db2a855d067f8c06c5d9-000-001"  # sha256(source, id)
     assert job["apiVersion"] == "batch/v1" and job["kind"] == "Job"
     assert job["metadata"]["name"] == name
     assert job["metadata"]["namespace"] == "keptn"

@@ -142,7 +142,7 @@ def instant(text: str) -> datetime:
     text = text.replace("Z", "+00:00")
     if "." in text:  # nanoseconds: keep microseconds for Python's parser
         head, _, rest = text.partition(".")
-        digits = "".join(c for c in rest if c.isdigit())
+        digits = rest[: len(rest) - len(rest.lstrip("0123456789"))]
         text = f"{head}.{digits[:6].ljust(6, '0')}{rest[len(digits):]}"
     return datetime.fromisoformat(text)
 

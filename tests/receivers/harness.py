@@ -83,7 +83,9 @@ def unique(prefix: str = "evt") -> str:
     return f"{prefix}-{os.urandom(6).hex()}"
 
 
-def keptn_event(event_id: str = "", event_type: str = "sh.keptn.event.test.triggered", **data: Any) -> dict[str, Any]:
+def keptn_event(
+    event_id: str = "", event_type: str = "sh.keptn.event.test.triggered", **data: Any
+) -> dict[str, Any]:
     """A structured event that the config tree routes to the recording task."""
     return {
         "specversion": "1.0",
@@ -98,8 +100,11 @@ def keptn_event(event_id: str = "", event_type: str = "sh.keptn.event.test.trigg
 
 def binary_headers(event: Mapping[str, Any], content_type: str = "application/json") -> dict[str, str]:
     """Binary-mode headers of a structured event (plain ASCII values only)."""
-    headers = {f"ce-{k}": str(v).lower() if isinstance(v, bool) else str(v) for k, v in event.items()
-               if k not in ("data", "data_base64", "datacontenttype") and v is not None}
+    headers = {
+        f"ce-{k}": str(v).lower() if isinstance(v, bool) else str(v)
+        for k, v in event.items()
+        if k not in ("data", "data_base64", "datacontenttype") and v is not None
+    }
     headers["Content-Type"] = content_type
     return headers
 
@@ -135,7 +140,9 @@ class Collector:
         self.events.append(json.loads(await request.read()))
         return web.Response(status=200)
 
-    async def wait_for(self, check: Callable[[dict[str, Any]], bool], timeout: float = 15.0) -> dict[str, Any]:
+    async def wait_for(
+        self, check: Callable[[dict[str, Any]], bool], timeout: float = 15.0
+    ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for event in self.events:
@@ -184,7 +191,10 @@ class Service:
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "executor", "serve", "--log-level", "DEBUG"],
-                env=self.env, stdout=log, stderr=log, cwd=self.tmp,
+                env=self.env,
+                stdout=log,
+                stderr=log,
+                cwd=self.tmp,
             )
         deadline = time.monotonic() + 30
         async with aiohttp.ClientSession() as session:

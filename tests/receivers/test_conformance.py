@@ -24,7 +24,6 @@ from tests.receivers.harness import (
     BATCH,
     ROUTING,
     STRUCTURED,
-    Collector,
     Service,
     metric,
     names_attribute,
@@ -143,7 +142,7 @@ def instant(text: str) -> datetime:
     if "." in text:  # nanoseconds: keep microseconds for Python's parser
         head, _, rest = text.partition(".")
         digits = rest[: len(rest) - len(rest.lstrip("0123456789"))]
-        text = f"{head}.{digits[:6].ljust(6, '0')}{rest[len(digits):]}"
+        text = f"{head}.{digits[:6].ljust(6, '0')}{rest[len(digits) :]}"
     return datetime.fromisoformat(text)
 
 
@@ -229,7 +228,10 @@ async def test_valid_batch_members_in_binary_mode(service: Service, case: dict[s
         event = with_id(member, f"{case['id']}-binary")
         status, text = await send(service, event, "binary")
         assert status == 202, text
-        assert json.loads(text) == {"accepted": 0 if event["id"] in seen else 1, "duplicate": int(event["id"] in seen)}
+        assert json.loads(text) == {
+            "accepted": 0 if event["id"] in seen else 1,
+            "duplicate": int(event["id"] in seen),
+        }
         seen.add(event["id"])
 
 

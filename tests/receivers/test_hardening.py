@@ -67,7 +67,9 @@ async def small(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Servi
     assert "Traceback" not in svc.log_text()
 
 
-async def post(service: Service, body: object, content_type: str = STRUCTURED, **headers: str) -> tuple[int, str]:
+async def post(
+    service: Service, body: object, content_type: str = STRUCTURED, **headers: str
+) -> tuple[int, str]:
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     return await service.post(raw, {"Content-Type": content_type, **AUTH, **headers})
 
@@ -103,7 +105,9 @@ async def test_attribute_longer_than_the_cap_is_refused(service: Service, attrib
     if mode == "structured":
         status, text = await post(service, event)
     else:  # stays under aiohttp's 8 KiB header line limit: the cap must be ours
-        status, text = await service.post(json.dumps(event["data"]).encode(), {**binary_headers(event), **AUTH})
+        status, text = await service.post(
+            json.dumps(event["data"]).encode(), {**binary_headers(event), **AUTH}
+        )
     assert status == 400, text
     assert names_attribute(text, attribute) and str(LIMIT) in text, text
 
@@ -142,7 +146,10 @@ async def test_batch_larger_than_queue_size_is_413(service: Service) -> None:
     assert status == 413, text
     assert "QUEUE_SIZE" in text or str(QUEUE) in text, text
     after = await service.metrics()
-    assert metric(after, REJECTED, reason="batch_too_large") - metric(before, REJECTED, reason="batch_too_large") == 1
+    assert (
+        metric(after, REJECTED, reason="batch_too_large") - metric(before, REJECTED, reason="batch_too_large")
+        == 1
+    )
 
 
 async def test_batch_of_exactly_queue_size_is_not_413(service: Service) -> None:
@@ -156,7 +163,11 @@ async def test_batch_of_exactly_queue_size_is_not_413(service: Service) -> None:
     [
         ("unauthorized", 401, {"headers": {"Content-Type": STRUCTURED}}),
         ("malformed", 400, {"headers": {"Content-Type": STRUCTURED, **AUTH}, "body": b"{not json"}),
-        ("too_large", 413, {"headers": {"Content-Type": STRUCTURED, **AUTH}, "body": b"[" + b" " * (2 << 20) + b"]"}),
+        (
+            "too_large",
+            413,
+            {"headers": {"Content-Type": STRUCTURED, **AUTH}, "body": b"[" + b" " * (2 << 20) + b"]"},
+        ),
     ],
 )
 async def test_refusals_are_counted_by_reason(
@@ -188,7 +199,9 @@ async def test_429_is_counted_as_queue_full(small: Service) -> None:
     answers = []
     for _ in range(6):  # bounded: two fit, the rest must be 429
         event = {**keptn_event(), "data": {"project": "block", "stage": "dev", "service": "svc"}}
-        status, answer, text = await small.request("POST", "/", json.dumps(event).encode(), {"Content-Type": STRUCTURED})
+        status, answer, text = await small.request(
+            "POST", "/", json.dumps(event).encode(), {"Content-Type": STRUCTURED}
+        )
         answers.append(status)
         if status == 429:
             assert answer.get("Retry-After"), answer
@@ -212,7 +225,9 @@ async def test_webhook_handshake_answers_an_allowed_origin(service: Service) -> 
 
 
 async def test_webhook_handshake_refuses_other_origins(service: Service) -> None:
-    status, answer, _ = await service.request("OPTIONS", "/", headers={"WebHook-Request-Origin": "evil.example"})
+    status, answer, _ = await service.request(
+        "OPTIONS", "/", headers={"WebHook-Request-Origin": "evil.example"}
+    )
     assert status in (403, 405)
     assert "WebHook-Allowed-Origin" not in answer
 

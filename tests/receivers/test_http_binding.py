@@ -64,8 +64,13 @@ async def test_structured_content_type_with_ce_headers_is_structured(service: Se
 async def test_structured_body_wins_over_disagreeing_ce_headers(service: Service) -> None:
     """3.2.3: all attributes MUST be in the payload; headers in structured mode are only copies."""
     event = keptn_event()
-    headers = {"Content-Type": STRUCTURED, "ce-id": unique("header"), "ce-specversion": "1.0",
-               "ce-source": "elsewhere", "ce-type": "other.type"}
+    headers = {
+        "Content-Type": STRUCTURED,
+        "ce-id": unique("header"),
+        "ce-specversion": "1.0",
+        "ce-source": "elsewhere",
+        "ce-type": "other.type",
+    }
     status, text = await service.post(json.dumps(event).encode(), headers)
     assert status == 202, text
     seen = await service.wait_run(event["id"])
@@ -122,7 +127,9 @@ async def test_extension_headers_become_attributes(served: tuple[Service, Collec
     assert status == 202, text
     seen = await service.wait_run(event["id"])
     assert (seen["shkeptncontext"], seen["myextension"]) == ("ctx-ext", "v1")
-    finished = await collector.wait_for(lambda e: e.get("triggeredid") == event["id"] and e["type"].endswith(".finished"))
+    finished = await collector.wait_for(
+        lambda e: e.get("triggeredid") == event["id"] and e["type"].endswith(".finished")
+    )
     assert finished["shkeptncontext"] == "ctx-ext"
 
 
@@ -149,7 +156,15 @@ async def test_header_names_are_case_insensitive(service: Service) -> None:
         ('"a%20b"', "a b"),  # quoted first, then percent-decoding
         ("100%2525", "100%25"),  # a single round of percent-decoding only
     ],
-    ids=["binding-example", "lower-case-hex", "unnecessary", "quoted", "quoted-escapes", "quoted-then-percent", "one-round"],
+    ids=[
+        "binding-example",
+        "lower-case-hex",
+        "unnecessary",
+        "quoted",
+        "quoted-escapes",
+        "quoted-then-percent",
+        "one-round",
+    ],
 )
 async def test_header_values_are_decoded(served: tuple[Service, Collector], sent: str, decoded: str) -> None:
     service, collector = served
@@ -160,7 +175,9 @@ async def test_header_values_are_decoded(served: tuple[Service, Collector], sent
     seen = await service.wait_run(event["id"])
     assert seen["subject"] == decoded and seen["shkeptncontext"] == decoded
     # Keptn correlates by shkeptncontext: the answer must carry the decoded value.
-    finished = await collector.wait_for(lambda e: e.get("triggeredid") == event["id"] and e["type"].endswith(".finished"))
+    finished = await collector.wait_for(
+        lambda e: e.get("triggeredid") == event["id"] and e["type"].endswith(".finished")
+    )
     assert finished["shkeptncontext"] == decoded
 
 
@@ -191,7 +208,9 @@ async def test_required_attribute_in_header_is_decoded_too(service: Service) -> 
 # ---- 1.4 / 3.2.1: structured mode is the JSON format; 3.3.2: a batch MAY be empty ----
 async def test_structured_json_format_with_charset(service: Service) -> None:
     event = keptn_event()
-    status, text = await service.post(json.dumps(event).encode(), {"Content-Type": STRUCTURED + "; charset=UTF-8"})
+    status, text = await service.post(
+        json.dumps(event).encode(), {"Content-Type": STRUCTURED + "; charset=UTF-8"}
+    )
     assert status == 202, text
     await service.wait_run(event["id"])
 

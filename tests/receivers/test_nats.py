@@ -82,8 +82,9 @@ def binary(event: dict[str, Any], **extra: str) -> tuple[bytes, dict[str, str]]:
     return json.dumps(event["data"]).encode(), headers
 
 
-async def refused(service: Service, client: Client, event: dict[str, Any], payload: bytes,
-                  headers: dict[str, str] | None) -> None:
+async def refused(
+    service: Service, client: Client, event: dict[str, Any], payload: bytes, headers: dict[str, str] | None
+) -> None:
     """Positive signals only: the malformed counter goes up, and a later valid event runs first."""
     before = metric(await service.metrics(), *MALFORMED[:1], reason=MALFORMED[1])
     await publish(client, payload, headers)
@@ -179,7 +180,9 @@ async def test_published_events_carry_nats_msg_id(bus: tuple[Service, Client]) -
     await service.wait_run(event["id"])
 
     def answers() -> list[Msg]:
-        return [m for m in seen if m.subject != SUBJECT and json.loads(m.data).get("triggeredid") == event["id"]]
+        return [
+            m for m in seen if m.subject != SUBJECT and json.loads(m.data).get("triggeredid") == event["id"]
+        ]
 
     for _ in range(200):
         if len(answers()) >= 2:

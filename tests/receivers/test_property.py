@@ -90,12 +90,14 @@ VALUES = st.one_of(
 )
 EVENTS = st.fixed_dictionaries(
     {
-        "specversion": st.sampled_from(["1.0", "1.0", "1.0", "0.3", ""]),
-        "id": st.text(alphabet="abcdef0123456789-", min_size=0, max_size=16),
-        "source": st.sampled_from(["prop", "", "/a/b", "#frag"]),
-        "type": st.sampled_from(["sh.keptn.event.t.triggered", "io.x", ""]),
+        "specversion": st.sampled_from(["1.0"] * 8 + ["0.3", ""]),
+        "id": st.sampled_from([""] + ["x"] * 9).flatmap(
+            lambda x: st.text(alphabet="abcdef0123456789-", min_size=len(x), max_size=16)
+        ),
+        "source": st.sampled_from(["prop"] * 6 + ["", "/a/b", "#frag"]),
+        "type": st.sampled_from(["sh.keptn.event.t.triggered"] * 6 + ["io.x", ""]),
+        "extra": st.dictionaries(ATTRIBUTE_NAMES, VALUES, min_size=1, max_size=3),
     },
-    optional={"extra": st.dictionaries(ATTRIBUTE_NAMES, VALUES, max_size=3)},
 ).map(lambda e: {**{k: v for k, v in e.items() if k != "extra"}, **e.get("extra", {})})
 HEADER_NAMES = st.sampled_from(
     ["ce-id", "ce-source", "ce-type", "ce-specversion", "ce-time", "ce-subject", "Content-Type", "ce-x"]

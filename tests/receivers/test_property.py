@@ -66,7 +66,11 @@ def is_valid(event: Any) -> bool:
             continue
         if isinstance(value, (dict, list, float)):
             return False
-        if name in ("subject", "dataschema", "datacontenttype") and value == "":
+        # Core attributes typed String, URI-reference or Timestamp are JSON strings
+        # (json-format.md 2.2), and not empty when present (spec.md, "subject" and kin).
+        if name in ("subject", "dataschema", "datacontenttype", "time") and not (
+            isinstance(value, str) and value
+        ):
             return False
         if name == "time" and not (isinstance(value, str) and valid_time(value)):
             return False

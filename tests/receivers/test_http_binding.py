@@ -227,3 +227,21 @@ async def test_batch_with_mixed_specversions_is_refused(service: Service) -> Non
     status, text = await service.post(json.dumps([first, second]).encode(), {"Content-Type": BATCH})
     assert status == 400, text
     assert names_attribute(text, "specversion"), text
+
+
+async def test_bare_json_without_ce_headers_is_binary_mode_and_refused(service: Service) -> None:
+    """3: `application/json` is not `application/cloudevents...`, so it is binary mode, and a
+    binary message without `ce-` headers is no CloudEvent; the answer says how to send one."""
+    event = keptn_event()
+    status, text = await service.post(json.dumps(event).encode(), {"Content-Type": "application/json"})
+    assert status == 400, text
+    assert "application/cloudevents+json" in text and "ce-specversion" in text, text
+
+
+async def test_text_data_reaches_the_task_as_a_string(service: Service) -> None:
+    """3.1.1 with a `text/*` Content-Type: the body is the data, a string (conformance
+    validSimpleTextData), accepted rather than refused as not JSON."""
+    event = keptn_event()
+    headers = binary_headers(event, "text/plain; charset=utf-8")
+    status, text = await service.post("Simple text \u20ac".encode(), headers)
+    assert (status, json.loads(text)) == (202, {"accepted": 1, "duplicate": 0}), text

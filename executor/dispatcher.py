@@ -13,7 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from executor.model.errors import Temporary
-from executor.model.events import Event, Offer, event_from_json
+from executor.model.events import Event, Offer, stored_event
 from executor.state import StateStore
 from executor.support.backoff import EVENT_RETRY
 from executor.support.crashpoints import crash_point
@@ -70,7 +70,7 @@ class Dispatcher:
         """Resume what was accepted but not finished, then start the workers."""
         resumed = 0
         for text in self.store.unfinished_runs():
-            self._queue.put_nowait(event_from_json(text))
+            self._queue.put_nowait(stored_event(text))
             resumed += 1
         if resumed:
             log.info("resuming %d event(s) accepted before the last stop", resumed)

@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -176,6 +177,13 @@ class NatsSettings:
     ack_wait_seconds: int = env(
         "NATS_ACK_WAIT_SECONDS", 30, envvars.whole(1), doc="JetStream redelivery delay"
     )
+    deliver: str = env(
+        "NATS_DELIVER_POLICY",
+        "new",
+        lambda name, raw: _deliver_policy(name, raw),
+        doc="where a new JetStream consumer starts: `new` (messages from now on), `all` (the stream's "
+        "whole history) or an RFC 3339 time (messages since then); an existing consumer keeps its place",
+    )
     publish: bool = env("NATS_PUBLISH", True, envvars.flag, doc="publish started/finished events to NATS too")
 
 
@@ -208,6 +216,47 @@ class ReceiverSettings:
         "RCV_AUTH_TOKEN", "", doc="require `Authorization: Bearer <token>`", shown="(none)", secret=True
     )
     max_body_bytes: int = env("MAX_BODY_BYTES", 1 << 20, envvars.whole(1024), doc="larger requests get 413")
+    max_attribute_bytes: int = env(
+        "MAX_ATTRIBUTE_BYTES",
+        4096,
+        envvars.whole(64),
+        doc="cap (UTF-8 bytes) on every attribute value (`id`, `source`, `type`, `subject`, extensions) "
+        "on every transport; longer is refused (HTTP 400)",
+    )
+    header_timeout_seconds: float = env(
+        "RCV_HEADER_TIMEOUT_SECONDS",
+        10.0,
+        envvars.seconds(1),
+        doc="time to send a request's headers (also how long an idle keep-alive connection stays); "
+        "then the connection is closed",
+        shown="`10`",
+    )
+    body_timeout_seconds: float = env(
+        "RCV_BODY_TIMEOUT_SECONDS",
+        30.0,
+        envvars.seconds(1),
+        doc="time to send the body once the headers are in; then 408 and close",
+        shown="`30`",
+    )
+    max_connections: int = env(
+        "RCV_MAX_CONNECTIONS",
+        256,
+        envvars.whole(1),
+        doc="connections served at once; more wait unread (and are closed after the header timeout)",
+    )
+    webhook_allowed_origins: tuple[str, ...] = env(
+        "WEBHOOK_ALLOWED_ORIGINS",
+        (),
+        envvars.listing,
+        doc="origins (or `*`) the CloudEvents webhook handshake (`OPTIONS`) allows; empty: no handshake",
+        shown="(none: off)",
+    )
+    webhook_allowed_rate: int = env(
+        "WEBHOOK_ALLOWED_RATE",
+        120,
+        envvars.whole(1),
+        doc="requests per minute the handshake grants (`WebHook-Allowed-Rate`), at most what was asked",
+    )
 
 
 @dataclass(frozen=True)
@@ -352,6 +401,19 @@ def _show(value: Any) -> str:
     if isinstance(value, tuple):
         value = ",".join(value)
     return f"`{value}`"
+
+
+def _deliver_policy(name: str, raw: str) -> str:
+    value = raw.strip()
+    if value.lower() in ("new", "all"):
+        return value.lower()
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        when = None
+    if when is None or when.tzinfo is None:
+        raise SettingsError(f"{name}={raw!r}: write new, all or an RFC 3339 time (2024-05-01T00:00:00Z)")
+    return value
 
 
 def _non_empty(values: dict[str, str]) -> dict[str, str]:

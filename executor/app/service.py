@@ -69,14 +69,7 @@ class Service:
             metrics=self.metrics,
         )
         self.metrics.gauge("job_executor_outbox_pending", lambda: float(self.store.pending_outbox()))
-        self.http = HttpSource(
-            self.dispatcher,
-            self.metrics,
-            path=settings.receiver.path,
-            max_body=settings.receiver.max_body_bytes,
-            token=settings.receiver.auth_token,
-            not_ready=self._not_ready,
-        )
+        self.http = HttpSource(self.dispatcher, self.metrics, settings.receiver, not_ready=self._not_ready)
         self._runner: web.AppRunner | None = None
         self.port = settings.receiver.port
         self.retention = Retention(self.store, self.backend, settings.state.retention_hours)
@@ -95,9 +88,11 @@ class Service:
         if self.poller is not None:
             self.poller.start()
         if self.nats is not None:
-            self.nats_source = wiring.make_nats_source(self.settings, self.nats, self.dispatcher.offer)
+            self.nats_source = wiring.make_nats_source(
+                self.settings, self.nats, self.dispatcher.offer, self.metrics
+            )
             await self.nats_source.start()
-        self._runner = web.AppRunner(self.http.app(), access_log=None, handle_signals=False)
+        self._runner = self.http.runner()
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.receiver.host, self.settings.receiver.port)
         await site.start()

@@ -28,6 +28,7 @@ from executor.sources.base import Offering
 from executor.sources.keptn import KeptnPoller
 from executor.sources.nats import NatsSource
 from executor.support.envvars import SettingsError
+from executor.support.metrics import Metrics
 
 
 def make_backend(settings: Settings) -> Backend:
@@ -94,13 +95,16 @@ def make_poller(settings: Settings, keptn: KeptnAPI | None, offer: Offering) -> 
     )
 
 
-def make_nats_source(settings: Settings, client: Client, offer: Offering) -> NatsSource:
+def make_nats_source(settings: Settings, client: Client, offer: Offering, metrics: Metrics) -> NatsSource:
     return NatsSource(
         client,
         offer,
         settings.nats.subjects,
+        metrics=metrics,
         queue_group=settings.nats.queue_group,
         jetstream=settings.nats.jetstream,
         stream=settings.nats.stream,
         ack_wait=float(settings.nats.ack_wait_seconds),
+        deliver=settings.nats.deliver,
+        max_attribute_bytes=settings.receiver.max_attribute_bytes,
     )

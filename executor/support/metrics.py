@@ -11,7 +11,8 @@ DURATION_BUCKETS = (0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600)
 HELP = {
     "job_executor_events_received_total": "CloudEvents accepted by a source",
     "job_executor_events_duplicate_total": "CloudEvents dropped as already seen (source, id)",
-    "job_executor_events_rejected_total": "CloudEvents refused (malformed, too large, queue full)",
+    "job_executor_events_rejected_total": "Requests refused, by reason (unauthorized, malformed, too_large, "
+    "batch_too_large, unsupported, queue_full, closed, timeout)",
     "job_executor_events_matched_total": "CloudEvents that matched at least one action",
     "job_executor_runs_total": "Actions run, by outcome",
     "job_executor_events_sent_total": "Outgoing events delivered to a sink",

@@ -71,13 +71,15 @@ def test_label_values_that_are_not_strings_become_json() -> None:
         ({**BASE, "id": 42}, "attribute 'id' must be a non-empty string"),
         ({**BASE, "type": "  "}, "attribute 'type' must be a non-empty string"),
         ({**BASE, "specversion": "0.3"}, "specversion '0.3' is not supported; send 1.0"),
-        ({**BASE, "data_base64": "eA=="}, "binary data (data_base64) is not supported"),
+        ({**BASE, "data_base64": "eA=="}, "data_base64 does not decode to JSON"),
+        ({**BASE, "datacontenttype": "image/png", "data_base64": "eA=="}, "data_base64 holds binary data"),
         ({**BASE, "Bad-Name": "x"}, "attribute name 'Bad-Name' is invalid"),
         ({**BASE, "a" * 21: "x"}, "is invalid: use 1-20 lower-case letters or digits"),
-        ({**BASE, "ext": {"a": 1}}, "attribute 'ext' must be a string, number or boolean"),
+        ({**BASE, "ext": {"a": 1}}, "attribute 'ext' must be a string, an integer or a boolean"),
+        ({**BASE, "ext": 1.5}, "attribute 'ext' must be a string, an integer or a boolean"),
         (
-            {**BASE, "datacontenttype": "text/plain", "data": "hello"},
-            "datacontenttype 'text/plain' is not JSON",
+            {**BASE, "datacontenttype": "text/plain", "data": {"a": 1}},
+            "datacontenttype 'text/plain' is not JSON, so data must be a string",
         ),
     ],
 )
@@ -92,6 +94,10 @@ def test_accepted_edge_cases() -> None:
     assert event.data == {"a": 1}
     event = event_from_mapping({**BASE, "datacontenttype": "text/plain"})  # no data: nothing to decode
     assert event.data is None and event.project == ""
+    event = event_from_mapping({**BASE, "datacontenttype": "text/plain", "data": "hello"})  # text data
+    assert event.data == "hello"
+    event = event_from_mapping({**BASE, "data_base64": "eyJhIjogMX0="})  # JSON implied: decoded
+    assert event.data == {"a": 1}
     event = event_from_mapping({**BASE, "ext": None, "n": 3})
     assert "ext" not in event.attributes and event.attribute("n") == "3"
     assert event.labels == {} and event.attribute("missing", "d") == "d"

@@ -1,7 +1,8 @@
 """The event model inside the service: a frozen CloudEvent with JSON-native attributes.
 
-The cloudevents package parses and writes events at the edges (sources, sinks); inside, an
-`Event` is plain data so it can be hashed into ids, stored in SQLite and searched by jsonpath.
+The sources parse events at the edges (sources/binding.py: the HTTP and NATS bindings); every
+mode and transport validates attributes here, the same way. Inside, an `Event` is plain data, so
+it can be hashed into ids, stored in SQLite and searched by jsonpath.
 """
 
 from __future__ import annotations

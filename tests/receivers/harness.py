@@ -183,6 +183,9 @@ class Service:
             "K_SINK": sink_url,
             "SHUTDOWN_GRACE_SECONDS": "5",
             "MAX_CONCURRENT_RUNS": "8",
+            # The recording task runs this interpreter (under /root when tests run as root) and
+            # writes into the test's folder: as the service's own user, not LOCAL_RUN_AS_USER's.
+            "LOCAL_RUN_AS_USER": "",
             **(env or {}),
         }
         self.proc: subprocess.Popen[bytes] | None = None

@@ -57,4 +57,5 @@ class Project:
         return commit_id
 
     def head(self, stage: str = "") -> str:
-        return self.branches[stage or PROJECT_BRANCH].head()
+        branch = self.branches.get(stage or PROJECT_BRANCH)
+        return branch.head() if branch is not None else ""

@@ -28,9 +28,9 @@ async def test_resource_at_each_level_with_the_token_header_and_escaped_uri(
 
     paths = [r.path for r in keptn.requests]
     assert paths == [
-        f"/api/configuration-service/v1/project/{PROJECT}/stage/{STAGE}/service/{SERVICE}/resource/job%2Fconfig.yaml",
-        f"/api/configuration-service/v1/project/{PROJECT}/stage/{STAGE}/resource/job%2Fconfig.yaml",
-        f"/api/configuration-service/v1/project/{PROJECT}/resource/job%2Fconfig.yaml",
+        f"/api/resource-service/v1/project/{PROJECT}/stage/{STAGE}/service/{SERVICE}/resource/job%252Fconfig.yaml",
+        f"/api/resource-service/v1/project/{PROJECT}/stage/{STAGE}/resource/job%252Fconfig.yaml",
+        f"/api/resource-service/v1/project/{PROJECT}/resource/job%252Fconfig.yaml",
     ]
     assert all(r.authorised for r in keptn.requests)
 
@@ -149,13 +149,23 @@ async def test_triggered_events_with_filters_and_paging(keptn: FakeKeptn, api: K
 
 
 async def test_send_event_and_logs(keptn: FakeKeptn, api: KeptnAPI) -> None:
+    t = keptn.trigger("sh.keptn.event.test.triggered", PROJECT, STAGE, SERVICE)
     context = await api.send_event(
-        {"specversion": "1.0", "id": "1", "type": "t", "source": "s", "shkeptncontext": "ctx", "data": {}}
+        {
+            "specversion": "1.0",
+            "id": "1",
+            "type": "sh.keptn.event.test.started",
+            "source": "s",
+            "shkeptncontext": t["shkeptncontext"],
+            "triggeredid": t["id"],
+            "data": {"project": PROJECT, "stage": STAGE, "service": SERVICE},
+        }
     )
-    assert context == "ctx" and keptn.received[0]["id"] == "1"
+    # The api-service answers with the context and publishes the event under an id of its own.
+    assert context == t["shkeptncontext"] and keptn.received[0]["id"] != "1"
     await api.send_logs([{"integrationid": "i", "message": "m"}])
     await api.send_logs([])  # nothing to send: no request
     assert keptn.logs == [{"integrationid": "i", "message": "m"}]
     assert [r.path for r in keptn.requests] == ["/api/v1/event", "/api/controlPlane/v1/log"]
-    with pytest.raises(KeptnRequestError, match="answered 400"):
+    with pytest.raises(KeptnRequestError, match="answered 422: data in body is required"):
         await api.send_event({"type": "t"})

@@ -260,6 +260,23 @@ class KeptnAPI:
             return str(reply.body.get("keptnContext") or "")
         return ""
 
+    async def find_events(
+        self, event_type: str, match: Mapping[str, str], limit: int = 1
+    ) -> list[dict[str, Any]]:
+        """Events Keptn stored of one type whose fields equal `match` (dotted paths; one of them
+        must be `data.project` or `shkeptncontext`): mongodb-datastore's
+        ``GET /event/type/{eventType}?filter=k:v AND k:v`` (keptn/keptn
+        mongodb-datastore/db/mongodb_event_repo.go GetEventsByType). [] when none."""
+        for key, value in match.items():
+            if not value or ":" in value or "," in value or " AND " in value:
+                raise KeptnRequestError(f"cannot ask Keptn's event store for {key}={value!r}")
+        query = {"filter": " AND ".join(f"{k}:{v}" for k, v in match.items()), "limit": str(limit)}
+        reply = await self._request("GET", f"/mongodb-datastore/event/type/{_segment(event_type)}", query)
+        if reply.status == 404:
+            raise KeptnRequestError(f"{self.endpoint} has no event store route (404 on /mongodb-datastore)")
+        events = _object(reply.body, "event list").get("events")
+        return [e for e in events if isinstance(e, dict)] if isinstance(events, list) else []
+
     async def send_logs(self, entries: Sequence[Mapping[str, Any]]) -> None:
         if not entries:
             return

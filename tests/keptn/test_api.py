@@ -169,3 +169,50 @@ async def test_send_event_and_logs(keptn: FakeKeptn, api: KeptnAPI) -> None:
     assert [r.path for r in keptn.requests] == ["/api/v1/event", "/api/controlPlane/v1/log"]
     with pytest.raises(KeptnRequestError, match="answered 422: data in body is required"):
         await api.send_event({"type": "t"})
+
+
+async def test_a_refused_token_then_the_gateways_429_is_still_a_refused_token(
+    keptn: FakeKeptn, bad_api: KeptnAPI
+) -> None:
+    """Issue 11 item 9: the gateway rate-limits the auth checks of a refused token, so the
+    third request in a second is a 429; that is the same refusal, not an outage."""
+    for _ in range(4):
+        with pytest.raises(KeptnAuthError, match="KEPTN_API_TOKEN was refused"):
+            await bad_api.triggered_events("sh.keptn.event.test.triggered")
+    statuses = [r.authorised for r in keptn.requests]
+    assert len(statuses) == 4 and not any(statuses)  # and no retries of the 429s
+
+
+async def test_redirects_are_not_followed_with_the_token() -> None:
+    """Issue 13 item 7: a redirect would carry x-token to its target; it is reported instead."""
+    from aiohttp import web
+
+    seen: list[str] = []
+
+    async def redirect(request: web.Request) -> web.Response:
+        seen.append(request.path)
+        raise web.HTTPFound("http://user:pw@evil.example.com:8443/steal?x=1")
+
+    async def target(request: web.Request) -> web.Response:  # pragma: no cover - must not be hit
+        seen.append("followed " + request.headers.get("x-token", ""))
+        return web.json_response({})
+
+    app = web.Application()
+    app.router.add_get("/api/controlPlane/v1/uniform/registration", redirect)
+    app.router.add_get("/steal", target)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    api = KeptnAPI(f"http://127.0.0.1:{port}/api", "secret-token", retries=0)
+    try:
+        with pytest.raises(KeptnRequestError) as caught:
+            await api.get_registrations()
+    finally:
+        await api.close()
+        await runner.cleanup()
+    message = str(caught.value)
+    assert "answered 302 redirecting to http://evil.example.com:8443/steal (another origin)" in message
+    assert "not sent there" in message and "secret-token" not in message and "pw" not in message
+    assert seen == ["/api/controlPlane/v1/uniform/registration"]

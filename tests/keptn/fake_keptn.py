@@ -76,6 +76,9 @@ class FakeKeptn:
         self.gateway: Gateway | None = None
         self._runners: list[web.AppRunner] = []
         self._changed = asyncio.Event()
+        # Awaited after an event was accepted and before the answer goes out: a test holds the
+        # answer here to kill the client between its POST and its reading of the answer.
+        self.after_accept: Callable[[dict[str, Any]], Awaitable[None]] | None = None
 
     # ---- lifecycle ----
 
@@ -248,6 +251,8 @@ class FakeKeptn:
         self.datastore.append(published)
         self._shipyard_sees(published)
         self._changed.set()
+        if self.after_accept is not None:
+            await self.after_accept(published)
         return web.json_response({"keptnContext": published["shkeptncontext"]})
 
     def _shipyard_sees(self, event: dict[str, Any]) -> None:

@@ -159,9 +159,13 @@ def _fit(
     if _size(build(data, "")) > limit:
         return None
     keep = len(message)
+    current = message
     for _ in range(20):
-        keep = max(0, keep - over - len(_CUT) - 16)
-        out = build(data, _cut(message, keep))
+        # Escaping makes a character cost 1 to 6 bytes: shrink in proportion to what it costs.
+        cost = len(json.dumps(current)) or 1
+        keep = max(0, int(keep * (cost - over) / cost) - len(_CUT) - 16)
+        current = _cut(message, keep)
+        out = build(data, current)
         over = _size(out) - limit
         if over <= 0:
             return out

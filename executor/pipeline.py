@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from typing import Any, Protocol
 
@@ -66,6 +66,9 @@ class Pipeline:
         # Tell the Keptn control plane (an sh.keptn.log.error event) about events that find no
         # config, as Keptn integrations do, even when no finished event is sent for them.
         self.error_logs = error_logs
+        # The integration's Keptn registration id, for error log events (set by the service once
+        # it registers; the Keptn sink fills in an empty one, a NATS receiver cannot).
+        self.integration_id: Callable[[], str | None] = lambda: None
         self._submits: set[asyncio.Future[Any]] = set()
 
     async def handle(self, event: Event) -> bool:
@@ -113,7 +116,7 @@ class Pipeline:
             if self.settings.reporting.always_send_finished_event:
                 self._error(event, "config", message)
             elif self.error_logs and answers(event):
-                self.reports.put(error_log_event(event, message))
+                self.reports.put(error_log_event(event, message, self.integration_id() or ""))
             return True
         pinned = self.store.pin_config(event.source, event.id, resolved.config.digest)
         if pinned != resolved.config.digest:

@@ -216,3 +216,18 @@ async def test_redirects_are_not_followed_with_the_token() -> None:
     assert "answered 302 redirecting to http://evil.example.com:8443/steal (another origin)" in message
     assert "not sent there" in message and "secret-token" not in message and "pw" not in message
     assert seen == ["/api/controlPlane/v1/uniform/registration"]
+
+
+def test_a_renew_interval_that_lets_keptn_forget_the_registration_is_refused() -> None:
+    """Issue 11 item 9: Keptn drops a registration 60 s after its last renewal."""
+    from executor.settings import Settings
+    from executor.support.envvars import SettingsError
+
+    base = {"KEPTN_API_ENDPOINT": "http://keptn/api", "KEPTN_API_TOKEN": "t", "PUBSUB_TOPIC": "x"}
+    Settings.from_env(base).check()
+    for renew, poll in (("60", "5"), ("45", "10")):
+        settings = Settings.from_env({**base, "KEPTN_RENEW_INTERVAL": renew, "KEPTN_POLL_INTERVAL": poll})
+        with pytest.raises(
+            SettingsError, match=f"KEPTN_RENEW_INTERVAL={renew} with KEPTN_POLL_INTERVAL={poll}"
+        ):
+            settings.check()

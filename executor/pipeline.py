@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from executor.backends.base import Backend, BackendError
 from executor.config.model import Action
+from executor.keptn.api import KeptnError
 from executor.keptn.format import is_keptn_non_task_event, is_task_event
 from executor.matcher import matching_actions
 from executor.model.errors import Temporary
@@ -105,7 +106,11 @@ class Pipeline:
             log.warning("invalid job config for %s: %s", event.type, exc)
             self._error(event, "config", f"Invalid job config: {exc}")
             return False
-        except Exception as exc:  # a source answering nonsense: say so rather than go silent
+        except KeptnError as exc:  # the resource service answered nonsense: a clear line, no traceback
+            log.warning("reading the job config for event %s failed: %s", event.id, exc)
+            self._error(event, "config", f"Could not read the job config: {exc}")
+            return False
+        except Exception as exc:  # a bug: say so rather than go silent
             log.exception("reading the job config for event %s failed", event.id)
             self._error(event, "config", f"Could not read the job config: {exc}")
             return False

@@ -79,3 +79,34 @@ async def test_a_task_event_without_a_keptn_context_is_logged_and_not_answered(
     assert any(
         r.levelno == logging.WARNING and "lacks shkeptncontext" in r.getMessage() for r in caplog.records
     )
+
+
+async def test_garbage_from_the_resource_service_is_reported_without_a_traceback(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from aiohttp import web
+
+    from executor.keptn.api import KeptnAPI
+    from executor.resolvers.keptn import KeptnResolver
+
+    async def garbage(request: web.Request) -> web.Response:
+        return web.Response(text="<html>proxy login</html>", content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", garbage)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    api = KeptnAPI(f"http://127.0.0.1:{runner.addresses[0][1]}/api", "t", retries=0)
+    reports = Recorder()
+    pipe = Pipeline(Settings(), KeptnResolver(api), BrokenBackend(), StateStore(":memory:"), reports)
+    try:
+        assert await pipe.handle(event_from_mapping(make_event(event_id="garbage"))) is False
+    finally:
+        await api.close()
+        await runner.cleanup()
+    assert [e["type"].rsplit(".", 1)[1] for e in reports.events] == ["started", "finished"]
+    message = reports.events[1]["data"]["message"]
+    assert message.startswith("Could not read the job config:") and "not a JSON object" in message
+    assert all(r.exc_info is None for r in caplog.records)
+    assert any("reading the job config for event garbage failed" in r.getMessage() for r in caplog.records)

@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from typing import Any, Protocol
 
 from executor.backends.base import Backend, BackendError
 from executor.config.model import Action
+from executor.keptn.api import KeptnError
+from executor.keptn.format import is_keptn_non_task_event, is_task_event
 from executor.matcher import matching_actions
 from executor.model.errors import Temporary
 from executor.model.events import Event, OutEvent
@@ -24,7 +26,7 @@ from executor.model.tasks import TaskOutcome, TaskSpec
 from executor.planner import PlanError, plan_action
 from executor.policy import PolicyError
 from executor.reporter import TaskReport, error_finished, error_log_event, finished, started
-from executor.resolvers.base import Resolved, Resolver
+from executor.resolvers.base import InvalidNames, Resolved, Resolver
 from executor.settings import Settings
 from executor.state import StateStore
 from executor.support.metrics import Metrics
@@ -65,19 +67,50 @@ class Pipeline:
         # Tell the Keptn control plane (an sh.keptn.log.error event) about events that find no
         # config, as Keptn integrations do, even when no finished event is sent for them.
         self.error_logs = error_logs
+        # The integration's Keptn registration id, for error log events (set by the service once
+        # it registers; the Keptn sink fills in an empty one, a NATS receiver cannot).
+        self.integration_id: Callable[[], str | None] = lambda: None
         self._submits: set[asyncio.Future[Any]] = set()
 
     async def handle(self, event: Event) -> bool:
         """Run everything the event triggers; True when no task failed."""
+        if is_keptn_non_task_event(event.type):
+            # Keptn's sequence events and the like: JES (through Keptn's Go SDK) runs nothing for
+            # them, and the api-service refuses answers to them.
+            log.debug("ignoring %s %s: not a Keptn task event", event.type, event.id)
+            return True
+        if answers(event) and is_task_event(event.type):
+            missing = [a for a in ("shkeptncontext",) if not event.attribute(a)]
+            if missing or not event.project:
+                # Keptn cannot match an answer to a task without them (shipyard-controller
+                # handleTaskEvent: project + shkeptncontext + triggeredid): say so, answer nothing.
+                what = ", ".join(missing + ([] if event.project else ["data.project"]))
+                log.warning(
+                    "event %s %s from %s lacks %s: Keptn could not match an answer to a task; "
+                    "nothing is run for it",
+                    event.type,
+                    event.id,
+                    event.source,
+                    what,
+                )
+                return False
         try:
             resolved = await self.resolver.resolve(event)
         except Temporary:
             raise  # the dispatcher tries the event again later
+        except InvalidNames as exc:
+            log.warning("refused event %s %s: %s", event.type, event.id, exc)
+            self._error(event, "names", f"Refused: {exc}")
+            return False
         except ConfigError as exc:
             log.warning("invalid job config for %s: %s", event.type, exc)
             self._error(event, "config", f"Invalid job config: {exc}")
             return False
-        except Exception as exc:  # a source answering nonsense: say so rather than go silent
+        except KeptnError as exc:  # the resource service answered nonsense: a clear line, no traceback
+            log.warning("reading the job config for event %s failed: %s", event.id, exc)
+            self._error(event, "config", f"Could not read the job config: {exc}")
+            return False
+        except Exception as exc:  # a bug: say so rather than go silent
             log.exception("reading the job config for event %s failed", event.id)
             self._error(event, "config", f"Could not read the job config: {exc}")
             return False
@@ -88,7 +121,7 @@ class Pipeline:
             if self.settings.reporting.always_send_finished_event:
                 self._error(event, "config", message)
             elif self.error_logs and answers(event):
-                self.reports.put(error_log_event(event, message))
+                self.reports.put(error_log_event(event, message, self.integration_id() or ""))
             return True
         pinned = self.store.pin_config(event.source, event.id, resolved.config.digest)
         if pinned != resolved.config.digest:
@@ -106,6 +139,14 @@ class Pipeline:
         if not actions:
             return True
         self.metrics.inc("job_executor_events_matched_total")
+        # Every started report before any finished one: Keptn closes a task when its count of
+        # finished equals its count of started (shipyard-controller sequence_execution.go
+        # IsFinished), so a finished sent before a later action's started closes it early. The
+        # ids are deterministic, so after a crash these puts find the reports already queued.
+        for action in actions:
+            done = self.store.action_done(event.source, event.id, action.index)
+            if answers(event) and not action.silent and not done:
+                self.reports.put(started(event, f"action-{action.index}"))
         # Let every action settle before asking for a retry, so none runs on unwatched.
         results = await asyncio.gather(
             *(self.run_action(event, resolved, a) for a in actions), return_exceptions=True
@@ -129,8 +170,10 @@ class Pipeline:
         except Exception as exc:  # a bug or an unforeseen failure: report it, never go silent
             log.exception("action %r of event %s failed unexpectedly", action.name, event.id)
             scope = f"action-{action.index}"
-            if not action.silent:
-                self._error(event, scope, f"Action '{action.name}': internal error: {exc!r}")
+            if not action.silent and answers(event):  # its started report was queued by handle
+                self.reports.put(
+                    error_finished(event, scope, f"Action '{action.name}': internal error: {exc!r}")
+                )
             self.store.mark_action_done(event.source, event.id, action.index)
             self.metrics.inc("job_executor_runs_total", outcome="error")
             return False
@@ -147,14 +190,11 @@ class Pipeline:
         except (PolicyError, PlanError, FilesError) as exc:
             log.warning("action %r refused for event %s: %s", action.name, event_id, exc)
             if report:
-                self.reports.put(started(event, scope))
                 self.reports.put(error_finished(event, scope, f"Action '{action.name}': {exc}"))
             self.store.mark_action_done(source, event_id, index)
             self.metrics.inc("job_executor_runs_total", outcome="refused")
             return False
-        if report:
-            self.reports.put(started(event, scope))
-        reports: list[TaskReport] = []
+        reports: list[TaskReport] = []  # the started report was queued by handle, before any finished
         failed = False
         for spec, task_files in zip(specs, files, strict=True):
             if failed:

@@ -6,8 +6,9 @@ has the id of the one that may already have been sent, and receivers (and our ou
 
 from __future__ import annotations
 
+import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -17,6 +18,12 @@ from executor.model.tasks import TaskOutcome
 from executor.results import ResultError, apply_result
 
 SOURCE = "job-executor"
+# Keptn's api-service reads at most MAX_EVENT_SIZE_KB (64) KiB of a posted event and refuses the
+# rest (keptn/keptn api/restapi/configure_keptn.go, api/middleware/sizelimiter.go). Our events
+# must fit with room for what a sink adds (the Keptn sink's id mark in the data).
+MAX_EVENT_BYTES = 64 * 1024
+_SINK_ROOM = 512
+_CUT = "\n[... {} bytes of log cut to fit Keptn's 64 KiB event limit ...]\n"
 _ID_NAMESPACE = uuid.UUID("8c1bd64b-8a48-4bbd-9f0a-4e1fb6f8e1a2")
 _LOG_ID_NAMESPACE = uuid.UUID("5f0b7c5e-3f7e-4d8e-9a55-0c1b2a7d4e11")
 
@@ -87,30 +94,107 @@ def finished(event: Event, scope: str, reports: Sequence[TaskReport]) -> OutEven
     data["status"] = "errored" if failed else "succeeded"
     data["result"] = "fail" if failed else "pass"
     message = "\n".join(lines)
+    refused = _common_data(event) | {"status": "errored", "result": "fail"}
+    patched = False
     if not failed:
         try:
             for report in reports:
                 if report.outcome is not None and report.outcome.result is not None:
                     data = apply_result(data, report.outcome.result, report.name)
+                    patched = True
         except ResultError as exc:
-            data = _common_data(event) | {"status": "errored", "result": "fail"}
+            data, patched = dict(refused), False
             message = f"{message}\n{exc}"
-    data["message"] = message
     outcomes = [r.outcome for r in reports if r.outcome is not None]
-    if is_test_event(event.type) and outcomes:
-        test = data.get("test")
-        data["test"] = {
-            **(test if isinstance(test, dict) else {}),
-            "start": outcomes[0].started_at,
-            "end": outcomes[-1].finished_at,
-        }
-    return _envelope(event, event_base(event.type) + ".finished", report_id(event, scope, "finished"), data)
+    span = (outcomes[0].started_at, outcomes[-1].finished_at) if outcomes else None
+
+    def build(data: dict[str, Any], message: str) -> OutEvent:
+        data = dict(data)
+        data["message"] = message
+        _test_times(event, data, span)
+        return _envelope(
+            event, event_base(event.type) + ".finished", report_id(event, scope, "finished"), data
+        )
+
+    out = _fit(build, data, message)
+    if out is None and patched:
+        # The result files' data alone is too big for Keptn: refuse them rather than send an
+        # event Keptn cannot take (the task would then never finish).
+        size = _size(build(data, ""))
+        message = (
+            f"{message}\nThe result files were refused: with them the finished event would be "
+            f"{size} bytes, over the {MAX_EVENT_BYTES} bytes Keptn accepts; write less into result.json."
+        )
+        out = _fit(build, refused, message)
+    if out is None:  # the triggering event's own data (labels) leaves no room for the log
+        out = build({**refused, **{k: v for k, v in data.items() if k in refused}}, "")
+    return out
+
+
+def _test_times(event: Event, data: dict[str, Any], span: tuple[str, str] | None) -> None:
+    """`data.test` of a test.finished (keptn/spec cloudevents.md, go-utils TestFinishedDetails
+    start/end): the tasks' times, or now when no task ran (an error found before them)."""
+    if not is_test_event(event.type):
+        return
+    start, end = span or (now(), now())
+    test = data.get("test")
+    data["test"] = {**(test if isinstance(test, dict) else {}), "start": start, "end": end}
+
+
+def _size(out: OutEvent) -> int:
+    # As the Keptn client sends it: compact, non-ASCII escaped (the most bytes).
+    return len(json.dumps(out, separators=(",", ":")).encode())
+
+
+def _fit(
+    build: Callable[[dict[str, Any], str], OutEvent], data: dict[str, Any], message: str
+) -> OutEvent | None:
+    """The event with its message (the log excerpt) cut in the middle until it fits the limit;
+    None when even an empty message does not fit."""
+    limit = MAX_EVENT_BYTES - _SINK_ROOM
+    out: OutEvent = build(data, message)
+    over = _size(out) - limit
+    if over <= 0:
+        return out
+    if _size(build(data, "")) > limit:
+        return None
+    keep = len(message)
+    current = message
+    for _ in range(20):
+        # Escaping makes a character cost 1 to 6 bytes: shrink in proportion to what it costs.
+        cost = len(json.dumps(current)) or 1
+        keep = max(0, int(keep * (cost - over) / cost) - len(_CUT) - 16)
+        current = _cut(message, keep)
+        out = build(data, current)
+        over = _size(out) - limit
+        if over <= 0:
+            return out
+    return build(data, "")
+
+
+def _cut(text: str, keep: int) -> str:
+    """The first and last `keep` characters together (a log's start and its end say most)."""
+    if len(text) <= keep:
+        return text
+    head = keep // 3
+    tail = keep - head
+    removed = len(text.encode()) - len(text[:head].encode()) - len(text[len(text) - tail :].encode())
+    return text[:head] + _CUT.format(removed) + (text[len(text) - tail :] if tail else "")
 
 
 def error_finished(event: Event, scope: str, message: str) -> OutEvent:
     """An errored finished event for a problem found before any task ran."""
-    data = _common_data(event) | {"status": "errored", "result": "fail", "message": message}
-    return _envelope(event, event_base(event.type) + ".finished", report_id(event, scope, "finished"), data)
+    data = _common_data(event) | {"status": "errored", "result": "fail"}
+
+    def build(data: dict[str, Any], message: str) -> OutEvent:
+        data = dict(data)
+        data["message"] = message
+        _test_times(event, data, None)
+        return _envelope(
+            event, event_base(event.type) + ".finished", report_id(event, scope, "finished"), data
+        )
+
+    return _fit(build, data, message) or build(data, "")
 
 
 def error_log_event(trigger: Event, message: str, integration_id: str = "") -> OutEvent:

@@ -109,6 +109,10 @@ class ConfigSettings:
     )
 
 
+REGISTRATION_TTL = 60
+RENEW_BUDGET = 50  # seconds: the TTL less room for slow answers and retries
+
+
 @dataclass(frozen=True)
 class KeptnSettings:
     """The Keptn control plane: its API, and the remote execution plane (poll, register)."""
@@ -133,8 +137,21 @@ class KeptnSettings:
     )
     poll_interval: int = env("KEPTN_POLL_INTERVAL", 5, envvars.whole(1), doc="seconds between polls")
     renew_interval: int = env(
-        "KEPTN_RENEW_INTERVAL", 30, envvars.whole(5), doc="seconds between registration renewals"
+        "KEPTN_RENEW_INTERVAL",
+        30,
+        envvars.whole(5),
+        doc=f"seconds between registration renewals (with the poll interval at most {RENEW_BUDGET})",
     )
+
+    def check(self) -> None:
+        # Keptn forgets a registration 60 s after its last renewal (shipyard-controller main.go
+        # UNIFORM_INTEGRATION_TTL); a renewal comes at most one poll round late.
+        if self.renew_interval + self.poll_interval > RENEW_BUDGET:
+            raise SettingsError(
+                f"KEPTN_RENEW_INTERVAL={self.renew_interval} with KEPTN_POLL_INTERVAL={self.poll_interval}: "
+                f"Keptn drops a registration {REGISTRATION_TTL} s after its last renewal; keep the two "
+                f"together at most {RENEW_BUDGET} s (the defaults are 30 and 5)"
+            )
 
 
 @dataclass(frozen=True)
@@ -331,6 +348,8 @@ class Settings:
             raise SettingsError("PUBSUB_TOPIC subscribes through the Keptn API: set KEPTN_API_ENDPOINT too")
         if self.keptn.api_endpoint and not self.keptn.api_token:
             raise SettingsError("KEPTN_API_ENDPOINT is set but KEPTN_API_TOKEN is empty")
+        if self.keptn.api_endpoint:
+            self.keptn.check()
 
     def absolute(self) -> Settings:
         """Every path setting made absolute against today's working directory. Paths are used

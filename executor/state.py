@@ -41,6 +41,16 @@ CREATE TABLE IF NOT EXISTS outbox (
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (delivered_at, next_at);
 """
 
+# Outbox columns added after the first release: created on databases that predate them.
+# grp: the event a report answers (its triggeredid): order is kept within one group per sink, so
+#   one report that cannot be delivered holds back only the later reports of the same event.
+# uncertain: a delivery attempt began and did not end in a known answer (a crash between the POST
+#   and marking it delivered, a timeout): before sending it again, ask the sink whether it has it.
+_OUTBOX_COLUMNS = {
+    "grp": "TEXT NOT NULL DEFAULT ''",
+    "uncertain": "INTEGER NOT NULL DEFAULT 0",
+}
+
 # Outgoing events still to deliver: neither delivered nor given up on.
 _PENDING = "delivered_at IS NULL AND dead = 0"
 
@@ -61,6 +71,8 @@ class OutboxItem:
     sink: str
     payload: str
     attempts: int
+    group: str = ""
+    uncertain: bool = False  # an earlier attempt may have reached the receiver
 
 
 class StateStore:
@@ -78,6 +90,11 @@ class StateStore:
         # power loss can drop the last commits.
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(outbox)")}
+        for column, declaration in _OUTBOX_COLUMNS.items():
+            if column not in have:
+                self._db.execute(f"ALTER TABLE outbox ADD COLUMN {column} {declaration}")
+        self._db.execute("CREATE INDEX IF NOT EXISTS outbox_group ON outbox (sink, grp, delivered_at, dead)")
 
     def close(self) -> None:
         self._db.close()
@@ -143,37 +160,45 @@ class StateStore:
         )
 
     # ---- outbox ----
-    def enqueue(self, event_id: str, sinks: list[str], payload: str) -> None:
+    def enqueue(self, event_id: str, sinks: list[str], payload: str, group: str = "") -> None:
         now = time.time()
         with self.transaction():
             for sink in sinks:
                 self._db.execute(
-                    "INSERT OR IGNORE INTO outbox (event_id, sink, payload, next_at) VALUES (?, ?, ?, ?)",
-                    (event_id, sink, payload, now),
+                    "INSERT OR IGNORE INTO outbox (event_id, sink, payload, next_at, grp) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (event_id, sink, payload, now, group),
                 )
 
     def due(self, limit: int = 100) -> list[OutboxItem]:
-        """Undelivered items in the order they were queued, per sink up to the first one that
-        waits for a retry: a receiver must see a run's started event before its finished one."""
+        """Undelivered items that are due, in the order they were queued, each only when no
+        earlier item of its group is pending for the same sink: a receiver sees an event's
+        started reports before its finished ones, and a report waiting for a retry (or one that
+        can never be delivered) holds back only its own event's later reports."""
         rows = self._db.execute(
-            "SELECT event_id, sink, payload, attempts, next_at FROM outbox "
-            f"WHERE {_PENDING} ORDER BY rowid LIMIT ?",
-            (limit,),
+            "SELECT o.event_id, o.sink, o.payload, o.attempts, o.grp, o.uncertain FROM outbox o "
+            "WHERE o.delivered_at IS NULL AND o.dead = 0 AND o.next_at <= ? AND NOT EXISTS ("
+            "  SELECT 1 FROM outbox p WHERE p.sink = o.sink AND p.grp = o.grp"
+            "  AND p.delivered_at IS NULL AND p.dead = 0 AND p.rowid < o.rowid"
+            ") ORDER BY o.rowid LIMIT ?",
+            (time.time(), limit),
         ).fetchall()
-        now = time.time()
-        blocked: set[str] = set()
-        items = []
-        for event_id, sink, payload, attempts, next_at in rows:
-            if sink in blocked:
-                continue
-            if next_at > now:
-                blocked.add(sink)
-                continue
-            items.append(OutboxItem(event_id, sink, payload, attempts))
-        return items
+        return [OutboxItem(str(e), str(s), str(p), int(a), str(g), bool(u)) for e, s, p, a, g, u in rows]
+
+    def sending(self, item: OutboxItem) -> None:
+        """Recorded before each attempt: if the process dies before `delivered`, the next start
+        knows the receiver may already have the event."""
+        self._db.execute(
+            "UPDATE outbox SET uncertain = 1 WHERE event_id = ? AND sink = ?", (item.event_id, item.sink)
+        )
 
     def next_due_in(self) -> float | None:
-        row = self._db.execute(f"SELECT MIN(next_at) FROM outbox WHERE {_PENDING}").fetchone()
+        # Only the first pending item of each group can become due; the rest wait behind it.
+        row = self._db.execute(
+            "SELECT MIN(o.next_at) FROM outbox o WHERE o.delivered_at IS NULL AND o.dead = 0 "
+            "AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.sink = o.sink AND p.grp = o.grp"
+            "  AND p.delivered_at IS NULL AND p.dead = 0 AND p.rowid < o.rowid)"
+        ).fetchone()
         return None if row[0] is None else max(0.0, row[0] - time.time())
 
     def delivered(self, item: OutboxItem) -> None:

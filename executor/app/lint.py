@@ -7,7 +7,7 @@ import re
 from itertools import combinations
 
 from executor.config.glob import globs_overlap
-from executor.config.model import EventSelector, JobConfig
+from executor.config.model import EventSelector, JobConfig, Task
 from executor.config.parse import read_config_file
 from executor.model.problems import ConfigError, Problem
 from executor.planner import MIN_TTL_SECONDS
@@ -17,6 +17,12 @@ from executor.policy import PolicyError, check_image
 OTHER_PHASES = (".started", ".finished", ".status.changed", ".invalidated")
 # Regex syntax the original would have honoured but a glob takes literally.
 REGEX_SYNTAX = re.compile(r"[\^$+?()\[\]{}|\\]")
+# `$(NAME)` in a command line: Kubernetes (and our local backend) replace it with the variable's
+# value before the program sees it; `$$(NAME)` is the escaped, literal form.
+VAR_REFERENCE = re.compile(r"(?<!\$)\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
+SHELLS = frozenset({"sh", "bash", "ash", "dash", "zsh", "ksh", "busybox"})
+# Variables whose value comes from the event (planner.task_env), beside `valueFrom: event` entries.
+EVENT_VARS = ("KEPTN_PROJECT", "KEPTN_STAGE", "KEPTN_SERVICE")
 
 
 def lint_file(path: str, allowed_images: tuple[str, ...] = ()) -> list[Problem]:
@@ -43,7 +49,31 @@ def lint_config(config: JobConfig, allowed_images: tuple[str, ...] = ()) -> list
                         "warning",
                     )
                 )
+        for selector in action.events:
+            if _only_keptn_non_task(selector.name):
+                problems.append(
+                    Problem(
+                        src,
+                        selector.line,
+                        f"event name {selector.name!r} can only match Keptn events that are not task "
+                        "events (sh.keptn.event.<task>.<phase>); like the original, job-executor runs "
+                        "nothing for those",
+                        "warning",
+                    )
+                )
         for task in action.tasks:
+            injected = _event_vars_in_shell(task)
+            if injected:
+                problems.append(
+                    Problem(
+                        src,
+                        task.line,
+                        f"task '{task.name}': $({injected}) in a shell command line is replaced with "
+                        "text from the event before the shell reads it, so an event can inject "
+                        f'commands; use "${injected}" (double-quoted) inside the script instead',
+                        "warning",
+                    )
+                )
             if (
                 task.ttl_seconds_after_finished is not None
                 and task.ttl_seconds_after_finished < MIN_TTL_SECONDS
@@ -103,3 +133,29 @@ def _may_both_match(a: EventSelector, b: EventSelector) -> bool:
     if a.jsonpath and b.jsonpath and a.jsonpath.property == b.jsonpath.property:
         return a.jsonpath.match == b.jsonpath.match
     return True
+
+
+def _only_keptn_non_task(name: str) -> bool:
+    """A selector under sh.keptn.event. that cannot match a five-part task event type ('*' may
+    stand for several parts, so a pattern with one matches five parts unless it has more dots)."""
+    if not name.startswith("sh.keptn.event.") or REGEX_SYNTAX.search(name):
+        return False
+    dots = name.count(".")
+    return dots > 4 if "*" in name else dots != 4
+
+
+def _event_vars_in_shell(task: Task) -> str:
+    """The first event-derived variable referenced as $(NAME) in a command line run by a shell."""
+    line = [*task.cmd, *task.args]
+    if not line or "-c" not in line or not any(_program(part) in SHELLS for part in line[:2]):
+        return ""
+    from_event = {e.name for e in task.env if e.value_from == "event"}
+    for part in line:
+        for name in VAR_REFERENCE.findall(part):
+            if name in EVENT_VARS or name.startswith("LABELS_") or name in from_event:
+                return str(name)
+    return ""
+
+
+def _program(part: str) -> str:
+    return part.rsplit("/", 1)[-1]

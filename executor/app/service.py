@@ -59,7 +59,8 @@ class Service:
             self.metrics,
             # Jobs in a cluster fetch Keptn files in their init container; otherwise we carry them.
             stage_files=not (self.backend.name == "kubernetes" and settings.config.source == "keptn"),
-            error_logs=settings.remote_plane,
+            # Error logs go to Keptn the way answers do: through its API, or over NATS in-cluster.
+            error_logs=settings.remote_plane or bool(settings.nats.url and settings.nats.publish),
         )
         self.dispatcher = Dispatcher(
             self.store,
@@ -80,6 +81,9 @@ class Service:
         if self.settings.nats.url:
             self.nats = await nats_connect(self.settings.nats.url)
         self.poller = wiring.make_poller(self.settings, self.keptn, self.dispatcher.offer)
+        if self.poller is not None:
+            poller = self.poller
+            self.pipeline.integration_id = lambda: poller.integration_id
         wiring.add_sinks(self.settings, self.sinks, self.nats, self.keptn, self.poller)
         await self.outbox.start()
         await self.dispatcher.start()
@@ -118,7 +122,7 @@ class Service:
         # A remote execution plane takes its work from the control plane: until it has
         # registered there (a wrong token, an unreachable API), it is not ready, so a rollout
         # with a broken setting does not replace pods that work.
-        if self.poller is not None and not self.poller.registered:
+        if self.poller is not None and self.poller.polling and not self.poller.registered:
             problem = self.poller.last_error or "registering"
             return f"not registered with the Keptn control plane: {problem}"
         return None

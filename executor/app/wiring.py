@@ -55,7 +55,8 @@ def add_sinks(
     poller: KeptnPoller | None = None,
 ) -> None:
     """The sinks for outgoing events; stdout when none is configured."""
-    if keptn is not None and poller is not None:
+    # In NATS mode events go back over NATS; the Keptn API would deliver each a second time.
+    if keptn is not None and poller is not None and settings.remote_plane:
         sinks["keptn"] = KeptnSink(keptn, integration_id=lambda: poller.integration_id)
     if settings.reporting.sink_url:
         sinks["http"] = HttpSink(settings.reporting.sink_url)
@@ -82,16 +83,26 @@ def make_resolver(settings: Settings, keptn: KeptnAPI | None) -> Resolver:
 
 
 def make_poller(settings: Settings, keptn: KeptnAPI | None, offer: Offering) -> KeptnPoller | None:
-    """The remote execution plane's source: polls the control plane for triggered events."""
-    if keptn is None or not settings.remote_plane:
+    """The remote execution plane's source: registers with the control plane and polls it for
+    triggered events. In NATS mode (with a Keptn API endpoint) it only registers and renews, as
+    Keptn's Go SDK does in both modes (go-utils pkg/sdk/connector/controlplane), with the
+    subscribed types, or the NATS subjects when PUBSUB_TOPIC is not set."""
+    if keptn is None:
+        return None
+    if settings.remote_plane:
+        subscriptions, polling = settings.keptn.pubsub_topic, True
+    elif settings.nats.url:
+        subscriptions, polling = settings.keptn.pubsub_topic or settings.nats.subjects, False
+    else:
         return None
     return KeptnPoller(
         keptn,
         offer,
-        subscriptions=settings.keptn.pubsub_topic,
+        subscriptions=subscriptions,
         metadata=IntegrationMetadata.from_env(),
         poll_interval=float(settings.keptn.poll_interval),
         renew_interval=float(settings.keptn.renew_interval),
+        polling=polling,
     )
 
 

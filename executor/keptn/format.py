@@ -25,6 +25,19 @@ def is_test_event(event_type: str) -> bool:
     return event_base(event_type).endswith(".test")
 
 
+def is_task_event(event_type: str) -> bool:
+    """`sh.keptn.event.<task>.<phase>`: exactly five dot-separated parts (go-utils
+    pkg/lib/v0_2_0/events.go IsTaskEventType). Sequence events have six, others other counts."""
+    return event_type.startswith(TASK_PREFIX) and event_type.count(".") == 4
+
+
+def is_keptn_non_task_event(event_type: str) -> bool:
+    """A type under `sh.keptn.event.` that is not a task event: Keptn's sequence events
+    (`sh.keptn.event.<stage>.<sequence>.triggered`), `sh.keptn.event.test` and the like. JES, through
+    Keptn's Go SDK, never runs anything for them, and Keptn refuses answers to them (400)."""
+    return event_type.startswith(TASK_PREFIX) and not is_task_event(event_type)
+
+
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 

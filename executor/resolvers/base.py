@@ -17,6 +17,16 @@ from executor.model.events import Event
 
 CONFIG_PATH = "job/config.yaml"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+# What Keptn accepts as a project, stage or service name (go-utils pkg/lib/keptn
+# ValidateKeptnEntityName): a lower-case letter, then lower-case letters, digits and '-', not
+# ending in '-'. Keptn creates nothing else, so any other name in an event did not come from it.
+KEPTN_NAME = re.compile(r"^[a-z](?:[a-z0-9-]{0,98}[a-z0-9])?$")
+
+
+class InvalidNames(ValueError):
+    """The event's project, stage or service is not a Keptn name. Such an event is refused
+    rather than resolved at another level: the name would otherwise reach task environments
+    (KEPTN_SERVICE, ...) and shell command lines as the event sent it."""
 
 
 FetchFiles = Callable[[Sequence[str]], Awaitable[dict[str, bytes]]]
@@ -36,6 +46,21 @@ class Resolver(Protocol):
     def describe(self, event: Event) -> str:
         """Where configs for this event were looked for, for messages."""
         ...
+
+
+def check_names(project: str, stage: str, service: str) -> None:
+    """Raise InvalidNames naming each given (non-empty) name that Keptn would not accept."""
+    bad = [
+        f"{what} {value!r}"
+        for what, value in (("project", project), ("stage", stage), ("service", service))
+        if value and not KEPTN_NAME.match(value)
+    ]
+    if bad:
+        raise InvalidNames(
+            f"the event's {' and '.join(bad)} {'is' if len(bad) == 1 else 'are'} not "
+            "valid Keptn names (a lower-case letter, then lower-case letters, digits or '-', "
+            "not ending in '-'); the event was refused and no config was looked up for it"
+        )
 
 
 def safe_name(name: str) -> bool:

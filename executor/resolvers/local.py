@@ -14,7 +14,7 @@ from executor.config.model import JobConfig
 from executor.config.parse import read_config_file
 from executor.model.events import Event
 from executor.model.problems import FilesError
-from executor.resolvers.base import CONFIG_PATH, FetchFiles, Resolved, safe_name
+from executor.resolvers.base import CONFIG_PATH, FetchFiles, InvalidNames, Resolved, check_names, safe_name
 
 # A ConfigMap holds at most 1 MiB; leave room for keys and metadata.
 MAX_STAGED_BYTES = 900 * 1024
@@ -105,6 +105,7 @@ class LocalTreeResolver:
 
     def candidates(self, event: Event) -> list[tuple[str, Path]]:
         project, stage, service = event.project, event.stage, event.service
+        check_names(project, stage, service)
         if not safe_name(project):
             return []
         levels: list[tuple[str, Path]] = []
@@ -135,7 +136,11 @@ class LocalTreeResolver:
         return config
 
     def describe(self, event: Event) -> str:
-        return ", ".join(str(folder / CONFIG_PATH) for _, folder in self.candidates(event)) or "nowhere"
+        try:
+            candidates = self.candidates(event)
+        except InvalidNames:
+            candidates = []
+        return ", ".join(str(folder / CONFIG_PATH) for _, folder in candidates) or "nowhere"
 
 
 class FileResolver:

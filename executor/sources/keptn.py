@@ -52,6 +52,7 @@ class KeptnPoller:
         retry_max: float = KEPTN_POLL_CAP,
         auth_backoff: float = 300.0,
         remember: int = 10_000,
+        polling: bool = True,
     ) -> None:
         self.api = api
         self.offer = offer
@@ -67,6 +68,9 @@ class KeptnPoller:
         self.backoff = Backoff(base=poll_interval, cap=retry_max)
         self.auth_backoff = auth_backoff
         self.remember = remember
+        # False in NATS mode: events come over NATS, but the integration still registers and
+        # renews, as the Go SDK does in both modes, so Keptn's Bridge lists it.
+        self.polling = polling
         self.integration_id: str | None = None
         self.subscriptions: list[Subscription] = list(self.configured)
         self.last_error = ""
@@ -143,7 +147,7 @@ class KeptnPoller:
         elif now - self._renewed_at >= self.renew_interval:
             await self.renew()
         self._recovered()
-        if self.integration_id is not None:
+        if self.integration_id is not None and self.polling:
             await self.poll()
 
     async def register(self) -> str:

@@ -303,3 +303,53 @@ def test_warnings_are_sorted_by_line() -> None:
     text = two_actions("      - name: 'sh.keptn.event.(a|b)'\n", "      - name: '*'\n")
     found = lint_config(config(text))
     assert [p.line for p in found] == sorted(p.line for p in found) and len(found) == 2
+
+
+def test_lint_warns_about_event_text_in_a_shell_command_line(tmp_path: Path) -> None:
+    """Issue 13 item 6: `sh -c "echo $(KEPTN_SERVICE)"` runs whatever the event put there."""
+    body = """apiVersion: v2
+actions:
+  - name: a
+    events: [{name: "sh.keptn.event.test.triggered"}]
+    tasks:
+      - name: unsafe
+        image: alpine
+        cmd: ["sh", "-c"]
+        args: ["echo checking $(KEPTN_SERVICE)"]
+      - name: from-event
+        image: alpine
+        env: [{name: TARGET, value: "$.data.target", valueFrom: event}]
+        cmd: ["/bin/bash", "-c", "curl $(TARGET)"]
+      - name: safe
+        image: alpine
+        cmd: ["sh", "-c", 'echo checking "$KEPTN_SERVICE"; echo $$(KEPTN_SERVICE)']
+      - name: no-shell
+        image: alpine
+        args: ["--service", "$(KEPTN_SERVICE)"]
+"""
+    path = tmp_path / "config.yaml"
+    path.write_text(body)
+    warnings = [p.message for p in lint_file(str(path)) if "inject" in p.message]
+    assert len(warnings) == 2
+    assert warnings[0].startswith("task 'unsafe': $(KEPTN_SERVICE) in a shell command line")
+    assert 'use "$KEPTN_SERVICE" (double-quoted) inside the script' in warnings[0]
+    assert warnings[1].startswith("task 'from-event': $(TARGET)")
+
+
+def test_lint_warns_about_names_that_only_match_keptn_non_task_events(tmp_path: Path) -> None:
+    """Issue 11 item 4: sequence events and the like run nothing, as in the original."""
+    body = """apiVersion: v2
+actions:
+  - name: a
+    events:
+      - name: "sh.keptn.event.dev.delivery.triggered"
+      - name: "sh.keptn.event.test"
+      - name: "sh.keptn.event.*.*.*.triggered"
+      - name: "sh.keptn.event.*"
+      - name: "sh.keptn.event.test.triggered"
+    tasks: [{name: t, image: alpine}]
+"""
+    path = tmp_path / "config.yaml"
+    path.write_text(body)
+    flagged = [p.line for p in lint_file(str(path)) if "not task events" in p.message]
+    assert flagged == [5, 6, 7]

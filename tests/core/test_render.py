@@ -371,7 +371,7 @@ def test_sample_specifics() -> None:
     (greet,) = jobs("", "greeting.triggered.json")
     env = {e["name"]: e["value"] for e in container(greet)["env"]}
     assert env["LABELS_BUILD_ID"] == "build-17"
-    assert container(greet)["args"] == ["echo Hello from $(KEPTN_PROJECT)/$(KEPTN_STAGE)/$(KEPTN_SERVICE)"]
+    assert container(greet)["args"] == ['echo "Hello from $KEPTN_PROJECT/$KEPTN_STAGE/$KEPTN_SERVICE"']
 
 
 # ---- arbitrary input still renders valid manifests ----

@@ -23,13 +23,14 @@ from typing import Any
 from kubernetes_asyncio import client
 
 from executor.backends.kubernetes import harvest
-from executor.backends.kubernetes.api import ApiError, JSONBody, KubeAPI, load_api_client
+from executor.backends.kubernetes.api import ApiError, ApiRefused, JSONBody, KubeAPI, load_api_client
 from executor.backends.kubernetes.harvest import is_finished, terminal_condition
 from executor.backends.kubernetes.render import RenderOptions, render_task
 from executor.backends.kubernetes.tracker import JobTracker
 from executor.backends.naming import A_EVENT_ID, A_EVENT_SOURCE, SELECTOR
 from executor.model.tasks import Adopted, TaskHandle, TaskOutcome, TaskSpec
 from executor.support.backoff import KUBE_REQUEST, Backoff
+from executor.support.crashpoints import crash_point
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +114,10 @@ class KubernetesBackend:
             tracker.start()
         return tracker
 
+    def watched_namespaces(self) -> tuple[str, ...]:
+        """The namespaces with a watch open (or being opened) on our Jobs."""
+        return tuple(self._trackers)
+
     # ---- the Backend protocol ----
 
     async def submit(self, spec: TaskSpec, files: Mapping[str, bytes]) -> TaskHandle:
@@ -122,9 +127,11 @@ class KubernetesBackend:
         configmap = objects[0] if len(objects) > 1 else None
         namespace = job_manifest["metadata"]["namespace"] or self.namespaces[0]
         name = job_manifest["metadata"]["name"]
-        tracker = self.tracker(namespace)
         if configmap is not None:
-            await self._create_configmap(api, namespace, configmap)
+            try:
+                await self._create_configmap(api, namespace, configmap)
+            except ApiError as exc:
+                raise self._refusal(namespace, name, exc) from None
         adopted = False
         try:
             job = await api.call(
@@ -138,11 +145,14 @@ class KubernetesBackend:
             if exc.status != 409:
                 if configmap is not None:
                     await self._delete_configmap(api, namespace, name)
-                raise
+                raise self._refusal(namespace, name, exc) from None
             job = await self._existing_job(api, namespace, name, spec)
             adopted = True
             log.info("Job %s/%s already exists for this event: adopting it", namespace, name)
-        tracker.observe(job)
+        crash_point("kube.job_created")
+        # The namespace's watch starts only once a Job of ours exists there: a namespace the
+        # service may not use must not leave a watch retrying its 403 for the life of the process.
+        self.tracker(namespace).observe(job)
         if configmap is not None:
             await self._set_owner(api, namespace, name, job)
         return TaskHandle(name, namespace, adopted=adopted)
@@ -209,6 +219,26 @@ class KubernetesBackend:
         except ApiError as exc:
             if exc.status != 409:  # 409: made by an earlier submit of this task, same content
                 raise
+
+    def _refusal(self, namespace: str, name: str, exc: ApiError) -> ApiError:
+        """A 403 or a missing namespace as a Permanent that says what to change; others as they are."""
+        if exc.status == 403:
+            return ApiRefused(
+                f"the service may not create Job {namespace}/{name}: namespace {namespace!r} is "
+                f"outside its RBAC ({exc}). The Helm chart's Role covers the job namespace only "
+                f"({self.namespaces[0]!r}, JOB_NAMESPACE): run the task there (drop its `namespace`), "
+                f"or bind the service's account a Role in {namespace!r} like the chart's",
+                exc.status,
+                exc.reason,
+            )
+        if exc.status == 404:  # on a create, only the namespace can be missing
+            return ApiRefused(
+                f"cannot create Job {namespace}/{name}: namespace {namespace!r} does not exist ({exc}); "
+                "create it, or run the task in an existing namespace",
+                exc.status,
+                exc.reason,
+            )
+        return exc
 
     async def _existing_job(self, api: KubeAPI, namespace: str, name: str, spec: TaskSpec) -> Obj:
         try:

@@ -227,6 +227,24 @@ async def outcome(api: KubeAPI, job: Obj) -> TaskOutcome:
     )
 
 
+async def never_started(api: KubeAPI, job: Obj, pod: Obj, why: str) -> TaskOutcome:
+    """A Job whose pod cannot start: `why`, then the pod's warning events (the kubelet's pull or
+    config errors, the scheduler's FailedScheduling). Read before the caller deletes the Job."""
+    meta = pod.get("metadata") or {}
+    events = await events_of(
+        api, str(meta.get("namespace") or job["metadata"]["namespace"]), str(meta.get("name"))
+    )
+    quoted = warning_events(events)
+    _, init = container_names(pod)
+    return TaskOutcome(
+        status="failed",
+        reason=why + ("; events: " + "; ".join(quoted) if quoted else ""),
+        logs=tail(await read_log(api, pod, init)),  # an init container that did run
+        started_at=started_at(job, pod, ""),
+        finished_at=now(),
+    )
+
+
 async def timed_out(api: KubeAPI, job: Obj, limit: int) -> TaskOutcome:
     """What a Job past maxPollDuration leaves to report (read before the caller deletes it)."""
     logs = ""
@@ -244,14 +262,17 @@ async def timed_out(api: KubeAPI, job: Obj, limit: int) -> TaskOutcome:
     )
 
 
-async def pod_of(api: KubeAPI, job: Obj) -> Obj | None:
+async def pod_of(api: KubeAPI, job: Obj, *, fallbacks: bool = True) -> Obj | None:
+    """The Job's latest pod; without `fallbacks`, looked for by the Job's own selector only (one
+    request, for repeated checks of a Job that may have no pod yet)."""
     meta = job["metadata"]
     match = ((job.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
     # The Job's own selector finds exactly its pods (the controller-uid label); without one,
     # the job-name label (set by Kubernetes since 1.27; older clusters set `job-name`).
     selector = ",".join(f"{k}={v}" for k, v in sorted(match.items()))
     selectors = [selector] if selector else []
-    selectors += [f"batch.kubernetes.io/job-name={meta['name']}", f"job-name={meta['name']}"]
+    if fallbacks or not selectors:
+        selectors += [f"batch.kubernetes.io/job-name={meta['name']}", f"job-name={meta['name']}"]
     for label_selector in selectors:
         pods = await api.call(
             f"listing the pods of Job {meta['namespace']}/{meta['name']}",

@@ -16,7 +16,8 @@ from executor.backends.kubernetes.backend import KubernetesBackend
 from executor.model.errors import Permanent, Temporary
 from tests.kubeapi.access import READ
 from tests.kubeapi.server import FakeKubeAPI, Role
-from tests.kubernetes.conftest import FAST, FAST_WATCH, OPTIONS, eventually, make_spec
+from tests.kubernetes.conftest import FAST, FAST_WATCH, OPTIONS, eventually, make_spec, serve_env
+from tests.service.conftest import EventSink, Serve, make_event, write_config
 
 TOKEN = "job-executor-sa-token"
 CHART_ROLE = Role.of(
@@ -91,3 +92,37 @@ async def test_the_chart_role_is_enough_in_the_job_namespace(
     await eventually(
         lambda: kube_api.get("configmaps", "jobs", handle.name)["metadata"].get("ownerReferences")
     )
+
+
+OUTSIDE_CONFIG = """\
+apiVersion: v2
+actions:
+  - name: "Elsewhere"
+    events:
+      - name: "sh.keptn.event.test.triggered"
+    tasks:
+      - name: "Greet"
+        image: "alpine:3.20"
+        namespace: elsewhere
+        cmd: ["sh", "-c", "echo hi"]
+"""
+
+
+@pytest.mark.slow
+async def test_serve_reports_a_task_outside_its_role_as_failed_with_the_reason(
+    tmp_path: Path, kube_api: FakeKubeAPI, sink: EventSink
+) -> None:
+    kube_api.add_user(TOKEN, "system:serviceaccount:keptn:job-executor", {"jobs": CHART_ROLE})
+    kubeconfig = kube_api.write_kubeconfig(tmp_path / "sa-kubeconfig", token=TOKEN)
+    write_config(tmp_path, OUTSIDE_CONFIG)
+    serve = Serve(tmp_path, sink.url, serve_env(kubeconfig))
+    try:
+        await serve.start()
+        await serve.post(make_event(event_id="0c0ffee0-0000-4000-8000-000000000403"))
+        (finished,) = await sink.wait_for(".finished")
+    finally:
+        await serve.stop()
+    data = finished["data"]
+    assert (data["status"], data["result"]) == ("errored", "fail")
+    assert "namespace 'elsewhere' is outside its RBAC" in data["message"]
+    assert len(kube_api.requests("POST", "/namespaces/elsewhere/jobs")) == 1  # not retried

@@ -73,6 +73,20 @@ class JobSettings:
 
 
 @dataclass(frozen=True)
+class KubernetesSettings:
+    """How the Kubernetes backend watches over its Jobs."""
+
+    pod_start_grace_seconds: int = env(
+        "POD_START_GRACE_SECONDS",
+        60,
+        envvars.whole(0),
+        doc="a task whose pod still cannot start this long after its Job was created (image pull "
+        "errors, a missing Secret or key, unschedulable) fails with the pod's reason and its Job is "
+        "deleted; `0`: wait for `maxPollDuration` instead",
+    )
+
+
+@dataclass(frozen=True)
 class ResourceDefaults:
     """Requests and limits of tasks without a `resources` block."""
 
@@ -319,6 +333,7 @@ GROUPS: dict[str, type] = {
     "receiver": ReceiverSettings,
     "dispatch": DispatchSettings,
     "state": StateSettings,
+    "kubernetes": KubernetesSettings,
 }
 
 
@@ -334,6 +349,7 @@ class Settings:
     receiver: ReceiverSettings = field(default_factory=ReceiverSettings)
     dispatch: DispatchSettings = field(default_factory=DispatchSettings)
     state: StateSettings = field(default_factory=StateSettings)
+    kubernetes: KubernetesSettings = field(default_factory=KubernetesSettings)
 
     @property
     def remote_plane(self) -> bool:

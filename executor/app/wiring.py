@@ -39,7 +39,11 @@ def make_backend(settings: Settings) -> Backend:
             keptn_api_url=settings.keptn.api_endpoint,
             keptn_token_secret=settings.keptn.api_token_secret,
         )
-        return KubernetesBackend(options, namespaces=(settings.jobs.namespace,))
+        return KubernetesBackend(
+            options,
+            namespaces=(settings.jobs.namespace,),
+            pod_start_grace=float(settings.kubernetes.pod_start_grace_seconds),
+        )
     return LocalBackend(
         settings.state.dir / "work",
         settings.local.secrets_dir,

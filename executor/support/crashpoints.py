@@ -12,12 +12,18 @@ import os
 
 CRASH_ENV = "JOB_EXECUTOR_CRASH_AT"
 
-# The points wired so far, in the order of an event's life (tests/faults walks them all).
-POINTS = (
+# The points wired so far, in the order of an event's life, per backend (tests/faults walks them all).
+LOCAL_POINTS = (
     "accepted",  # its row is committed (the HTTP answer not yet sent); nothing else done
     "local.claimed",  # the task's work dir is claimed and names its event; nothing started
     "local.spawned",  # the task's process is started and recorded
 )
+KUBERNETES_POINTS = (
+    "accepted",
+    "kube.job_created",  # the API server has the Job (created, or found and adopted); not yet tracked
+    "kube.ended",  # the watch saw the Job end; its pod, log and result not yet read
+)
+POINTS = tuple(dict.fromkeys((*LOCAL_POINTS, *KUBERNETES_POINTS)))
 
 
 def crash_point(name: str) -> None:

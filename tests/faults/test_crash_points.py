@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from executor.support.crashpoints import CRASH_ENV, POINTS
+from executor.support.crashpoints import CRASH_ENV, LOCAL_POINTS
 from tests.service.conftest import EventSink, make_event, write_config
 
 CONFIG = """\
@@ -31,7 +31,7 @@ actions:
 """
 
 
-@pytest.mark.parametrize("point", POINTS)
+@pytest.mark.parametrize("point", LOCAL_POINTS)
 async def test_sigkill_at_each_point_runs_once_and_reports_once(
     tmp_path: Path, sink: EventSink, serve_factory: Any, point: str
 ) -> None:

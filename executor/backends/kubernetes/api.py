@@ -25,7 +25,7 @@ import aiohttp
 from kubernetes_asyncio import client, config
 
 from executor.backends.base import BackendError
-from executor.model.errors import Temporary
+from executor.model.errors import Permanent, Temporary
 from executor.support.backoff import KUBE_REQUEST, Backoff
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,11 @@ class ApiError(BackendError):
 
 class ApiUnavailable(ApiError, Temporary):
     """No answer, 429 or 5xx: the API server was unreachable or overloaded, not the request wrong."""
+
+
+class ApiRefused(ApiError, Permanent):
+    """The API server refused the request itself and will again: a namespace the service's RBAC
+    does not cover (403) or that does not exist (404 on a create). Never retried."""
 
 
 def api_error(message: str, status: int = 0, reason: str = "") -> ApiError:

@@ -2,13 +2,14 @@
 
 The tracker lists the Jobs carrying our label selector (which gives a resourceVersion), then
 watches from that resourceVersion. Waiters ask for one Job by name (and uid) and are resolved
-when it has a Complete or Failed condition, or when it is deleted before that. However many
+when it has a Complete, Failed or FailureTarget condition (harvest.terminal_condition), or when
+it is deleted before that. However many
 tasks run, a namespace costs one open watch, not one request per task per poll interval.
 
 Cost under load (profiled, see BENCHMARKS.md): most watch events are progress a waiter does not
 need (active, ready, SuccessCriteriaMet, uncounted pods...), and reading each event as it
 arrives costs a wake-up of the loop and of the HTTP reader per event. So an added or modified
-Job whose line names neither a Complete nor a Failed condition is passed over without decoding
+Job whose line names none of those conditions is passed over without decoding
 (its JSON is most of the work), and after each read the watch's connection is left unread for a
 moment (COALESCE_SECONDS), so that a burst of endings is received and handled in one go. The
 price is that an ending is noticed up to that moment later, when others came just before it.
@@ -48,10 +49,10 @@ Job = dict[str, Any]
 LIST_PAGE = 500
 COALESCE_SECONDS = 0.1
 # The API server writes a watch event as {"type":"...","object":{...}}, type first. A line with
-# one of these prefixes and neither marker below is progress no waiter needs; any other line
+# one of these prefixes and none of the markers below is progress no waiter needs; any other line
 # (deleted, bookmark, error, or a shape not foreseen) is decoded in full.
 _PROGRESS_PREFIXES = (b'{"type":"MODIFIED"', b'{"type":"ADDED"')
-_ENDING_MARKERS = (b'"Complete"', b'"Failed"')
+_ENDING_MARKERS = (b'"Complete"', b'"Failed"', b'"FailureTarget"')
 
 
 @dataclass

@@ -87,6 +87,21 @@ class KubernetesSettings:
 
 
 @dataclass(frozen=True)
+class ClusterSettings:
+    """Several clusters and how much of them the service may use."""
+
+    file: Path | None = env(
+        "CLUSTERS_FILE",
+        None,
+        lambda name, raw: Path(raw.strip()) if raw.strip() else None,
+        doc="YAML list of clusters (kubeconfig, context, namespace, `maxConcurrentJobs`, enabled, "
+        "priority, labels) Jobs are spread over, by free capacity; read at start and on SIGHUP. "
+        "Unset: one cluster (in-cluster config or KUBECONFIG)",
+        shown="(none)",
+    )
+
+
+@dataclass(frozen=True)
 class ResourceDefaults:
     """Requests and limits of tasks without a `resources` block."""
 
@@ -334,6 +349,7 @@ GROUPS: dict[str, type] = {
     "dispatch": DispatchSettings,
     "state": StateSettings,
     "kubernetes": KubernetesSettings,
+    "clusters": ClusterSettings,
 }
 
 
@@ -350,6 +366,7 @@ class Settings:
     dispatch: DispatchSettings = field(default_factory=DispatchSettings)
     state: StateSettings = field(default_factory=StateSettings)
     kubernetes: KubernetesSettings = field(default_factory=KubernetesSettings)
+    clusters: ClusterSettings = field(default_factory=ClusterSettings)
 
     @property
     def remote_plane(self) -> bool:
@@ -366,6 +383,8 @@ class Settings:
             raise SettingsError("KEPTN_API_ENDPOINT is set but KEPTN_API_TOKEN is empty")
         if self.keptn.api_endpoint:
             self.keptn.check()
+        if self.clusters.file is not None and self.jobs.backend != "kubernetes":
+            raise SettingsError("CLUSTERS_FILE spreads Jobs over clusters: set BACKEND=kubernetes too")
 
     def absolute(self) -> Settings:
         """Every path setting made absolute against today's working directory. Paths are used

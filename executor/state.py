@@ -39,7 +39,14 @@ CREATE TABLE IF NOT EXISTS outbox (
     PRIMARY KEY (event_id, sink)
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (delivered_at, next_at);
+CREATE TABLE IF NOT EXISTS placements (
+    job TEXT NOT NULL PRIMARY KEY, cluster TEXT NOT NULL,
+    source TEXT NOT NULL, id TEXT NOT NULL, placed_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS placements_run ON placements (source, id);
 """
+# Tables are created with IF NOT EXISTS on every start: a database from before a table existed
+# (placements came with CLUSTERS_FILE) gets it then, empty, which is what it would have held.
 
 # Outbox columns added after the first release: created on databases that predate them.
 # grp: the event a report answers (its triggeredid): order is kept within one group per sink, so
@@ -159,6 +166,18 @@ class StateStore:
             (source, event_id, action),
         )
 
+    # ---- which cluster holds a task (CLUSTERS_FILE) ----
+    def place(self, job: str, cluster: str, source: str, event_id: str) -> None:
+        """Recorded before the Job is created there; a move to another cluster replaces it."""
+        self._db.execute(
+            "INSERT OR REPLACE INTO placements (job, cluster, source, id, placed_at) VALUES (?, ?, ?, ?, ?)",
+            (job, cluster, source, event_id, time.time()),
+        )
+
+    def placement(self, job: str) -> str | None:
+        row = self._db.execute("SELECT cluster FROM placements WHERE job = ?", (job,)).fetchone()
+        return None if row is None else str(row[0])
+
     # ---- outbox ----
     def enqueue(self, event_id: str, sinks: list[str], payload: str, group: str = "") -> None:
         now = time.time()
@@ -246,7 +265,7 @@ class StateStore:
                     (source, event_id),
                 ).fetchall()
                 tasks += [(str(a), str(b), int(c), int(d)) for a, b, c, d in rows]
-            for table in ("tasks", "actions", "runs"):
+            for table in ("tasks", "actions", "placements", "runs"):
                 self._db.executemany(f"DELETE FROM {table} WHERE source = ? AND id = ?", runs)
             events = self._db.execute(
                 "DELETE FROM outbox WHERE rowid IN (SELECT rowid FROM outbox WHERE delivered_at < ? LIMIT ?)",

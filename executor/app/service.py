@@ -17,6 +17,7 @@ from nats.aio.client import Client
 from executor.app import wiring
 from executor.app.retention import Retention
 from executor.backends.base import Backend, BackendError
+from executor.backends.kubernetes.clusters import MultiClusterBackend
 from executor.backends.naming import A_EVENT
 from executor.dispatcher import Dispatcher
 from executor.model.events import EventError, Offer, event_from_json
@@ -45,7 +46,7 @@ class Service:
         self.keptn = wiring.make_keptn_client(settings)
         self.poller: KeptnPoller | None = None
         self.store = StateStore(settings.state.dir / "state.db")
-        self.backend = backend or wiring.make_backend(settings)
+        self.backend = backend or wiring.make_backend(settings, self.store, self.metrics)
         self.sinks: dict[str, Sink] = {}
         self.outbox = Outbox(self.store, self.sinks, self.metrics)
         self.nats: Client | None = None
@@ -70,7 +71,15 @@ class Service:
             metrics=self.metrics,
         )
         self.metrics.gauge("job_executor_outbox_pending", lambda: float(self.store.pending_outbox()))
-        self.http = HttpSource(self.dispatcher, self.metrics, settings.receiver, not_ready=self._not_ready)
+        clusters = self.backend if isinstance(self.backend, MultiClusterBackend) else None
+        self.clusters = clusters
+        self.http = HttpSource(
+            self.dispatcher,
+            self.metrics,
+            settings.receiver,
+            not_ready=self._not_ready,
+            detail=clusters.detail if clusters is not None else None,
+        )
         self._runner: web.AppRunner | None = None
         self.port = settings.receiver.port
         self.retention = Retention(self.store, self.backend, settings.state.retention_hours)
@@ -125,7 +134,25 @@ class Service:
         if self.poller is not None and self.poller.polling and not self.poller.registered:
             problem = self.poller.last_error or "registering"
             return f"not registered with the Keptn control plane: {problem}"
+        if self.clusters is not None:
+            return self.clusters.not_ready()
         return None
+
+    async def reload_clusters(self) -> bool:
+        """SIGHUP: read CLUSTERS_FILE again. A file that does not validate changes nothing; the
+        log says why, line by line. Tasks already placed keep their cluster."""
+        if self.clusters is None:
+            log.info("SIGHUP: no CLUSTERS_FILE to reload")
+            return False
+        try:
+            fresh = wiring.read_clusters_file(self.settings)
+            self.clusters.reload(fresh)
+        except ValueError as exc:
+            log.error("SIGHUP: CLUSTERS_FILE not reloaded, the clusters stay as they were:\n%s", exc)
+            return False
+        await self.clusters.start_new()
+        log.info("SIGHUP: clusters reloaded from %s: %s", fresh.source, ", ".join(fresh.names()))
+        return True
 
     async def _adopt_orphans(self) -> None:
         """Tasks still running that the state does not know (it was lost, as an emptyDir is when a
@@ -159,6 +186,8 @@ class Service:
         if self.poller is not None:
             await self.poller.stop()
         self.dispatcher.close()
+        if self.clusters is not None:
+            self.clusters.stop_waiting()
         await self.retention.stop()
         log.info("stopping: no new events; finishing submits already under way")
         with contextlib.suppress(TimeoutError):
@@ -187,6 +216,14 @@ async def serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    reloads: set[asyncio.Task[bool]] = set()
+
+    def reload() -> None:
+        task = asyncio.create_task(service.reload_clusters())
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, reload)
     # A SIGTERM while starting (waiting for NATS or the cluster, say) stops the start too.
     starting = asyncio.create_task(service.start())
     stopping = asyncio.create_task(stop.wait())

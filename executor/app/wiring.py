@@ -10,6 +10,8 @@ from nats.aio.client import Client
 
 from executor.backends.base import Backend
 from executor.backends.kubernetes.backend import KubernetesBackend
+from executor.backends.kubernetes.clusterfile import Clusters, ClusterSpec, read_clusters
+from executor.backends.kubernetes.clusters import MultiClusterBackend
 from executor.backends.kubernetes.render import RenderOptions
 from executor.backends.local.backend import LocalBackend
 from executor.backends.local.isolation import run_as_user
@@ -27,11 +29,14 @@ from executor.sinks.stdout import StdoutSink
 from executor.sources.base import Offering
 from executor.sources.keptn import KeptnPoller
 from executor.sources.nats import NatsSource
+from executor.state import StateStore
 from executor.support.envvars import SettingsError
 from executor.support.metrics import Metrics
 
 
-def make_backend(settings: Settings) -> Backend:
+def make_backend(
+    settings: Settings, store: StateStore | None = None, metrics: Metrics | None = None
+) -> Backend:
     if settings.jobs.backend == "kubernetes":
         options = RenderOptions(
             init_image=settings.jobs.init_image,
@@ -39,6 +44,8 @@ def make_backend(settings: Settings) -> Backend:
             keptn_api_url=settings.keptn.api_endpoint,
             keptn_token_secret=settings.keptn.api_token_secret,
         )
+        if settings.clusters.file is not None and store is not None:
+            return make_clusters(settings, options, store, metrics)
         return KubernetesBackend(
             options,
             namespaces=(settings.jobs.namespace,),
@@ -48,6 +55,34 @@ def make_backend(settings: Settings) -> Backend:
         settings.state.dir / "work",
         settings.local.secrets_dir,
         run_as=run_as_user(settings.local.run_as_user),
+    )
+
+
+def read_clusters_file(settings: Settings) -> Clusters:
+    assert settings.clusters.file is not None
+    return read_clusters(settings.clusters.file, settings.jobs.namespace)
+
+
+def make_clusters(
+    settings: Settings, options: RenderOptions, store: StateStore, metrics: Metrics | None
+) -> MultiClusterBackend:
+    """CLUSTERS_FILE: one KubernetesBackend per cluster, behind the capacity-aware chooser."""
+
+    def member(spec: ClusterSpec) -> KubernetesBackend:
+        return KubernetesBackend(
+            options,
+            namespaces=(spec.namespace or settings.jobs.namespace,),
+            pod_start_grace=float(settings.kubernetes.pod_start_grace_seconds),
+            kubeconfig=spec.kubeconfig,
+            context=spec.context,
+        )
+
+    return MultiClusterBackend(
+        read_clusters_file(settings),
+        member,
+        store,
+        default_namespace=settings.jobs.namespace,
+        metrics=metrics,
     )
 
 

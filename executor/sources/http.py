@@ -85,6 +85,7 @@ class HttpSource:
         settings: ReceiverSettings,
         *,
         not_ready: Callable[[], str | None],
+        detail: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self.intake = intake
         self.metrics = metrics
@@ -92,6 +93,8 @@ class HttpSource:
         self.token = settings.auth_token
         # What keeps the service from taking work, or None: /readyz answers 503 with it.
         self.not_ready = not_ready
+        # More for /readyz to show either way (the state of each cluster of CLUSTERS_FILE).
+        self.detail = detail
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=self.settings.max_body_bytes)
@@ -120,9 +123,10 @@ class HttpSource:
 
     async def readyz(self, _request: web.Request) -> web.Response:
         reason = self.not_ready()
+        more = {"detail": self.detail()} if self.detail is not None else {}
         if reason is None:
-            return web.json_response({"status": "ready"})
-        return web.json_response({"status": "not ready", "reason": reason}, status=503)
+            return web.json_response({"status": "ready", **more})
+        return web.json_response({"status": "not ready", "reason": reason, **more}, status=503)
 
     async def metrics_page(self, _request: web.Request) -> web.Response:
         return web.Response(text=self.metrics.render(), content_type="text/plain", charset="utf-8")

@@ -26,15 +26,18 @@ HELP = {
 class Metrics:
     def __init__(self) -> None:
         self._counters: dict[tuple[str, tuple[tuple[str, str], ...]], float] = defaultdict(float)
-        self._gauges: dict[str, Callable[[], float]] = {}
+        self._gauges: dict[tuple[str, tuple[tuple[str, str], ...]], Callable[[], float]] = {}
         self._hist_counts: dict[str, list[int]] = {}
         self._hist_sum: dict[str, float] = defaultdict(float)
 
     def inc(self, name: str, amount: float = 1.0, **labels: str) -> None:
         self._counters[(name, tuple(sorted(labels.items())))] += amount
 
-    def gauge(self, name: str, read: Callable[[], float]) -> None:
-        self._gauges[name] = read
+    def gauge(self, name: str, read: Callable[[], float], **labels: str) -> None:
+        self._gauges[(name, tuple(sorted(labels.items())))] = read
+
+    def read_gauge(self, name: str, **labels: str) -> float:
+        return self._gauges[(name, tuple(sorted(labels.items())))]()
 
     def observe(self, name: str, value: float) -> None:
         counts = self._hist_counts.setdefault(name, [0] * (len(DURATION_BUCKETS) + 1))
@@ -60,9 +63,9 @@ class Metrics:
         for (name, labels), amount in sorted(self._counters.items()):
             header(name, "counter")
             lines.append(f"{name}{_labels(labels)} {amount:g}")
-        for name, read in sorted(self._gauges.items()):
+        for (name, labels), read in sorted(self._gauges.items(), key=lambda item: item[0]):
             header(name, "gauge")
-            lines.append(f"{name} {read():g}")
+            lines.append(f"{name}{_labels(labels)} {read():g}")
         for name, counts in sorted(self._hist_counts.items()):
             header(name, "histogram")
             for bound, count in zip((*DURATION_BUCKETS, "+Inf"), counts, strict=True):

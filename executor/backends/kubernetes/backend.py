@@ -25,7 +25,15 @@ from typing import Any
 from kubernetes_asyncio import client
 
 from executor.backends.kubernetes import harvest
-from executor.backends.kubernetes.api import ApiError, ApiRefused, JSONBody, KubeAPI, load_api_client
+from executor.backends.kubernetes.api import (
+    ApiError,
+    ApiOverQuota,
+    ApiRefused,
+    JSONBody,
+    KubeAPI,
+    load_api_client,
+    over_quota,
+)
 from executor.backends.kubernetes.harvest import is_finished, terminal_condition
 from executor.backends.kubernetes.render import RenderOptions, render_task
 from executor.backends.kubernetes.startup import Stuck, never_started
@@ -56,8 +64,11 @@ class KubernetesBackend:
         sync_timeout: float = 5.0,
         pod_start_grace: float = 60.0,
         pod_check_interval: float = 10.0,
+        kubeconfig: str = "",
+        context: str = "",
     ) -> None:
         self.options = options
+        self.kubeconfig, self.context = kubeconfig, context  # "": KUBECONFIG or in-cluster
         self.namespaces = tuple(dict.fromkeys(namespaces))  # where adopt() looks
         self.backoff = backoff or KUBE_REQUEST
         self.watch_backoff = watch_backoff
@@ -109,7 +120,7 @@ class KubernetesBackend:
     async def _ready(self) -> KubeAPI:
         if self._api is None:
             if self._api_client is None:
-                self._api_client = await load_api_client()
+                self._api_client = await load_api_client(self.kubeconfig, self.context)
             self._api = KubeAPI(self._api_client, self.backoff)
         return self._api
 
@@ -267,6 +278,12 @@ class KubernetesBackend:
 
     def _refusal(self, namespace: str, name: str, exc: ApiError) -> ApiError:
         """A 403 or a missing namespace as a Permanent that says what to change; others as they are."""
+        if over_quota(exc):
+            return ApiOverQuota(
+                f"cannot create Job {namespace}/{name} now: {exc}; tried again once the quota has room",
+                exc.status,
+                exc.reason,
+            )
         if exc.status == 403:
             return ApiRefused(
                 f"the service may not create Job {namespace}/{name}: namespace {namespace!r} is "

@@ -8,9 +8,10 @@ up again on the next start.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from executor.model.errors import Temporary
 from executor.model.events import Event, Offer, stored_event
@@ -20,6 +21,55 @@ from executor.support.crashpoints import crash_point
 from executor.support.metrics import Metrics
 
 log = logging.getLogger(__name__)
+
+
+class TaskSlots:
+    """At most `limit` tasks submitted and not yet ended, across all events and actions
+    (MAX_CONCURRENT_TASKS; 0: no bound). MAX_CONCURRENT_RUNS counts events, and one event can
+    start many tasks. Waiters are served strictly in arrival order, so a task keeps its place."""
+
+    def __init__(self, limit: int, metrics: Metrics | None = None) -> None:
+        self.limit = limit
+        self.busy = 0
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        if metrics is not None:
+            metrics.gauge("job_executor_tasks_waiting", lambda: float(len(self._waiters)))
+            metrics.gauge("job_executor_tasks_running", lambda: float(self.busy))
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiters)
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        await self._acquire()
+        try:
+            yield
+        finally:
+            self._release()
+
+    async def _acquire(self) -> None:
+        if self.limit <= 0 or (self.busy < self.limit and not self._waiters):
+            self.busy += 1
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(future)
+        try:
+            await future  # the releaser counted us in already
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():
+                self._release()  # handed a slot just as we were cancelled: pass it on
+            else:
+                self._waiters.remove(future)
+            raise
+
+    def _release(self) -> None:
+        self.busy -= 1
+        while self._waiters and (self.limit <= 0 or self.busy < self.limit):
+            future = self._waiters.popleft()
+            if not future.done():
+                self.busy += 1
+                future.set_result(None)
 
 
 class Dispatcher:

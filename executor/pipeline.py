@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from executor.backends.base import Backend, BackendError
 from executor.config.model import Action
+from executor.dispatcher import TaskSlots
 from executor.keptn.api import KeptnError
 from executor.keptn.format import is_keptn_non_task_event, is_task_event
 from executor.matcher import matching_actions
@@ -71,6 +72,8 @@ class Pipeline:
         # it registers; the Keptn sink fills in an empty one, a NATS receiver cannot).
         self.integration_id: Callable[[], str | None] = lambda: None
         self._submits: set[asyncio.Future[Any]] = set()
+        # MAX_CONCURRENT_TASKS: a task waits here, in order, before it is submitted.
+        self.task_slots = TaskSlots(0)
 
     async def handle(self, event: Event) -> bool:
         """Run everything the event triggers; True when no task failed."""
@@ -219,6 +222,12 @@ class Pipeline:
         recorded = self.store.task_outcome(*key)
         if recorded is not None:
             return TaskOutcome(**{**recorded, "result": _decode(recorded.get("result"))})
+        async with self.task_slots.slot():
+            return await self._submit_and_wait(event, spec, files, key)
+
+    async def _submit_and_wait(
+        self, event: Event, spec: TaskSpec, files: Mapping[str, bytes], key: tuple[str, str, int, int]
+    ) -> TaskOutcome:
         began = time.monotonic()
         # A submit that has begun must finish even if we are shutting down, or a Job could be
         # created that nobody tracks; shield it and let stop() wait for it.

@@ -19,7 +19,7 @@ from executor.app.retention import Retention
 from executor.backends.base import Backend, BackendError
 from executor.backends.kubernetes.clusters import MultiClusterBackend
 from executor.backends.naming import A_EVENT
-from executor.dispatcher import Dispatcher
+from executor.dispatcher import Dispatcher, TaskSlots
 from executor.model.events import EventError, Offer, event_from_json
 from executor.outbox import Outbox
 from executor.pipeline import Pipeline
@@ -63,6 +63,7 @@ class Service:
             # Error logs go to Keptn the way answers do: through its API, or over NATS in-cluster.
             error_logs=settings.remote_plane or bool(settings.nats.url and settings.nats.publish),
         )
+        self.pipeline.task_slots = TaskSlots(settings.dispatch.max_concurrent_tasks, self.metrics)
         self.dispatcher = Dispatcher(
             self.store,
             self.pipeline.handle,

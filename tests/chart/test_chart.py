@@ -433,6 +433,7 @@ def test_default_settings() -> None:
         "RCV_PATH": "/",
         "MAX_BODY_BYTES": "1048576",
         "MAX_CONCURRENT_RUNS": "16",
+        "MAX_CONCURRENT_TASKS": "0",
         "QUEUE_SIZE": "1000",
         "SHUTDOWN_GRACE_SECONDS": "120",
         "STATE_DIR": "/var/lib/job-executor",

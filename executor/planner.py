@@ -117,6 +117,7 @@ def plan_task(
         annotations=dict(task.annotations),
         security_context=security_context,
         image_pull_policy=task.image_pull_policy,
+        cluster_selector=dict(task.cluster_selector),
         service_account=account,
         automount_service_account_token=automount,
         extra_labels=dict(settings.jobs.labels),

@@ -77,3 +77,24 @@ def test_the_setting_needs_the_kubernetes_backend(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match="BACKEND=kubernetes"):
         settings.check()
     assert Settings.from_env({}).clusters.file is None
+
+
+def test_cluster_selector_is_a_task_field_lint_and_the_schema_know(tmp_path: Path) -> None:
+    import json
+
+    from executor.app.lint import lint_file
+    from executor.config.parse import parse_config
+
+    schema = json.loads((Path(__file__).parents[2] / "executor/config/job-config.schema.json").read_text())
+
+    good = (
+        "apiVersion: v2\nactions:\n  - name: a\n    events: [{name: x}]\n    tasks:\n"
+        "      - name: t\n        image: alpine\n        clusterSelector: {platform: arm64}\n"
+    )
+    config = parse_config(good, "job/config.yaml")
+    assert dict(config.actions[0].tasks[0].cluster_selector) == {"platform": "arm64"}
+    path = tmp_path / "config.yaml"
+    path.write_text(good.replace("{platform: arm64}", "[arm64]"))
+    problems = lint_file(str(path))
+    assert any(f"{path}:8:" in str(p) and "clusterSelector" in str(p) for p in problems), problems
+    assert "clusterSelector" in schema["$defs"]["Task"]["properties"]

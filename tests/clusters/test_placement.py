@@ -10,7 +10,7 @@ import pytest
 
 from executor.backends.kubernetes.clusters import WAITING_GAUGE, MultiClusterBackend
 from executor.backends.naming import spec_job_name
-from executor.model.errors import Temporary
+from executor.model.errors import Permanent, Temporary
 from executor.model.tasks import TaskOutcome, TaskSpec
 from executor.state import StateStore
 from tests.clusters.conftest import NAMESPACE, Fleet, eventually, make_spec
@@ -200,3 +200,34 @@ async def test_placements_survive_in_the_state_and_old_databases_get_the_table(t
 
 def backend_jobs(backend: MultiClusterBackend) -> dict[str, int]:
     return {name: entry["jobs"] for name, entry in backend.detail()["clusters"].items()}
+
+
+async def test_a_cluster_selector_routes_the_task_and_an_unmatched_one_fails_it(fleet_factory: Any) -> None:
+    fleet: Fleet = await fleet_factory({"x86": 5, "arm": 1})
+    fleet.write(
+        [
+            {
+                "name": "x86",
+                "kubeconfig": str(fleet.file.parent / "x86.kubeconfig"),
+                "labels": {"platform": "x86_64"},
+            },
+            {
+                "name": "arm",
+                "kubeconfig": str(fleet.file.parent / "arm.kubeconfig"),
+                "maxConcurrentJobs": 1,
+                "labels": {"platform": "arm64"},
+            },
+        ]
+    )
+    backend = await fleet.backend()
+    arm = await backend.submit(spec(1, cluster_selector={"platform": "arm64"}), {})
+    assert fleet.store.placement(arm.name) == "arm"
+    # arm is full: the next arm64 task waits rather than go to the emptier x86 cluster
+    waiting = asyncio.create_task(backend.submit(spec(2, cluster_selector={"platform": "arm64"}), {}))
+    anywhere = await backend.submit(spec(3), {})
+    assert fleet.store.placement(anywhere.name) == "x86" and not waiting.done()
+    with pytest.raises(Permanent, match="platform=s390x"):
+        await backend.submit(spec(4, cluster_selector={"platform": "s390x"}), {})
+    backend.stop_waiting()
+    with pytest.raises(Temporary):
+        await waiting

@@ -94,7 +94,7 @@ class _Waiter:
 
 
 def selector_of(spec: TaskSpec) -> Mapping[str, str]:
-    return getattr(spec, "cluster_selector", None) or {}
+    return spec.cluster_selector
 
 
 class MultiClusterBackend:

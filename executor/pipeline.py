@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from executor.backends.base import Backend, BackendError
 from executor.config.model import Action
 from executor.keptn.api import KeptnError
-from executor.keptn.format import is_keptn_non_task_event, is_task_event
+from executor.keptn.format import KEPTN_PREFIX, is_keptn_non_task_event, is_task_event
 from executor.matcher import matching_actions
 from executor.model.errors import Temporary
 from executor.model.events import Event, OutEvent
@@ -25,7 +25,17 @@ from executor.model.problems import ConfigError, FilesError
 from executor.model.tasks import TaskOutcome, TaskSpec
 from executor.planner import PlanError, plan_action
 from executor.policy import PolicyError
-from executor.reporter import TaskReport, error_finished, error_log_event, finished, started
+from executor.reporter import (
+    ResultFormat,
+    TaskReport,
+    error_finished,
+    error_log_event,
+    finished,
+    result_error,
+    result_finished,
+    result_started,
+    started,
+)
 from executor.resolvers.base import InvalidNames, Resolved, Resolver
 from executor.settings import Settings
 from executor.state import StateStore
@@ -35,9 +45,16 @@ log = logging.getLogger(__name__)
 
 
 def answers(event: Event) -> bool:
-    """Keptn expects started/finished answers to `.triggered` events only. Answering anything
-    else would also answer our own events: over NATS, each answer would trigger the next."""
-    return event.type.endswith(".triggered")
+    """Keptn expects started/finished answers to its `.triggered` task events only. Answering
+    anything else would also answer our own events: over NATS, each answer would trigger the next."""
+    return is_task_event(event.type) and event.type.endswith(".triggered")
+
+
+def answers_generic(event: Event, results: ResultFormat) -> bool:
+    """Events outside Keptn's namespace get result events (`<prefix>.started|finished`), except
+    our own result events: answering those would answer every answer again. Keptn's other events
+    keep Keptn's contract (nothing is answered; its API refuses unknown types)."""
+    return not event.type.startswith(KEPTN_PREFIX) and not results.is_ours(event.type)
 
 
 class Reports(Protocol):
@@ -70,6 +87,7 @@ class Pipeline:
         # The integration's Keptn registration id, for error log events (set by the service once
         # it registers; the Keptn sink fills in an empty one, a NATS receiver cannot).
         self.integration_id: Callable[[], str | None] = lambda: None
+        self.results = ResultFormat(settings.reporting.result_type_prefix, settings.reporting.result_source)
         self._submits: set[asyncio.Future[Any]] = set()
 
     async def handle(self, event: Event) -> bool:
@@ -145,8 +163,14 @@ class Pipeline:
         # ids are deterministic, so after a crash these puts find the reports already queued.
         for action in actions:
             done = self.store.action_done(event.source, event.id, action.index)
-            if answers(event) and not action.silent and not done:
-                self.reports.put(started(event, f"action-{action.index}"))
+            if action.silent or done:
+                continue
+            scope = f"action-{action.index}"
+            if answers(event):
+                self.reports.put(started(event, scope))
+            elif answers_generic(event, self.results):
+                tasks = [t.name for t in action.tasks]
+                self.reports.put(result_started(event, self.results, scope, action.name, action.index, tasks))
         # Let every action settle before asking for a retry, so none runs on unwatched.
         results = await asyncio.gather(
             *(self.run_action(event, resolved, a) for a in actions), return_exceptions=True
@@ -157,10 +181,24 @@ class Pipeline:
         return all(results)
 
     def _error(self, event: Event, scope: str, message: str) -> None:
-        if not answers(event):
+        if answers(event):
+            self.reports.put(started(event, scope))
+            self.reports.put(error_finished(event, scope, message))
+        elif answers_generic(event, self.results):
+            self.reports.put(result_error(event, self.results, scope, "started", ""))
+            self.reports.put(result_error(event, self.results, scope, "finished", message))
+
+    def _action_error(self, event: Event, action: Action, message: str) -> None:
+        """The errored finished report of an action whose started report handle() queued."""
+        scope = f"action-{action.index}"
+        if action.silent:
             return
-        self.reports.put(started(event, scope))
-        self.reports.put(error_finished(event, scope, message))
+        if answers(event):
+            self.reports.put(error_finished(event, scope, message))
+        elif answers_generic(event, self.results):
+            self.reports.put(
+                result_error(event, self.results, scope, "finished", message, action.name, action.index)
+            )
 
     async def run_action(self, event: Event, resolved: Resolved, action: Action) -> bool:
         try:
@@ -169,11 +207,7 @@ class Pipeline:
             raise
         except Exception as exc:  # a bug or an unforeseen failure: report it, never go silent
             log.exception("action %r of event %s failed unexpectedly", action.name, event.id)
-            scope = f"action-{action.index}"
-            if not action.silent and answers(event):  # its started report was queued by handle
-                self.reports.put(
-                    error_finished(event, scope, f"Action '{action.name}': internal error: {exc!r}")
-                )
+            self._action_error(event, action, f"Action '{action.name}': internal error: {exc!r}")
             self.store.mark_action_done(event.source, event.id, action.index)
             self.metrics.inc("job_executor_runs_total", outcome="error")
             return False
@@ -183,14 +217,12 @@ class Pipeline:
         if self.store.action_done(source, event_id, index):
             return True
         scope = f"action-{index}"
-        report = answers(event) and not action.silent
         try:
             specs = plan_action(event, action, resolved.config, self.settings)
             files = [await self._files(spec, resolved) for spec in specs]
         except (PolicyError, PlanError, FilesError) as exc:
             log.warning("action %r refused for event %s: %s", action.name, event_id, exc)
-            if report:
-                self.reports.put(error_finished(event, scope, f"Action '{action.name}': {exc}"))
+            self._action_error(event, action, f"Action '{action.name}': {exc}")
             self.store.mark_action_done(source, event_id, index)
             self.metrics.inc("job_executor_runs_total", outcome="refused")
             return False
@@ -203,8 +235,12 @@ class Pipeline:
             outcome = await self._run_task(event, spec, task_files)
             reports.append(TaskReport(spec.task_name, outcome))
             failed = not outcome.ok
-        if report:
+        if action.silent:
+            pass
+        elif answers(event):
             self.reports.put(finished(event, scope, reports))
+        elif answers_generic(event, self.results):
+            self.reports.put(result_finished(event, self.results, scope, action.name, index, reports))
         self.store.mark_action_done(source, event_id, index)
         self.metrics.inc("job_executor_runs_total", outcome="failed" if failed else "succeeded")
         return not failed

@@ -13,7 +13,6 @@ import os
 import sys
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields, replace
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -118,8 +117,15 @@ class ConfigSettings:
         "CONFIG_DIR",
         Path("samples/resources"),
         envvars.path,
-        doc="`<project>/[<stage>/[<service>/]]job/config.yaml`",
+        doc="`[<level1>/[<level2>/[<level3>/]]]job/config.yaml`; the root one applies to every event",
         shown="samples/resources",
+    )
+    levels: tuple[str, ...] = env(
+        "CONFIG_LEVELS",
+        ("$.data.project", "$.data.stage", "$.data.service"),
+        envvars.jsonpath_levels,
+        doc="up to three jsonpaths over the whole event naming the config tree's levels",
+        shown="`$.data.project,$.data.stage,$.data.service`",
     )
 
 
@@ -184,6 +190,14 @@ class ReportSettings:
         doc="URL to POST started/finished events to; with no sink at all, stdout",
         shown="(none)",
     )
+    # Events that are not Keptn task events are answered with `<prefix>.started|finished`.
+    result_type_prefix: str = env(
+        "RESULT_EVENT_TYPE_PREFIX",
+        "dev.job-executor.action",
+        envvars.type_prefix,
+        doc="type prefix of the result events that answer non-Keptn events",
+    )
+    result_source: str = env("RESULT_EVENT_SOURCE", "job-executor", doc="`source` of those result events")
 
 
 @dataclass(frozen=True)
@@ -211,7 +225,7 @@ class NatsSettings:
     deliver: str = env(
         "NATS_DELIVER_POLICY",
         "new",
-        lambda name, raw: _deliver_policy(name, raw),
+        envvars.deliver_policy,
         doc="where a new JetStream consumer starts: `new` (messages from now on), `all` (the stream's "
         "whole history) or an RFC 3339 time (messages since then); an existing consumer keeps its place",
     )
@@ -436,19 +450,6 @@ def _show(value: Any) -> str:
     if isinstance(value, tuple):
         value = ",".join(value)
     return f"`{value}`"
-
-
-def _deliver_policy(name: str, raw: str) -> str:
-    value = raw.strip()
-    if value.lower() in ("new", "all"):
-        return value.lower()
-    try:
-        when = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        when = None
-    if when is None or when.tzinfo is None:
-        raise SettingsError(f"{name}={raw!r}: write new, all or an RFC 3339 time (2024-05-01T00:00:00Z)")
-    return value
 
 
 def _non_empty(values: dict[str, str]) -> dict[str, str]:

@@ -15,7 +15,7 @@ from executor.backends.local.backend import LocalBackend
 from executor.backends.local.isolation import run_as_user
 from executor.keptn.api import KeptnAPI
 from executor.keptn.models import IntegrationMetadata
-from executor.resolvers.base import Resolver
+from executor.resolvers.base import Levels, Resolver
 from executor.resolvers.keptn import KeptnResolver
 from executor.resolvers.local import LocalTreeResolver
 from executor.settings import Settings
@@ -81,9 +81,10 @@ def make_keptn_client(settings: Settings) -> KeptnAPI | None:
 
 
 def make_resolver(settings: Settings, keptn: KeptnAPI | None) -> Resolver:
+    levels = Levels(settings.config.levels)  # SettingsError for a jsonpath that does not parse
     if settings.config.source == "keptn" and keptn is not None:
-        return KeptnResolver(keptn)
-    return LocalTreeResolver(settings.config.dir)
+        return KeptnResolver(keptn, levels=levels)
+    return LocalTreeResolver(settings.config.dir, levels)
 
 
 def make_poller(settings: Settings, keptn: KeptnAPI | None, offer: Offering) -> KeptnPoller | None:

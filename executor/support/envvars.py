@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +112,33 @@ def parse_labels(raw: str, name: str) -> tuple[tuple[str, str], ...]:
             )
         pairs.append((key, value))
     return tuple(pairs)
+
+
+def deliver_policy(name: str, raw: str) -> str:
+    value = raw.strip()
+    if value.lower() in ("new", "all"):
+        return value.lower()
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        when = None
+    if when is None or when.tzinfo is None:
+        raise SettingsError(f"{name}={raw!r}: write new, all or an RFC 3339 time (2024-05-01T00:00:00Z)")
+    return value
+
+
+def jsonpath_levels(name: str, raw: str) -> tuple[str, ...]:
+    paths = listing(name, raw)
+    if not 1 <= len(paths) <= 3 or not all(p.startswith("$") for p in paths):
+        raise SettingsError(f"{name}={raw!r}: write one to three jsonpaths, such as $.source,$.subject")
+    return paths
+
+
+def type_prefix(name: str, raw: str) -> str:
+    value = raw.strip().strip(".")
+    if not value or value.startswith("sh.keptn."):
+        raise SettingsError(f"{name}={raw!r}: write a type prefix outside sh.keptn., such as com.example.job")
+    return value
 
 
 _LABEL_KEY = re.compile(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
-from dataclasses import MISSING, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -426,7 +426,7 @@ def _read_group(group: type, environ: Mapping[str, str]) -> Any:
 
 def declared() -> list[tuple[str, Any]]:
     """Every setting's field, group by group, in declaration order: (group name, field)."""
-    return [(name, f) for name, group in GROUPS.items() for f in fields(group)]
+    return envvars.declared(GROUPS)
 
 
 # Every variable `from_env` reads; the Helm chart test checks it sets only these.
@@ -435,21 +435,7 @@ ENV_VARS: frozenset[str] = frozenset(f.metadata["env"] for _, f in declared())
 
 def markdown_table() -> str:
     """The README's settings table, from the declarations."""
-    rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
-    for _, f in declared():
-        default = f.metadata["shown"] or _show(f.default)
-        rows.append(f"| `{f.metadata['env']}` | {default} | {f.metadata['doc']} |")
-    return "\n".join(rows) + "\n"
-
-
-def _show(value: Any) -> str:
-    if value is MISSING or value in ("", (), None):
-        return "(none)"
-    if isinstance(value, bool):
-        return f"`{str(value).lower()}`"
-    if isinstance(value, tuple):
-        value = ",".join(value)
-    return f"`{value}`"
+    return envvars.markdown_table(GROUPS)
 
 
 def _non_empty(values: dict[str, str]) -> dict[str, str]:

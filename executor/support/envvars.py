@@ -6,8 +6,8 @@ a SettingsError that names the variable and says what to write.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import field
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, field, fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -148,3 +148,27 @@ _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$")
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
+
+
+def declared(groups: Mapping[str, type]) -> list[tuple[str, Any]]:
+    """The fields declared with `env` in each group dataclass, in order: (group name, field)."""
+    return [(name, f) for name, group in groups.items() for f in fields(group)]
+
+
+def markdown_table(groups: Mapping[str, type]) -> str:
+    """A Markdown table of every declared variable: its name, default and help."""
+    rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
+    for _, f in declared(groups):
+        default = f.metadata["shown"] or _show(f.default)
+        rows.append(f"| `{f.metadata['env']}` | {default} | {f.metadata['doc']} |")
+    return "\n".join(rows) + "\n"
+
+
+def _show(value: Any) -> str:
+    if value is MISSING or value in ("", (), None):
+        return "(none)"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, tuple):
+        value = ",".join(value)
+    return f"`{value}`"

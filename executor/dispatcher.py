@@ -17,6 +17,7 @@ from executor.model.events import Event, Offer, stored_event
 from executor.state import StateStore
 from executor.support.backoff import EVENT_RETRY
 from executor.support.crashpoints import crash_point
+from executor.support.logs import step
 from executor.support.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,7 @@ class Dispatcher:
         crash_point("accepted")
         self.metrics.inc("job_executor_events_received_total")
         self._queue.put_nowait(event)
+        log.info("event accepted", extra=step(event.source, event.id, type=event.type))
         return Offer.ACCEPTED
 
     async def start(self) -> int:
@@ -90,6 +92,7 @@ class Dispatcher:
             try:
                 await self.handler(event)
                 self.store.set_run_state(event.source, event.id, "done")
+                log.info("event done", extra=step(event.source, event.id, type=event.type))
                 self._attempts.pop((event.source, event.id), None)
             except asyncio.CancelledError:
                 raise  # stopping: the run stays unfinished and resumes on the next start

@@ -29,6 +29,7 @@ from executor.reporter import TaskReport, error_finished, error_log_event, finis
 from executor.resolvers.base import InvalidNames, Resolved, Resolver
 from executor.settings import Settings
 from executor.state import StateStore
+from executor.support.logs import step
 from executor.support.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -116,7 +117,13 @@ class Pipeline:
             return False
         if resolved is None:
             where = self.resolver.describe(event)
-            log.info("no job config for event %s %s (looked at %s)", event.type, event.id, where)
+            log.info(
+                "no job config for event %s %s (looked at %s)",
+                event.type,
+                event.id,
+                where,
+                extra=step(event.source, event.id, type=event.type),
+            )
             message = f"No job configuration found for this event (looked at {where})"
             if self.settings.reporting.always_send_finished_event:
                 self._error(event, "config", message)
@@ -136,6 +143,12 @@ class Pipeline:
             )
             return False
         actions = matching_actions(resolved.config, event)
+        log.info(
+            "job config %s: %s",
+            resolved.config.source,
+            ", ".join(repr(a.name) for a in actions) + " matched" if actions else "no action matched",
+            extra=step(event.source, event.id, type=event.type),
+        )
         if not actions:
             return True
         self.metrics.inc("job_executor_events_matched_total")
@@ -220,6 +233,8 @@ class Pipeline:
         if recorded is not None:
             return TaskOutcome(**{**recorded, "result": _decode(recorded.get("result"))})
         began = time.monotonic()
+        where = step(event.source, event.id, action=spec.action_name, task=spec.task_name)
+        log.info("task submitted", extra=where)
         # A submit that has begun must finish even if we are shutting down, or a Job could be
         # created that nobody tracks; shield it and let stop() wait for it.
         submit = asyncio.ensure_future(self.backend.submit(spec, files))
@@ -227,6 +242,7 @@ class Pipeline:
         submit.add_done_callback(self._submits.discard)
         try:
             handle = await asyncio.shield(submit)
+            log.info("task %s %s", handle.name, "adopted" if handle.adopted else "started", extra=where)
             outcome = await self.backend.wait(handle, spec)
         except Temporary as exc:  # the cluster blinked: try the event again, adopting what exists
             raise Temporary(f"{self.backend.name} backend: {exc}", delay=exc.delay) from None
@@ -236,7 +252,9 @@ class Pipeline:
         except (OSError, RuntimeError, ValueError) as exc:
             log.error("task %r of event %s: backend error: %s", spec.task_name, event.id, exc)
             outcome = TaskOutcome(status="failed", reason=f"{self.backend.name} backend error: {exc}")
-        self.metrics.observe("job_executor_task_duration_seconds", time.monotonic() - began)
+        took = time.monotonic() - began
+        self.metrics.observe("job_executor_task_duration_seconds", took)
+        _log_end(spec, outcome, took, where)
         stored = asdict(outcome)
         stored["result"] = _encode(outcome.result)
         self.store.record_task(*key, stored)
@@ -245,6 +263,20 @@ class Pipeline:
     async def finish_submits(self) -> None:
         while self._submits:  # one finishing may have let another begin
             await asyncio.gather(*self._submits, return_exceptions=True)
+
+
+def _log_end(spec: TaskSpec, outcome: TaskOutcome, took: float, where: dict[str, Any]) -> None:
+    where["ctx"].update(status=outcome.status, duration_s=round(took, 3))
+    if outcome.ok:
+        log.info("task ended", extra=where)
+    else:
+        log.warning("task ended: %s", outcome.reason, extra=where)
+    if outcome.logs and log.isEnabledFor(logging.DEBUG):
+        # At debug level, the task's output (the bounded excerpt its outcome keeps), each line
+        # prefixed with the task, so one task's lines can be told from another's.
+        prefix = f"{spec.action_name}/{spec.task_name}"
+        for line in outcome.logs.splitlines():
+            log.debug("%s | %s", prefix, line, extra=where)
 
 
 def _encode(raw: bytes | None) -> str | None:

@@ -308,6 +308,39 @@ class StateSettings:
     )
 
 
+@dataclass(frozen=True)
+class ObserveSettings:
+    """What the service tells about its work: logs, traces, the run page."""
+
+    log_format: Literal["text", "json"] = env(
+        "LOG_FORMAT",
+        "text",
+        envvars.choice("text", "json"),
+        doc="`text` (one line per record, with its time) or `json` (one object per line, for Loki or "
+        "Elasticsearch)",
+    )
+    log_level: str = env(
+        "LOG_LEVEL",
+        "info",
+        envvars.choice("debug", "info", "warning", "error"),
+        doc="`debug` (also every task's output), `info`, `warning` or `error`",
+    )
+    otlp_endpoint: str = env(
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "",
+        doc="OTLP/HTTP collector (`http://collector:4318`) that spans are exported to; empty: no traces",
+        shown="(none: off)",
+    )
+    service_name: str = env("OTEL_SERVICE_NAME", "job-executor", doc="the service name on exported spans")
+    ui: Literal["auto", "on", "off"] = env(
+        "UI",
+        "auto",
+        envvars.choice("auto", "on", "off"),
+        doc="the run page at `/ui/`: `auto` serves it when `RCV_AUTH_TOKEN` is set or the receiver listens "
+        "on loopback only; `on` also without a token elsewhere (anyone who reaches the port sees the runs)",
+    )
+
+
 GROUPS: dict[str, type] = {
     "jobs": JobSettings,
     "resources": ResourceDefaults,
@@ -319,6 +352,7 @@ GROUPS: dict[str, type] = {
     "receiver": ReceiverSettings,
     "dispatch": DispatchSettings,
     "state": StateSettings,
+    "observe": ObserveSettings,
 }
 
 
@@ -334,6 +368,7 @@ class Settings:
     receiver: ReceiverSettings = field(default_factory=ReceiverSettings)
     dispatch: DispatchSettings = field(default_factory=DispatchSettings)
     state: StateSettings = field(default_factory=StateSettings)
+    observe: ObserveSettings = field(default_factory=ObserveSettings)
 
     @property
     def remote_plane(self) -> bool:
@@ -376,6 +411,14 @@ class Settings:
             if given:
                 changes[group] = replace(getattr(self, group), **given)
         return replace(self, **changes)
+
+    def secret_values(self) -> list[str]:
+        """The values of every secret setting (tokens): the log masks them wherever they appear."""
+        found = []
+        for name in GROUPS:
+            group = getattr(self, name)
+            found += [getattr(group, f.name) for f in fields(group) if not f.repr]
+        return [value for value in found if isinstance(value, str) and value]
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -29,6 +29,7 @@ from executor.sources.http import HttpSource
 from executor.sources.keptn import KeptnPoller
 from executor.sources.nats import NatsSource
 from executor.state import StateStore
+from executor.support import logs
 from executor.support.metrics import Metrics
 from executor.support.natsclient import connect as nats_connect
 
@@ -182,6 +183,7 @@ class Service:
 
 
 async def serve(settings: Settings) -> None:
+    logs.setup(settings.observe.log_format, settings.observe.log_level, settings.secret_values())
     service = Service(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -45,6 +45,7 @@ class Dispatcher:
         self._attempts: dict[tuple[str, str], int] = {}
         self._retries: dict[tuple[str, str], asyncio.TimerHandle] = {}
         self.metrics.gauge("job_executor_queue_depth", lambda: float(self._queue.qsize()))
+        self.metrics.gauge("job_executor_runs_in_flight", lambda: float(self._busy))
 
     @property
     def accepting(self) -> bool:

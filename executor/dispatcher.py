@@ -60,7 +60,8 @@ class Dispatcher:
         if self._queue.qsize() >= self.queue_size:
             self.metrics.inc("job_executor_events_rejected_total", reason="queue_full")
             return Offer.FULL
-        if not self.store.accept(event.source, event.id, event.to_json()):
+        about = (event.type, event.project, event.stage, event.service)
+        if not self.store.accept(event.source, event.id, event.to_json(), about):
             self.metrics.inc("job_executor_events_duplicate_total")
             return Offer.DUPLICATE
         crash_point("accepted")
@@ -101,6 +102,7 @@ class Dispatcher:
                 self._retry(event, exc)
             except Exception:
                 log.exception("event %s from %s could not be handled", event.id, event.source)
+                self.store.set_run_status(event.source, event.id, "errored")
                 self.store.set_run_state(event.source, event.id, "done")
             finally:
                 self._busy -= 1

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from executor import __version__
+from executor.app import runs_cli
 from executor.app.dryrun import DryRunError, dry_run
 from executor.app.lint import lint_file
 from executor.backends.kubernetes import initfiles
@@ -94,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--secrets-dir", type=Path, help="LOCAL_SECRETS_DIR: a folder per secret, a file per key"
     )
     run.set_defaults(handler=cmd_run)
+
+    runs_cli.register(commands)  # runs, runs show, logs, replay: the run history API
 
     init = commands.add_parser("init-files", help="the init container's program: stage files under /keptn")
     init.set_defaults(handler=lambda _args: initfiles.main())

@@ -98,3 +98,35 @@ def test_an_older_database_gains_the_history_columns(tmp_path: Path) -> None:
     assert (row.type, row.stage, row.status) == ("t.triggered", "d", "succeeded")
     [task] = history.run_tasks("s", "old")
     assert task.outcome == {"status": "succeeded", "logs": "x"} and task.phases == {}
+
+
+def test_the_cli_lists_shows_prints_logs_and_replays(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    with serving(tmp_path, {"RCV_AUTH_TOKEN": "cli-token"}) as serve:
+        serve.post_event("cli-1")
+        key = serve.wait_run()["key"]
+        env = {**serve.env, "RCV_HOST": "127.0.0.1"}
+
+        def cli(*args: str) -> str:
+            done = subprocess.run(
+                [sys.executable, "-m", "executor", *args], env=env, capture_output=True, text=True, timeout=30
+            )
+            assert done.returncode == 0, done.stderr
+            return done.stdout
+
+        listed = cli("runs", "--status", "succeeded")
+        assert key in listed and "succeeded" in listed and "cli-1" in listed
+        assert json.loads(cli("runs", "--output", "json"))["runs"][0]["key"] == key
+        assert "Test/Greet: succeeded" in cli("runs", "show", key)
+        assert cli("logs", key, "Test", "Greet") == "hello from the run page\n"
+        assert cli("replay", key).strip() != key
+        refused = subprocess.run(
+            [sys.executable, "-m", "executor", "runs"],
+            env={**env, "RCV_AUTH_TOKEN": "wrong"},
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert refused.returncode == 1 and "401" in refused.stderr and "RCV_AUTH_TOKEN" in refused.stderr

@@ -310,7 +310,7 @@ class StateSettings:
 
 @dataclass(frozen=True)
 class ObserveSettings:
-    """What the service tells about its work: logs, traces, the run page."""
+    """What the service tells about its work: its log."""
 
     log_format: Literal["text", "json"] = env(
         "LOG_FORMAT",
@@ -324,20 +324,6 @@ class ObserveSettings:
         "info",
         envvars.choice("debug", "info", "warning", "error"),
         doc="`debug` (also every task's output), `info`, `warning` or `error`",
-    )
-    otlp_endpoint: str = env(
-        "OTEL_EXPORTER_OTLP_ENDPOINT",
-        "",
-        doc="OTLP/HTTP collector (`http://collector:4318`) that spans are exported to; empty: no traces",
-        shown="(none: off)",
-    )
-    service_name: str = env("OTEL_SERVICE_NAME", "job-executor", doc="the service name on exported spans")
-    ui: Literal["auto", "on", "off"] = env(
-        "UI",
-        "auto",
-        envvars.choice("auto", "on", "off"),
-        doc="the run page at `/ui/`: `auto` serves it when `RCV_AUTH_TOKEN` is set or the receiver listens "
-        "on loopback only; `on` also without a token elsewhere (anyone who reaches the port sees the runs)",
     )
 
 

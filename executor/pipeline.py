@@ -12,9 +12,11 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from executor.backends.base import Backend, BackendError
+from executor.backends.naming import spec_job_name
 from executor.config.model import Action
 from executor.keptn.api import KeptnError
 from executor.keptn.format import KEPTN_PREFIX, is_keptn_non_task_event, is_task_event
@@ -39,6 +41,7 @@ from executor.reporter import (
 from executor.resolvers.base import InvalidNames, Resolved, Resolver
 from executor.settings import Settings
 from executor.state import StateStore
+from executor.support.logs import step
 from executor.support.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -134,7 +137,13 @@ class Pipeline:
             return False
         if resolved is None:
             where = self.resolver.describe(event)
-            log.info("no job config for event %s %s (looked at %s)", event.type, event.id, where)
+            log.info(
+                "no job config for event %s %s (looked at %s)",
+                event.type,
+                event.id,
+                where,
+                extra=step(event.source, event.id, type=event.type),
+            )
             message = f"No job configuration found for this event (looked at {where})"
             if self.settings.reporting.always_send_finished_event:
                 self._error(event, "config", message)
@@ -154,6 +163,12 @@ class Pipeline:
             )
             return False
         actions = matching_actions(resolved.config, event)
+        log.info(
+            "job config %s: %s",
+            resolved.config.source,
+            ", ".join(repr(a.name) for a in actions) + " matched" if actions else "no action matched",
+            extra=step(event.source, event.id, type=event.type),
+        )
         if not actions:
             return True
         self.metrics.inc("job_executor_events_matched_total")
@@ -178,9 +193,11 @@ class Pipeline:
         for result in results:
             if isinstance(result, BaseException):
                 raise result
+        self.store.set_run_status(event.source, event.id, "succeeded" if all(results) else "failed")
         return all(results)
 
     def _error(self, event: Event, scope: str, message: str) -> None:
+        self.store.set_run_status(event.source, event.id, "errored")
         if answers(event):
             self.reports.put(started(event, scope))
             self.reports.put(error_finished(event, scope, message))
@@ -209,6 +226,7 @@ class Pipeline:
             log.exception("action %r of event %s failed unexpectedly", action.name, event.id)
             self._action_error(event, action, f"Action '{action.name}': internal error: {exc!r}")
             self.store.mark_action_done(event.source, event.id, action.index)
+            self.store.set_run_status(event.source, event.id, "errored")
             self.metrics.inc("job_executor_runs_total", outcome="error")
             return False
 
@@ -224,6 +242,7 @@ class Pipeline:
             log.warning("action %r refused for event %s: %s", action.name, event_id, exc)
             self._action_error(event, action, f"Action '{action.name}': {exc}")
             self.store.mark_action_done(source, event_id, index)
+            self.store.set_run_status(source, event_id, "errored")
             self.metrics.inc("job_executor_runs_total", outcome="refused")
             return False
         reports: list[TaskReport] = []  # the started report was queued by handle, before any finished
@@ -233,7 +252,8 @@ class Pipeline:
                 reports.append(TaskReport(spec.task_name, None))
                 continue
             outcome = await self._run_task(event, spec, task_files)
-            reports.append(TaskReport(spec.task_name, outcome))
+            phases = self.store.task_phases(source, event_id, spec.action_index, spec.task_index)
+            reports.append(TaskReport(spec.task_name, outcome, phases))
             failed = not outcome.ok
         if action.silent:
             pass
@@ -256,6 +276,12 @@ class Pipeline:
         if recorded is not None:
             return TaskOutcome(**{**recorded, "result": _decode(recorded.get("result"))})
         began = time.monotonic()
+        where = step(event.source, event.id, action=spec.action_name, task=spec.task_name)
+        log.info("task submitted", extra=where)
+        received = self.store.received_at(event.source, event.id)
+        phases = {"queued": _iso(received or time.time()), "submitted": _iso(time.time())}
+        names = (spec.action_name, spec.task_name, spec_job_name(spec))
+        self.store.task_submitted(*key, names, phases)
         # A submit that has begun must finish even if we are shutting down, or a Job could be
         # created that nobody tracks; shield it and let stop() wait for it.
         submit = asyncio.ensure_future(self.backend.submit(spec, files))
@@ -263,6 +289,9 @@ class Pipeline:
         submit.add_done_callback(self._submits.discard)
         try:
             handle = await asyncio.shield(submit)
+            log.info("task %s %s", handle.name, "adopted" if handle.adopted else "started", extra=where)
+            phases["staged"] = _iso(time.time())
+            self.store.task_submitted(*key, names, phases)
             outcome = await self.backend.wait(handle, spec)
         except Temporary as exc:  # the cluster blinked: try the event again, adopting what exists
             raise Temporary(f"{self.backend.name} backend: {exc}", delay=exc.delay) from None
@@ -272,15 +301,59 @@ class Pipeline:
         except (OSError, RuntimeError, ValueError) as exc:
             log.error("task %r of event %s: backend error: %s", spec.task_name, event.id, exc)
             outcome = TaskOutcome(status="failed", reason=f"{self.backend.name} backend error: {exc}")
-        self.metrics.observe("job_executor_task_duration_seconds", time.monotonic() - began)
+        took = time.monotonic() - began
+        self.metrics.observe("job_executor_task_duration_seconds", took)
+        _log_end(spec, outcome, took, where)
+        phases["started"] = outcome.started_at or phases.get("staged", "")
+        phases["ended"] = outcome.finished_at or _iso(time.time())
+        self._observe_phases(phases)
         stored = asdict(outcome)
         stored["result"] = _encode(outcome.result)
-        self.store.record_task(*key, stored)
+        self.store.record_task(*key, stored, phases)
         return outcome
+
+    def _observe_phases(self, phases: Mapping[str, str]) -> None:
+        at = {name: _epoch(text) for name, text in phases.items()}
+        spans = {
+            "queued": ("queued", "submitted"),
+            "staged": ("submitted", "started"),
+            "running": ("started", "ended"),
+            "total": ("queued", "ended"),
+        }
+        for phase, (begin, end) in spans.items():
+            first, last = at.get(begin), at.get(end)
+            if first is not None and last is not None:
+                self.metrics.observe("job_executor_task_phase_seconds", max(0.0, last - first), phase=phase)
 
     async def finish_submits(self) -> None:
         while self._submits:  # one finishing may have let another begin
             await asyncio.gather(*self._submits, return_exceptions=True)
+
+
+def _log_end(spec: TaskSpec, outcome: TaskOutcome, took: float, where: dict[str, Any]) -> None:
+    where["ctx"].update(status=outcome.status, duration_s=round(took, 3))
+    if outcome.ok:
+        log.info("task ended", extra=where)
+    else:
+        log.warning("task ended: %s", outcome.reason, extra=where)
+    if outcome.logs and log.isEnabledFor(logging.DEBUG):
+        # At debug level, the task's output (the bounded excerpt its outcome keeps), each line
+        # prefixed with the task, so one task's lines can be told from another's.
+        prefix = f"{spec.action_name}/{spec.task_name}"
+        for line in outcome.logs.splitlines():
+            log.debug("%s | %s", prefix, line, extra=where)
+
+
+def _iso(epoch: float) -> str:
+    stamp = datetime.fromtimestamp(epoch, UTC)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
+
+
+def _epoch(text: str) -> float | None:
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
 
 
 def _encode(raw: bytes | None) -> str | None:

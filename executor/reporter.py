@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 from executor.keptn.format import ERROR_LOG_TYPE, SPEC_VERSION, event_base, is_test_event, now, task_of
@@ -28,10 +28,16 @@ _ID_NAMESPACE = uuid.UUID("8c1bd64b-8a48-4bbd-9f0a-4e1fb6f8e1a2")
 _LOG_ID_NAMESPACE = uuid.UUID("5f0b7c5e-3f7e-4d8e-9a55-0c1b2a7d4e11")
 
 
+# Our own object in the data of the events we send: Keptn passes unknown data keys through and
+# reads none of them. The Keptn sink puts its dedup mark (`eventid`) into the same object.
+OURS = "jobexecutor"
+
+
 @dataclass(frozen=True)
 class TaskReport:
     name: str
     outcome: TaskOutcome | None  # None: not run, because an earlier task failed
+    phases: Mapping[str, str] = field(default_factory=dict)  # queued, submitted, staged, started, ended
 
 
 def report_id(event: Event, scope: str, phase: str) -> str:
@@ -108,10 +114,14 @@ def finished(event: Event, scope: str, reports: Sequence[TaskReport]) -> OutEven
     outcomes = [r.outcome for r in reports if r.outcome is not None]
     span = (outcomes[0].started_at, outcomes[-1].finished_at) if outcomes else None
 
+    tasks = [{"name": r.name, "phases": dict(r.phases)} for r in reports if r.phases]
+
     def build(data: dict[str, Any], message: str) -> OutEvent:
         data = dict(data)
         data["message"] = message
         _test_times(event, data, span)
+        if tasks:  # when each task was queued, staged, started and ended (UTC)
+            data[OURS] = {"tasks": tasks}
         return _envelope(
             event, event_base(event.type) + ".finished", report_id(event, scope, "finished"), data
         )

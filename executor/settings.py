@@ -336,6 +336,25 @@ class StateSettings:
     )
 
 
+@dataclass(frozen=True)
+class ObserveSettings:
+    """What the service tells about its work: its log."""
+
+    log_format: Literal["text", "json"] = env(
+        "LOG_FORMAT",
+        "text",
+        envvars.choice("text", "json"),
+        doc="`text` (one line per record, with its time) or `json` (one object per line, for Loki or "
+        "Elasticsearch)",
+    )
+    log_level: str = env(
+        "LOG_LEVEL",
+        "info",
+        envvars.choice("debug", "info", "warning", "error"),
+        doc="`debug` (also every task's output), `info`, `warning` or `error`",
+    )
+
+
 GROUPS: dict[str, type] = {
     "jobs": JobSettings,
     "resources": ResourceDefaults,
@@ -348,6 +367,7 @@ GROUPS: dict[str, type] = {
     "dispatch": DispatchSettings,
     "state": StateSettings,
     "kubernetes": KubernetesSettings,
+    "observe": ObserveSettings,
 }
 
 
@@ -364,6 +384,7 @@ class Settings:
     dispatch: DispatchSettings = field(default_factory=DispatchSettings)
     state: StateSettings = field(default_factory=StateSettings)
     kubernetes: KubernetesSettings = field(default_factory=KubernetesSettings)
+    observe: ObserveSettings = field(default_factory=ObserveSettings)
 
     @property
     def remote_plane(self) -> bool:
@@ -406,6 +427,14 @@ class Settings:
             if given:
                 changes[group] = replace(getattr(self, group), **given)
         return replace(self, **changes)
+
+    def secret_values(self) -> list[str]:
+        """The values of every secret setting (tokens): the log masks them wherever they appear."""
+        found = []
+        for name in GROUPS:
+            group = getattr(self, name)
+            found += [getattr(group, f.name) for f in fields(group) if not f.repr]
+        return [value for value in found if isinstance(value, str) and value]
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

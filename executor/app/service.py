@@ -25,10 +25,12 @@ from executor.pipeline import Pipeline
 from executor.policy import warn_if_open
 from executor.settings import Settings
 from executor.sinks.base import Sink
+from executor.sources.api import RunApi
 from executor.sources.http import HttpSource
 from executor.sources.keptn import KeptnPoller
 from executor.sources.nats import NatsSource
 from executor.state import StateStore
+from executor.support import logs
 from executor.support.metrics import Metrics
 from executor.support.natsclient import connect as nats_connect
 
@@ -71,6 +73,12 @@ class Service:
         )
         self.metrics.gauge("job_executor_outbox_pending", lambda: float(self.store.pending_outbox()))
         self.http = HttpSource(self.dispatcher, self.metrics, settings.receiver, not_ready=self._not_ready)
+        self.http.api = RunApi(
+            self.store,
+            self.dispatcher,
+            self.http.allowed,
+            live=wiring.local_live_logs(settings) if self.backend.name == "local" else None,
+        )
         self._runner: web.AppRunner | None = None
         self.port = settings.receiver.port
         self.retention = Retention(self.store, self.backend, settings.state.retention_hours)
@@ -182,6 +190,7 @@ class Service:
 
 
 async def serve(settings: Settings) -> None:
+    logs.setup(settings.observe.log_format, settings.observe.log_level, settings.secret_values())
     service = Service(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

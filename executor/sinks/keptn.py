@@ -125,7 +125,8 @@ def with_mark(event: OutEvent) -> dict[str, Any]:
     body: dict[str, Any] = dict(event)
     data = body.get("data")
     if isinstance(data, dict) and is_task_event(str(body.get("type") or "")):
-        body["data"] = {**data, MARK: {MARK_ID: str(body["id"])}}
+        ours = data.get(MARK)  # the reporter's phase times share the object
+        body["data"] = {**data, MARK: {**(ours if isinstance(ours, dict) else {}), MARK_ID: str(body["id"])}}
     return body
 
 

@@ -18,6 +18,7 @@ from executor.model.events import Event, Offer, stored_event
 from executor.state import StateStore
 from executor.support.backoff import EVENT_RETRY
 from executor.support.crashpoints import crash_point
+from executor.support.logs import step
 from executor.support.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,7 @@ class Dispatcher:
         self._attempts: dict[tuple[str, str], int] = {}
         self._retries: dict[tuple[str, str], asyncio.TimerHandle] = {}
         self.metrics.gauge("job_executor_queue_depth", lambda: float(self._queue.qsize()))
+        self.metrics.gauge("job_executor_runs_in_flight", lambda: float(self._busy))
 
     @property
     def accepting(self) -> bool:
@@ -108,12 +110,14 @@ class Dispatcher:
         if self._queue.qsize() >= self.queue_size:
             self.metrics.inc("job_executor_events_rejected_total", reason="queue_full")
             return Offer.FULL
-        if not self.store.accept(event.source, event.id, event.to_json()):
+        about = (event.type, event.project, event.stage, event.service)
+        if not self.store.accept(event.source, event.id, event.to_json(), about):
             self.metrics.inc("job_executor_events_duplicate_total")
             return Offer.DUPLICATE
         crash_point("accepted")
         self.metrics.inc("job_executor_events_received_total")
         self._queue.put_nowait(event)
+        log.info("event accepted", extra=step(event.source, event.id, type=event.type))
         return Offer.ACCEPTED
 
     async def start(self) -> int:
@@ -140,6 +144,7 @@ class Dispatcher:
             try:
                 await self.handler(event)
                 self.store.set_run_state(event.source, event.id, "done")
+                log.info("event done", extra=step(event.source, event.id, type=event.type))
                 self._attempts.pop((event.source, event.id), None)
             except asyncio.CancelledError:
                 raise  # stopping: the run stays unfinished and resumes on the next start
@@ -147,6 +152,7 @@ class Dispatcher:
                 self._retry(event, exc)
             except Exception:
                 log.exception("event %s from %s could not be handled", event.id, event.source)
+                self.store.set_run_status(event.source, event.id, "errored")
                 self.store.set_run_state(event.source, event.id, "done")
             finally:
                 self._busy -= 1

@@ -23,6 +23,7 @@ from executor.sinks.base import Sink
 from executor.state import OutboxItem, StateStore
 from executor.support.background import stop_task
 from executor.support.backoff import DELIVERY
+from executor.support.logs import step
 from executor.support.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -116,7 +117,14 @@ class Outbox:
             permanent = isinstance(exc, Permanent)
             if permanent or item.attempts + 1 >= MAX_ATTEMPTS:
                 why = "refused" if permanent else f"failed {item.attempts + 1} times"
-                log.error("giving up on event %s for %s (%s): %s", item.event_id, item.sink, why, exc)
+                log.error(
+                    "giving up on event %s for %s (%s): %s",
+                    item.event_id,
+                    item.sink,
+                    why,
+                    exc,
+                    extra=step("", str(event.get("triggeredid", "")), sink=item.sink, status="dead"),
+                )
                 self.store.give_up(item, str(exc))
                 if self.metrics:
                     self.metrics.inc("job_executor_outbox_dead_total", sink=item.sink)
@@ -135,6 +143,12 @@ class Outbox:
                 self.metrics.inc("job_executor_outbox_failures_total")
             return "retry"
         self.store.delivered(item)
+        log.info(
+            "report %s delivered to %s",
+            event.get("type"),
+            item.sink,
+            extra=step("", str(event.get("triggeredid", "")), sink=item.sink, report_id=item.event_id),
+        )
         if self.metrics:
             self.metrics.inc("job_executor_events_sent_total")
         return "sent"

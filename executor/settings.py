@@ -12,8 +12,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
-from dataclasses import MISSING, dataclass, field, fields, replace
-from datetime import datetime
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -133,8 +132,15 @@ class ConfigSettings:
         "CONFIG_DIR",
         Path("samples/resources"),
         envvars.path,
-        doc="`<project>/[<stage>/[<service>/]]job/config.yaml`",
+        doc="`[<level1>/[<level2>/[<level3>/]]]job/config.yaml`; the root one applies to every event",
         shown="samples/resources",
+    )
+    levels: tuple[str, ...] = env(
+        "CONFIG_LEVELS",
+        ("$.data.project", "$.data.stage", "$.data.service"),
+        envvars.jsonpath_levels,
+        doc="up to three jsonpaths over the whole event naming the config tree's levels",
+        shown="`$.data.project,$.data.stage,$.data.service`",
     )
 
 
@@ -199,6 +205,14 @@ class ReportSettings:
         doc="URL to POST started/finished events to; with no sink at all, stdout",
         shown="(none)",
     )
+    # Events that are not Keptn task events are answered with `<prefix>.started|finished`.
+    result_type_prefix: str = env(
+        "RESULT_EVENT_TYPE_PREFIX",
+        "dev.job-executor.action",
+        envvars.type_prefix,
+        doc="type prefix of the result events that answer non-Keptn events",
+    )
+    result_source: str = env("RESULT_EVENT_SOURCE", "job-executor", doc="`source` of those result events")
 
 
 @dataclass(frozen=True)
@@ -226,7 +240,7 @@ class NatsSettings:
     deliver: str = env(
         "NATS_DELIVER_POLICY",
         "new",
-        lambda name, raw: _deliver_policy(name, raw),
+        envvars.deliver_policy,
         doc="where a new JetStream consumer starts: `new` (messages from now on), `all` (the stream's "
         "whole history) or an RFC 3339 time (messages since then); an existing consumer keeps its place",
     )
@@ -349,6 +363,25 @@ class StateSettings:
     )
 
 
+@dataclass(frozen=True)
+class ObserveSettings:
+    """What the service tells about its work: its log."""
+
+    log_format: Literal["text", "json"] = env(
+        "LOG_FORMAT",
+        "text",
+        envvars.choice("text", "json"),
+        doc="`text` (one line per record, with its time) or `json` (one object per line, for Loki or "
+        "Elasticsearch)",
+    )
+    log_level: str = env(
+        "LOG_LEVEL",
+        "info",
+        envvars.choice("debug", "info", "warning", "error"),
+        doc="`debug` (also every task's output), `info`, `warning` or `error`",
+    )
+
+
 GROUPS: dict[str, type] = {
     "jobs": JobSettings,
     "resources": ResourceDefaults,
@@ -362,6 +395,7 @@ GROUPS: dict[str, type] = {
     "state": StateSettings,
     "kubernetes": KubernetesSettings,
     "clusters": ClusterSettings,
+    "observe": ObserveSettings,
 }
 
 
@@ -379,6 +413,7 @@ class Settings:
     state: StateSettings = field(default_factory=StateSettings)
     kubernetes: KubernetesSettings = field(default_factory=KubernetesSettings)
     clusters: ClusterSettings = field(default_factory=ClusterSettings)
+    observe: ObserveSettings = field(default_factory=ObserveSettings)
 
     @property
     def remote_plane(self) -> bool:
@@ -424,6 +459,14 @@ class Settings:
                 changes[group] = replace(getattr(self, group), **given)
         return replace(self, **changes)
 
+    def secret_values(self) -> list[str]:
+        """The values of every secret setting (tokens): the log masks them wherever they appear."""
+        found = []
+        for name in GROUPS:
+            group = getattr(self, name)
+            found += [getattr(group, f.name) for f in fields(group) if not f.repr]
+        return [value for value in found if isinstance(value, str) and value]
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         environ = os.environ if environ is None else environ
@@ -443,7 +486,7 @@ def _read_group(group: type, environ: Mapping[str, str]) -> Any:
 
 def declared() -> list[tuple[str, Any]]:
     """Every setting's field, group by group, in declaration order: (group name, field)."""
-    return [(name, f) for name, group in GROUPS.items() for f in fields(group)]
+    return envvars.declared(GROUPS)
 
 
 # Every variable `from_env` reads; the Helm chart test checks it sets only these.
@@ -452,34 +495,7 @@ ENV_VARS: frozenset[str] = frozenset(f.metadata["env"] for _, f in declared())
 
 def markdown_table() -> str:
     """The README's settings table, from the declarations."""
-    rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
-    for _, f in declared():
-        default = f.metadata["shown"] or _show(f.default)
-        rows.append(f"| `{f.metadata['env']}` | {default} | {f.metadata['doc']} |")
-    return "\n".join(rows) + "\n"
-
-
-def _show(value: Any) -> str:
-    if value is MISSING or value in ("", (), None):
-        return "(none)"
-    if isinstance(value, bool):
-        return f"`{str(value).lower()}`"
-    if isinstance(value, tuple):
-        value = ",".join(value)
-    return f"`{value}`"
-
-
-def _deliver_policy(name: str, raw: str) -> str:
-    value = raw.strip()
-    if value.lower() in ("new", "all"):
-        return value.lower()
-    try:
-        when = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        when = None
-    if when is None or when.tzinfo is None:
-        raise SettingsError(f"{name}={raw!r}: write new, all or an RFC 3339 time (2024-05-01T00:00:00Z)")
-    return value
+    return envvars.markdown_table(GROUPS)
 
 
 def _non_empty(values: dict[str, str]) -> dict[str, str]:

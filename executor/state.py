@@ -58,6 +58,26 @@ _OUTBOX_COLUMNS = {
     "uncertain": "INTEGER NOT NULL DEFAULT 0",
 }
 
+# Columns of runs and tasks added for the run history (issue 16): created on older databases,
+# and the event's own fields copied out of its JSON once, so filters need no JSON at query time.
+# runs.status: succeeded | failed | errored once done ('' before); tasks.outcome is '' while the
+# task runs (submitted, no outcome yet); tasks.phases: {"queued": iso, "submitted": iso, ...}.
+_RUN_COLUMNS = {
+    "type": "TEXT NOT NULL DEFAULT ''",
+    "project": "TEXT NOT NULL DEFAULT ''",
+    "stage": "TEXT NOT NULL DEFAULT ''",
+    "service": "TEXT NOT NULL DEFAULT ''",
+    "status": "TEXT NOT NULL DEFAULT ''",
+    "finished_at": "REAL",
+}
+_TASK_COLUMNS = {
+    "action_name": "TEXT NOT NULL DEFAULT ''",
+    "task_name": "TEXT NOT NULL DEFAULT ''",
+    "job": "TEXT NOT NULL DEFAULT ''",
+    "phases": "TEXT NOT NULL DEFAULT '{}'",
+}
+_STATUS_RANK = {"": 0, "succeeded": 1, "failed": 2, "errored": 3}
+
 # Outgoing events still to deliver: neither delivered nor given up on.
 _PENDING = "delivered_at IS NULL AND dead = 0"
 
@@ -92,29 +112,66 @@ class StateStore:
             os.chmod(path, 0o600)
         # One connection, used only from the event loop's thread; each call is short.
         self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self.db = self._db  # read by the run history's queries (history.py)
         self._db.execute("PRAGMA journal_mode=WAL")
         # NORMAL in WAL mode survives a crash of the process (the case we design for); only a
         # power loss can drop the last commits.
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
-        have = {row[1] for row in self._db.execute("PRAGMA table_info(outbox)")}
-        for column, declaration in _OUTBOX_COLUMNS.items():
-            if column not in have:
-                self._db.execute(f"ALTER TABLE outbox ADD COLUMN {column} {declaration}")
+        self._add_columns("outbox", _OUTBOX_COLUMNS)
+        if self._add_columns("runs", _RUN_COLUMNS):
+            self._db.execute(
+                "UPDATE runs SET type = coalesce(json_extract(event, '$.type'), ''), "
+                "project = coalesce(json_extract(event, '$.data.project'), ''), "
+                "stage = coalesce(json_extract(event, '$.data.stage'), ''), "
+                "service = coalesce(json_extract(event, '$.data.service'), ''), "
+                "status = CASE WHEN state = 'done' THEN 'succeeded' ELSE '' END"
+            )
+        self._add_columns("tasks", _TASK_COLUMNS)
+        self._db.execute("CREATE INDEX IF NOT EXISTS runs_received ON runs (received_at)")
         self._db.execute("CREATE INDEX IF NOT EXISTS outbox_group ON outbox (sink, grp, delivered_at, dead)")
 
     def close(self) -> None:
         self._db.close()
 
+    def _add_columns(self, table: str, columns: dict[str, str]) -> bool:
+        """Add the columns a database made by an older version lacks; True when any was added."""
+        have = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+        missing = [c for c in columns if c not in have]
+        for column in missing:
+            self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {columns[column]}")
+        return bool(missing)
+
     # ---- runs ----
-    def accept(self, source: str, event_id: str, event_json: str) -> bool:
-        """Record an event; False when (source, id) was seen before."""
+    def accept(
+        self, source: str, event_id: str, event_json: str, about: tuple[str, str, str, str] = ("", "", "", "")
+    ) -> bool:
+        """Record an event; False when (source, id) was seen before. `about`: its type, project,
+        stage and service, kept in columns for the run history's filters."""
         cur = self._db.execute(
-            "INSERT OR IGNORE INTO runs (source, id, event, state, received_at) "
-            "VALUES (?, ?, ?, 'queued', ?)",
-            (source, event_id, event_json, time.time()),
+            "INSERT OR IGNORE INTO runs (source, id, event, state, received_at, type, project, stage, "
+            "service) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?)",
+            (source, event_id, event_json, time.time(), *about),
         )
         return cur.rowcount == 1
+
+    def set_run_status(self, source: str, event_id: str, status: str) -> None:
+        """How the run ended: a worse status (errored > failed > succeeded) is never overwritten
+        by a better one, so a run whose config was refused stays errored whatever came after."""
+        row = self._db.execute(
+            "SELECT status FROM runs WHERE source = ? AND id = ?", (source, event_id)
+        ).fetchone()
+        if row is not None and _STATUS_RANK.get(status, 0) > _STATUS_RANK.get(str(row[0]), 0):
+            self._db.execute(
+                "UPDATE runs SET status = ?, finished_at = ? WHERE source = ? AND id = ?",
+                (status, time.time(), source, event_id),
+            )
+
+    def received_at(self, source: str, event_id: str) -> float | None:
+        row = self._db.execute(
+            "SELECT received_at FROM runs WHERE source = ? AND id = ?", (source, event_id)
+        ).fetchone()
+        return None if row is None else float(row[0])
 
     def set_run_state(self, source: str, event_id: str, state: str) -> None:
         self._db.execute("UPDATE runs SET state = ? WHERE source = ? AND id = ?", (state, source, event_id))
@@ -143,15 +200,59 @@ class StateStore:
             "SELECT outcome FROM tasks WHERE source = ? AND id = ? AND action = ? AND task = ?",
             (source, event_id, action, task),
         ).fetchone()
-        return None if row is None else dict(json.loads(row[0]))
+        return None if row is None or not row[0] else dict(json.loads(row[0]))
+
+    def task_phases(self, source: str, event_id: str, action: int, task: int) -> dict[str, str]:
+        row = self._db.execute(
+            "SELECT phases FROM tasks WHERE source = ? AND id = ? AND action = ? AND task = ?",
+            (source, event_id, action, task),
+        ).fetchone()
+        return {} if row is None else dict(json.loads(row[0] or "{}"))
+
+    def task_submitted(
+        self,
+        source: str,
+        event_id: str,
+        action: int,
+        task: int,
+        names: tuple[str, str, str],
+        phases: dict[str, str],
+    ) -> None:
+        """A task is under way (no outcome yet): its action and task names, its Job's name and
+        its phase times so far, for the run history."""
+        self._db.execute(
+            "INSERT OR REPLACE INTO tasks (source, id, action, task, outcome, action_name, task_name, job, "
+            "phases) VALUES (?, ?, ?, ?, '', ?, ?, ?, ?)",
+            (source, event_id, action, task, *names, json.dumps(phases)),
+        )
 
     def record_task(
-        self, source: str, event_id: str, action: int, task: int, outcome: dict[str, Any]
+        self,
+        source: str,
+        event_id: str,
+        action: int,
+        task: int,
+        outcome: dict[str, Any],
+        phases: dict[str, str] | None = None,
     ) -> None:
-        self._db.execute(
-            "INSERT OR REPLACE INTO tasks (source, id, action, task, outcome) VALUES (?, ?, ?, ?, ?)",
-            (source, event_id, action, task, json.dumps(outcome)),
+        """A task's outcome (with its bounded log excerpt, which so outlives the work dir)."""
+        cur = self._db.execute(
+            "UPDATE tasks SET outcome = ?, phases = coalesce(?, phases) "
+            "WHERE source = ? AND id = ? AND action = ? AND task = ?",
+            (
+                json.dumps(outcome),
+                None if phases is None else json.dumps(phases),
+                source,
+                event_id,
+                action,
+                task,
+            ),
         )
+        if cur.rowcount == 0:
+            self._db.execute(
+                "INSERT INTO tasks (source, id, action, task, outcome, phases) VALUES (?, ?, ?, ?, ?, ?)",
+                (source, event_id, action, task, json.dumps(outcome), json.dumps(phases or {})),
+            )
 
     def action_done(self, source: str, event_id: str, action: int) -> bool:
         row = self._db.execute(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from itertools import combinations
+from pathlib import Path
 
 from executor.config.glob import globs_overlap
 from executor.config.model import EventSelector, JobConfig, Task
@@ -12,8 +13,11 @@ from executor.config.parse import read_config_file
 from executor.model.problems import ConfigError, Problem
 from executor.planner import MIN_TTL_SECONDS
 from executor.policy import PolicyError, check_image
+from executor.resolvers.base import CONFIG_PATH
+from executor.settings import ConfigSettings, Settings
+from executor.support.envvars import SettingsError
 
-# Event types of the Keptn phases that are not answered (only .triggered ones are).
+# Event types of the Keptn phases that are not answered (only Keptn's .triggered ones are).
 OTHER_PHASES = (".started", ".finished", ".status.changed", ".invalidated")
 # Regex syntax the original would have honoured but a glob takes literally.
 REGEX_SYNTAX = re.compile(r"[\^$+?()\[\]{}|\\]")
@@ -25,17 +29,31 @@ SHELLS = frozenset({"sh", "bash", "ash", "dash", "zsh", "ksh", "busybox"})
 EVENT_VARS = ("KEPTN_PROJECT", "KEPTN_STAGE", "KEPTN_SERVICE")
 
 
-def lint_file(path: str, allowed_images: tuple[str, ...] = ()) -> list[Problem]:
+def lint_file(
+    path: str, allowed_images: tuple[str, ...] = (), config_dir: Path | None = None
+) -> list[Problem]:
+    """`config_dir`: the config tree (CONFIG_DIR from the environment when None), to tell its
+    root config, which applies to every event, from the others."""
     try:
         config = read_config_file(path)
     except ConfigError as exc:
         return exc.problems
-    return lint_config(config, allowed_images)
+    root = (config_dir or _config_dir()) / CONFIG_PATH
+    return lint_config(config, allowed_images, root=Path(path).resolve() == root.resolve())
 
 
-def lint_config(config: JobConfig, allowed_images: tuple[str, ...] = ()) -> list[Problem]:
+def _config_dir() -> Path:
+    try:
+        return Settings.from_env().config.dir
+    except SettingsError:  # another setting is broken: lint is not the place to say so
+        return ConfigSettings().dir
+
+
+def lint_config(config: JobConfig, allowed_images: tuple[str, ...] = (), root: bool = False) -> list[Problem]:
     src = config.source
     problems: list[Problem] = []
+    if root:
+        problems.extend(_root_matches_keptn(config))
     for action in config.actions:
         for selector in action.events:
             found = REGEX_SYNTAX.search(selector.name)
@@ -98,7 +116,10 @@ def lint_config(config: JobConfig, allowed_images: tuple[str, ...] = ()) -> list
         quiet = [
             s
             for s in action.events
-            if s.name.endswith(OTHER_PHASES) and not globs_overlap(s.name, "*.triggered")
+            if s.name.endswith(OTHER_PHASES)
+            and not globs_overlap(s.name, "*.triggered")
+            # Other events are answered with result events, whatever their phase.
+            and globs_overlap(s.name, "sh.keptn.*")
         ]
         if quiet:
             problems.append(
@@ -106,7 +127,7 @@ def lint_config(config: JobConfig, allowed_images: tuple[str, ...] = ()) -> list
                     src,
                     quiet[0].line,
                     f"action '{action.name}' is not silent, but {quiet[0].name!r} is no .triggered event: "
-                    "only .triggered events are answered with started/finished; add 'silent: true'",
+                    "only Keptn's .triggered events are answered with started/finished; add 'silent: true'",
                     "warning",
                 )
             )
@@ -125,6 +146,26 @@ def lint_config(config: JobConfig, allowed_images: tuple[str, ...] = ()) -> list
                 )
                 break
     return sorted(problems, key=lambda p: p.line)
+
+
+def _root_matches_keptn(config: JobConfig) -> list[Problem]:
+    """The root config applies to every event: one that matches Keptn task events runs for, and
+    answers, every Keptn project and service there is."""
+    problems = []
+    for action in config.actions:
+        selector = next((s for s in action.events if globs_overlap(s.name, "sh.keptn.event.*")), None)
+        if selector is not None:
+            problems.append(
+                Problem(
+                    config.source,
+                    selector.line,
+                    f"action '{action.name}' is in the root config, which applies to every event, and "
+                    f"{selector.name!r} matches Keptn events (sh.keptn.event.*): it would run for every "
+                    "Keptn project; move it to the project's folder (<project>/job/config.yaml)",
+                    "warning",
+                )
+            )
+    return problems
 
 
 def _may_both_match(a: EventSelector, b: EventSelector) -> bool:

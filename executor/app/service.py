@@ -26,10 +26,12 @@ from executor.pipeline import Pipeline
 from executor.policy import warn_if_open
 from executor.settings import Settings
 from executor.sinks.base import Sink
+from executor.sources.api import RunApi
 from executor.sources.http import HttpSource
 from executor.sources.keptn import KeptnPoller
 from executor.sources.nats import NatsSource
 from executor.state import StateStore
+from executor.support import logs
 from executor.support.metrics import Metrics
 from executor.support.natsclient import connect as nats_connect
 
@@ -80,6 +82,12 @@ class Service:
             settings.receiver,
             not_ready=self._not_ready,
             detail=clusters.detail if clusters is not None else None,
+        )
+        self.http.api = RunApi(
+            self.store,
+            self.dispatcher,
+            self.http.allowed,
+            live=wiring.local_live_logs(settings) if self.backend.name == "local" else None,
         )
         self._runner: web.AppRunner | None = None
         self.port = settings.receiver.port
@@ -212,6 +220,7 @@ class Service:
 
 
 async def serve(settings: Settings) -> None:
+    logs.setup(settings.observe.log_format, settings.observe.log_level, settings.secret_values())
     service = Service(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

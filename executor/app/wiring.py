@@ -6,6 +6,8 @@ settings decide it, is read here.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from nats.aio.client import Client
 
 from executor.backends.base import Backend
@@ -17,7 +19,7 @@ from executor.backends.local.backend import LocalBackend
 from executor.backends.local.isolation import run_as_user
 from executor.keptn.api import KeptnAPI
 from executor.keptn.models import IntegrationMetadata
-from executor.resolvers.base import Resolver
+from executor.resolvers.base import Levels, Resolver
 from executor.resolvers.keptn import KeptnResolver
 from executor.resolvers.local import LocalTreeResolver
 from executor.settings import Settings
@@ -116,9 +118,10 @@ def make_keptn_client(settings: Settings) -> KeptnAPI | None:
 
 
 def make_resolver(settings: Settings, keptn: KeptnAPI | None) -> Resolver:
+    levels = Levels(settings.config.levels)  # SettingsError for a jsonpath that does not parse
     if settings.config.source == "keptn" and keptn is not None:
-        return KeptnResolver(keptn)
-    return LocalTreeResolver(settings.config.dir)
+        return KeptnResolver(keptn, levels=levels)
+    return LocalTreeResolver(settings.config.dir, levels)
 
 
 def make_poller(settings: Settings, keptn: KeptnAPI | None, offer: Offering) -> KeptnPoller | None:
@@ -158,3 +161,22 @@ def make_nats_source(settings: Settings, client: Client, offer: Offering, metric
         deliver=settings.nats.deliver,
         max_attribute_bytes=settings.receiver.max_attribute_bytes,
     )
+
+
+LIVE_LOG_BYTES = 1 << 20  # what one request reads of a running task's output
+
+
+def local_live_logs(settings: Settings) -> Callable[[str, str, int, int, str], str | None]:
+    """A running local task's output so far (its work dir's output.log), for the read API."""
+    root = settings.state.dir / "work"
+
+    def read(_source: str, _event_id: str, _action: int, _task: int, job: str) -> str | None:
+        if not job or "/" in job or job.startswith("."):
+            return None
+        try:
+            with open(root / job / "output.log", "rb") as handle:
+                return handle.read(LIVE_LOG_BYTES).decode("utf-8", "replace")
+        except OSError:
+            return None
+
+    return read

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 SPEC_VERSION = "0.2.4"  # what go-utils sends as shkeptnspecversion
 ERROR_LOG_TYPE = "sh.keptn.log.error"
 TASK_PREFIX = "sh.keptn.event."
+KEPTN_PREFIX = "sh.keptn."  # every Keptn event type: task and sequence events, logs, problems
 _PHASES = ("triggered", "started", "status.changed", "finished", "invalidated")
 
 

@@ -280,8 +280,11 @@ class Offer(Enum):
 
 
 class OutEvent(TypedDict):
-    """An event we send (started, finished, an error log), as structured-mode CloudEvent JSON:
-    what the reporter builds, the outbox stores and every sink sends."""
+    """An event we send, as structured-mode CloudEvent JSON: what the reporter builds, the
+    outbox stores and every sink sends. Two shapes share it: Keptn's answers (started,
+    finished, an error log) carry `shkeptnspecversion` and Keptn's extensions; the result
+    events that answer any other event carry `subject` (the action), `triggeredsource` and,
+    when the trigger had one, `traceparent` (the distributed tracing extension)."""
 
     specversion: str
     id: str
@@ -289,8 +292,11 @@ class OutEvent(TypedDict):
     type: str
     time: str
     datacontenttype: str
-    shkeptnspecversion: str
     triggeredid: str
+    shkeptnspecversion: NotRequired[str]
     shkeptncontext: NotRequired[str]
     gitcommitid: NotRequired[str]
+    subject: NotRequired[str]
+    triggeredsource: NotRequired[str]
+    traceparent: NotRequired[str]
     data: dict[str, Any]

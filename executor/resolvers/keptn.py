@@ -5,7 +5,13 @@ skipped for a lower level. The service and stage levels are read at the event's 
 `gitcommitid` attribute, as Keptn sets it: a commit of the stage's branch) and otherwise at the
 latest commit; the project level always at the latest commit of the project's branch (see
 executor/keptn/files.py). An event whose project, stage or service is not a Keptn name is
-refused (InvalidNames), never resolved at another level.
+refused (InvalidNames), never resolved at another level. CONFIG_LEVELS may take the three
+names from other parts of the event; they must then be Keptn names too.
+
+There is no root level here: the resource service keeps resources only per project (one git
+repository each) and serves them at project, stage and service paths; it has no project-less
+resource (keptn/keptn resource-service/main.go registers only the project, stage and service
+resource controllers). An event that names no project finds no config in Keptn.
 
 Cache: parsed configs (and the errors of broken ones) are kept by (level, project, stage,
 service, commit) only when the event names a commit, since a commit's content never changes.
@@ -26,7 +32,7 @@ from executor.keptn.api import KeptnAPI
 from executor.keptn.files import DEFAULT_LIMIT, Location, fetch_files
 from executor.model.events import Event
 from executor.model.problems import ConfigError, FilesError
-from executor.resolvers.base import CONFIG_PATH, FetchFiles, InvalidNames, Resolved, check_names
+from executor.resolvers.base import CONFIG_PATH, FetchFiles, InvalidNames, Levels, Resolved, check_names
 
 _Key = tuple[str, str, str, str, str]
 
@@ -38,8 +44,10 @@ class KeptnResolver:
         *,
         cache_size: int = 256,
         files_limit: int = DEFAULT_LIMIT,
+        levels: Levels | None = None,
     ) -> None:
         self.api = api
+        self.levels = levels or Levels()
         self.cache_size = cache_size
         self.files_limit = files_limit
         self._cache: OrderedDict[_Key, JobConfig | ConfigError] = OrderedDict()
@@ -48,11 +56,12 @@ class KeptnResolver:
         """The event's project/stage/service/commit, or None when it names no project.
         InvalidNames when a name is not one Keptn accepts (never a fall back to another level)."""
         check_names(event.project, event.stage, event.service)
-        if not event.project:
+        values = self.levels.values(event)
+        if not values:
             return None
-        stage = event.stage
-        service = event.service if stage else ""
-        return Location(event.project, stage, service, event.git_commit_id.strip())
+        project, stage, service = (*values, "", "")[:3]
+        check_names(project, stage, service)  # CONFIG_LEVELS may read them from elsewhere
+        return Location(project, stage, service, event.git_commit_id.strip())
 
     async def resolve(self, event: Event) -> Resolved | None:
         where = self.location(event)

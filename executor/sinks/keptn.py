@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from executor.keptn.api import KeptnAPI, KeptnError
-from executor.keptn.format import ERROR_LOG_TYPE, is_task_event, now, task_of
+from executor.keptn.format import ERROR_LOG_TYPE, KEPTN_PREFIX, is_task_event, now, task_of
 from executor.model.errors import Permanent, Temporary
 from executor.model.events import OutEvent
 
@@ -54,6 +54,11 @@ class KeptnSink:
         self._looked_up: tuple[float, str] | None = None
 
     async def send(self, event: OutEvent) -> None:
+        if not str(event["type"]).startswith(KEPTN_PREFIX):
+            # A result event for a non-Keptn trigger: the api-service refuses types outside
+            # Keptn's (400 "unknown event type", keptn/keptn api/handlers/eventvalidation.go).
+            log.debug("not sending %s %s to Keptn: not a Keptn event type", event["type"], event["id"])
+            return
         try:
             await self.api.send_event(with_mark(event))
         except KeptnError as exc:
@@ -120,7 +125,8 @@ def with_mark(event: OutEvent) -> dict[str, Any]:
     body: dict[str, Any] = dict(event)
     data = body.get("data")
     if isinstance(data, dict) and is_task_event(str(body.get("type") or "")):
-        body["data"] = {**data, MARK: {MARK_ID: str(body["id"])}}
+        ours = data.get(MARK)  # the reporter's phase times share the object
+        body["data"] = {**data, MARK: {**(ours if isinstance(ours, dict) else {}), MARK_ID: str(body["id"])}}
     return body
 
 

@@ -20,6 +20,7 @@ from aiohttp import web
 
 from executor.model.events import Event, EventError, Offer, event_from_mapping, parse_json
 from executor.settings import ReceiverSettings
+from executor.sources.api import RunApi
 from executor.sources.base import Intake
 from executor.sources.binding import (
     Mode,
@@ -95,12 +96,16 @@ class HttpSource:
         self.not_ready = not_ready
         # More for /readyz to show either way (the state of each cluster of CLUSTERS_FILE).
         self.detail = detail
+        # The read API and the run page, mounted on this port when the service sets them.
+        self.api: RunApi | None = None
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=self.settings.max_body_bytes)
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/readyz", self.readyz)
         app.router.add_get("/metrics", self.metrics_page)
+        if self.api is not None:  # before the events path, which may be "/"
+            self.api.add_routes(app.router)
         app.router.add_post(self.settings.path, self.receive)
         if self.settings.webhook_allowed_origins:
             app.router.add_route("OPTIONS", self.settings.path, self.handshake)
@@ -134,6 +139,10 @@ class HttpSource:
     def _reject(self, refusal: Refusal, headers: Mapping[str, str] | None = None) -> web.Response:
         self.metrics.inc("job_executor_events_rejected_total", reason=refusal.kind)
         return web.json_response({"error": refusal.reason}, status=refusal.status, headers=headers)
+
+    def allowed(self, request: web.Request) -> bool:
+        """Whether a request may read the API: with a token set, only with it."""
+        return not self.token or self._authorized(request)
 
     def _authorized(self, request: web.Request) -> bool:
         # RFC 7235 2.1: the scheme is case-insensitive; the token is compared in constant time.

@@ -31,6 +31,9 @@ BASE: dict[str, Any] = {"specversion": "1.0", "id": "1", "source": "s", "type": 
 def test_sample_events_load() -> None:
     for path in sorted(EVENTS.glob("*.json")):
         event = load_event_file(str(path))
+        if path.name == "github.push.json":  # the generic sample (issue 19): nothing of Keptn's
+            assert not event.type.startswith("sh.keptn.") and not event.project
+            continue
         assert event.type.startswith("sh.keptn.event.")
         assert event.project == "sockshop"
 

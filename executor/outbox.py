@@ -21,6 +21,7 @@ from executor.model.errors import Permanent, Temporary
 from executor.model.events import OutEvent
 from executor.sinks.base import Sink
 from executor.state import OutboxItem, StateStore
+from executor.support import tracing
 from executor.support.background import stop_task
 from executor.support.backoff import DELIVERY
 from executor.support.logs import step
@@ -112,7 +113,8 @@ class Outbox:
                 self.store.delivered(item)
                 return "sent"
             self.store.sending(item)
-            await sink.send(event)
+            with tracing.delivery(event, item.sink):
+                await sink.send(event)
         except Exception as exc:
             permanent = isinstance(exc, Permanent)
             if permanent or item.attempts + 1 >= MAX_ATTEMPTS:

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -25,7 +25,7 @@ from executor.matcher import matching_actions
 from executor.model.errors import Temporary
 from executor.model.events import Event, OutEvent
 from executor.model.problems import ConfigError, FilesError
-from executor.model.tasks import TaskOutcome, TaskSpec
+from executor.model.tasks import EnvVar, TaskOutcome, TaskSpec
 from executor.planner import PlanError, plan_action
 from executor.policy import PolicyError
 from executor.reporter import (
@@ -42,6 +42,7 @@ from executor.reporter import (
 from executor.resolvers.base import InvalidNames, Resolved, Resolver
 from executor.settings import Settings
 from executor.state import StateStore
+from executor.support import tracing
 from executor.support.logs import step
 from executor.support.metrics import Metrics
 
@@ -98,6 +99,10 @@ class Pipeline:
 
     async def handle(self, event: Event) -> bool:
         """Run everything the event triggers; True when no task failed."""
+        with tracing.handling(event.attributes):
+            return await self._handle(event)
+
+    async def _handle(self, event: Event) -> bool:
         if is_keptn_non_task_event(event.type):
             # Keptn's sequence events and the like: JES (through Keptn's Go SDK) runs nothing for
             # them, and the api-service refuses answers to them.
@@ -119,7 +124,8 @@ class Pipeline:
                 )
                 return False
         try:
-            resolved = await self.resolver.resolve(event)
+            with tracing.span("resolve"):
+                resolved = await self.resolver.resolve(event)
         except Temporary:
             raise  # the dispatcher tries the event again later
         except InvalidNames as exc:
@@ -165,7 +171,8 @@ class Pipeline:
                 "the rest of it was not run. Send the event again (with a new id) to run it anew.",
             )
             return False
-        actions = matching_actions(resolved.config, event)
+        with tracing.span("match"):
+            actions = matching_actions(resolved.config, event)
         log.info(
             "job config %s: %s",
             resolved.config.source,
@@ -250,20 +257,22 @@ class Pipeline:
             return False
         reports: list[TaskReport] = []  # the started report was queued by handle, before any finished
         failed = False
+        traceparent = ""  # the last task's: the finished report continues its trace
         for spec, task_files in zip(specs, files, strict=True):
             if failed:
                 reports.append(TaskReport(spec.task_name, None))
                 continue
-            outcome = await self._run_task(event, spec, task_files)
+            outcome, traceparent = await self._run_task(event, spec, task_files)
             phases = self.store.task_phases(source, event_id, spec.action_index, spec.task_index)
             reports.append(TaskReport(spec.task_name, outcome, phases))
             failed = not outcome.ok
-        if action.silent:
-            pass
-        elif answers(event):
-            self.reports.put(finished(event, scope, reports))
-        elif answers_generic(event, self.results):
-            self.reports.put(result_finished(event, self.results, scope, action.name, index, reports))
+        with tracing.under(traceparent):
+            if action.silent:
+                pass
+            elif answers(event):
+                self.reports.put(finished(event, scope, reports))
+            elif answers_generic(event, self.results):
+                self.reports.put(result_finished(event, self.results, scope, action.name, index, reports))
         self.store.mark_action_done(source, event_id, index)
         self.metrics.inc("job_executor_runs_total", outcome="failed" if failed else "succeeded")
         return not failed
@@ -273,13 +282,20 @@ class Pipeline:
             return {}
         return await resolved.fetch_files(spec.files)
 
-    async def _run_task(self, event: Event, spec: TaskSpec, files: Mapping[str, bytes]) -> TaskOutcome:
+    async def _run_task(
+        self, event: Event, spec: TaskSpec, files: Mapping[str, bytes]
+    ) -> tuple[TaskOutcome, str]:
+        """The task's outcome, and the traceparent it ran under ("" for one recorded earlier)."""
         key = (event.source, event.id, spec.action_index, spec.task_index)
         recorded = self.store.task_outcome(*key)
         if recorded is not None:
-            return TaskOutcome(**{**recorded, "result": _decode(recorded.get("result"))})
+            return TaskOutcome(**{**recorded, "result": _decode(recorded.get("result"))}), ""
         async with self.task_slots.slot():
-            return await self._submit_and_wait(event, spec, files, key)
+            job = spec_job_name(spec)
+            with tracing.task(event.attributes, spec.action_name, spec.task_name, job) as trace:
+                outcome = await self._submit_and_wait(event, _traced(spec, trace.traceparent), files, key)
+                trace.ended(outcome.ok, outcome.status, outcome.reason)
+            return outcome, trace.traceparent
 
     async def _submit_and_wait(
         self, event: Event, spec: TaskSpec, files: Mapping[str, bytes], key: tuple[str, str, int, int]
@@ -337,6 +353,17 @@ class Pipeline:
     async def finish_submits(self) -> None:
         while self._submits:  # one finishing may have let another begin
             await asyncio.gather(*self._submits, return_exceptions=True)
+
+
+def _traced(spec: TaskSpec, traceparent: str) -> TaskSpec:
+    """The spec with the task's trace context as TRACEPARENT in its env and as an annotation on
+    its Job (the OpenTelemetry environment-variable carrier), so the task can continue the trace."""
+    if not traceparent:
+        return spec
+    declared = any(e.name == tracing.ENV for e in spec.env)  # the config's own value wins
+    env = spec.env if declared else (*spec.env, EnvVar(tracing.ENV, traceparent))
+    annotations = {**spec.annotations, tracing.ANNOTATION: traceparent}
+    return replace(spec, env=env, annotations=annotations)
 
 
 def _log_end(spec: TaskSpec, outcome: TaskOutcome, took: float, where: dict[str, Any]) -> None:

@@ -16,6 +16,7 @@ from executor.keptn.format import ERROR_LOG_TYPE, SPEC_VERSION, event_base, is_t
 from executor.model.events import Event, OutEvent
 from executor.model.tasks import TaskOutcome
 from executor.results import MAX_RESULT_BYTES, ResultError, apply_result
+from executor.support import tracing
 
 SOURCE = "job-executor"
 # Keptn's api-service reads at most MAX_EVENT_SIZE_KB (64) KiB of a posted event and refuses the
@@ -56,6 +57,12 @@ def _common_data(event: Event) -> dict[str, Any]:
     return data
 
 
+def _traceparent(event: Event) -> str:
+    """The distributed tracing extension: the answer belongs to the trigger's trace. With
+    tracing on, it names our span it was made under (the task's, for a finished report)."""
+    return tracing.current_traceparent() or event.attribute("traceparent")
+
+
 def _envelope(event: Event, event_type: str, event_id: str, data: dict[str, Any]) -> OutEvent:
     out: dict[str, Any] = {
         "specversion": "1.0",
@@ -71,6 +78,8 @@ def _envelope(event: Event, event_type: str, event_id: str, data: dict[str, Any]
         out["shkeptncontext"] = event.keptn_context
     if event.git_commit_id:
         out["gitcommitid"] = event.git_commit_id
+    if traceparent := _traceparent(event):
+        out["traceparent"] = traceparent  # an extension Keptn's API drops; NATS passes it on
     out["data"] = data  # last, for people reading the JSON
     return cast(OutEvent, out)
 
@@ -254,9 +263,8 @@ def _result_envelope(
     }
     if subject:
         out["subject"] = subject
-    if event.attribute("traceparent"):
-        # The distributed tracing extension: the answer belongs to the trigger's trace.
-        out["traceparent"] = event.attribute("traceparent")
+    if traceparent := _traceparent(event):
+        out["traceparent"] = traceparent
     out["data"] = data
     return cast(OutEvent, out)
 

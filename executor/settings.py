@@ -365,7 +365,7 @@ class StateSettings:
 
 @dataclass(frozen=True)
 class ObserveSettings:
-    """What the service tells about its work: its log."""
+    """What the service tells about its work: its log, its traces, the run page."""
 
     log_format: Literal["text", "json"] = env(
         "LOG_FORMAT",
@@ -379,6 +379,21 @@ class ObserveSettings:
         "info",
         envvars.choice("debug", "info", "warning", "error"),
         doc="`debug` (also every task's output), `info`, `warning` or `error`",
+    )
+    otlp_endpoint: str = env(
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "",
+        doc="OTLP/HTTP collector (`http://collector:4318`) that spans are exported to (needs the `otlp` "
+        "extra, which the image has); empty: no spans are made",
+        shown="(none: off)",
+    )
+    service_name: str = env("OTEL_SERVICE_NAME", "job-executor", doc="the service name on exported spans")
+    ui: Literal["auto", "on", "off"] = env(
+        "UI",
+        "auto",
+        envvars.choice("auto", "on", "off"),
+        doc="the run page at `/ui/`: `auto` serves it when `RCV_AUTH_TOKEN` is set or the receiver listens "
+        "on loopback only; `on` also without a token elsewhere (anyone who reaches the port sees the runs)",
     )
 
 

@@ -14,6 +14,7 @@ import time
 from aiohttp import web
 from nats.aio.client import Client
 
+from executor import __version__
 from executor.app import wiring
 from executor.app.retention import Retention
 from executor.backends.base import Backend, BackendError
@@ -31,9 +32,10 @@ from executor.sources.http import HttpSource
 from executor.sources.keptn import KeptnPoller
 from executor.sources.nats import NatsSource
 from executor.state import StateStore
-from executor.support import logs
+from executor.support import logs, tracing
 from executor.support.metrics import Metrics
 from executor.support.natsclient import connect as nats_connect
+from executor.ui import RunPage
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +91,7 @@ class Service:
             self.http.allowed,
             live=wiring.local_live_logs(settings) if self.backend.name == "local" else None,
         )
+        self.http.ui = RunPage(settings.observe.ui, settings.receiver.host, settings.receiver.auth_token)
         self._runner: web.AppRunner | None = None
         self.port = settings.receiver.port
         self.retention = Retention(self.store, self.backend, settings.state.retention_hours)
@@ -216,11 +219,13 @@ class Service:
         if self.keptn is not None:
             await self.keptn.close()
         self.store.close()
+        tracing.shutdown()  # after the outbox: its last deliveries' spans go too
         log.info("stopped")
 
 
 async def serve(settings: Settings) -> None:
     logs.setup(settings.observe.log_format, settings.observe.log_level, settings.secret_values())
+    tracing.setup(settings.observe.otlp_endpoint, settings.observe.service_name, __version__)
     service = Service(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

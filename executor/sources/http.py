@@ -29,7 +29,9 @@ from executor.sources.binding import (
     content_mode,
     structured_format_is_json,
 )
+from executor.support import tracing
 from executor.support.metrics import Metrics
+from executor.ui import RunPage
 
 STRUCTURED = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
@@ -98,6 +100,7 @@ class HttpSource:
         self.detail = detail
         # The read API and the run page, mounted on this port when the service sets them.
         self.api: RunApi | None = None
+        self.ui: RunPage | None = None
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=self.settings.max_body_bytes)
@@ -106,6 +109,8 @@ class HttpSource:
         app.router.add_get("/metrics", self.metrics_page)
         if self.api is not None:  # before the events path, which may be "/"
             self.api.add_routes(app.router)
+        if self.ui is not None:
+            self.ui.add_routes(app.router)
         app.router.add_post(self.settings.path, self.receive)
         if self.settings.webhook_allowed_origins:
             app.router.add_route("OPTIONS", self.settings.path, self.handshake)
@@ -198,7 +203,8 @@ class HttpSource:
             raise Refusal(429, "queue is full; retry later", "queue_full")
         counts = {"accepted": 0, "duplicate": 0}
         for event in events:
-            answer = self.intake.offer(event)
+            with tracing.receive(event.attributes, "http"):
+                answer = self.intake.offer(event)
             if answer is Offer.ACCEPTED:
                 counts["accepted"] += 1
             elif answer is Offer.DUPLICATE:

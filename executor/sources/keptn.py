@@ -29,6 +29,7 @@ from executor.keptn.api import KeptnAPI, KeptnAuthError, KeptnError, KeptnReques
 from executor.keptn.models import IntegrationMetadata, Subscription
 from executor.model.events import ATTRIBUTE_NAME, Event, EventError, Offer, event_from_mapping
 from executor.sources.base import Offering
+from executor.support import tracing
 from executor.support.background import stop_task
 from executor.support.backoff import KEPTN_POLL_CAP, Backoff
 
@@ -210,7 +211,8 @@ class KeptnPoller:
             )
             self._remember(event_id)
             return None
-        outcome = self.offer(event)
+        with tracing.receive(event.attributes, "keptn"):
+            outcome = self.offer(event)
         if outcome is Offer.ACCEPTED:
             log.info("took %s %s from the Keptn control plane", event.type, event.id)
         if outcome in (Offer.ACCEPTED, Offer.DUPLICATE):

@@ -27,6 +27,7 @@ from nats.js.errors import NotFoundError
 from executor.model.events import Event, EventError, Offer, event_from_json
 from executor.sources.base import Offering
 from executor.sources.binding import Mode, binary_event, content_mode, has_ce_headers
+from executor.support import tracing
 from executor.support.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -98,8 +99,9 @@ class NatsSource:
         if event is None:
             return
         # Blocking this callback holds back the subscription: backpressure without dropping.
-        while self.offer(event) is Offer.FULL:  # noqa: ASYNC110 - the dispatcher signals no room event
-            await asyncio.sleep(FULL_RETRY_SECONDS)
+        with tracing.receive(event.attributes, "nats"):
+            while self.offer(event) is Offer.FULL:  # noqa: ASYNC110 - the dispatcher signals no room event
+                await asyncio.sleep(FULL_RETRY_SECONDS)
 
     # ---- JetStream ----
     async def _start_jetstream(self) -> None:
@@ -162,7 +164,8 @@ class NatsSource:
         if event is None:
             await msg.term()  # a malformed message would fail the same way on every redelivery
             return
-        answer = self.offer(event)
+        with tracing.receive(event.attributes, "nats"):
+            answer = self.offer(event)
         if answer in (Offer.ACCEPTED, Offer.DUPLICATE):
             await msg.ack()
         else:  # queue full or stopping: let JetStream deliver it again later

@@ -26,7 +26,7 @@ actions:
     tasks:
       - name: "Greet"
         image: "alpine"
-        cmd: ["sh", "-c", "echo hello from the run page; sleep ${SLEEP:-0}"]
+        cmd: ["sh", "-c", "echo hello from the run page; sleep SLEEP"]
 """
 
 
@@ -45,7 +45,9 @@ class SyncServe:
             "LOCAL_RUN_AS_USER": "",
             **env,
         }
-        write_config(tmp, CONFIG)
+        # The task sleeps this long after its line (a task's env holds only what its config
+        # declares, so the service's environment cannot carry it).
+        write_config(tmp, CONFIG.replace("SLEEP", env.get("SLEEP", "0")))
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:

@@ -221,16 +221,29 @@ function renderActions(run) {
 }
 
 function renderTimeline(box, phases) {
-  const times = Object.fromEntries(Object.entries(phases).map(([k, v]) => [k, Date.parse(v)]));
+  // Each phase starts where the one before it ended: a backend that stamps whole seconds
+  // (the local one) must not draw "started" before "staged".
+  const times = {};
+  let previous = -Infinity;
+  for (const name of ["queued", "submitted", "staged", "started", "ended"]) {
+    const at = Date.parse(phases[name]);
+    if (Number.isNaN(at)) continue;
+    times[name] = Math.max(at, previous);
+    previous = times[name];
+  }
+  if (times.queued === undefined) {
+    box.replaceChildren();
+    return;
+  }
+  const now = Math.max(Date.now(), previous);
   const first = times.queued;
-  const last = times.ended || Date.now();
-  const span = Math.max(last - first, 1);
+  const span = Math.max((times.ended ?? now) - first, 1);
   const bars = [];
   for (const [from, to, label] of PHASES) {
-    if (Number.isNaN(times[from]) || times[from] === undefined) continue;
-    const end = times[to] ?? Date.now();
-    const bar = el("div", { class: `bar ${label}`, title: `${label}: ${took(phases[from], new Date(end).toISOString())}` },
-      `${label} ${took(phases[from], new Date(end).toISOString())}`);
+    if (times[from] === undefined) continue;
+    const end = times[to] ?? now;
+    const length = took(new Date(times[from]).toISOString(), new Date(end).toISOString());
+    const bar = el("div", { class: `bar ${label}`, title: `${label}: ${length}` }, `${label} ${length}`);
     // CSSOM, not a style attribute: the page's Content-Security-Policy forbids inline styles.
     bar.style.left = `${((times[from] - first) / span) * 100}%`;
     bar.style.width = `${Math.max(((end - times[from]) / span) * 100, 0.5)}%`;

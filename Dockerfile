@@ -18,7 +18,7 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY executor ./executor
-RUN pip wheel --wheel-dir /wheels .
+RUN pip wheel --wheel-dir /wheels '.[otlp]'
 
 # --- final: the installed wheels only; no sources, no build tools --------------------------
 FROM ${PYTHON_IMAGE}
@@ -37,7 +37,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 # The wheels are bind-mounted from the builder for this one step, so they never become a layer
 # of the final image. --no-index: nothing is downloaded here.
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
-    pip install --no-index --find-links=/wheels job-executor \
+    pip install --no-index --find-links=/wheels 'job-executor[otlp]' \
     && mkdir -p /var/lib/job-executor \
     && chown 65532:65532 /var/lib/job-executor
 # The default state directory (.job-executor) is relative to the working directory, which

@@ -121,6 +121,13 @@ CASES: dict[str, dict[str, Any]] = {
         "receiver.existingSecretKey": "bearer",
     },
     "service-type": {"service.type": "NodePort", "service.annotations": {"a.example/b": "c"}},
+    "observe": {
+        "observe.logFormat": "json",
+        "observe.logLevel": "debug",
+        "observe.otlpEndpoint": "http://otel-collector.monitoring:4318",
+        "observe.serviceName": "jes-prod",
+        "observe.ui": "on",
+    },
     "dispatcher": {
         "dispatcher.maxConcurrentRuns": 4,
         "dispatcher.queueSize": 50,
@@ -438,6 +445,9 @@ def test_default_settings() -> None:
         "SHUTDOWN_GRACE_SECONDS": "120",
         "STATE_DIR": "/var/lib/job-executor",
         "STATE_RETENTION_HOURS": "168",
+        "LOG_FORMAT": "text",
+        "LOG_LEVEL": "info",
+        "UI": "auto",
     }
     assert one(objects, "Deployment")["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 150
 
@@ -803,6 +813,21 @@ def test_pods_roll_when_a_token_or_a_config_changes() -> None:
     assert annotations({"configs.files": {"p/job/config.yaml": "x"}}) != base
 
 
+def test_observe_settings() -> None:
+    env = plain_env(rendered("observe"))
+    assert {k: env[k] for k in ("LOG_FORMAT", "LOG_LEVEL", "UI")} == {
+        "LOG_FORMAT": "json",
+        "LOG_LEVEL": "debug",
+        "UI": "on",
+    }
+    assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector.monitoring:4318"
+    assert env["OTEL_SERVICE_NAME"] == "jes-prod"
+    settings = Settings.from_env(env)
+    observe = settings.observe
+    assert (observe.log_format, observe.log_level, observe.ui) == ("json", "debug", "on")
+    assert (observe.otlp_endpoint, observe.service_name) == (env["OTEL_EXPORTER_OTLP_ENDPOINT"], "jes-prod")
+
+
 def test_dispatcher_settings() -> None:
     objects = rendered("dispatcher")
     env = plain_env(objects)
@@ -842,6 +867,10 @@ def test_dispatcher_settings() -> None:
         pytest.param({"nats": {"url": "http://nats:4222"}}, "/nats/url", id="nats-url"),
         pytest.param({"podDisruptionBudget": {"enabled": "auto"}}, "/podDisruptionBudget", id="pdb"),
         pytest.param({"receiver": {"path": "events"}}, "/receiver/path", id="relative-path"),
+        pytest.param({"observe": {"logFormat": "yaml"}}, "/observe/logFormat", id="log-format"),
+        pytest.param({"observe": {"logLevel": "trace"}}, "/observe/logLevel", id="log-level"),
+        pytest.param({"observe": {"ui": True}}, "/observe/ui", id="ui-switch"),
+        pytest.param({"observe": {"otlpEndpoint": "collector:4318"}}, "/observe/otlpEndpoint", id="otlp-url"),
     ],
 )
 def test_schema_refuses(values: dict[str, Any], message: str) -> None:

@@ -10,6 +10,8 @@ import logging
 import signal
 import sys
 import time
+from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 from nats.aio.client import Client
@@ -17,6 +19,7 @@ from nats.aio.client import Client
 from executor.app import wiring
 from executor.app.retention import Retention
 from executor.backends.base import Backend, BackendError
+from executor.backends.kubernetes.admission import saturation
 from executor.backends.kubernetes.clusters import MultiClusterBackend
 from executor.backends.naming import A_EVENT
 from executor.dispatcher import Dispatcher, TaskSlots
@@ -76,12 +79,14 @@ class Service:
         self.metrics.gauge("job_executor_outbox_pending", lambda: float(self.store.pending_outbox()))
         clusters = self.backend if isinstance(self.backend, MultiClusterBackend) else None
         self.clusters = clusters
+        self.admissions = wiring.admissions(self.backend)
         self.http = HttpSource(
             self.dispatcher,
             self.metrics,
             settings.receiver,
             not_ready=self._not_ready,
-            detail=clusters.detail if clusters is not None else None,
+            detail=clusters.detail if clusters is not None else self._admission_detail(),
+            saturated=self.saturated,
         )
         self.http.api = RunApi(
             self.store,
@@ -111,7 +116,7 @@ class Service:
             self.poller.start()
         if self.nats is not None:
             self.nats_source = wiring.make_nats_source(
-                self.settings, self.nats, self.dispatcher.offer, self.metrics
+                self.settings, self.nats, self.dispatcher.offer, self.metrics, self.saturated
             )
             await self.nats_source.start()
         self._runner = self.http.runner()
@@ -133,6 +138,18 @@ class Service:
             self.backend.name,
             self.settings.config.dir,
         )
+
+    def saturated(self) -> int | None:
+        """Seconds a sender should hold back while the clusters' admission holds tasks back
+        (the events queued count into the backlog), or None."""
+        if not any(a.active for a in self.admissions):
+            return None
+        return saturation(self.admissions, self.dispatcher.queue_size - self.dispatcher.room())
+
+    def _admission_detail(self) -> Callable[[], dict[str, Any]] | None:
+        """/readyz detail of the one cluster's admission, when a limit is set."""
+        active = [a for a in self.admissions if a.active]
+        return (lambda: {"admission": active[0].detail()}) if active else None
 
     def _not_ready(self) -> str | None:
         if not self.dispatcher.accepting:

@@ -80,6 +80,10 @@ class Service:
         clusters = self.backend if isinstance(self.backend, MultiClusterBackend) else None
         self.clusters = clusters
         self.admissions = wiring.admissions(self.backend)
+        self.metrics.gauge(
+            "job_executor_tasks_waiting_for_admission",
+            lambda: float(sum(a.waiting() for a in self.admissions)),
+        )
         self.http = HttpSource(
             self.dispatcher,
             self.metrics,

@@ -93,6 +93,7 @@ class KubernetesSettings:
     lease_namespace: str = env(
         "LEADER_ELECTION_NAMESPACE", "", doc="namespace of that Lease", shown="`JOB_NAMESPACE`"
     )
+    lease_name: str = env("LEADER_ELECTION_LEASE_NAME", "job-executor", doc="its name (one per installation)")
     lease_seconds: int = env(
         "LEADER_ELECTION_LEASE_SECONDS",
         15,
@@ -463,6 +464,8 @@ class Settings:
             raise SettingsError("KEPTN_API_ENDPOINT is set but KEPTN_API_TOKEN is empty")
         if self.keptn.api_endpoint:
             self.keptn.check()
+        if self.kubernetes.leader_election and self.jobs.backend != "kubernetes":
+            raise SettingsError("LEADER_ELECTION uses a Kubernetes Lease: set BACKEND=kubernetes too")
         if self.clusters.file is not None and self.jobs.backend != "kubernetes":
             raise SettingsError("CLUSTERS_FILE spreads Jobs over clusters: set BACKEND=kubernetes too")
 

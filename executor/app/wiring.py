@@ -12,9 +12,11 @@ from nats.aio.client import Client
 
 from executor.backends.base import Backend
 from executor.backends.kubernetes.admission import Admission
+from executor.backends.kubernetes.api import KubeAPI, load_api_client
 from executor.backends.kubernetes.backend import KubernetesBackend
 from executor.backends.kubernetes.clusterfile import Clusters, ClusterSpec, read_clusters
 from executor.backends.kubernetes.clusters import MultiClusterBackend
+from executor.backends.kubernetes.lease import LeaderElector, LeaseTiming, default_identity
 from executor.backends.kubernetes.render import RenderOptions
 from executor.backends.local.backend import LocalBackend
 from executor.backends.local.isolation import run_as_user
@@ -75,6 +77,20 @@ def admissions(backend: Backend) -> list[Admission]:
     if isinstance(backend, KubernetesBackend):
         return [backend.admission]
     return []
+
+
+async def make_elector(settings: Settings) -> LeaderElector:
+    """LEADER_ELECTION: a candidate for the Lease in the service's own cluster (in-cluster
+    config or KUBECONFIG), with a client of its own, closed by the caller (`elector.api`)."""
+    api = KubeAPI(await load_api_client())
+    k8s = settings.kubernetes
+    return LeaderElector(
+        api,
+        k8s.lease_namespace or settings.jobs.namespace,
+        k8s.lease_name,
+        default_identity(),
+        LeaseTiming.of(k8s.lease_seconds),
+    )
 
 
 def read_clusters_file(settings: Settings) -> Clusters:

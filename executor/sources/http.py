@@ -190,8 +190,8 @@ class HttpSource:
             events = parse_request(headers, body, self.settings.max_attribute_bytes)
         except EventError as exc:
             raise Refusal(400, str(exc), "malformed") from None
-        if not self.intake.accepting:
-            raise Refusal(503, "shutting down; send again later", "closed")
+        if not self.intake.accepting:  # stopping, or a replica standing by (LEADER_ELECTION)
+            raise Refusal(503, f"{self.not_ready() or 'shutting down'}; send again later", "closed")
         if len(events) > self.intake.queue_size:
             raise Refusal(
                 413,

@@ -83,6 +83,23 @@ class KubernetesSettings:
         "errors, a missing Secret or key, unschedulable) fails with the pod's reason and its Job is "
         "deleted; `0`: wait for `maxPollDuration` instead",
     )
+    leader_election: bool = env(
+        "LEADER_ELECTION",
+        False,
+        envvars.flag,
+        doc="replicas elect one active leader through a coordination.k8s.io Lease; the others "
+        "stand by (unready) and take over, adopting running Jobs, once it is not renewed",
+    )
+    lease_namespace: str = env(
+        "LEADER_ELECTION_NAMESPACE", "", doc="namespace of that Lease", shown="`JOB_NAMESPACE`"
+    )
+    lease_name: str = env("LEADER_ELECTION_LEASE_NAME", "job-executor", doc="its name (one per installation)")
+    lease_seconds: int = env(
+        "LEADER_ELECTION_LEASE_SECONDS",
+        15,
+        envvars.whole(2),
+        doc="how long a leader that stopped renewing keeps the Lease (renewed every third of it)",
+    )
 
 
 @dataclass(frozen=True)
@@ -97,6 +114,23 @@ class ClusterSettings:
         "priority, labels) Jobs are spread over, by free capacity; read at start and on SIGHUP. "
         "Unset: one cluster (in-cluster config or KUBECONFIG)",
         shown="(none)",
+    )
+    max_pending_jobs: int = env(
+        "MAX_PENDING_JOBS",
+        0,
+        envvars.whole(0),
+        doc="per cluster, Jobs created whose pod is not running yet; more creates wait, and intake "
+        "pauses meanwhile (NATS stops pulling, HTTP answers 429); `0`: no cap",
+    )
+    write_qps: int = env(
+        "KUBE_WRITE_QPS",
+        0,
+        envvars.whole(0),
+        doc="per cluster, Kubernetes API writes (create, patch, delete) a second, a token bucket; "
+        "waiting writes pause intake like `MAX_PENDING_JOBS`; `0`: no limit",
+    )
+    write_burst: int = env(
+        "KUBE_WRITE_BURST", 10, envvars.whole(1), doc="writes allowed at once above that rate"
     )
 
 
@@ -445,6 +479,8 @@ class Settings:
             raise SettingsError("KEPTN_API_ENDPOINT is set but KEPTN_API_TOKEN is empty")
         if self.keptn.api_endpoint:
             self.keptn.check()
+        if self.kubernetes.leader_election and self.jobs.backend != "kubernetes":
+            raise SettingsError("LEADER_ELECTION uses a Kubernetes Lease: set BACKEND=kubernetes too")
         if self.clusters.file is not None and self.jobs.backend != "kubernetes":
             raise SettingsError("CLUSTERS_FILE spreads Jobs over clusters: set BACKEND=kubernetes too")
 

@@ -10,6 +10,8 @@ import logging
 import signal
 import sys
 import time
+from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 from nats.aio.client import Client
@@ -18,7 +20,9 @@ from executor import __version__
 from executor.app import wiring
 from executor.app.retention import Retention
 from executor.backends.base import Backend, BackendError
+from executor.backends.kubernetes.admission import saturation
 from executor.backends.kubernetes.clusters import MultiClusterBackend
+from executor.backends.kubernetes.lease import LeaderElector, LostLease
 from executor.backends.naming import A_EVENT
 from executor.dispatcher import Dispatcher, TaskSlots
 from executor.model.events import EventError, Offer, event_from_json
@@ -78,12 +82,18 @@ class Service:
         self.metrics.gauge("job_executor_outbox_pending", lambda: float(self.store.pending_outbox()))
         clusters = self.backend if isinstance(self.backend, MultiClusterBackend) else None
         self.clusters = clusters
+        self.admissions = wiring.admissions(self.backend)
+        self.metrics.gauge(
+            "job_executor_tasks_waiting_for_admission",
+            lambda: float(sum(a.waiting() for a in self.admissions)),
+        )
         self.http = HttpSource(
             self.dispatcher,
             self.metrics,
             settings.receiver,
             not_ready=self._not_ready,
-            detail=clusters.detail if clusters is not None else None,
+            detail=clusters.detail if clusters is not None else self._admission_detail(),
+            saturated=self.saturated,
         )
         self.http.api = RunApi(
             self.store,
@@ -93,6 +103,7 @@ class Service:
         )
         self.http.ui = RunPage(settings.observe.ui, settings.receiver.host, settings.receiver.auth_token)
         self._runner: web.AppRunner | None = None
+        self.elector: LeaderElector | None = None  # LEADER_ELECTION: set by serve()
         self.port = settings.receiver.port
         self.retention = Retention(self.store, self.backend, settings.state.retention_hours)
 
@@ -114,15 +125,10 @@ class Service:
             self.poller.start()
         if self.nats is not None:
             self.nats_source = wiring.make_nats_source(
-                self.settings, self.nats, self.dispatcher.offer, self.metrics
+                self.settings, self.nats, self.dispatcher.offer, self.metrics, self.saturated
             )
             await self.nats_source.start()
-        self._runner = self.http.runner()
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.settings.receiver.host, self.settings.receiver.port)
-        await site.start()
-        if self._runner.addresses:  # with port 0, the one the OS chose
-            self.port = int(self._runner.addresses[0][1])
+        await self.start_http()
         # What is loaded by now (modules, the Kubernetes client's thousands of classes) lives as
         # long as the process. Frozen, it is left out of the collector's full passes, which
         # otherwise stall the event loop for 15-50 ms each (profiled under load, BENCHMARKS.md).
@@ -137,7 +143,34 @@ class Service:
             self.settings.config.dir,
         )
 
+    async def start_http(self) -> None:
+        """Listen. A standby replica (LEADER_ELECTION) does only this until it leads: /healthz
+        answers, /readyz says it stands by, so the Service sends it no events."""
+        if self._runner is not None:
+            return
+        self._runner = self.http.runner()
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.settings.receiver.host, self.settings.receiver.port)
+        await site.start()
+        if self._runner.addresses:  # with port 0, the one the OS chose
+            self.port = int(self._runner.addresses[0][1])
+
+    def saturated(self) -> int | None:
+        """Seconds a sender should hold back while the clusters' admission holds tasks back
+        (the events queued count into the backlog), or None."""
+        if not any(a.active for a in self.admissions):
+            return None
+        return saturation(self.admissions, self.dispatcher.queue_size - self.dispatcher.room())
+
+    def _admission_detail(self) -> Callable[[], dict[str, Any]] | None:
+        """/readyz detail of the one cluster's admission, when a limit is set."""
+        active = [a for a in self.admissions if a.active]
+        return (lambda: {"admission": active[0].detail()}) if active else None
+
     def _not_ready(self) -> str | None:
+        if self.elector is not None and not self.elector.leading:
+            holder = self.elector.holder or "nobody yet"
+            return f"standing by: replica {holder} holds the leader Lease (LEADER_ELECTION)"
         if not self.dispatcher.accepting:
             return "not accepting events (stopping)"
         # A remote execution plane takes its work from the control plane: until it has
@@ -239,26 +272,62 @@ async def serve(settings: Settings) -> None:
         task.add_done_callback(reloads.discard)
 
     loop.add_signal_handler(signal.SIGHUP, reload)
-    # A SIGTERM while starting (waiting for NATS or the cluster, say) stops the start too.
-    starting = asyncio.create_task(service.start())
+    # A SIGTERM while starting (waiting for NATS, the cluster or the Lease) stops the start too.
+    starting = asyncio.create_task(_start(service, settings))
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
     if not starting.done():
         starting.cancel()
         await asyncio.gather(starting, return_exceptions=True)
-        await service.stop()
+        await _stop(service)
         return
     stopping.cancel()
     try:
         starting.result()
     except (RuntimeError, OSError) as exc:  # no cluster config, port in use, NATS unreachable ...
         print(f"job-executor: cannot start: {exc}", file=sys.stderr, flush=True)
-        await service.stop()
+        await _stop(service)
         raise SystemExit(2) from None
     print(
         f"job-executor: serving on http://{settings.receiver.host}:{service.port}{settings.receiver.path}",
         file=sys.stderr,
         flush=True,
     )
-    await stop.wait()
+    waits: set[asyncio.Future[Any]] = {asyncio.ensure_future(stop.wait())}
+    keeping = asyncio.ensure_future(service.elector.keep()) if service.elector is not None else None
+    if keeping is not None:
+        waits.add(keeping)
+    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    for waiting in waits:
+        waiting.cancel()
+    await asyncio.gather(*waits, return_exceptions=True)
+    if keeping is not None and keeping.done() and not keeping.cancelled():
+        lost = keeping.exception()
+        if isinstance(lost, LostLease):
+            # Another replica may lead from now on: create nothing more, and exit so that the
+            # restarted container stands by as a candidate again.
+            log.error("no longer the leader: %s; stopping", lost)
+            await _stop(service)
+            raise SystemExit(1)
+    await _stop(service)
+
+
+async def _start(service: Service, settings: Settings) -> None:
+    """Start; with LEADER_ELECTION listen first (standing by, unready) and start the rest once
+    this replica holds the Lease. Events in its own state resume then; Jobs a lost leader left
+    running are adopted from the cluster (their Job carries the event)."""
+    if settings.kubernetes.leader_election:
+        service.elector = await wiring.make_elector(settings)
+        service.metrics.gauge(
+            "job_executor_leader", lambda: 1.0 if service.elector and service.elector.leading else 0.0
+        )
+        await service.start_http()
+        await service.elector.acquire()
+    await service.start()
+
+
+async def _stop(service: Service) -> None:
     await service.stop()
+    if service.elector is not None:
+        await service.elector.release()  # the next replica takes over at once, not after the lease
+        await service.elector.api.api_client.close()

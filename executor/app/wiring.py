@@ -11,9 +11,12 @@ from collections.abc import Callable
 from nats.aio.client import Client
 
 from executor.backends.base import Backend
+from executor.backends.kubernetes.admission import Admission
+from executor.backends.kubernetes.api import KubeAPI, load_api_client
 from executor.backends.kubernetes.backend import KubernetesBackend
 from executor.backends.kubernetes.clusterfile import Clusters, ClusterSpec, read_clusters
 from executor.backends.kubernetes.clusters import MultiClusterBackend
+from executor.backends.kubernetes.lease import LeaderElector, LeaseTiming, default_identity
 from executor.backends.kubernetes.render import RenderOptions
 from executor.backends.local.backend import LocalBackend
 from executor.backends.local.isolation import run_as_user
@@ -52,11 +55,41 @@ def make_backend(
             options,
             namespaces=(settings.jobs.namespace,),
             pod_start_grace=float(settings.kubernetes.pod_start_grace_seconds),
+            admission=make_admission(settings),
         )
     return LocalBackend(
         settings.state.dir / "work",
         settings.local.secrets_dir,
         run_as=run_as_user(settings.local.run_as_user),
+    )
+
+
+def make_admission(settings: Settings) -> Admission:
+    """One cluster's write bucket and pending cap (each cluster of CLUSTERS_FILE gets its own)."""
+    limits = settings.clusters
+    return Admission(float(limits.write_qps), limits.write_burst, limits.max_pending_jobs)
+
+
+def admissions(backend: Backend) -> list[Admission]:
+    """The admission of every cluster the backend creates Jobs in (none for the local backend)."""
+    if isinstance(backend, MultiClusterBackend):
+        return backend.admissions()
+    if isinstance(backend, KubernetesBackend):
+        return [backend.admission]
+    return []
+
+
+async def make_elector(settings: Settings) -> LeaderElector:
+    """LEADER_ELECTION: a candidate for the Lease in the service's own cluster (in-cluster
+    config or KUBECONFIG), with a client of its own, closed by the caller (`elector.api`)."""
+    api = KubeAPI(await load_api_client())
+    k8s = settings.kubernetes
+    return LeaderElector(
+        api,
+        k8s.lease_namespace or settings.jobs.namespace,
+        k8s.lease_name,
+        default_identity(),
+        LeaseTiming.of(k8s.lease_seconds),
     )
 
 
@@ -77,6 +110,7 @@ def make_clusters(
             pod_start_grace=float(settings.kubernetes.pod_start_grace_seconds),
             kubeconfig=spec.kubeconfig,
             context=spec.context,
+            admission=make_admission(settings),
         )
 
     return MultiClusterBackend(
@@ -148,7 +182,13 @@ def make_poller(settings: Settings, keptn: KeptnAPI | None, offer: Offering) -> 
     )
 
 
-def make_nats_source(settings: Settings, client: Client, offer: Offering, metrics: Metrics) -> NatsSource:
+def make_nats_source(
+    settings: Settings,
+    client: Client,
+    offer: Offering,
+    metrics: Metrics,
+    paused: Callable[[], int | None] | None = None,
+) -> NatsSource:
     return NatsSource(
         client,
         offer,
@@ -160,6 +200,7 @@ def make_nats_source(settings: Settings, client: Client, offer: Offering, metric
         ack_wait=float(settings.nats.ack_wait_seconds),
         deliver=settings.nats.deliver,
         max_attribute_bytes=settings.receiver.max_attribute_bytes,
+        paused=paused,
     )
 
 

@@ -3,7 +3,8 @@
 Answers 202 once every event of the request is durably accepted (or was already), 400 with the
 reason for a malformed event, 401 (with a Bearer challenge) without the configured token, 408
 for a body that does not arrive in time, 413 for an oversized body or a batch larger than the
-queue, 415 for an event format other than JSON, 429 when the queue is full, 503 while shutting
+queue, 415 for an event format other than JSON, 429 when the queue is full or the clusters'
+admission holds tasks back (Retry-After from the backlog), 503 while shutting
 down; every refusal is counted by reason. Also /healthz, /readyz, /metrics and, when origins
 are configured, the CloudEvents webhook handshake (OPTIONS).
 """
@@ -42,11 +43,12 @@ REALM = 'Bearer realm="job-executor"'
 class Refusal(Exception):
     """A request we answer with an error: its status, the reason for the sender, the metric label."""
 
-    def __init__(self, status: int, reason: str, kind: str) -> None:
+    def __init__(self, status: int, reason: str, kind: str, retry_after: int = 1) -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
         self.kind = kind
+        self.retry_after = retry_after  # seconds, for a 429
 
 
 def parse_request(
@@ -89,8 +91,11 @@ class HttpSource:
         *,
         not_ready: Callable[[], str | None],
         detail: Callable[[], dict[str, Any]] | None = None,
+        saturated: Callable[[], int | None] | None = None,
     ) -> None:
         self.intake = intake
+        # While the clusters' admission holds tasks back: seconds to wait before sending again.
+        self.saturated = saturated
         self.metrics = metrics
         self.settings = settings
         self.token = settings.auth_token
@@ -162,7 +167,7 @@ class HttpSource:
             if refusal.status == 401:
                 headers["WWW-Authenticate"] = REALM  # RFC 7235 3.1: every 401 carries a challenge
             elif refusal.status == 429:
-                headers["Retry-After"] = "1"
+                headers["Retry-After"] = str(refusal.retry_after)
             response = self._reject(refusal, headers)
             if refusal.status == 408:
                 response.force_close()  # the rest of the body may still arrive: not a new request
@@ -190,14 +195,23 @@ class HttpSource:
             events = parse_request(headers, body, self.settings.max_attribute_bytes)
         except EventError as exc:
             raise Refusal(400, str(exc), "malformed") from None
-        if not self.intake.accepting:
-            raise Refusal(503, "shutting down; send again later", "closed")
+        if not self.intake.accepting:  # stopping, or a replica standing by (LEADER_ELECTION)
+            raise Refusal(503, f"{self.not_ready() or 'shutting down'}; send again later", "closed")
         if len(events) > self.intake.queue_size:
             raise Refusal(
                 413,
                 f"a batch of {len(events)} events can never fit the queue of {self.intake.queue_size} "
                 "(QUEUE_SIZE): send smaller batches",
                 "batch_too_large",
+            )
+        wait = self.saturated() if self.saturated is not None else None
+        if wait is not None:
+            raise Refusal(
+                429,
+                "the clusters admit no more Jobs for now (MAX_PENDING_JOBS or KUBE_WRITE_QPS: tasks "
+                f"wait for admission); retry in {wait} s",
+                "saturated",
+                retry_after=wait,
             )
         if len(events) > self.intake.room():
             raise Refusal(429, "queue is full; retry later", "queue_full")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from datetime import datetime
 
 from nats.aio.client import Client
@@ -33,6 +34,7 @@ from executor.support.metrics import Metrics
 log = logging.getLogger(__name__)
 
 FULL_RETRY_SECONDS = 0.2
+PAUSE_CHECK_SECONDS = 0.1
 DEFAULT_STREAM = "JOB_EXECUTOR"
 
 
@@ -52,8 +54,13 @@ class NatsSource:
         batch: int = 64,
         deliver: str = "new",
         max_attribute_bytes: int | None = None,
+        paused: Callable[[], int | None] | None = None,
     ) -> None:
         self.client = client
+        # While this answers a number (the clusters' admission holds tasks back), intake pauses:
+        # JetStream is not pulled (it keeps the messages), plain NATS callbacks hold back.
+        self.paused = paused
+        self.pausing = False
         self.offer = offer
         self.subjects = subjects
         self.queue_group = queue_group
@@ -65,6 +72,7 @@ class NatsSource:
         self.deliver = deliver
         self.max_attribute_bytes = max_attribute_bytes
         self.metrics = metrics or Metrics()
+        self.metrics.gauge("job_executor_intake_paused", lambda: 1.0 if self.pausing else 0.0)
         self._tasks: list[asyncio.Task[None]] = []
         self._subs: list[object] = []
         self.received = 0
@@ -99,9 +107,22 @@ class NatsSource:
         if event is None:
             return
         # Blocking this callback holds back the subscription: backpressure without dropping.
+        await self._while_paused()
         with tracing.receive(event.attributes, "nats"):
             while self.offer(event) is Offer.FULL:  # noqa: ASYNC110 - the dispatcher signals no room event
                 await asyncio.sleep(FULL_RETRY_SECONDS)
+
+    async def _while_paused(self) -> None:
+        """Return once the clusters admit Jobs again (at once when they do)."""
+        if self.paused is None or self.paused() is None:
+            return
+        if not self.pausing:
+            log.info("NATS: intake paused while the clusters admit no more Jobs")
+        self.pausing = True
+        while self.paused() is not None:  # noqa: ASYNC110 - admission signals no event across layers
+            await asyncio.sleep(PAUSE_CHECK_SECONDS)
+        self.pausing = False
+        log.info("NATS: intake resumed")
 
     # ---- JetStream ----
     async def _start_jetstream(self) -> None:
@@ -130,6 +151,7 @@ class NatsSource:
     async def _pull(self, sub: JetStreamContext.PullSubscription) -> None:
         failures = 0
         while True:
+            await self._while_paused()  # not pulling: JetStream keeps the messages meanwhile
             try:
                 messages = await sub.fetch(self.batch, timeout=1)
             except (NatsTimeout, TimeoutError):

@@ -28,6 +28,7 @@ REJECT_REASONS = (
     "batch_too_large",
     "unsupported",
     "queue_full",
+    "saturated",
     "closed",
     "timeout",
 )
@@ -67,6 +68,12 @@ GAUGES: dict[str, tuple[str, tuple[str, ...]]] = {
     "job_executor_tasks_waiting_for_cluster": ("Tasks waiting for room on an eligible cluster", ()),
     "job_executor_cluster_jobs": ("Jobs of ours not yet ended, by cluster", ("cluster",)),
     "job_executor_cluster_failing": ("1 while a cluster is skipped after failures, by cluster", ("cluster",)),
+    "job_executor_tasks_waiting_for_admission": (
+        "Tasks held back by MAX_PENDING_JOBS or KUBE_WRITE_QPS (intake pauses meanwhile)",
+        (),
+    ),
+    "job_executor_intake_paused": ("1 while NATS intake pauses for admission", ()),
+    "job_executor_leader": ("1 while this replica holds the leader Lease (LEADER_ELECTION)", ()),
 }
 HISTOGRAMS: dict[str, tuple[str, tuple[str, ...], tuple[tuple[str, ...], ...]]] = {
     "job_executor_task_duration_seconds": ("Time from a task's submit to its end", (), ()),

@@ -66,10 +66,40 @@ CASES: dict[str, dict[str, Any]] = {
     "image-pull-secrets": {"imagePullSecrets": [{"name": "ghcr-pull"}]},
     "init-container-image": {"initContainerImage": "registry.example/job-executor:0.1.0"},
     "name-overrides": {"nameOverride": "jx", "fullnameOverride": "custom-executor"},
-    "replicas": {"replicaCount": 3},
+    "replicas": {"replicaCount": 3, "leaderElection.enabled": True},
     "pdb-forced-on": {"podDisruptionBudget.enabled": True, "podDisruptionBudget.maxUnavailable": 0},
-    "pdb-off-with-replicas": {"replicaCount": 2, "podDisruptionBudget.enabled": False},
-    "pdb-percentage": {"replicaCount": 4, "podDisruptionBudget.maxUnavailable": "25%"},
+    "pdb-off-with-replicas": {
+        "replicaCount": 2,
+        "leaderElection.enabled": True,
+        "podDisruptionBudget.enabled": False,
+    },
+    "pdb-percentage": {
+        "replicaCount": 4,
+        "leaderElection.enabled": True,
+        "podDisruptionBudget.maxUnavailable": "25%",
+    },
+    "leader-election": {"replicaCount": 2, "leaderElection.enabled": True, "leaderElection.leaseSeconds": 6},
+    "admission": {"admission.maxPendingJobs": 5, "admission.writeQps": 20, "admission.writeBurst": 40},
+    "clusters": {
+        "clusters": [
+            {
+                "name": "east",
+                "kubeconfigSecret": "east-kube",
+                "maxConcurrentJobs": 20,
+                "labels": {"platform": "x86_64"},
+            },
+            {
+                "name": "west",
+                "kubeconfigSecret": "west-kube",
+                "kubeconfigKey": "config",
+                "context": "prod",
+                "namespace": "jobs",
+                "enabled": False,
+                "priority": 1,
+            },
+            {"name": "here"},
+        ]
+    },
     "service-account-existing": {"serviceAccount.create": False, "serviceAccount.name": "ops"},
     "service-account-annotations": {
         "serviceAccount.annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/x"}
@@ -448,6 +478,9 @@ def test_default_settings() -> None:
         "LOG_FORMAT": "text",
         "LOG_LEVEL": "info",
         "UI": "auto",
+        "MAX_PENDING_JOBS": "0",
+        "KUBE_WRITE_QPS": "0",
+        "KUBE_WRITE_BURST": "10",
     }
     assert one(objects, "Deployment")["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 150
 
@@ -958,3 +991,56 @@ def test_every_value_has_a_default_and_documentation() -> None:
             assert isinstance(node, dict) and part in node, f"{path}: no default in values.yaml"
             node = node[part]
         assert f"`{path}`" in readme, f"{path}: not documented in README.md"
+
+
+def test_replicas_need_the_leader_election() -> None:
+    error = failure({"replicaCount": 2})
+    assert "leaderElection.enabled" in str(error)
+    objects = rendered("leader-election")
+    env = plain_env(objects)
+    assert env["LEADER_ELECTION"] == "true" and env["LEADER_ELECTION_LEASE_SECONDS"] == "6"
+    assert env["LEADER_ELECTION_LEASE_NAME"] == FULLNAME
+    role = one(objects, "Role")
+    assert {
+        "apiGroups": ["coordination.k8s.io"],
+        "resources": ["leases"],
+        "verbs": ["get", "create", "update"],
+    } in role["rules"]
+    assert "LEADER_ELECTION" not in plain_env(rendered("defaults"))
+
+
+def test_admission_values_become_settings() -> None:
+    env = plain_env(rendered("admission"))
+    assert (env["MAX_PENDING_JOBS"], env["KUBE_WRITE_QPS"], env["KUBE_WRITE_BURST"]) == ("5", "20", "40")
+
+
+def test_clusters_file_from_a_configmap_and_kubeconfigs_from_secrets(tmp_path: Path) -> None:
+    from executor.backends.kubernetes.clusterfile import read_clusters
+
+    objects = rendered("clusters")
+    env = plain_env(objects)
+    assert env["CLUSTERS_FILE"] == "/etc/job-executor/clusters/clusters.yaml"
+    configmap = next(o for o in only(objects, "ConfigMap") if o["metadata"]["name"] == f"{FULLNAME}-clusters")
+    text = configmap["data"]["clusters.yaml"]
+    path = tmp_path / "clusters.yaml"
+    path.write_text(text)
+    clusters = read_clusters(path, "keptn")  # the program reads what the chart writes
+    east, west, here = clusters.members
+    assert (
+        east.kubeconfig == "/etc/job-executor/kubeconfigs/east/kubeconfig" and east.max_concurrent_jobs == 20
+    )
+    assert dict(east.labels) == {"platform": "x86_64"}
+    assert (west.context, west.namespace, west.enabled, west.priority) == ("prod", "jobs", False, 1)
+    assert here.kubeconfig == ""  # no Secret: the in-cluster config
+    pod = one(objects, "Deployment")["spec"]["template"]["spec"]
+    secrets = {v["name"]: v["secret"] for v in pod["volumes"] if "secret" in v}
+    assert secrets == {
+        "kubeconfig-east": {
+            "secretName": "east-kube",
+            "items": [{"key": "kubeconfig", "path": "kubeconfig"}],
+        },
+        "kubeconfig-west": {"secretName": "west-kube", "items": [{"key": "config", "path": "kubeconfig"}]},
+    }
+    mounts = {m["name"]: m["mountPath"] for m in container(objects)["volumeMounts"]}
+    assert mounts["clusters"] == "/etc/job-executor/clusters"
+    assert mounts["kubeconfig-east"] == "/etc/job-executor/kubeconfigs/east"

@@ -25,6 +25,7 @@ import aiohttp
 from kubernetes_asyncio import client, config
 
 from executor.backends.base import BackendError
+from executor.backends.kubernetes.admission import TokenBucket, is_write
 from executor.model.errors import Permanent, Temporary
 from executor.support.backoff import KUBE_REQUEST, Backoff
 
@@ -125,8 +126,11 @@ class KubeAPI:
         api_client: client.ApiClient,
         backoff: Backoff | None = None,
         request_timeout: float = 30.0,
+        writes: TokenBucket | None = None,
     ) -> None:
         self.api_client = api_client
+        # KUBE_WRITE_QPS: each create/patch/replace/delete request (a retry too) takes a token.
+        self.writes = writes
         skip_environment_lookups(api_client)
         self.batch = client.BatchV1Api(api_client)
         self.core = client.CoreV1Api(api_client)
@@ -162,8 +166,12 @@ class KubeAPI:
 
     async def _retried(self, what: str, fn: ApiCall, *args: Any, **kwargs: Any) -> bytes:
         attempt = 0
+        limited = self.writes is not None and is_write(fn)
         while True:
             try:
+                if limited:
+                    assert self.writes is not None
+                    await self.writes.take()
                 return await self._once(fn, *args, **kwargs)
             except ApiError as exc:
                 if not isinstance(exc, Temporary):

@@ -25,6 +25,7 @@ from typing import Any
 from kubernetes_asyncio import client
 
 from executor.backends.kubernetes import harvest
+from executor.backends.kubernetes.admission import Admission
 from executor.backends.kubernetes.api import (
     ApiError,
     ApiOverQuota,
@@ -66,8 +67,11 @@ class KubernetesBackend:
         pod_check_interval: float = 10.0,
         kubeconfig: str = "",
         context: str = "",
+        admission: Admission | None = None,
     ) -> None:
         self.options = options
+        # KUBE_WRITE_QPS/BURST and MAX_PENDING_JOBS of this cluster (admission.py).
+        self.admission = admission or Admission()
         self.kubeconfig, self.context = kubeconfig, context  # "": KUBECONFIG or in-cluster
         self.namespaces = tuple(dict.fromkeys(namespaces))  # where adopt() looks
         self.backoff = backoff or KUBE_REQUEST
@@ -121,7 +125,8 @@ class KubernetesBackend:
         if self._api is None:
             if self._api_client is None:
                 self._api_client = await load_api_client(self.kubeconfig, self.context)
-            self._api = KubeAPI(self._api_client, self.backoff)
+            writes = self.admission.writes if self.admission.writes.rate > 0 else None
+            self._api = KubeAPI(self._api_client, self.backoff, writes=writes)
         return self._api
 
     def tracker(self, namespace: str) -> JobTracker:
@@ -129,7 +134,8 @@ class KubernetesBackend:
         tracker = self._trackers.get(namespace)
         if tracker is None:
             assert self._api is not None, "start() the backend first"
-            tracker = JobTracker(self._api, namespace, SELECTOR, backoff=self.watch_backoff)
+            pending = self.admission.pending if self.admission.pending.limit > 0 else None
+            tracker = JobTracker(self._api, namespace, SELECTOR, backoff=self.watch_backoff, pending=pending)
             self._trackers[namespace] = tracker
             tracker.start()
         return tracker
@@ -147,6 +153,22 @@ class KubernetesBackend:
         configmap = objects[0] if len(objects) > 1 else None
         namespace = job_manifest["metadata"]["namespace"] or self.namespaces[0]
         name = job_manifest["metadata"]["name"]
+        # MAX_PENDING_JOBS: wait while the cluster has that many Jobs of ours not yet running.
+        async with self.admission.pending.creating():
+            job, adopted = await self._create(api, namespace, name, spec, job_manifest, configmap)
+        if configmap is not None:
+            await self._set_owner(api, namespace, name, job)
+        return TaskHandle(name, namespace, adopted=adopted)
+
+    async def _create(
+        self,
+        api: KubeAPI,
+        namespace: str,
+        name: str,
+        spec: TaskSpec,
+        job_manifest: Obj,
+        configmap: Obj | None,
+    ) -> tuple[Obj, bool]:
         if configmap is not None:
             try:
                 await self._create_configmap(api, namespace, configmap)
@@ -173,9 +195,9 @@ class KubernetesBackend:
         # The namespace's watch starts only once a Job of ours exists there: a namespace the
         # service may not use must not leave a watch retrying its 403 for the life of the process.
         self.tracker(namespace).observe(job)
-        if configmap is not None:
-            await self._set_owner(api, namespace, name, job)
-        return TaskHandle(name, namespace, adopted=adopted)
+        if not adopted:
+            self.admission.admitted()
+        return job, adopted
 
     async def wait(self, handle: TaskHandle, spec: TaskSpec) -> TaskOutcome:
         api = await self._ready()

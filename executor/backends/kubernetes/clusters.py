@@ -30,6 +30,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from executor.backends.base import BackendError
+from executor.backends.kubernetes.admission import Admission
 from executor.backends.kubernetes.api import (
     ApiError,
     ApiOverQuota,
@@ -264,6 +265,9 @@ class MultiClusterBackend:
 
     # ---- what /readyz and /metrics show ----
 
+    def admissions(self) -> list[Admission]:
+        return [m.backend.admission for m in self._members.values()]
+
     def not_ready(self) -> str | None:
         """Unready only when no enabled cluster is usable: one failing while another serves is detail."""
         now = time.monotonic()
@@ -286,6 +290,8 @@ class MultiClusterBackend:
                 # (by the next task that may go there) once retryInSeconds has passed
                 "state": "failing" if member.failures else "ok",
             }
+            if member.backend.admission.active:
+                entry.update(member.backend.admission.detail())
             if member.failures:
                 entry["retryInSeconds"] = round(max(0.0, member.failing_until - now), 1)
                 entry["error"] = member.last_error

@@ -38,6 +38,7 @@ from typing import Any
 import aiohttp
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from executor.backends.kubernetes.admission import PendingCap
 from executor.backends.kubernetes.api import ApiError, KubeAPI, status_error
 from executor.backends.kubernetes.harvest import is_finished
 from executor.backends.kubernetes.watchstream import Pacer, watch_lines
@@ -79,8 +80,12 @@ class JobTracker:
         backoff: Backoff | None = None,
         watch_timeout: tuple[int, int] = (240, 360),
         coalesce: float = COALESCE_SECONDS,
+        pending: PendingCap | None = None,
     ) -> None:
         self.api = api
+        # MAX_PENDING_JOBS: told of every Job version kept and every Job gone, to count those
+        # not yet running. Then progress events (a pod turning ready) are decoded too.
+        self.pending = pending
         self.namespace = namespace
         self.selector = selector
         self.backoff = backoff or KUBE_WATCH
@@ -210,6 +215,11 @@ class JobTracker:
             meta = page.get("metadata") or {}
         self.stats.lists += 1
         self.resource_version = str(meta.get("resourceVersion") or "")
+        if self.pending is not None:
+            for name in set(self._jobs) - set(jobs):
+                self.pending.gone(name)
+            for listed in jobs.values():
+                self.pending.observed(listed)
         self._jobs = jobs
         self._synced.set()
         for name in list(self._waiters):
@@ -248,7 +258,7 @@ class JobTracker:
             pacer = Pacer(getattr(response.connection, "protocol", None), self.coalesce)
             async with contextlib.aclosing(watch_lines(response.content, pacer)) as lines:
                 async for line in lines:
-                    if not _is_progress(line):
+                    if not _is_progress(line) or (self.pending is not None and self.pending.pending):
                         self._event(line)
         finally:
             response.release()
@@ -279,6 +289,8 @@ class JobTracker:
             gone = self._jobs.get(name)
             if gone is not None and _uid(gone) == meta.get("uid"):
                 del self._jobs[name]
+                if self.pending is not None:
+                    self.pending.gone(name)
             self._resolve_deleted(name, str(meta.get("uid") or ""), dict(obj))
             return
         if kind in ("ADDED", "MODIFIED"):
@@ -290,6 +302,8 @@ class JobTracker:
     def _store(self, job: Job) -> Job:
         job = _slim(job)
         self._jobs[job["metadata"]["name"]] = job
+        if self.pending is not None:
+            self.pending.observed(job)
         return job
 
     def _resolve(self, name: str, job: Job) -> None:

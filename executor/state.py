@@ -44,6 +44,7 @@ CREATE TABLE IF NOT EXISTS placements (
     source TEXT NOT NULL, id TEXT NOT NULL, placed_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS placements_run ON placements (source, id);
+CREATE TABLE IF NOT EXISTS uncertain_groups (grp TEXT NOT NULL PRIMARY KEY);
 """
 # Tables are created with IF NOT EXISTS on every start: a database from before a table existed
 # (placements came with CLUSTERS_FILE) gets it then, empty, which is what it would have held.
@@ -280,14 +281,24 @@ class StateStore:
         return None if row is None else str(row[0])
 
     # ---- outbox ----
+    def reports_uncertain(self, group: str) -> None:
+        """Reports of this group (an event, by its id) may have been sent by another process
+        already (a running task adopted from a Job after the state that knew it was lost, or from
+        a replica that led before): each is checked with its sink before it is sent."""
+        self._db.execute("INSERT OR IGNORE INTO uncertain_groups (grp) VALUES (?)", (group,))
+
     def enqueue(self, event_id: str, sinks: list[str], payload: str, group: str = "") -> None:
         now = time.time()
         with self.transaction():
+            uncertain = bool(
+                group
+                and self._db.execute("SELECT 1 FROM uncertain_groups WHERE grp = ?", (group,)).fetchone()
+            )
             for sink in sinks:
                 self._db.execute(
-                    "INSERT OR IGNORE INTO outbox (event_id, sink, payload, next_at, grp) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    (event_id, sink, payload, now, group),
+                    "INSERT OR IGNORE INTO outbox (event_id, sink, payload, next_at, grp, uncertain) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (event_id, sink, payload, now, group, int(uncertain)),
                 )
 
     def due(self, limit: int = 100) -> list[OutboxItem]:
@@ -368,6 +379,7 @@ class StateStore:
                 tasks += [(str(a), str(b), int(c), int(d)) for a, b, c, d in rows]
             for table in ("tasks", "actions", "placements", "runs"):
                 self._db.executemany(f"DELETE FROM {table} WHERE source = ? AND id = ?", runs)
+            self._db.executemany("DELETE FROM uncertain_groups WHERE grp = ?", [(i,) for _, i in runs])
             events = self._db.execute(
                 "DELETE FROM outbox WHERE rowid IN (SELECT rowid FROM outbox WHERE delivered_at < ? LIMIT ?)",
                 (before, limit),

@@ -219,6 +219,9 @@ class Service:
                 event = event_from_json(raw)
             except EventError:
                 continue
+            # Whoever ran it before may have sent its reports: check each with its sink first
+            # (Keptn counts a second .started and would wait for a second .finished).
+            self.store.reports_uncertain(event.id)
             if self.dispatcher.offer(event) is Offer.ACCEPTED:
                 log.info(
                     "adopted running task %s of event %s (not in the state)", found.handle.name, event.id

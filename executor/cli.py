@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from executor import __version__
+from executor.app import runs_cli
 from executor.app.dryrun import DryRunError, dry_run
 from executor.app.lint import allow_list_warnings, lint_paths
 from executor.backends.kubernetes import initfiles
@@ -81,7 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--backend", choices=("local", "kubernetes"), help="BACKEND (default local)")
     serve.add_argument("--state-dir", type=Path, help="STATE_DIR: SQLite state and local work dirs")
     serve.add_argument("--sink", help="K_SINK: URL to POST started/finished events to (default: stdout)")
-    serve.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+    serve.add_argument(
+        "--log-level",
+        type=str.lower,
+        choices=("debug", "info", "warning", "error"),
+        help="LOG_LEVEL (default info)",
+    )
     serve.set_defaults(handler=cmd_serve)
 
     run = commands.add_parser(
@@ -98,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--secrets-dir", type=Path, help="LOCAL_SECRETS_DIR: a folder per secret, a file per key"
     )
     run.set_defaults(handler=cmd_run)
+
+    runs_cli.register(commands)  # runs, runs show, logs, replay: the run history API
 
     init = commands.add_parser("init-files", help="the init container's program: stage files under /keptn")
     init.set_defaults(handler=lambda _args: initfiles.main())
@@ -199,8 +207,8 @@ class _PlainDumper(yaml.SafeDumper):
 def cmd_serve(args: argparse.Namespace) -> int:
     from executor.app.service import serve
 
-    logging.getLogger().setLevel(args.log_level.upper())
     settings = Settings.from_env().with_overrides(
+        observe={"log_level": args.log_level},
         receiver={"host": args.host, "port": args.port},
         config={"dir": args.config_dir},
         jobs={"backend": args.backend},

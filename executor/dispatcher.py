@@ -8,17 +8,69 @@ up again on the next start.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from executor.model.errors import Temporary
-from executor.model.events import Event, Offer, event_from_json
+from executor.model.events import Event, Offer, stored_event
 from executor.state import StateStore
 from executor.support.backoff import EVENT_RETRY
+from executor.support.crashpoints import crash_point
+from executor.support.logs import step
 from executor.support.metrics import Metrics
 
 log = logging.getLogger(__name__)
+
+
+class TaskSlots:
+    """At most `limit` tasks submitted and not yet ended, across all events and actions
+    (MAX_CONCURRENT_TASKS; 0: no bound). MAX_CONCURRENT_RUNS counts events, and one event can
+    start many tasks. Waiters are served strictly in arrival order, so a task keeps its place."""
+
+    def __init__(self, limit: int, metrics: Metrics | None = None) -> None:
+        self.limit = limit
+        self.busy = 0
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        if metrics is not None:
+            metrics.gauge("job_executor_tasks_waiting", lambda: float(len(self._waiters)))
+            metrics.gauge("job_executor_tasks_running", lambda: float(self.busy))
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiters)
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        await self._acquire()
+        try:
+            yield
+        finally:
+            self._release()
+
+    async def _acquire(self) -> None:
+        if self.limit <= 0 or (self.busy < self.limit and not self._waiters):
+            self.busy += 1
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(future)
+        try:
+            await future  # the releaser counted us in already
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():
+                self._release()  # handed a slot just as we were cancelled: pass it on
+            else:
+                self._waiters.remove(future)
+            raise
+
+    def _release(self) -> None:
+        self.busy -= 1
+        while self._waiters and (self.limit <= 0 or self.busy < self.limit):
+            future = self._waiters.popleft()
+            if not future.done():
+                self.busy += 1
+                future.set_result(None)
 
 
 class Dispatcher:
@@ -43,6 +95,7 @@ class Dispatcher:
         self._attempts: dict[tuple[str, str], int] = {}
         self._retries: dict[tuple[str, str], asyncio.TimerHandle] = {}
         self.metrics.gauge("job_executor_queue_depth", lambda: float(self._queue.qsize()))
+        self.metrics.gauge("job_executor_runs_in_flight", lambda: float(self._busy))
 
     @property
     def accepting(self) -> bool:
@@ -57,18 +110,21 @@ class Dispatcher:
         if self._queue.qsize() >= self.queue_size:
             self.metrics.inc("job_executor_events_rejected_total", reason="queue_full")
             return Offer.FULL
-        if not self.store.accept(event.source, event.id, event.to_json()):
+        about = (event.type, event.project, event.stage, event.service)
+        if not self.store.accept(event.source, event.id, event.to_json(), about):
             self.metrics.inc("job_executor_events_duplicate_total")
             return Offer.DUPLICATE
+        crash_point("accepted")
         self.metrics.inc("job_executor_events_received_total")
         self._queue.put_nowait(event)
+        log.info("event accepted", extra=step(event.source, event.id, type=event.type))
         return Offer.ACCEPTED
 
     async def start(self) -> int:
         """Resume what was accepted but not finished, then start the workers."""
         resumed = 0
         for text in self.store.unfinished_runs():
-            self._queue.put_nowait(event_from_json(text))
+            self._queue.put_nowait(stored_event(text))
             resumed += 1
         if resumed:
             log.info("resuming %d event(s) accepted before the last stop", resumed)
@@ -88,6 +144,7 @@ class Dispatcher:
             try:
                 await self.handler(event)
                 self.store.set_run_state(event.source, event.id, "done")
+                log.info("event done", extra=step(event.source, event.id, type=event.type))
                 self._attempts.pop((event.source, event.id), None)
             except asyncio.CancelledError:
                 raise  # stopping: the run stays unfinished and resumes on the next start
@@ -95,6 +152,7 @@ class Dispatcher:
                 self._retry(event, exc)
             except Exception:
                 log.exception("event %s from %s could not be handled", event.id, event.source)
+                self.store.set_run_status(event.source, event.id, "errored")
                 self.store.set_run_state(event.source, event.id, "done")
             finally:
                 self._busy -= 1

@@ -117,6 +117,7 @@ def plan_task(
         annotations=dict(task.annotations),
         security_context=security_context,
         image_pull_policy=task.image_pull_policy,
+        cluster_selector=dict(task.cluster_selector),
         service_account=account,
         automount_service_account_token=automount,
         extra_labels=dict(settings.jobs.labels),
@@ -133,12 +134,13 @@ def check_task_policy(task: Task, settings: Settings) -> None:
 
 
 def task_env(event: Event, task: Task) -> tuple[tuple[EnvVar, ...], tuple[str, ...]]:
-    """Env of a task: Keptn defaults first, then the config's entries (which win on a clash)."""
-    values: dict[str, str] = {
-        "KEPTN_PROJECT": event.project,
-        "KEPTN_STAGE": event.stage,
-        "KEPTN_SERVICE": event.service,
-    }
+    """Env of a task: Keptn defaults and the event's CE_* attributes first, then the config's
+    entries (which win on a clash). A KEPTN_* default the event has no value for is not set at
+    all, so a script can tell "no stage" from an empty one with ${KEPTN_STAGE+set}."""
+    keptn = {"KEPTN_PROJECT": event.project, "KEPTN_STAGE": event.stage, "KEPTN_SERVICE": event.service}
+    values: dict[str, str] = {k: v for k, v in keptn.items() if v}
+    for name in ("id", "source", "type", "subject", "time"):
+        values[f"CE_{name.upper()}"] = event.attribute(name)
     for key, value in event.labels.items():
         values[label_env_name(key)] = value
     secrets: list[str] = []

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
-from dataclasses import MISSING, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -95,6 +95,69 @@ class JobSettings:
 
 
 @dataclass(frozen=True)
+class KubernetesSettings:
+    """How the Kubernetes backend watches over its Jobs."""
+
+    pod_start_grace_seconds: int = env(
+        "POD_START_GRACE_SECONDS",
+        60,
+        envvars.whole(0),
+        doc="a task whose pod still cannot start this long after its Job was created (image pull "
+        "errors, a missing Secret or key, unschedulable) fails with the pod's reason and its Job is "
+        "deleted; `0`: wait for `maxPollDuration` instead",
+    )
+    leader_election: bool = env(
+        "LEADER_ELECTION",
+        False,
+        envvars.flag,
+        doc="replicas elect one active leader through a coordination.k8s.io Lease; the others "
+        "stand by (unready) and take over, adopting running Jobs, once it is not renewed",
+    )
+    lease_namespace: str = env(
+        "LEADER_ELECTION_NAMESPACE", "", doc="namespace of that Lease", shown="`JOB_NAMESPACE`"
+    )
+    lease_name: str = env("LEADER_ELECTION_LEASE_NAME", "job-executor", doc="its name (one per installation)")
+    lease_seconds: int = env(
+        "LEADER_ELECTION_LEASE_SECONDS",
+        15,
+        envvars.whole(2),
+        doc="how long a leader that stopped renewing keeps the Lease (renewed every third of it)",
+    )
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    """Several clusters and how much of them the service may use."""
+
+    file: Path | None = env(
+        "CLUSTERS_FILE",
+        None,
+        lambda name, raw: Path(raw.strip()) if raw.strip() else None,
+        doc="YAML list of clusters (kubeconfig, context, namespace, `maxConcurrentJobs`, enabled, "
+        "priority, labels) Jobs are spread over, by free capacity; read at start and on SIGHUP. "
+        "Unset: one cluster (in-cluster config or KUBECONFIG)",
+        shown="(none)",
+    )
+    max_pending_jobs: int = env(
+        "MAX_PENDING_JOBS",
+        0,
+        envvars.whole(0),
+        doc="per cluster, Jobs created whose pod is not running yet; more creates wait, and intake "
+        "pauses meanwhile (NATS stops pulling, HTTP answers 429); `0`: no cap",
+    )
+    write_qps: int = env(
+        "KUBE_WRITE_QPS",
+        0,
+        envvars.whole(0),
+        doc="per cluster, Kubernetes API writes (create, patch, delete) a second, a token bucket; "
+        "waiting writes pause intake like `MAX_PENDING_JOBS`; `0`: no limit",
+    )
+    write_burst: int = env(
+        "KUBE_WRITE_BURST", 10, envvars.whole(1), doc="writes allowed at once above that rate"
+    )
+
+
+@dataclass(frozen=True)
 class ResourceDefaults:
     """Requests and limits of tasks without a `resources` block."""
 
@@ -138,9 +201,20 @@ class ConfigSettings:
         "CONFIG_DIR",
         Path("samples/resources"),
         envvars.path,
-        doc="`<project>/[<stage>/[<service>/]]job/config.yaml`",
+        doc="`[<level1>/[<level2>/[<level3>/]]]job/config.yaml`; the root one applies to every event",
         shown="samples/resources",
     )
+    levels: tuple[str, ...] = env(
+        "CONFIG_LEVELS",
+        ("$.data.project", "$.data.stage", "$.data.service"),
+        envvars.jsonpath_levels,
+        doc="up to three jsonpaths over the whole event naming the config tree's levels",
+        shown="`$.data.project,$.data.stage,$.data.service`",
+    )
+
+
+REGISTRATION_TTL = 60
+RENEW_BUDGET = 50  # seconds: the TTL less room for slow answers and retries
 
 
 @dataclass(frozen=True)
@@ -167,8 +241,21 @@ class KeptnSettings:
     )
     poll_interval: int = env("KEPTN_POLL_INTERVAL", 5, envvars.whole(1), doc="seconds between polls")
     renew_interval: int = env(
-        "KEPTN_RENEW_INTERVAL", 30, envvars.whole(5), doc="seconds between registration renewals"
+        "KEPTN_RENEW_INTERVAL",
+        30,
+        envvars.whole(5),
+        doc=f"seconds between registration renewals (with the poll interval at most {RENEW_BUDGET})",
     )
+
+    def check(self) -> None:
+        # Keptn forgets a registration 60 s after its last renewal (shipyard-controller main.go
+        # UNIFORM_INTEGRATION_TTL); a renewal comes at most one poll round late.
+        if self.renew_interval + self.poll_interval > RENEW_BUDGET:
+            raise SettingsError(
+                f"KEPTN_RENEW_INTERVAL={self.renew_interval} with KEPTN_POLL_INTERVAL={self.poll_interval}: "
+                f"Keptn drops a registration {REGISTRATION_TTL} s after its last renewal; keep the two "
+                f"together at most {RENEW_BUDGET} s (the defaults are 30 and 5)"
+            )
 
 
 @dataclass(frozen=True)
@@ -187,6 +274,14 @@ class ReportSettings:
         doc="URL to POST started/finished events to; with no sink at all, stdout",
         shown="(none)",
     )
+    # Events that are not Keptn task events are answered with `<prefix>.started|finished`.
+    result_type_prefix: str = env(
+        "RESULT_EVENT_TYPE_PREFIX",
+        "dev.job-executor.action",
+        envvars.type_prefix,
+        doc="type prefix of the result events that answer non-Keptn events",
+    )
+    result_source: str = env("RESULT_EVENT_SOURCE", "job-executor", doc="`source` of those result events")
 
 
 @dataclass(frozen=True)
@@ -211,6 +306,13 @@ class NatsSettings:
     ack_wait_seconds: int = env(
         "NATS_ACK_WAIT_SECONDS", 30, envvars.whole(1), doc="JetStream redelivery delay"
     )
+    deliver: str = env(
+        "NATS_DELIVER_POLICY",
+        "new",
+        envvars.deliver_policy,
+        doc="where a new JetStream consumer starts: `new` (messages from now on), `all` (the stream's "
+        "whole history) or an RFC 3339 time (messages since then); an existing consumer keeps its place",
+    )
     publish: bool = env("NATS_PUBLISH", True, envvars.flag, doc="publish started/finished events to NATS too")
 
 
@@ -225,6 +327,11 @@ class LocalSettings:
         doc="`<dir>/<secret>/<key>` files for `valueFrom: secret`",
         shown="(none)",
     )
+    run_as_user: str = env(
+        "LOCAL_RUN_AS_USER",
+        "nobody",
+        doc="when the service runs as root, local tasks run as this user (empty: as root)",
+    )
 
 
 @dataclass(frozen=True)
@@ -238,13 +345,66 @@ class ReceiverSettings:
         "RCV_AUTH_TOKEN", "", doc="require `Authorization: Bearer <token>`", shown="(none)", secret=True
     )
     max_body_bytes: int = env("MAX_BODY_BYTES", 1 << 20, envvars.whole(1024), doc="larger requests get 413")
+    max_attribute_bytes: int = env(
+        "MAX_ATTRIBUTE_BYTES",
+        4096,
+        envvars.whole(64),
+        doc="cap (UTF-8 bytes) on every attribute value (`id`, `source`, `type`, `subject`, extensions) "
+        "on every transport; longer is refused (HTTP 400)",
+    )
+    header_timeout_seconds: float = env(
+        "RCV_HEADER_TIMEOUT_SECONDS",
+        10.0,
+        envvars.seconds(1),
+        doc="time to send a request's headers (also how long an idle keep-alive connection stays); "
+        "then the connection is closed",
+        shown="`10`",
+    )
+    body_timeout_seconds: float = env(
+        "RCV_BODY_TIMEOUT_SECONDS",
+        30.0,
+        envvars.seconds(1),
+        doc="time to send the body once the headers are in; then 408 and close",
+        shown="`30`",
+    )
+    max_connections: int = env(
+        "RCV_MAX_CONNECTIONS",
+        256,
+        envvars.whole(1),
+        doc="connections served at once; more wait unread (and are closed after the header timeout)",
+    )
+    webhook_allowed_origins: tuple[str, ...] = env(
+        "WEBHOOK_ALLOWED_ORIGINS",
+        (),
+        envvars.listing,
+        doc="origins (or `*`) the CloudEvents webhook handshake (`OPTIONS`) allows; empty: no handshake",
+        shown="(none: off)",
+    )
+    webhook_allowed_rate: int = env(
+        "WEBHOOK_ALLOWED_RATE",
+        120,
+        envvars.whole(1),
+        doc="requests per minute the handshake grants (`WebHook-Allowed-Rate`), at most what was asked",
+    )
 
 
 @dataclass(frozen=True)
 class DispatchSettings:
     """How many events are handled at once, how many wait, how long a stop may take."""
 
-    max_concurrent_runs: int = env("MAX_CONCURRENT_RUNS", 16, envvars.whole(1), doc="events handled at once")
+    max_concurrent_runs: int = env(
+        "MAX_CONCURRENT_RUNS",
+        16,
+        envvars.whole(1),
+        doc="events handled at once (an event may start several tasks: see `MAX_CONCURRENT_TASKS`)",
+    )
+    max_concurrent_tasks: int = env(
+        "MAX_CONCURRENT_TASKS",
+        0,
+        envvars.whole(0),
+        doc="tasks submitted and not yet ended, across all events and actions; more wait in order "
+        "(gauge `job_executor_tasks_waiting`); `0`: no bound but `MAX_CONCURRENT_RUNS`",
+    )
     queue_size: int = env("QUEUE_SIZE", 1000, envvars.whole(1), doc="events waiting (then 429)")
     shutdown_grace_seconds: float = env(
         "SHUTDOWN_GRACE_SECONDS", 30.0, envvars.seconds(0), doc="how long a SIGTERM may take", shown="30"
@@ -272,6 +432,40 @@ class StateSettings:
     )
 
 
+@dataclass(frozen=True)
+class ObserveSettings:
+    """What the service tells about its work: its log, its traces, the run page."""
+
+    log_format: Literal["text", "json"] = env(
+        "LOG_FORMAT",
+        "text",
+        envvars.choice("text", "json"),
+        doc="`text` (one line per record, with its time) or `json` (one object per line, for Loki or "
+        "Elasticsearch)",
+    )
+    log_level: str = env(
+        "LOG_LEVEL",
+        "info",
+        envvars.choice("debug", "info", "warning", "error"),
+        doc="`debug` (also every task's output), `info`, `warning` or `error`",
+    )
+    otlp_endpoint: str = env(
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "",
+        doc="OTLP/HTTP collector (`http://collector:4318`) that spans are exported to (needs the `otlp` "
+        "extra, which the image has); empty: no spans are made",
+        shown="(none: off)",
+    )
+    service_name: str = env("OTEL_SERVICE_NAME", "job-executor", doc="the service name on exported spans")
+    ui: Literal["auto", "on", "off"] = env(
+        "UI",
+        "auto",
+        envvars.choice("auto", "on", "off"),
+        doc="the run page at `/ui/`: `auto` serves it when `RCV_AUTH_TOKEN` is set or the receiver listens "
+        "on loopback only; `on` also without a token elsewhere (anyone who reaches the port sees the runs)",
+    )
+
+
 GROUPS: dict[str, type] = {
     "jobs": JobSettings,
     "resources": ResourceDefaults,
@@ -283,6 +477,9 @@ GROUPS: dict[str, type] = {
     "receiver": ReceiverSettings,
     "dispatch": DispatchSettings,
     "state": StateSettings,
+    "kubernetes": KubernetesSettings,
+    "clusters": ClusterSettings,
+    "observe": ObserveSettings,
 }
 
 
@@ -298,6 +495,9 @@ class Settings:
     receiver: ReceiverSettings = field(default_factory=ReceiverSettings)
     dispatch: DispatchSettings = field(default_factory=DispatchSettings)
     state: StateSettings = field(default_factory=StateSettings)
+    kubernetes: KubernetesSettings = field(default_factory=KubernetesSettings)
+    clusters: ClusterSettings = field(default_factory=ClusterSettings)
+    observe: ObserveSettings = field(default_factory=ObserveSettings)
 
     @property
     def remote_plane(self) -> bool:
@@ -312,6 +512,28 @@ class Settings:
             raise SettingsError("PUBSUB_TOPIC subscribes through the Keptn API: set KEPTN_API_ENDPOINT too")
         if self.keptn.api_endpoint and not self.keptn.api_token:
             raise SettingsError("KEPTN_API_ENDPOINT is set but KEPTN_API_TOKEN is empty")
+        if self.keptn.api_endpoint:
+            self.keptn.check()
+        if self.kubernetes.leader_election and self.jobs.backend != "kubernetes":
+            raise SettingsError("LEADER_ELECTION uses a Kubernetes Lease: set BACKEND=kubernetes too")
+        if self.clusters.file is not None and self.jobs.backend != "kubernetes":
+            raise SettingsError("CLUSTERS_FILE spreads Jobs over clusters: set BACKEND=kubernetes too")
+
+    def absolute(self) -> Settings:
+        """Every path setting made absolute against today's working directory. Paths are used
+        from other directories later (a local task's wrapper runs in the task's cwd and was given
+        a relative work dir), so they are resolved once, at start."""
+        changes = {}
+        for name in GROUPS:
+            group = getattr(self, name)
+            paths = {
+                f.name: Path(os.path.abspath(value))
+                for f in fields(group)
+                if isinstance(value := getattr(group, f.name), Path)
+            }
+            if paths:
+                changes[name] = replace(group, **paths)
+        return replace(self, **changes)
 
     def with_overrides(self, **groups: Mapping[str, Any]) -> Settings:
         """Command-line flags over the environment, by group: `with_overrides(receiver={"port": 9000})`.
@@ -322,6 +544,14 @@ class Settings:
             if given:
                 changes[group] = replace(getattr(self, group), **given)
         return replace(self, **changes)
+
+    def secret_values(self) -> list[str]:
+        """The values of every secret setting (tokens): the log masks them wherever they appear."""
+        found = []
+        for name in GROUPS:
+            group = getattr(self, name)
+            found += [getattr(group, f.name) for f in fields(group) if not f.repr]
+        return [value for value in found if isinstance(value, str) and value]
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -342,7 +572,7 @@ def _read_group(group: type, environ: Mapping[str, str]) -> Any:
 
 def declared() -> list[tuple[str, Any]]:
     """Every setting's field, group by group, in declaration order: (group name, field)."""
-    return [(name, f) for name, group in GROUPS.items() for f in fields(group)]
+    return envvars.declared(GROUPS)
 
 
 # Every variable `from_env` reads; the Helm chart test checks it sets only these.
@@ -351,21 +581,7 @@ ENV_VARS: frozenset[str] = frozenset(f.metadata["env"] for _, f in declared())
 
 def markdown_table() -> str:
     """The README's settings table, from the declarations."""
-    rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
-    for _, f in declared():
-        default = f.metadata["shown"] or _show(f.default)
-        rows.append(f"| `{f.metadata['env']}` | {default} | {f.metadata['doc']} |")
-    return "\n".join(rows) + "\n"
-
-
-def _show(value: Any) -> str:
-    if value is MISSING or value in ("", (), None):
-        return "(none)"
-    if isinstance(value, bool):
-        return f"`{str(value).lower()}`"
-    if isinstance(value, tuple):
-        value = ",".join(value)
-    return f"`{value}`"
+    return envvars.markdown_table(GROUPS)
 
 
 def _check_fields(group: Any) -> None:

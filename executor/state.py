@@ -9,6 +9,7 @@ so recording one twice is a no-op.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -38,7 +39,45 @@ CREATE TABLE IF NOT EXISTS outbox (
     PRIMARY KEY (event_id, sink)
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (delivered_at, next_at);
+CREATE TABLE IF NOT EXISTS placements (
+    job TEXT NOT NULL PRIMARY KEY, cluster TEXT NOT NULL,
+    source TEXT NOT NULL, id TEXT NOT NULL, placed_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS placements_run ON placements (source, id);
+CREATE TABLE IF NOT EXISTS uncertain_groups (grp TEXT NOT NULL PRIMARY KEY);
 """
+# Tables are created with IF NOT EXISTS on every start: a database from before a table existed
+# (placements came with CLUSTERS_FILE) gets it then, empty, which is what it would have held.
+
+# Outbox columns added after the first release: created on databases that predate them.
+# grp: the event a report answers (its triggeredid): order is kept within one group per sink, so
+#   one report that cannot be delivered holds back only the later reports of the same event.
+# uncertain: a delivery attempt began and did not end in a known answer (a crash between the POST
+#   and marking it delivered, a timeout): before sending it again, ask the sink whether it has it.
+_OUTBOX_COLUMNS = {
+    "grp": "TEXT NOT NULL DEFAULT ''",
+    "uncertain": "INTEGER NOT NULL DEFAULT 0",
+}
+
+# Columns of runs and tasks added for the run history (issue 16): created on older databases,
+# and the event's own fields copied out of its JSON once, so filters need no JSON at query time.
+# runs.status: succeeded | failed | errored once done ('' before); tasks.outcome is '' while the
+# task runs (submitted, no outcome yet); tasks.phases: {"queued": iso, "submitted": iso, ...}.
+_RUN_COLUMNS = {
+    "type": "TEXT NOT NULL DEFAULT ''",
+    "project": "TEXT NOT NULL DEFAULT ''",
+    "stage": "TEXT NOT NULL DEFAULT ''",
+    "service": "TEXT NOT NULL DEFAULT ''",
+    "status": "TEXT NOT NULL DEFAULT ''",
+    "finished_at": "REAL",
+}
+_TASK_COLUMNS = {
+    "action_name": "TEXT NOT NULL DEFAULT ''",
+    "task_name": "TEXT NOT NULL DEFAULT ''",
+    "job": "TEXT NOT NULL DEFAULT ''",
+    "phases": "TEXT NOT NULL DEFAULT '{}'",
+}
+_STATUS_RANK = {"": 0, "succeeded": 1, "failed": 2, "errored": 3}
 
 # Outgoing events still to deliver: neither delivered nor given up on.
 _PENDING = "delivered_at IS NULL AND dead = 0"
@@ -60,32 +99,80 @@ class OutboxItem:
     sink: str
     payload: str
     attempts: int
+    group: str = ""
+    uncertain: bool = False  # an earlier attempt may have reached the receiver
 
 
 class StateStore:
     def __init__(self, path: Path | str) -> None:
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+            # Owner-only from the first byte: local tasks (another user) must not read events,
+            # outcomes or outgoing reports. SQLite gives its -wal and -shm files the same mode.
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+            os.chmod(path, 0o600)
         # One connection, used only from the event loop's thread; each call is short.
         self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self.db = self._db  # read by the run history's queries (history.py)
         self._db.execute("PRAGMA journal_mode=WAL")
         # NORMAL in WAL mode survives a crash of the process (the case we design for); only a
         # power loss can drop the last commits.
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
+        self._add_columns("outbox", _OUTBOX_COLUMNS)
+        if self._add_columns("runs", _RUN_COLUMNS):
+            self._db.execute(
+                "UPDATE runs SET type = coalesce(json_extract(event, '$.type'), ''), "
+                "project = coalesce(json_extract(event, '$.data.project'), ''), "
+                "stage = coalesce(json_extract(event, '$.data.stage'), ''), "
+                "service = coalesce(json_extract(event, '$.data.service'), ''), "
+                "status = CASE WHEN state = 'done' THEN 'succeeded' ELSE '' END"
+            )
+        self._add_columns("tasks", _TASK_COLUMNS)
+        self._db.execute("CREATE INDEX IF NOT EXISTS runs_received ON runs (received_at)")
+        self._db.execute("CREATE INDEX IF NOT EXISTS outbox_group ON outbox (sink, grp, delivered_at, dead)")
 
     def close(self) -> None:
         self._db.close()
 
+    def _add_columns(self, table: str, columns: dict[str, str]) -> bool:
+        """Add the columns a database made by an older version lacks; True when any was added."""
+        have = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+        missing = [c for c in columns if c not in have]
+        for column in missing:
+            self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {columns[column]}")
+        return bool(missing)
+
     # ---- runs ----
-    def accept(self, source: str, event_id: str, event_json: str) -> bool:
-        """Record an event; False when (source, id) was seen before."""
+    def accept(
+        self, source: str, event_id: str, event_json: str, about: tuple[str, str, str, str] = ("", "", "", "")
+    ) -> bool:
+        """Record an event; False when (source, id) was seen before. `about`: its type, project,
+        stage and service, kept in columns for the run history's filters."""
         cur = self._db.execute(
-            "INSERT OR IGNORE INTO runs (source, id, event, state, received_at) "
-            "VALUES (?, ?, ?, 'queued', ?)",
-            (source, event_id, event_json, time.time()),
+            "INSERT OR IGNORE INTO runs (source, id, event, state, received_at, type, project, stage, "
+            "service) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?)",
+            (source, event_id, event_json, time.time(), *about),
         )
         return cur.rowcount == 1
+
+    def set_run_status(self, source: str, event_id: str, status: str) -> None:
+        """How the run ended: a worse status (errored > failed > succeeded) is never overwritten
+        by a better one, so a run whose config was refused stays errored whatever came after."""
+        row = self._db.execute(
+            "SELECT status FROM runs WHERE source = ? AND id = ?", (source, event_id)
+        ).fetchone()
+        if row is not None and _STATUS_RANK.get(status, 0) > _STATUS_RANK.get(str(row[0]), 0):
+            self._db.execute(
+                "UPDATE runs SET status = ?, finished_at = ? WHERE source = ? AND id = ?",
+                (status, time.time(), source, event_id),
+            )
+
+    def received_at(self, source: str, event_id: str) -> float | None:
+        row = self._db.execute(
+            "SELECT received_at FROM runs WHERE source = ? AND id = ?", (source, event_id)
+        ).fetchone()
+        return None if row is None else float(row[0])
 
     def set_run_state(self, source: str, event_id: str, state: str) -> None:
         self._db.execute("UPDATE runs SET state = ? WHERE source = ? AND id = ?", (state, source, event_id))
@@ -114,15 +201,59 @@ class StateStore:
             "SELECT outcome FROM tasks WHERE source = ? AND id = ? AND action = ? AND task = ?",
             (source, event_id, action, task),
         ).fetchone()
-        return None if row is None else dict(json.loads(row[0]))
+        return None if row is None or not row[0] else dict(json.loads(row[0]))
+
+    def task_phases(self, source: str, event_id: str, action: int, task: int) -> dict[str, str]:
+        row = self._db.execute(
+            "SELECT phases FROM tasks WHERE source = ? AND id = ? AND action = ? AND task = ?",
+            (source, event_id, action, task),
+        ).fetchone()
+        return {} if row is None else dict(json.loads(row[0] or "{}"))
+
+    def task_submitted(
+        self,
+        source: str,
+        event_id: str,
+        action: int,
+        task: int,
+        names: tuple[str, str, str],
+        phases: dict[str, str],
+    ) -> None:
+        """A task is under way (no outcome yet): its action and task names, its Job's name and
+        its phase times so far, for the run history."""
+        self._db.execute(
+            "INSERT OR REPLACE INTO tasks (source, id, action, task, outcome, action_name, task_name, job, "
+            "phases) VALUES (?, ?, ?, ?, '', ?, ?, ?, ?)",
+            (source, event_id, action, task, *names, json.dumps(phases)),
+        )
 
     def record_task(
-        self, source: str, event_id: str, action: int, task: int, outcome: dict[str, Any]
+        self,
+        source: str,
+        event_id: str,
+        action: int,
+        task: int,
+        outcome: dict[str, Any],
+        phases: dict[str, str] | None = None,
     ) -> None:
-        self._db.execute(
-            "INSERT OR REPLACE INTO tasks (source, id, action, task, outcome) VALUES (?, ?, ?, ?, ?)",
-            (source, event_id, action, task, json.dumps(outcome)),
+        """A task's outcome (with its bounded log excerpt, which so outlives the work dir)."""
+        cur = self._db.execute(
+            "UPDATE tasks SET outcome = ?, phases = coalesce(?, phases) "
+            "WHERE source = ? AND id = ? AND action = ? AND task = ?",
+            (
+                json.dumps(outcome),
+                None if phases is None else json.dumps(phases),
+                source,
+                event_id,
+                action,
+                task,
+            ),
         )
+        if cur.rowcount == 0:
+            self._db.execute(
+                "INSERT INTO tasks (source, id, action, task, outcome, phases) VALUES (?, ?, ?, ?, ?, ?)",
+                (source, event_id, action, task, json.dumps(outcome), json.dumps(phases or {})),
+            )
 
     def action_done(self, source: str, event_id: str, action: int) -> bool:
         row = self._db.execute(
@@ -137,38 +268,68 @@ class StateStore:
             (source, event_id, action),
         )
 
+    # ---- which cluster holds a task (CLUSTERS_FILE) ----
+    def place(self, job: str, cluster: str, source: str, event_id: str) -> None:
+        """Recorded before the Job is created there; a move to another cluster replaces it."""
+        self._db.execute(
+            "INSERT OR REPLACE INTO placements (job, cluster, source, id, placed_at) VALUES (?, ?, ?, ?, ?)",
+            (job, cluster, source, event_id, time.time()),
+        )
+
+    def placement(self, job: str) -> str | None:
+        row = self._db.execute("SELECT cluster FROM placements WHERE job = ?", (job,)).fetchone()
+        return None if row is None else str(row[0])
+
     # ---- outbox ----
-    def enqueue(self, event_id: str, sinks: list[str], payload: str) -> None:
+    def reports_uncertain(self, group: str) -> None:
+        """Reports of this group (an event, by its id) may have been sent by another process
+        already (a running task adopted from a Job after the state that knew it was lost, or from
+        a replica that led before): each is checked with its sink before it is sent."""
+        self._db.execute("INSERT OR IGNORE INTO uncertain_groups (grp) VALUES (?)", (group,))
+
+    def enqueue(self, event_id: str, sinks: list[str], payload: str, group: str = "") -> None:
         now = time.time()
         with self.transaction():
+            uncertain = bool(
+                group
+                and self._db.execute("SELECT 1 FROM uncertain_groups WHERE grp = ?", (group,)).fetchone()
+            )
             for sink in sinks:
                 self._db.execute(
-                    "INSERT OR IGNORE INTO outbox (event_id, sink, payload, next_at) VALUES (?, ?, ?, ?)",
-                    (event_id, sink, payload, now),
+                    "INSERT OR IGNORE INTO outbox (event_id, sink, payload, next_at, grp, uncertain) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (event_id, sink, payload, now, group, int(uncertain)),
                 )
 
     def due(self, limit: int = 100) -> list[OutboxItem]:
-        """Undelivered items in the order they were queued, per sink up to the first one that
-        waits for a retry: a receiver must see a run's started event before its finished one."""
+        """Undelivered items that are due, in the order they were queued, each only when no
+        earlier item of its group is pending for the same sink: a receiver sees an event's
+        started reports before its finished ones, and a report waiting for a retry (or one that
+        can never be delivered) holds back only its own event's later reports."""
         rows = self._db.execute(
-            "SELECT event_id, sink, payload, attempts, next_at FROM outbox "
-            f"WHERE {_PENDING} ORDER BY rowid LIMIT ?",
-            (limit,),
+            "SELECT o.event_id, o.sink, o.payload, o.attempts, o.grp, o.uncertain FROM outbox o "
+            "WHERE o.delivered_at IS NULL AND o.dead = 0 AND o.next_at <= ? AND NOT EXISTS ("
+            "  SELECT 1 FROM outbox p WHERE p.sink = o.sink AND p.grp = o.grp"
+            "  AND p.delivered_at IS NULL AND p.dead = 0 AND p.rowid < o.rowid"
+            ") ORDER BY o.rowid LIMIT ?",
+            (time.time(), limit),
         ).fetchall()
-        now = time.time()
-        blocked: set[str] = set()
-        items = []
-        for event_id, sink, payload, attempts, next_at in rows:
-            if sink in blocked:
-                continue
-            if next_at > now:
-                blocked.add(sink)
-                continue
-            items.append(OutboxItem(event_id, sink, payload, attempts))
-        return items
+        return [OutboxItem(str(e), str(s), str(p), int(a), str(g), bool(u)) for e, s, p, a, g, u in rows]
+
+    def sending(self, item: OutboxItem) -> None:
+        """Recorded before each attempt: if the process dies before `delivered`, the next start
+        knows the receiver may already have the event."""
+        self._db.execute(
+            "UPDATE outbox SET uncertain = 1 WHERE event_id = ? AND sink = ?", (item.event_id, item.sink)
+        )
 
     def next_due_in(self) -> float | None:
-        row = self._db.execute(f"SELECT MIN(next_at) FROM outbox WHERE {_PENDING}").fetchone()
+        # Only the first pending item of each group can become due; the rest wait behind it.
+        row = self._db.execute(
+            "SELECT MIN(o.next_at) FROM outbox o WHERE o.delivered_at IS NULL AND o.dead = 0 "
+            "AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.sink = o.sink AND p.grp = o.grp"
+            "  AND p.delivered_at IS NULL AND p.dead = 0 AND p.rowid < o.rowid)"
+        ).fetchone()
         return None if row[0] is None else max(0.0, row[0] - time.time())
 
     def delivered(self, item: OutboxItem) -> None:
@@ -216,8 +377,9 @@ class StateStore:
                     (source, event_id),
                 ).fetchall()
                 tasks += [(str(a), str(b), int(c), int(d)) for a, b, c, d in rows]
-            for table in ("tasks", "actions", "runs"):
+            for table in ("tasks", "actions", "placements", "runs"):
                 self._db.executemany(f"DELETE FROM {table} WHERE source = ? AND id = ?", runs)
+            self._db.executemany("DELETE FROM uncertain_groups WHERE grp = ?", [(i,) for _, i in runs])
             events = self._db.execute(
                 "DELETE FROM outbox WHERE rowid IN (SELECT rowid FROM outbox WHERE delivered_at < ? LIMIT ?)",
                 (before, limit),

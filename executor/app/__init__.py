@@ -1,0 +1,1 @@
+"""The commands and background jobs: serve (service, wiring), run, render (dryrun), lint, retention."""

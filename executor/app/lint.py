@@ -17,7 +17,9 @@ from executor.config.parse import read_config_file
 from executor.model.problems import ConfigError, Problem
 from executor.planner import MIN_TTL_SECONDS, merged_security_context
 from executor.policy import PolicyError, check_image, check_privileged, check_supply_chain
-from executor.settings import Settings
+from executor.resolvers.base import CONFIG_PATH
+from executor.settings import ConfigSettings, Settings
+from executor.support.envvars import SettingsError
 
 CONFIG_NAME = "config.yaml"
 # The phases of a Keptn event type (sh.keptn.event.<task>.<phase>); only .triggered is answered.
@@ -27,6 +29,12 @@ KEPTN_PREFIX = "sh.keptn.event."
 # Regex syntax JES would have honoured but a glob takes literally (`?`, `[..]` and `{..}` are
 # glob syntax too, with much the same meaning).
 REGEX_SYNTAX = re.compile(r"[\^$+()|]|\\[dws.]")
+# `$(NAME)` in a command line: Kubernetes (and our local backend) replace it with the variable's
+# value before the program sees it; `$$(NAME)` is the escaped, literal form.
+VAR_REFERENCE = re.compile(r"(?<!\$)\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
+SHELLS = frozenset({"sh", "bash", "ash", "dash", "zsh", "ksh", "busybox"})
+# Variables whose value comes from the event (planner.task_env), beside `valueFrom: event` entries.
+EVENT_VARS = ("KEPTN_PROJECT", "KEPTN_STAGE", "KEPTN_SERVICE")
 
 
 @dataclass(frozen=True)
@@ -60,18 +68,34 @@ def lint_paths(paths: Iterable[str], settings: Settings, files_dir: Path | None 
     return LintResult(problems, files, actions)
 
 
-def lint_file(path: str, settings: Settings | None = None, files_dir: Path | None = None) -> list[Problem]:
-    return _lint_one(path, settings, files_dir)[0]
+def lint_file(
+    path: str,
+    settings: Settings | None = None,
+    files_dir: Path | None = None,
+    config_dir: Path | None = None,
+) -> list[Problem]:
+    """`config_dir`: the config tree (else CONFIG_DIR of the settings or the environment), to tell
+    its root config, which applies to every event, from the others."""
+    return _lint_one(path, settings, files_dir, config_dir)[0]
 
 
 def _lint_one(
-    path: str, settings: Settings | None, files_dir: Path | None
+    path: str, settings: Settings | None, files_dir: Path | None, config_dir: Path | None = None
 ) -> tuple[list[Problem], JobConfig | None]:
     try:
         config = read_config_file(path)
     except ConfigError as exc:
         return exc.problems, None
-    return lint_config(config, settings, files_root(Path(path), files_dir)), config
+    tree = config_dir or (settings.config.dir if settings is not None else _config_dir())
+    root = Path(path).resolve() == (tree / CONFIG_PATH).resolve()
+    return lint_config(config, settings, files_root(Path(path), files_dir), root=root), config
+
+
+def _config_dir() -> Path:
+    try:
+        return Settings.from_env().config.dir
+    except SettingsError:  # another setting is broken: lint is not the place to say so
+        return ConfigSettings().dir
 
 
 def files_root(config_path: Path, files_dir: Path | None) -> Path | None:
@@ -83,11 +107,13 @@ def files_root(config_path: Path, files_dir: Path | None) -> Path | None:
 
 
 def lint_config(
-    config: JobConfig, settings: Settings | None = None, tree: Path | None = None
+    config: JobConfig, settings: Settings | None = None, tree: Path | None = None, root: bool = False
 ) -> list[Problem]:
     settings = settings or Settings()
     src = config.source
     problems: list[Problem] = []
+    if root:
+        problems.extend(_root_matches_keptn(config))
     if not config.actions:
         problems.append(Problem(src, 1, "the config has no actions: no event runs anything", "warning"))
     for action in config.actions:
@@ -95,13 +121,28 @@ def lint_config(
             problems.extend(_event_name_problems(src, selector))
         for task in action.tasks:
             problems.extend(_task_problems(src, task, settings, tree))
+            injected = _event_vars_in_shell(task)
+            if injected:
+                problems.append(
+                    Problem(
+                        src,
+                        task.line,
+                        f"task '{task.name}': $({injected}) in a shell command line is replaced with "
+                        "text from the event before the shell reads it, so an event can inject "
+                        f'commands; use "${injected}" (double-quoted) inside the script instead',
+                        "warning",
+                    )
+                )
     loud = [a for a in config.actions if not a.silent]
     for action in loud:
         # Names of another Keptn phase: the realistic mistake (placeholders like `e` are not).
         quiet = [
             s
             for s in action.events
-            if s.name.endswith(OTHER_PHASES) and not globs_overlap(s.name, "*.triggered")
+            if s.name.endswith(OTHER_PHASES)
+            and not globs_overlap(s.name, "*.triggered")
+            # Other events are answered with result events, whatever their phase.
+            and globs_overlap(s.name, "sh.keptn.*")
         ]
         if quiet:
             problems.append(
@@ -109,7 +150,7 @@ def lint_config(
                     src,
                     quiet[0].line,
                     f"action '{action.name}' is not silent, but {quiet[0].name!r} is no .triggered event: "
-                    "only .triggered events are answered with started/finished; add 'silent: true'",
+                    "only Keptn's .triggered events are answered with started/finished; add 'silent: true'",
                     "warning",
                 )
             )
@@ -151,6 +192,16 @@ def _event_name_problems(src: str, selector: EventSelector) -> list[Problem]:
                 selector.line,
                 f"no Keptn event is named exactly {name!r} (names must match the whole type); "
                 f"did you mean {name}.triggered?",
+                "warning",
+            )
+        ]
+    if _only_keptn_non_task(name):
+        return [
+            Problem(
+                src,
+                selector.line,
+                f"event name {name!r} can only match Keptn events that are not task events "
+                "(sh.keptn.event.<task>.<phase>); like JES, job-executor runs nothing for those",
                 "warning",
             )
         ]
@@ -217,3 +268,49 @@ def _may_both_match(a: EventSelector, b: EventSelector) -> bool:
     if a.jsonpath and b.jsonpath and a.jsonpath.property == b.jsonpath.property:
         return a.jsonpath.match == b.jsonpath.match
     return True
+
+
+def _root_matches_keptn(config: JobConfig) -> list[Problem]:
+    """The root config applies to every event: one that matches Keptn task events runs for, and
+    answers, every Keptn project and service there is."""
+    problems = []
+    for action in config.actions:
+        selector = next((s for s in action.events if globs_overlap(s.name, "sh.keptn.event.*")), None)
+        if selector is not None:
+            problems.append(
+                Problem(
+                    config.source,
+                    selector.line,
+                    f"action '{action.name}' is in the root config, which applies to every event, and "
+                    f"{selector.name!r} matches Keptn events (sh.keptn.event.*): it would run for every "
+                    "Keptn project; move it to the project's folder (<project>/job/config.yaml)",
+                    "warning",
+                )
+            )
+    return problems
+
+
+def _only_keptn_non_task(name: str) -> bool:
+    """A selector under sh.keptn.event. that cannot match a five-part task event type ('*' may
+    stand for several parts, so a pattern with one matches five parts unless it has more dots)."""
+    if not name.startswith("sh.keptn.event.") or REGEX_SYNTAX.search(name):
+        return False
+    dots = name.count(".")
+    return dots > 4 if "*" in name else dots != 4
+
+
+def _event_vars_in_shell(task: Task) -> str:
+    """The first event-derived variable referenced as $(NAME) in a command line run by a shell."""
+    line = [*task.cmd, *task.args]
+    if not line or "-c" not in line or not any(_program(part) in SHELLS for part in line[:2]):
+        return ""
+    from_event = {e.name for e in task.env if e.value_from == "event"}
+    for part in line:
+        for name in VAR_REFERENCE.findall(part):
+            if name in EVENT_VARS or name.startswith("LABELS_") or name in from_event:
+                return str(name)
+    return ""
+
+
+def _program(part: str) -> str:
+    return part.rsplit("/", 1)[-1]

@@ -6,15 +6,23 @@ settings decide it, is read here.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from nats.aio.client import Client
 
 from executor.backends.base import Backend
+from executor.backends.kubernetes.admission import Admission
+from executor.backends.kubernetes.api import KubeAPI, load_api_client
 from executor.backends.kubernetes.backend import KubernetesBackend
+from executor.backends.kubernetes.clusterfile import Clusters, ClusterSpec, read_clusters
+from executor.backends.kubernetes.clusters import MultiClusterBackend
+from executor.backends.kubernetes.lease import LeaderElector, LeaseTiming, default_identity
 from executor.backends.kubernetes.render import RenderOptions
 from executor.backends.local.backend import LocalBackend
+from executor.backends.local.isolation import run_as_user
 from executor.keptn.api import KeptnAPI
 from executor.keptn.models import IntegrationMetadata
-from executor.resolvers.base import Resolver
+from executor.resolvers.base import Levels, Resolver
 from executor.resolvers.keptn import KeptnResolver
 from executor.resolvers.local import LocalTreeResolver
 from executor.settings import Settings
@@ -26,10 +34,14 @@ from executor.sinks.stdout import StdoutSink
 from executor.sources.base import Offering
 from executor.sources.keptn import KeptnPoller
 from executor.sources.nats import NatsSource
+from executor.state import StateStore
 from executor.support.envvars import SettingsError
+from executor.support.metrics import Metrics
 
 
-def make_backend(settings: Settings) -> Backend:
+def make_backend(
+    settings: Settings, store: StateStore | None = None, metrics: Metrics | None = None
+) -> Backend:
     if settings.jobs.backend == "kubernetes":
         options = RenderOptions(
             init_image=settings.jobs.init_image,
@@ -38,8 +50,77 @@ def make_backend(settings: Settings) -> Backend:
             keptn_token_secret=settings.keptn.api_token_secret,
             managed_by=settings.jobs.deployment_name,
         )
-        return KubernetesBackend(options, namespaces=(settings.jobs.namespace,))
-    return LocalBackend(settings.state.dir / "work", settings.local.secrets_dir)
+        if settings.clusters.file is not None and store is not None:
+            return make_clusters(settings, options, store, metrics)
+        return KubernetesBackend(
+            options,
+            namespaces=(settings.jobs.namespace,),
+            pod_start_grace=float(settings.kubernetes.pod_start_grace_seconds),
+            admission=make_admission(settings),
+        )
+    return LocalBackend(
+        settings.state.dir / "work",
+        settings.local.secrets_dir,
+        run_as=run_as_user(settings.local.run_as_user),
+    )
+
+
+def make_admission(settings: Settings) -> Admission:
+    """One cluster's write bucket and pending cap (each cluster of CLUSTERS_FILE gets its own)."""
+    limits = settings.clusters
+    return Admission(float(limits.write_qps), limits.write_burst, limits.max_pending_jobs)
+
+
+def admissions(backend: Backend) -> list[Admission]:
+    """The admission of every cluster the backend creates Jobs in (none for the local backend)."""
+    if isinstance(backend, MultiClusterBackend):
+        return backend.admissions()
+    if isinstance(backend, KubernetesBackend):
+        return [backend.admission]
+    return []
+
+
+async def make_elector(settings: Settings) -> LeaderElector:
+    """LEADER_ELECTION: a candidate for the Lease in the service's own cluster (in-cluster
+    config or KUBECONFIG), with a client of its own, closed by the caller (`elector.api`)."""
+    api = KubeAPI(await load_api_client())
+    k8s = settings.kubernetes
+    return LeaderElector(
+        api,
+        k8s.lease_namespace or settings.jobs.namespace,
+        k8s.lease_name,
+        default_identity(),
+        LeaseTiming.of(k8s.lease_seconds),
+    )
+
+
+def read_clusters_file(settings: Settings) -> Clusters:
+    assert settings.clusters.file is not None
+    return read_clusters(settings.clusters.file, settings.jobs.namespace)
+
+
+def make_clusters(
+    settings: Settings, options: RenderOptions, store: StateStore, metrics: Metrics | None
+) -> MultiClusterBackend:
+    """CLUSTERS_FILE: one KubernetesBackend per cluster, behind the capacity-aware chooser."""
+
+    def member(spec: ClusterSpec) -> KubernetesBackend:
+        return KubernetesBackend(
+            options,
+            namespaces=(spec.namespace or settings.jobs.namespace,),
+            pod_start_grace=float(settings.kubernetes.pod_start_grace_seconds),
+            kubeconfig=spec.kubeconfig,
+            context=spec.context,
+            admission=make_admission(settings),
+        )
+
+    return MultiClusterBackend(
+        read_clusters_file(settings),
+        member,
+        store,
+        default_namespace=settings.jobs.namespace,
+        metrics=metrics,
+    )
 
 
 def add_sinks(
@@ -50,7 +131,8 @@ def add_sinks(
     poller: KeptnPoller | None = None,
 ) -> None:
     """The sinks for outgoing events; stdout when none is configured."""
-    if keptn is not None and poller is not None:
+    # In NATS mode events go back over NATS; the Keptn API would deliver each a second time.
+    if keptn is not None and poller is not None and settings.remote_plane:
         sinks["keptn"] = KeptnSink(keptn, integration_id=lambda: poller.integration_id)
     if settings.reporting.sink_url:
         sinks["http"] = HttpSink(settings.reporting.sink_url)
@@ -71,32 +153,72 @@ def make_keptn_client(settings: Settings) -> KeptnAPI | None:
 
 
 def make_resolver(settings: Settings, keptn: KeptnAPI | None) -> Resolver:
+    levels = Levels(settings.config.levels)  # SettingsError for a jsonpath that does not parse
     if settings.config.source == "keptn" and keptn is not None:
-        return KeptnResolver(keptn)
-    return LocalTreeResolver(settings.config.dir)
+        return KeptnResolver(keptn, levels=levels)
+    return LocalTreeResolver(settings.config.dir, levels)
 
 
 def make_poller(settings: Settings, keptn: KeptnAPI | None, offer: Offering) -> KeptnPoller | None:
-    """The remote execution plane's source: polls the control plane for triggered events."""
-    if keptn is None or not settings.remote_plane:
+    """The remote execution plane's source: registers with the control plane and polls it for
+    triggered events. In NATS mode (with a Keptn API endpoint) it only registers and renews, as
+    Keptn's Go SDK does in both modes (go-utils pkg/sdk/connector/controlplane), with the
+    subscribed types, or the NATS subjects when PUBSUB_TOPIC is not set."""
+    if keptn is None:
+        return None
+    if settings.remote_plane:
+        subscriptions, polling = settings.keptn.pubsub_topic, True
+    elif settings.nats.url:
+        subscriptions, polling = settings.keptn.pubsub_topic or settings.nats.subjects, False
+    else:
         return None
     return KeptnPoller(
         keptn,
         offer,
-        subscriptions=settings.keptn.pubsub_topic,
+        subscriptions=subscriptions,
         metadata=IntegrationMetadata.from_env(),
         poll_interval=float(settings.keptn.poll_interval),
         renew_interval=float(settings.keptn.renew_interval),
+        polling=polling,
     )
 
 
-def make_nats_source(settings: Settings, client: Client, offer: Offering) -> NatsSource:
+def make_nats_source(
+    settings: Settings,
+    client: Client,
+    offer: Offering,
+    metrics: Metrics,
+    paused: Callable[[], int | None] | None = None,
+) -> NatsSource:
     return NatsSource(
         client,
         offer,
         settings.nats.subjects,
+        metrics=metrics,
         queue_group=settings.nats.queue_group,
         jetstream=settings.nats.jetstream,
         stream=settings.nats.stream,
         ack_wait=float(settings.nats.ack_wait_seconds),
+        deliver=settings.nats.deliver,
+        max_attribute_bytes=settings.receiver.max_attribute_bytes,
+        paused=paused,
     )
+
+
+LIVE_LOG_BYTES = 1 << 20  # what one request reads of a running task's output
+
+
+def local_live_logs(settings: Settings) -> Callable[[str, str, int, int, str], str | None]:
+    """A running local task's output so far (its work dir's output.log), for the read API."""
+    root = settings.state.dir / "work"
+
+    def read(_source: str, _event_id: str, _action: int, _task: int, job: str) -> str | None:
+        if not job or "/" in job or job.startswith("."):
+            return None
+        try:
+            with open(root / job / "output.log", "rb") as handle:
+                return handle.read(LIVE_LOG_BYTES).decode("utf-8", "replace")
+        except OSError:
+            return None
+
+    return read

@@ -45,22 +45,18 @@ def selector(managed_by: str = MANAGED_BY) -> str:
     return f"{L_MANAGED_BY}={label_value(managed_by)}"
 
 
-_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 # One `_` per run of invalid characters, as JES (pkg/k8sutils/job.go sanitizeLabel) wrote it.
 _LABEL_BAD = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
 def event_id_part(event_id: str, event_source: str) -> str:
-    """24 characters naming the event inside a Job name.
+    """24 hex characters naming the event inside a Job name: sha256 of (source, whole id).
 
-    The original took the id's first 24 characters; for a UUID (Keptn's ids) that is 84 random
-    bits, so we keep that shape. Any other id could share a prefix with another event, hold
-    characters a name may not, or be reused by another source (CloudEvents ids are unique per
-    source only), so it is hashed together with its source.
+    JES put the id's first 24 characters here. That is not an identity: two UUIDs may share
+    them, and CloudEvents ids are unique per source only, so a second event was "adopted" into
+    the first one's task and reported with its output. The hash covers both, whatever the id
+    looks like; 96 bits keep collisions out of reach. Ids are case-sensitive, so is this.
     """
-    lowered = event_id.lower()
-    if _UUID.match(lowered):
-        return lowered[:ID_PART_LENGTH]
     digest = hashlib.sha256(f"{event_source}\x00{event_id}".encode()).hexdigest()
     return digest[:ID_PART_LENGTH]
 

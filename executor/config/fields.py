@@ -34,6 +34,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
         "serviceAccount",
         "ttlSecondsAfterFinished",
         "activeDeadlineSeconds",
+        "clusterSelector",
     ),
     "env": ("name", "value", "valueFrom", "as"),
     "resources": ("limits", "requests"),

@@ -61,6 +61,8 @@ class Task:
     service_account: str | None = None
     ttl_seconds_after_finished: int | None = None
     active_deadline_seconds: int | None = None
+    # Labels a cluster of CLUSTERS_FILE must have to run this task; empty: any cluster.
+    cluster_selector: Mapping[str, str] = field(default_factory=dict)
     line: int = 0
     # The line of each `files:` entry, for lint's FILE:LINE when the file is missing.
     file_lines: tuple[int, ...] = ()

@@ -247,6 +247,7 @@ class _Parser(FieldReader):
             service_account=account,
             ttl_seconds_after_finished=self.integer(obj, "ttlSecondsAfterFinished", path, minimum=0),
             active_deadline_seconds=self.integer(obj, "activeDeadlineSeconds", path, minimum=1),
+            cluster_selector=self.cluster_selector(obj, path),
             line=self.doc.line(path),
             file_lines=tuple(file_lines),
         )
@@ -337,6 +338,22 @@ class _Parser(FieldReader):
                 if text:  # an empty quantity is left out (pkg/k8sutils/resourcerequirements.go)
                     out[kind][key] = text
         return Resources(out.get("limits", {}), out.get("requests", {}))
+
+    def cluster_selector(self, obj: dict[str, Any], path: Path) -> dict[str, str]:
+        """`clusterSelector: {platform: arm64}`: labels a cluster of CLUSTERS_FILE must have."""
+        raw = obj.get("clusterSelector")
+        if raw is None:
+            return {}
+        ok = isinstance(raw, dict) and all(
+            isinstance(v, str | int | float) and not isinstance(v, bool) for v in raw.values()
+        )
+        if not ok:
+            self.error(
+                (*path, "clusterSelector"),
+                "'clusterSelector' must be a mapping of cluster labels to values, e.g. {platform: arm64}",
+            )
+            return {}
+        return {str(k): str(v) for k, v in raw.items()}
 
     def annotations(self, obj: dict[str, Any], path: Path) -> dict[str, str]:
         raw = obj.get("annotations")

@@ -102,6 +102,8 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "under 60 are raised to 60.",
         "activeDeadlineSeconds": "Seconds the job may run before Kubernetes stops it; the "
         "stricter of this and TASK_DEADLINE_SECONDS applies.",
+        "clusterSelector": "Labels a cluster of CLUSTERS_FILE must have to run this task "
+        "(e.g. {platform: arm64}). Without it: any cluster.",
     },
     "env": {
         "": "One environment variable, or every key of a secret.",
@@ -187,6 +189,10 @@ TYPES: dict[str, dict[str, dict[str, Any]]] = {
         "serviceAccount": {"type": "string", "pattern": DNS_SUBDOMAIN.pattern, "maxLength": 253},
         "ttlSecondsAfterFinished": {"type": "integer", "minimum": 0},
         "activeDeadlineSeconds": {"type": "integer", "minimum": 1},
+        "clusterSelector": {
+            "type": "object",
+            "additionalProperties": {"type": ["string", "number"]},
+        },
     },
     "env": {
         "name": {"type": "string"},

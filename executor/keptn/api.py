@@ -32,7 +32,9 @@ from executor.support.urls import without_userinfo
 log = logging.getLogger(__name__)
 
 TOKEN_HEADER = "x-token"
-RESOURCE_SERVICE = "configuration-service"
+# Keptn 0.19 removed the configuration-service route from the gateway (keptn/keptn #8530); go-utils
+# reads resources from the resource-service since v0.18.0 (pkg/api/utils/v2/resourceUtils.go).
+RESOURCE_SERVICE = "resource-service"
 CONTROL_PLANE = "controlPlane"
 _MAX_PAGES = 1000
 
@@ -89,6 +91,7 @@ class KeptnAPI:
         self.backoff = Backoff(base=backoff, cap=max_backoff)
         self.resource_service = resource_service.strip("/")
         self._session: aiohttp.ClientSession | None = None
+        self._refused = False  # the last answer was a refused token (until one is accepted)
 
     def __repr__(self) -> str:
         return f"KeptnAPI({self.endpoint!r})"
@@ -121,7 +124,11 @@ class KeptnAPI:
             path += f"/service/{_segment(service)}"
         path += "/resource"
         if uri:
-            path += "/" + _segment(uri.lstrip("/"))
+            # Escaped twice: the gateway's nginx decodes the path once before proxying, and the
+            # resource service takes the URI as one segment that it unescapes itself
+            # (keptn/keptn resource-service/handler/resource_manager.go; JES
+            # pkg/keptn/resource_service.go escapes before go-utils escapes again).
+            path += "/" + _segment(_segment(uri.lstrip("/")))
         return path
 
     async def get_resource(
@@ -144,7 +151,8 @@ class KeptnAPI:
         if not isinstance(metadata, dict):
             metadata = {}
         return Resource(
-            uri=str(body.get("resourceURI") or uri).lstrip("/"),
+            # The service echoes the URI still escaped once; the one we asked for is the name.
+            uri=uri.lstrip("/"),
             content=content,
             version=str(metadata.get("version") or ""),
         )
@@ -252,6 +260,23 @@ class KeptnAPI:
             return str(reply.body.get("keptnContext") or "")
         return ""
 
+    async def find_events(
+        self, event_type: str, match: Mapping[str, str], limit: int = 1
+    ) -> list[dict[str, Any]]:
+        """Events Keptn stored of one type whose fields equal `match` (dotted paths; one of them
+        must be `data.project` or `shkeptncontext`): mongodb-datastore's
+        ``GET /event/type/{eventType}?filter=k:v AND k:v`` (keptn/keptn
+        mongodb-datastore/db/mongodb_event_repo.go GetEventsByType). [] when none."""
+        for key, value in match.items():
+            if not value or ":" in value or "," in value or " AND " in value:
+                raise KeptnRequestError(f"cannot ask Keptn's event store for {key}={value!r}")
+        query = {"filter": " AND ".join(f"{k}:{v}" for k, v in match.items()), "limit": str(limit)}
+        reply = await self._request("GET", f"/mongodb-datastore/event/type/{_segment(event_type)}", query)
+        if reply.status == 404:
+            raise KeptnRequestError(f"{self.endpoint} has no event store route (404 on /mongodb-datastore)")
+        events = _object(reply.body, "event list").get("events")
+        return [e for e in events if isinstance(e, dict)] if isinstance(events, list) else []
+
     async def send_logs(self, entries: Sequence[Mapping[str, Any]]) -> None:
         if not entries:
             return
@@ -288,19 +313,39 @@ class KeptnAPI:
                 await asyncio.sleep(self.backoff.delay(attempt - 1))
             try:
                 session = self._open()
+                # Never follow a redirect: it would carry the token to wherever it points.
                 async with session.request(
-                    method, yarl.URL(url, encoded=True), data=data, headers=headers
+                    method,
+                    yarl.URL(url, encoded=True),
+                    data=data,
+                    headers=headers,
+                    allow_redirects=False,
                 ) as response:
                     status = response.status
+                    location = response.headers.get("Location", "")
                     text = await response.text(errors="replace")
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
                 problem = f"{exc.__class__.__name__}: {exc}" if str(exc) else exc.__class__.__name__
                 log.debug("%s failed (attempt %d): %s", where, attempt + 1, problem)
                 continue
+            if 300 <= status < 400:
+                raise KeptnRequestError(
+                    f"{where} answered {status} redirecting to {_where_to(url, location)}; the request "
+                    "(and its token) was not sent there: set KEPTN_API_ENDPOINT to the address that "
+                    "answers without a redirect"
+                )
             if status in (401, 403):
+                self._refused = True
                 raise KeptnAuthError(
                     f"KEPTN_API_TOKEN was refused by {self.endpoint}: check the token "
                     f"({method} {path} answered {status})"
+                )
+            if status == 429 and self._refused:
+                # Keptn's gateway rate-limits only the auth checks of refused tokens
+                # (keptn/keptn api/middleware/ratelimiter.go): after a 401, a 429 is the same refusal.
+                raise KeptnAuthError(
+                    f"KEPTN_API_TOKEN was refused by {self.endpoint}: check the token "
+                    f"({method} {path} answered 429, the gateway's limit on refused tokens)"
                 )
             if status >= 500 or status == 429:
                 problem = f"HTTP {status}{_message_suffix(text)}"
@@ -308,7 +353,9 @@ class KeptnAPI:
                 continue
             parsed = _json_or_none(text)
             if status == 404:
+                self._refused = False
                 return _Reply(404, parsed)
+            self._refused = False
             if status >= 400:
                 raise KeptnRequestError(f"{where} answered {status}{_message_suffix(text)}")
             return _Reply(status, parsed)
@@ -321,6 +368,18 @@ class KeptnAPI:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(timeout=self._timeout)
         return self._session
+
+
+def _where_to(url: str, location: str) -> str:
+    """The redirect target for a message (credentials removed), and whether it leaves our origin."""
+    if not location:
+        return "nowhere (no Location header)"
+    target = yarl.URL(url, encoded=True).join(yarl.URL(location))
+    here = yarl.URL(url, encoded=True)
+    shown = without_userinfo(str(target.with_query(None)))
+    if (target.scheme, target.host, target.port) != (here.scheme, here.host, here.port):
+        return f"{shown} (another origin)"
+    return shown
 
 
 def _segment(value: str) -> str:

@@ -4,7 +4,11 @@ An entry is a file or a folder. A file is looked up at the service, then the sta
 project level (the precedence of job/config.yaml); a folder is every resource whose URI starts
 with `<folder>/` in the listing of the first level that has any (JES listed the service level
 only: keptn-contrib/job-executor-service ``pkg/keptn/resource_service.go``
-``GetAllKeptnResources``). Everything is read at the event's git commit when it has one.
+``GetAllKeptnResources``). The service and stage levels are read at the event's git commit
+when it has one; the project level always at its latest commit, since in Keptn the commit id
+belongs to the stage's branch and the project level lives on the project's own branch, where
+that commit does not exist (JES reads it without ``gitCommitID`` for this reason:
+keptn-contrib/job-executor-service ``pkg/config/reader.go``).
 Paths are normalised and checked with executor.config.paths, so nothing lands outside the tree.
 """
 
@@ -40,6 +44,11 @@ class Location:
         out.append(("project", "", ""))
         return out
 
+    def commit_at(self, level: str) -> str:
+        """The commit to read a level at: the event's for its stage and service, none (the
+        latest) for the project, whose branch does not hold the stage's commits."""
+        return "" if level == "project" else self.commit
+
     def name(self, level: str) -> str:
         """`sockshop/dev/carts` for the service level, `sockshop/dev` for the stage level."""
         if level == "service":
@@ -53,7 +62,11 @@ class Location:
         for level, stage, service in self.levels():
             parts.append(f"{level} {service or stage or self.project}")
         where = ", ".join(parts)
-        return f"{where} at commit {self.commit}" if self.commit else f"{where} (latest)"
+        if not self.commit:
+            return f"{where} (latest)"
+        if self.stage:
+            return f"{where} at commit {self.commit} (the project level at its latest)"
+        return f"{where} (latest)"
 
 
 async def fetch_files(
@@ -94,9 +107,9 @@ async def fetch_files(
 
 
 async def _one_file(api: KeptnAPI, entry: str, where: Location) -> Resource | None:
-    for _level, stage, service in where.levels():
+    for level, stage, service in where.levels():
         found = await api.get_resource(
-            entry, project=where.project, stage=stage, service=service, commit=where.commit
+            entry, project=where.project, stage=stage, service=service, commit=where.commit_at(level)
         )
         if found is not None:
             return found
@@ -105,17 +118,16 @@ async def _one_file(api: KeptnAPI, entry: str, where: Location) -> Resource | No
 
 async def _folder(api: KeptnAPI, entry: str, where: Location) -> list[tuple[str, bytes]] | None:
     prefix = entry.rstrip("/") + "/"
-    for _level, stage, service in where.levels():
-        uris = await api.list_resources(
-            project=where.project, stage=stage, service=service, commit=where.commit
-        )
+    for level, stage, service in where.levels():
+        commit = where.commit_at(level)
+        uris = await api.list_resources(project=where.project, stage=stage, service=service, commit=commit)
         inside = sorted({_normal(u) for u in uris or [] if u.lstrip("/").startswith(prefix)})
         if not inside:
             continue
         files = []
         for uri in inside:
             found = await api.get_resource(
-                uri, project=where.project, stage=stage, service=service, commit=where.commit
+                uri, project=where.project, stage=stage, service=service, commit=commit
             )
             if found is None:
                 raise FilesError(

@@ -1,15 +1,19 @@
 """The event model inside the service: a frozen CloudEvent with JSON-native attributes.
 
-The cloudevents package parses and writes events at the edges (sources, sinks); inside, an
-`Event` is plain data so it can be hashed into ids, stored in SQLite and searched by jsonpath.
+The sources parse events at the edges (sources/binding.py: the HTTP and NATS bindings); every
+mode and transport validates attributes here, the same way. Inside, an `Event` is plain data, so
+it can be hashed into ids, stored in SQLite and searched by jsonpath.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import Enum
 from typing import Any, NotRequired, TypedDict
 
@@ -91,35 +95,145 @@ class Event:
         return self.attribute("gitcommitid") or self.data_field("gitcommitid")
 
 
-def event_from_mapping(raw: Any) -> Event:
-    """Validate a structured-mode CloudEvent (already JSON-decoded) into an Event."""
+def event_from_mapping(raw: Any, max_attribute_bytes: int | None = None) -> Event:
+    """Validate a structured-mode CloudEvent (already JSON-decoded) into an Event.
+
+    `max_attribute_bytes` caps every attribute value (UTF-8 bytes); None leaves them uncapped,
+    for events this service validated itself when it accepted them."""
     if not isinstance(raw, dict):
         raise EventError("a CloudEvent must be a JSON object")
+    attributes = {k: v for k, v in raw.items() if k not in ("data", "data_base64")}
+    if "data_base64" in raw and raw["data_base64"] is not None:
+        if raw.get("data") is not None:
+            raise EventError("an event carries either data or data_base64, not both")
+        # The content type must be valid before its data is decoded by it.
+        check_attributes(attributes, max_attribute_bytes)
+        data = _decode_base64(raw["data_base64"], attributes.get("datacontenttype"))
+    else:
+        data = raw.get("data")
+    return event_from_parts(attributes, data, max_attribute_bytes)
+
+
+def event_from_parts(
+    attributes: Mapping[str, Any], data: Any, max_attribute_bytes: int | None = None
+) -> Event:
+    """The one validation of a CloudEvent's context attributes and data, whatever the content
+    mode or transport it came by (cloudevents/spec: spec.md, Context Attributes; json-format.md)."""
+    clean = check_attributes(attributes, max_attribute_bytes)
+    content_type = clean.get("datacontenttype")
+    if data is not None and not isinstance(data, str) and not is_json_type(content_type):
+        # json-format.md 3.1: data of a content type that is not JSON travels as a JSON string.
+        raise EventError(
+            f"datacontenttype {content_type!r} is not JSON, so data must be a string; "
+            "send application/json for JSON data"
+        )
+    return Event(clean, data)
+
+
+def check_attributes(attributes: Mapping[str, Any], max_attribute_bytes: int | None) -> dict[str, Any]:
+    """The attributes, validated, without null ones; EventError names the attribute at fault."""
     for name in REQUIRED_ATTRIBUTES:
-        value = raw.get(name)
+        value = attributes.get(name)
         if value is None:
             raise EventError(f"required attribute '{name}' is missing")
         if not isinstance(value, str) or not value.strip():
             raise EventError(f"attribute '{name}' must be a non-empty string")
-    if raw["specversion"] != "1.0":
-        raise EventError(f"specversion {raw['specversion']!r} is not supported; send 1.0")
-    attributes: dict[str, Any] = {}
-    data: Any = None
-    for key, value in raw.items():
-        if key == "data":
-            data = value
-        elif key == "data_base64":
-            raise EventError("binary data (data_base64) is not supported; send JSON data")
-        elif not ATTRIBUTE_NAME.match(key):
+    if attributes["specversion"] != "1.0":
+        raise EventError(f"specversion {attributes['specversion']!r} is not supported; send 1.0")
+    clean: dict[str, Any] = {}
+    for key, value in attributes.items():
+        if not isinstance(key, str) or not ATTRIBUTE_NAME.match(key) or key == "data":
             raise EventError(f"attribute name {key!r} is invalid: use 1-20 lower-case letters or digits")
-        elif value is not None:
-            if isinstance(value, (dict, list)):
-                raise EventError(f"attribute '{key}' must be a string, number or boolean")
-            attributes[key] = value
-    content_type = str(attributes.get("datacontenttype", "application/json"))
-    if data is not None and "json" not in content_type:
-        raise EventError(f"datacontenttype {content_type!r} is not JSON; send application/json data")
-    return Event(attributes, data)
+        if value is None:
+            continue
+        # bool is an int in Python; the spec's Integer excludes 1.5 (and JSON floats in general).
+        if isinstance(value, float) or not isinstance(value, (str, int)):
+            raise EventError(f"attribute '{key}' must be a string, an integer or a boolean")
+        size = len(value.encode("utf-8", "surrogatepass")) if isinstance(value, str) else 0
+        if max_attribute_bytes is not None and size > max_attribute_bytes:
+            # Checked before anything reads it: a huge type or source must cost nothing.
+            raise EventError(
+                f"attribute '{key}' is longer than {max_attribute_bytes} bytes (MAX_ATTRIBUTE_BYTES)"
+            )
+        if key in TYPED_STRINGS:
+            _check_typed(key, value)
+        clean[key] = value
+    return clean
+
+
+# Optional core attributes: Strings (or Timestamp, URI-reference) that, when present, are
+# non-empty (spec.md: "MUST be a non-empty string"; conformance: invalidEmptySubject and kin).
+TYPED_STRINGS = ("time", "subject", "dataschema", "datacontenttype")
+# RFC 3339 date-time, seconds required, fraction optional, Z or a +hh:mm offset.
+RFC3339 = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.\d+)?(?:[Zz]|([+-])(\d{2}):(\d{2}))$"
+)
+# RFC 2045/2046: type "/" subtype, both tokens, then optional parameters.
+_TOKEN = r"[A-Za-z0-9!#$%&'*+.^_`|~-]+"
+MEDIA_TYPE = re.compile(rf"^{_TOKEN}/{_TOKEN}\s*(;.*)?$", re.S)
+
+
+def _check_typed(key: str, value: Any) -> None:
+    if not isinstance(value, str):
+        raise EventError(f"attribute '{key}' must be a string")
+    if not value:
+        raise EventError(f"attribute '{key}' must not be empty when present")
+    if key == "time" and not valid_time(value):
+        raise EventError(
+            f"attribute 'time' {value[:64]!r} is not an RFC 3339 timestamp (2018-04-05T17:31:00Z)"
+        )
+    if key == "datacontenttype" and not MEDIA_TYPE.match(value):
+        raise EventError(f"attribute 'datacontenttype' {value[:64]!r} is not a media type (type/subtype)")
+
+
+def valid_time(value: str) -> bool:
+    match = RFC3339.match(value)
+    if match is None:
+        return False
+    year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
+    try:
+        # A leap second (60) is valid RFC 3339; datetime knows no leap seconds.
+        datetime(year, month, day, hour, minute, min(second, 59))
+    except ValueError:
+        return False
+    offset = match.group(7) is not None
+    return not offset or (int(match.group(8)) <= 23 and int(match.group(9)) <= 59)
+
+
+def media_type(content_type: Any) -> str:
+    """`type/subtype` of a content type, lower-case, without parameters."""
+    return str(content_type).split(";", 1)[0].strip().lower()
+
+
+def is_json_type(content_type: Any) -> bool:
+    """JSON data: no content type (json-format.md: implied JSON), application/json, text/json or
+    any `+json` suffix (json-format.md 3.1, "JSON-formatted content")."""
+    if content_type is None:
+        return True
+    kind = media_type(content_type)
+    return kind in ("application/json", "text/json") or kind.endswith("+json")
+
+
+def _decode_base64(encoded: Any, content_type: Any) -> Any:
+    """json-format.md 3.1: a receiver MUST decode data_base64. Only JSON data is useful to a job
+    config (it is what jsonpath reads), so other binary data is refused with the reason."""
+    if not isinstance(encoded, str):
+        raise EventError("data_base64 must be a base64 string")
+    try:
+        raw = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise EventError("data_base64 is not valid base64 (RFC 4648)") from None
+    if not is_json_type(content_type):
+        raise EventError(
+            f"data_base64 holds binary data of datacontenttype {content_type!r}; only JSON data "
+            "(application/json, text/json, */*+json) can be decoded"
+        )
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise EventError("data_base64 does not decode to JSON, as its datacontenttype says") from None
+    except RecursionError:
+        raise EventError("data_base64 holds JSON nested too deeply") from None
 
 
 def parse_json(text: str | bytes) -> Any:
@@ -132,8 +246,16 @@ def parse_json(text: str | bytes) -> Any:
         raise EventError("body is nested too deeply") from None
 
 
-def event_from_json(text: str | bytes) -> Event:
-    return event_from_mapping(parse_json(text))
+def event_from_json(text: str | bytes, max_attribute_bytes: int | None = None) -> Event:
+    return event_from_mapping(parse_json(text), max_attribute_bytes)
+
+
+def stored_event(text: str | bytes) -> Event:
+    """An event this service accepted earlier, from its state: validated then, so it is read
+    back as it was stored. Rules tightened since (a newer version) must not make a restart fail."""
+    raw = json.loads(text)
+    data = raw.pop("data", None)
+    return Event({k: v for k, v in raw.items() if v is not None}, data)
 
 
 def load_event_file(path: str) -> Event:
@@ -158,8 +280,11 @@ class Offer(Enum):
 
 
 class OutEvent(TypedDict):
-    """An event we send (started, finished, an error log), as structured-mode CloudEvent JSON:
-    what the reporter builds, the outbox stores and every sink sends."""
+    """An event we send, as structured-mode CloudEvent JSON: what the reporter builds, the
+    outbox stores and every sink sends. Two shapes share it: Keptn's answers (started,
+    finished, an error log) carry `shkeptnspecversion` and Keptn's extensions; the result
+    events that answer any other event carry `subject` (the action), `triggeredsource` and,
+    when the trigger had one, `traceparent` (the distributed tracing extension)."""
 
     specversion: str
     id: str
@@ -167,8 +292,11 @@ class OutEvent(TypedDict):
     type: str
     time: str
     datacontenttype: str
-    shkeptnspecversion: str
     triggeredid: str
+    shkeptnspecversion: NotRequired[str]
     shkeptncontext: NotRequired[str]
     gitcommitid: NotRequired[str]
+    subject: NotRequired[str]
+    triggeredsource: NotRequired[str]
+    traceparent: NotRequired[str]
     data: dict[str, Any]

@@ -69,6 +69,8 @@ class TaskSpec:
     service_account: str | None
     automount_service_account_token: bool
     extra_labels: Mapping[str, str] = field(default_factory=dict)
+    # Labels the cluster must have (CLUSTERS_FILE); empty: any cluster.
+    cluster_selector: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,17 @@
 """Config resolver for the Keptn resource service: job/config.yaml at service, stage, project level.
 
 The first level that has the file wins; a broken file there is reported (ConfigError), never
-skipped for a lower level. The file is read at the event's git commit (the `gitcommitid`
-attribute, as Keptn sets it) and otherwise at the latest commit.
+skipped for a lower level. The service and stage levels are read at the event's git commit (the
+`gitcommitid` attribute, as Keptn sets it: a commit of the stage's branch) and otherwise at the
+latest commit; the project level always at the latest commit of the project's branch (see
+executor/keptn/files.py). An event whose project, stage or service is not a Keptn name is
+refused (InvalidNames), never resolved at another level. CONFIG_LEVELS may take the three
+names from other parts of the event; they must then be Keptn names too.
+
+There is no root level here: the resource service keeps resources only per project (one git
+repository each) and serves them at project, stage and service paths; it has no project-less
+resource (keptn/keptn resource-service/main.go registers only the project, stage and service
+resource controllers). An event that names no project finds no config in Keptn.
 
 Cache: parsed configs (and the errors of broken ones) are kept by (level, project, stage,
 service, commit) only when the event names a commit, since a commit's content never changes.
@@ -23,7 +32,7 @@ from executor.keptn.api import KeptnAPI
 from executor.keptn.files import DEFAULT_LIMIT, Location, fetch_files
 from executor.model.events import Event
 from executor.model.problems import ConfigError, FilesError
-from executor.resolvers.base import CONFIG_PATH, FetchFiles, Resolved, safe_name
+from executor.resolvers.base import CONFIG_PATH, FetchFiles, InvalidNames, Levels, Resolved, check_names
 
 _Key = tuple[str, str, str, str, str]
 
@@ -35,36 +44,42 @@ class KeptnResolver:
         *,
         cache_size: int = 256,
         files_limit: int = DEFAULT_LIMIT,
+        levels: Levels | None = None,
     ) -> None:
         self.api = api
+        self.levels = levels or Levels()
         self.cache_size = cache_size
         self.files_limit = files_limit
         self._cache: OrderedDict[_Key, JobConfig | ConfigError] = OrderedDict()
 
     def location(self, event: Event) -> Location | None:
-        """The event's project/stage/service/commit, or None when it names no usable project."""
-        if not safe_name(event.project):
+        """The event's project/stage/service/commit, or None when it names no project.
+        InvalidNames when a name is not one Keptn accepts (never a fall back to another level)."""
+        check_names(event.project, event.stage, event.service)
+        values = self.levels.values(event)
+        if not values:
             return None
-        stage = event.stage if safe_name(event.stage) else ""
-        service = event.service if stage and safe_name(event.service) else ""
-        return Location(event.project, stage, service, event.git_commit_id.strip())
+        project, stage, service = (*values, "", "")[:3]
+        check_names(project, stage, service)  # CONFIG_LEVELS may read them from elsewhere
+        return Location(project, stage, service, event.git_commit_id.strip())
 
     async def resolve(self, event: Event) -> Resolved | None:
         where = self.location(event)
         if where is None:
             return None
         for level, stage, service in where.levels():
-            key: _Key = (level, where.project, stage, service, where.commit)
-            if where.commit and key in self._cache:
+            commit = where.commit_at(level)  # the project level: its own branch, latest
+            key: _Key = (level, where.project, stage, service, commit)
+            if commit and key in self._cache:
                 self._cache.move_to_end(key)
                 return Resolved(_unwrap(self._cache[key]), level, self._fetcher(event))
             found = await self.api.get_resource(
-                CONFIG_PATH, project=where.project, stage=stage, service=service, commit=where.commit
+                CONFIG_PATH, project=where.project, stage=stage, service=service, commit=commit
             )
             if found is None:
                 continue
-            if where.commit:
-                config = self._parse(key, found.content, where, level, where.commit)
+            if commit:
+                config = self._parse(key, found.content, where, level, commit)
             else:
                 digest = hashlib.sha256(found.content).hexdigest()
                 version_key: _Key = (level, where.project, stage, service, f"{found.version}#{digest}")
@@ -88,11 +103,14 @@ class KeptnResolver:
         return _unwrap(cached)
 
     def describe(self, event: Event) -> str:
-        where = self.location(event)
+        try:
+            where = self.location(event)
+        except InvalidNames:
+            where = None
         if where is None:
             return "nowhere (the event names no valid project)"
         paths = [f"keptn:{where.name(level)}:{CONFIG_PATH}" for level, _, _ in where.levels()]
-        at = f"at commit {where.commit}" if where.commit else "latest"
+        at = f"at commit {where.commit}, the project level latest" if where.commit else "latest"
         return f"{', '.join(paths)} ({at}) in {self.api.endpoint}"
 
     def _fetcher(self, event: Event) -> FetchFiles:

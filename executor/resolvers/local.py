@@ -14,7 +14,17 @@ from executor.config.model import JobConfig
 from executor.config.parse import read_config_file
 from executor.model.events import Event
 from executor.model.problems import FilesError
-from executor.resolvers.base import CONFIG_PATH, FetchFiles, Resolved, safe_name
+from executor.resolvers.base import (
+    CONFIG_PATH,
+    FetchFiles,
+    InvalidNames,
+    Levels,
+    Resolved,
+    check_names,
+)
+
+# Depth in the tree -> the name of its level (Keptn's names, whatever CONFIG_LEVELS reads).
+LEVEL_NAMES = ("root", "project", "stage", "service")
 
 # A ConfigMap holds at most 1 MiB; leave room for keys and metadata.
 MAX_STAGED_BYTES = 900 * 1024
@@ -93,27 +103,27 @@ def local_files(roots: Sequence[Path]) -> FetchFiles:
 
 
 class LocalTreeResolver:
-    """Configs in a directory laid out like the Keptn resource tree:
+    """Configs in a directory laid out like the Keptn resource tree, with a root level:
 
-    <root>/<project>/job/config.yaml, <root>/<project>/<stage>/job/config.yaml and
-    <root>/<project>/<stage>/<service>/job/config.yaml.
+    <root>/<project>/<stage>/<service>/job/config.yaml, <root>/<project>/<stage>/job/config.yaml,
+    <root>/<project>/job/config.yaml, then <root>/job/config.yaml, which applies to every event.
+    The folder names are the event's values of CONFIG_LEVELS (`levels`): its Keptn project,
+    stage and service by default.
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, levels: Levels | None = None) -> None:
         self.root = root
+        self.levels = levels or Levels()
         self._cache: dict[Path, tuple[tuple[int, int], JobConfig]] = {}
 
     def candidates(self, event: Event) -> list[tuple[str, Path]]:
-        project, stage, service = event.project, event.stage, event.service
-        if not safe_name(project):
-            return []
-        levels: list[tuple[str, Path]] = []
-        if safe_name(stage) and safe_name(service):
-            levels.append(("service", self.root / project / stage / service))
-        if safe_name(stage):
-            levels.append(("stage", self.root / project / stage))
-        levels.append(("project", self.root / project))
-        return levels
+        """The folders to look in, the most specific first; InvalidNames refuses the event."""
+        # The Keptn names reach task environments (KEPTN_*), whatever the levels read.
+        check_names(event.project, event.stage, event.service)
+        values = self.levels.values(event)
+        return [
+            (LEVEL_NAMES[depth], self.root.joinpath(*values[:depth])) for depth in range(len(values), -1, -1)
+        ]
 
     async def resolve(self, event: Event) -> Resolved | None:
         levels = self.candidates(event)
@@ -135,7 +145,11 @@ class LocalTreeResolver:
         return config
 
     def describe(self, event: Event) -> str:
-        return ", ".join(str(folder / CONFIG_PATH) for _, folder in self.candidates(event)) or "nowhere"
+        try:
+            candidates = self.candidates(event)
+        except InvalidNames:
+            candidates = []
+        return ", ".join(str(folder / CONFIG_PATH) for _, folder in candidates) or "nowhere"
 
 
 class FileResolver:

@@ -1,1 +1,1 @@
-"""Sinks deliver outgoing CloudEvents: HTTP POST (K_SINK), stdout."""
+"""Sinks deliver outgoing CloudEvents: HTTP POST (K_SINK), NATS, the Keptn API, stdout."""

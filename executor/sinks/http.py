@@ -30,7 +30,16 @@ class HttpSink:
             self._session = aiohttp.ClientSession(timeout=self._timeout)
         body = json.dumps(event, separators=(",", ":")).encode()
         try:
-            async with self._session.post(self.url, data=body, headers=self._headers) as response:
+            # Never follow a redirect: it would carry the Authorization header to its target.
+            async with self._session.post(
+                self.url, data=body, headers=self._headers, allow_redirects=False
+            ) as response:
+                if 300 <= response.status < 400:
+                    location = without_userinfo(response.headers.get("Location", "")) or "nowhere"
+                    raise Permanent(
+                        f"{self.where} answered {response.status} redirecting to {location}; the event "
+                        "(and its token) was not sent there: set K_SINK to the address that answers"
+                    )
                 if response.status >= 300:
                     text = (await response.text())[:200]
                     refused = 400 <= response.status < 500 and response.status not in (408, 425, 429)

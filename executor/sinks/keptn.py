@@ -10,6 +10,11 @@ any task ran (no config, invalid config, refused image) are reported like JES di
 with ``{"message", "integrationid", "task"}``, built by the reporter's `error_log_event` and sent through the
 outbox like any other event, so this sink forwards it as a log entry too. When the integration id
 is not known (no poller in this process), it is looked up by name, as JES did.
+
+Keptn does not deduplicate: the api-service gives every accepted event a new id. So each task
+event carries our id in ``data.jobexecutor.eventid``, and before an event whose earlier attempt
+may have arrived is sent again, the outbox asks (``already_has``) Keptn's event store
+(mongodb-datastore ``GET /event/type/{type}?filter=...``) whether it holds it.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from executor.keptn.api import KeptnAPI, KeptnError
-from executor.keptn.format import ERROR_LOG_TYPE, now, task_of
+from executor.keptn.format import ERROR_LOG_TYPE, KEPTN_PREFIX, is_task_event, now, task_of
 from executor.model.errors import Permanent, Temporary
 from executor.model.events import OutEvent
 
@@ -49,12 +54,36 @@ class KeptnSink:
         self._looked_up: tuple[float, str] | None = None
 
     async def send(self, event: OutEvent) -> None:
+        if not str(event["type"]).startswith(KEPTN_PREFIX):
+            # A result event for a non-Keptn trigger: the api-service refuses types outside
+            # Keptn's (400 "unknown event type", keptn/keptn api/handlers/eventvalidation.go).
+            log.debug("not sending %s %s to Keptn: not a Keptn event type", event["type"], event["id"])
+            return
         try:
-            await self.api.send_event(event)
+            await self.api.send_event(with_mark(event))
         except KeptnError as exc:
             raise (Permanent if isinstance(exc, Permanent) else Temporary)(f"Keptn API: {exc}") from None
         if self.forward_logs:
             await self._forward(event)
+
+    async def already_has(self, event: OutEvent) -> bool:
+        """Whether Keptn stored this event already (an attempt before a crash reached it). The
+        api-service gives events new ids, so our id is looked for in the mark `send` put into
+        the data; asked only for task events, the ones a duplicate breaks (a second `.started`
+        keeps its task open for ever)."""
+        data = event.get("data") or {}
+        project, triggered = str(data.get("project") or ""), str(event.get("triggeredid") or "")
+        if not project or not triggered or not is_task_event(str(event.get("type") or "")):
+            return False
+        match = {
+            "data.project": project,
+            "triggeredid": triggered,
+            f"data.{MARK}.{MARK_ID}": str(event["id"]),
+        }
+        try:
+            return bool(await self.api.find_events(str(event["type"]), match))
+        except KeptnError as exc:
+            raise (Permanent if isinstance(exc, Permanent) else Temporary)(f"Keptn API: {exc}") from None
 
     async def close(self) -> None:
         if self.owns_api:
@@ -84,6 +113,21 @@ class KeptnSink:
                 break
         self._looked_up = (now, found)
         return found
+
+
+# Our own id of an event, kept in its data: the only part of it the api-service publishes as we
+# sent it (it replaces id and time), so the event can be found again in Keptn's event store.
+MARK = "jobexecutor"
+MARK_ID = "eventid"
+
+
+def with_mark(event: OutEvent) -> dict[str, Any]:
+    body: dict[str, Any] = dict(event)
+    data = body.get("data")
+    if isinstance(data, dict) and is_task_event(str(body.get("type") or "")):
+        ours = data.get(MARK)  # the reporter's phase times share the object
+        body["data"] = {**data, MARK: {**(ours if isinstance(ours, dict) else {}), MARK_ID: str(body["id"])}}
+    return body
 
 
 def log_entries(event: Mapping[str, Any], integration_id: str) -> list[dict[str, Any]]:

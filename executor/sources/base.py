@@ -2,7 +2,8 @@
 
 A source turns its input into `Event`s and offers each one; the answer (`Offer`) comes at once
 and tells the source what to say to its sender (HTTP 202 or 429, a NATS ack or none). The HTTP
-source also asks whether the intake is open and how much room it has, to refuse a batch whole.
+source also asks whether the intake is open, how much room it has and how large its queue is,
+to refuse a batch whole (429 while it does not fit now, 413 when it never can).
 """
 
 from __future__ import annotations
@@ -20,5 +21,8 @@ class Intake(Protocol):
     def accepting(self) -> bool: ...
 
     def room(self) -> int: ...
+
+    @property
+    def queue_size(self) -> int: ...
 
     def offer(self, event: Event) -> Offer: ...

@@ -1,88 +1,85 @@
 """HTTP source: CloudEvents in binary, structured and batch content modes (aiohttp).
 
 Answers 202 once every event of the request is durably accepted (or was already), 400 with the
-reason for a malformed event, 401 without the configured bearer token, 413 for an oversized
-body, 429 when the queue is full, 503 while shutting down. Also /healthz, /readyz, /metrics.
+reason for a malformed event, 401 (with a Bearer challenge) without the configured token, 408
+for a body that does not arrive in time, 413 for an oversized body or a batch larger than the
+queue, 415 for an event format other than JSON, 429 when the queue is full or the clusters'
+admission holds tasks back (Retry-After from the backlog), 503 while shutting
+down; every refusal is counted by reason. Also /healthz, /readyz, /metrics and, when origins
+are configured, the CloudEvents webhook handshake (OPTIONS).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
-from collections.abc import Callable
-from datetime import datetime
+from collections import deque
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from aiohttp import web
-from cloudevents.core.bindings.http import HTTPMessage, from_binary
-from cloudevents.core.exceptions import BaseCloudEventException
-from cloudevents.core.formats.json import JSONFormat
-from cloudevents.core.v1.event import CloudEvent
 
-from executor.model.events import (
-    REQUIRED_ATTRIBUTES,
-    Event,
-    EventError,
-    Offer,
-    event_from_mapping,
-    parse_json,
-)
+from executor.model.events import Event, EventError, Offer, event_from_mapping, parse_json
+from executor.settings import ReceiverSettings
+from executor.sources.api import RunApi
 from executor.sources.base import Intake
+from executor.sources.binding import (
+    Mode,
+    batch_members,
+    binary_event,
+    content_mode,
+    structured_format_is_json,
+)
+from executor.support import tracing
 from executor.support.metrics import Metrics
+from executor.ui import RunPage
 
 STRUCTURED = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
 MAX_BATCH = 1000
-_FORMAT = JSONFormat()
+REALM = 'Bearer realm="job-executor"'
 
 
-def parse_request(headers: dict[str, str], body: bytes) -> list[Event]:
-    """The events of one request; EventError names the first problem."""
-    content_type = headers.get("content-type", "").split(";")[0].strip().lower()
-    if any(k.startswith("ce-") for k in headers):
-        return [_binary(headers, body)]
-    if content_type == BATCH:
-        raw = parse_json(body)
-        if not isinstance(raw, list):
-            raise EventError("a batch must be a JSON array of CloudEvents")
-        if len(raw) > MAX_BATCH:
-            raise EventError(f"a batch holds at most {MAX_BATCH} events, not {len(raw)}")
-        events = []
-        for i, item in enumerate(raw):
-            try:
-                events.append(event_from_mapping(item))
-            except EventError as exc:
-                raise EventError(f"event {i} of the batch: {exc}") from None
-        return events
-    if content_type in (STRUCTURED, "application/json", ""):
-        return [event_from_mapping(parse_json(body))]
-    raise EventError(
-        f"content type {content_type!r} is not a CloudEvent: send ce-* headers (binary mode), "
-        f"{STRUCTURED} or {BATCH}"
-    )
+class Refusal(Exception):
+    """A request we answer with an error: its status, the reason for the sender, the metric label."""
+
+    def __init__(self, status: int, reason: str, kind: str, retry_after: int = 1) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+        self.kind = kind
+        self.retry_after = retry_after  # seconds, for a 429
 
 
-def _binary(headers: dict[str, str], body: bytes) -> Event:
-    # The cloudevents package fills a missing id with a random one; a missing id must be an
-    # error here, since (source, id) is what makes redelivery safe.
-    for name in REQUIRED_ATTRIBUTES:
-        if not headers.get(f"ce-{name}", "").strip():
-            raise EventError(f"header ce-{name} is missing or empty")
-    if body and "json" not in headers.get("content-type", "application/json"):
-        raise EventError("binary-mode data must be JSON (Content-Type: application/json)")
-    try:
-        ce = from_binary(HTTPMessage(headers=headers, body=body), _FORMAT, CloudEvent)
-    except (BaseCloudEventException, ValueError) as exc:
-        raise EventError(f"invalid binary-mode CloudEvent: {exc}") from None
-    attributes = {
-        k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in ce.get_attributes().items()
-    }
-    attributes.pop("datacontenttype", None)
-    attributes["datacontenttype"] = "application/json"
-    data = ce.get_data()
-    if isinstance(data, (bytes, str)):
-        data = parse_json(data.encode() if isinstance(data, str) else data) if data else None
-    raw = dict(attributes)
-    raw["data"] = data
-    return event_from_mapping(raw)
+def parse_request(
+    headers: Mapping[str, str], body: bytes, max_attribute_bytes: int | None = None
+) -> list[Event]:
+    """The events of one request (header names lower-case); EventError names the first problem.
+
+    The content mode is chosen by Content-Type alone (binding section 3): `ce-` headers that come
+    with a structured or batched request are copies at most (3.2.3) and are ignored."""
+    content_type = headers.get("content-type")
+    mode = content_mode(content_type)
+    if mode is Mode.BINARY:
+        if "ce-datacontenttype" in headers:
+            raise EventError(
+                "header ce-datacontenttype is not allowed in binary mode: Content-Type is the "
+                "datacontenttype (binding 3.1.1)"
+            )
+        return [binary_event(headers, body, content_type, max_attribute_bytes)]
+    if not structured_format_is_json(content_type):
+        raise Refusal(
+            415, f"event format {content_type!r} is not supported; send {STRUCTURED}", "unsupported"
+        )
+    if mode is Mode.STRUCTURED:
+        return [event_from_mapping(parse_json(body), max_attribute_bytes)]
+    events = []
+    for i, item in enumerate(batch_members(body, MAX_BATCH)):
+        try:
+            events.append(event_from_mapping(item, max_attribute_bytes))
+        except EventError as exc:
+            raise EventError(f"event {i} of the batch: {exc}") from None
+    return events
 
 
 class HttpSource:
@@ -90,73 +87,216 @@ class HttpSource:
         self,
         intake: Intake,
         metrics: Metrics,
+        settings: ReceiverSettings,
         *,
-        path: str = "/",
-        max_body: int = 1 << 20,
-        token: str = "",
         not_ready: Callable[[], str | None],
+        detail: Callable[[], dict[str, Any]] | None = None,
+        saturated: Callable[[], int | None] | None = None,
     ) -> None:
         self.intake = intake
+        # While the clusters' admission holds tasks back: seconds to wait before sending again.
+        self.saturated = saturated
         self.metrics = metrics
-        self.path = path
-        self.max_body = max_body
-        self.token = token
+        self.settings = settings
+        self.token = settings.auth_token
         # What keeps the service from taking work, or None: /readyz answers 503 with it.
         self.not_ready = not_ready
+        # More for /readyz to show either way (the state of each cluster of CLUSTERS_FILE).
+        self.detail = detail
+        # The read API and the run page, mounted on this port when the service sets them.
+        self.api: RunApi | None = None
+        self.ui: RunPage | None = None
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=self.max_body)
+        app = web.Application(client_max_size=self.settings.max_body_bytes)
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/readyz", self.readyz)
         app.router.add_get("/metrics", self.metrics_page)
-        app.router.add_post(self.path, self.receive)
+        if self.api is not None:  # before the events path, which may be "/"
+            self.api.add_routes(app.router)
+        if self.ui is not None:
+            self.ui.add_routes(app.router)
+        app.router.add_post(self.settings.path, self.receive)
+        if self.settings.webhook_allowed_origins:
+            app.router.add_route("OPTIONS", self.settings.path, self.handshake)
         return app
+
+    def runner(self) -> web.AppRunner:
+        """The app's runner with the slow-client defences aiohttp lacks: a header timeout (its
+        keep-alive timer, which closes a connection that has not produced a complete request,
+        counted from the connection or the previous answer) and a cap on connections served."""
+        return _CappedRunner(
+            self.app(),
+            self.settings.max_connections,
+            access_log=None,
+            handle_signals=False,
+            keepalive_timeout=self.settings.header_timeout_seconds,
+        )
 
     async def healthz(self, _request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
     async def readyz(self, _request: web.Request) -> web.Response:
         reason = self.not_ready()
+        more = {"detail": self.detail()} if self.detail is not None else {}
         if reason is None:
-            return web.json_response({"status": "ready"})
-        return web.json_response({"status": "not ready", "reason": reason}, status=503)
+            return web.json_response({"status": "ready", **more})
+        return web.json_response({"status": "not ready", "reason": reason, **more}, status=503)
 
     async def metrics_page(self, _request: web.Request) -> web.Response:
         return web.Response(text=self.metrics.render(), content_type="text/plain", charset="utf-8")
 
-    def _reject(self, status: int, reason: str, kind: str) -> web.Response:
-        self.metrics.inc("job_executor_events_rejected_total", reason=kind)
-        return web.json_response({"error": reason}, status=status)
+    def _reject(self, refusal: Refusal, headers: Mapping[str, str] | None = None) -> web.Response:
+        self.metrics.inc("job_executor_events_rejected_total", reason=refusal.kind)
+        return web.json_response({"error": refusal.reason}, status=refusal.status, headers=headers)
+
+    def allowed(self, request: web.Request) -> bool:
+        """Whether a request may read the API: with a token set, only with it."""
+        return not self.token or self._authorized(request)
+
+    def _authorized(self, request: web.Request) -> bool:
+        # RFC 7235 2.1: the scheme is case-insensitive; the token is compared in constant time.
+        scheme, _, given = request.headers.get("Authorization", "").strip().partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), self.token.encode())
 
     async def receive(self, request: web.Request) -> web.Response:
-        if self.token:
-            given = request.headers.get("Authorization", "")
-            if not hmac.compare_digest(given.encode(), f"Bearer {self.token}".encode()):
-                return self._reject(401, "missing or wrong bearer token", "unauthorized")
-        if request.content_length is not None and request.content_length > self.max_body:
-            return self._reject(413, f"body is larger than {self.max_body} bytes", "too_large")
         try:
-            body = await request.read()
+            return await self._receive(request)
+        except Refusal as refusal:
+            headers: dict[str, str] = {}
+            if refusal.status == 401:
+                headers["WWW-Authenticate"] = REALM  # RFC 7235 3.1: every 401 carries a challenge
+            elif refusal.status == 429:
+                headers["Retry-After"] = str(refusal.retry_after)
+            response = self._reject(refusal, headers)
+            if refusal.status == 408:
+                response.force_close()  # the rest of the body may still arrive: not a new request
+            return response
+
+    async def _receive(self, request: web.Request) -> web.Response:
+        if self.token and not self._authorized(request):
+            raise Refusal(401, "missing or wrong bearer token", "unauthorized")
+        limit = self.settings.max_body_bytes
+        if request.content_length is not None and request.content_length > limit:
+            raise Refusal(413, f"body is larger than {limit} bytes (MAX_BODY_BYTES)", "too_large")
+        try:
+            body = await asyncio.wait_for(request.read(), timeout=self.settings.body_timeout_seconds)
         except web.HTTPRequestEntityTooLarge:
-            return self._reject(413, f"body is larger than {self.max_body} bytes", "too_large")
+            raise Refusal(413, f"body is larger than {limit} bytes (MAX_BODY_BYTES)", "too_large") from None
+        except TimeoutError:
+            raise Refusal(
+                408,
+                f"the body did not arrive within {self.settings.body_timeout_seconds:g} s "
+                "(RCV_BODY_TIMEOUT_SECONDS)",
+                "timeout",
+            ) from None
         headers = {k.lower(): v for k, v in request.headers.items()}
         try:
-            events = parse_request(headers, body)
+            events = parse_request(headers, body, self.settings.max_attribute_bytes)
         except EventError as exc:
-            return self._reject(400, str(exc), "malformed")
-        if not self.intake.accepting:
-            return self._reject(503, "shutting down; send again later", "closed")
-        if len(events) > self.intake.room():
-            return web.json_response(
-                {"error": "queue is full; retry later"}, status=429, headers={"Retry-After": "1"}
+            raise Refusal(400, str(exc), "malformed") from None
+        if not self.intake.accepting:  # stopping, or a replica standing by (LEADER_ELECTION)
+            raise Refusal(503, f"{self.not_ready() or 'shutting down'}; send again later", "closed")
+        if len(events) > self.intake.queue_size:
+            raise Refusal(
+                413,
+                f"a batch of {len(events)} events can never fit the queue of {self.intake.queue_size} "
+                "(QUEUE_SIZE): send smaller batches",
+                "batch_too_large",
             )
+        wait = self.saturated() if self.saturated is not None else None
+        if wait is not None:
+            raise Refusal(
+                429,
+                "the clusters admit no more Jobs for now (MAX_PENDING_JOBS or KUBE_WRITE_QPS: tasks "
+                f"wait for admission); retry in {wait} s",
+                "saturated",
+                retry_after=wait,
+            )
+        if len(events) > self.intake.room():
+            raise Refusal(429, "queue is full; retry later", "queue_full")
         counts = {"accepted": 0, "duplicate": 0}
         for event in events:
-            answer = self.intake.offer(event)
+            with tracing.receive(event.attributes, "http"):
+                answer = self.intake.offer(event)
             if answer is Offer.ACCEPTED:
                 counts["accepted"] += 1
             elif answer is Offer.DUPLICATE:
                 counts["duplicate"] += 1
             else:  # room was checked above and nothing awaits in between; only a stop lands here
-                return self._reject(503, "shutting down; send again later", "closed")
+                raise Refusal(503, "shutting down; send again later", "closed")
         return web.json_response(counts, status=202)
+
+    async def handshake(self, request: web.Request) -> web.Response:
+        """The CloudEvents webhook abuse-protection handshake (cloudevents/spec:
+        cloudevents/http-webhook.md 4.1, validation request and response), answered at once
+        (the asynchronous WebHook-Request-Callback is not followed)."""
+        origin = request.headers.get("WebHook-Request-Origin", "").strip()
+        allowed = self.settings.webhook_allowed_origins
+        if not origin:
+            return web.json_response(
+                {"error": "OPTIONS here is the webhook handshake: send WebHook-Request-Origin"},
+                status=400,
+                headers={"Allow": "POST, OPTIONS"},
+            )
+        if "*" not in allowed and origin.lower() not in {o.lower() for o in allowed}:
+            return web.json_response(
+                {"error": f"origin {origin[:200]!r} is not in WEBHOOK_ALLOWED_ORIGINS"}, status=403
+            )
+        rate = self.settings.webhook_allowed_rate
+        asked = request.headers.get("WebHook-Request-Rate", "").strip()
+        if asked.isdigit():
+            rate = min(rate, int(asked))  # 4.2: never more than the sender asked for
+        headers = {
+            "WebHook-Allowed-Origin": origin,
+            "WebHook-Allowed-Rate": str(rate),
+            "Allow": "POST",
+        }
+        return web.Response(status=200, headers=headers)
+
+
+class _CappedRunner(web.AppRunner):
+    """An AppRunner whose server serves at most `limit` connections: one beyond that is accepted
+    by the kernel but left unread (transport paused) until a slot frees, so a flood of slow
+    clients cannot take every file descriptor's worth of parsing; the keep-alive timer closes a
+    waiting connection that outlives the header timeout."""
+
+    def __init__(self, app: web.Application, limit: int, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self.limit = limit
+
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        _cap_connections(server, self.limit)
+        return server
+
+
+def _cap_connections(server: web.Server, limit: int) -> None:
+    made, lost = server.connection_made, server.connection_lost
+    served: set[Any] = set()
+    waiting: deque[tuple[Any, Any]] = deque()
+
+    def connection_made(handler: Any, transport: Any) -> None:
+        made(handler, transport)
+        if len(served) < limit:
+            served.add(handler)
+        else:
+            transport.pause_reading()
+            waiting.append((handler, transport))
+
+    def connection_lost(handler: Any, exc: BaseException | None) -> None:
+        lost(handler, exc)
+        served.discard(handler)
+        for i, (queued, _) in enumerate(waiting):
+            if queued is handler:
+                del waiting[i]
+                break
+        while waiting and len(served) < limit:
+            queued, transport = waiting.popleft()
+            if not transport.is_closing():
+                served.add(queued)
+                transport.resume_reading()
+
+    # Server's own hooks (RequestHandler calls them for each connection), wrapped per instance.
+    setattr(server, "connection_made", connection_made)  # noqa: B010
+    setattr(server, "connection_lost", connection_lost)  # noqa: B010

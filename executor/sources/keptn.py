@@ -29,6 +29,7 @@ from executor.keptn.api import KeptnAPI, KeptnAuthError, KeptnError, KeptnReques
 from executor.keptn.models import IntegrationMetadata, Subscription
 from executor.model.events import ATTRIBUTE_NAME, Event, EventError, Offer, event_from_mapping
 from executor.sources.base import Offering
+from executor.support import tracing
 from executor.support.background import stop_task
 from executor.support.backoff import KEPTN_POLL_CAP, Backoff
 
@@ -52,6 +53,7 @@ class KeptnPoller:
         retry_max: float = KEPTN_POLL_CAP,
         auth_backoff: float = 300.0,
         remember: int = 10_000,
+        polling: bool = True,
     ) -> None:
         self.api = api
         self.offer = offer
@@ -67,6 +69,9 @@ class KeptnPoller:
         self.backoff = Backoff(base=poll_interval, cap=retry_max)
         self.auth_backoff = auth_backoff
         self.remember = remember
+        # False in NATS mode: events come over NATS, but the integration still registers and
+        # renews, as the Go SDK does in both modes, so Keptn's Bridge lists it.
+        self.polling = polling
         self.integration_id: str | None = None
         self.subscriptions: list[Subscription] = list(self.configured)
         self.last_error = ""
@@ -143,7 +148,7 @@ class KeptnPoller:
         elif now - self._renewed_at >= self.renew_interval:
             await self.renew()
         self._recovered()
-        if self.integration_id is not None:
+        if self.integration_id is not None and self.polling:
             await self.poll()
 
     async def register(self) -> str:
@@ -206,7 +211,8 @@ class KeptnPoller:
             )
             self._remember(event_id)
             return None
-        outcome = self.offer(event)
+        with tracing.receive(event.attributes, "keptn"):
+            outcome = self.offer(event)
         if outcome is Offer.ACCEPTED:
             log.info("took %s %s from the Keptn control plane", event.type, event.id)
         if outcome in (Offer.ACCEPTED, Offer.DUPLICATE):

@@ -1,0 +1,1 @@
+"""Small tools with no step of the flow of their own."""

@@ -32,3 +32,5 @@ KEPTN_POLL_CAP = 60.0
 # One Kubernetes API call (429, 5xx, unreachable), and the Job watch after it broke.
 KUBE_REQUEST = Backoff(base=0.25, cap=4.0, attempts=5, jitter=True)
 KUBE_WATCH = Backoff(base=0.2, cap=5.0, jitter=True)
+# A cluster of CLUSTERS_FILE whose create failed is skipped this long (doubling per failure).
+CLUSTER_RETRY = Backoff(base=2.0, cap=60.0, jitter=True)

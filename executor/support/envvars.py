@@ -6,8 +6,9 @@ a SettingsError that names the variable and says what to write.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import field
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, field, fields
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -160,6 +161,33 @@ def parse_labels(raw: str, name: str) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
+def deliver_policy(name: str, raw: str) -> str:
+    value = raw.strip()
+    if value.lower() in ("new", "all"):
+        return value.lower()
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        when = None
+    if when is None or when.tzinfo is None:
+        raise SettingsError(f"{name}={raw!r}: write new, all or an RFC 3339 time (2024-05-01T00:00:00Z)")
+    return value
+
+
+def jsonpath_levels(name: str, raw: str) -> tuple[str, ...]:
+    paths = listing(name, raw)
+    if not 1 <= len(paths) <= 3 or not all(p.startswith("$") for p in paths):
+        raise SettingsError(f"{name}={raw!r}: write one to three jsonpaths, such as $.source,$.subject")
+    return paths
+
+
+def type_prefix(name: str, raw: str) -> str:
+    value = raw.strip().strip(".")
+    if not value or value.startswith("sh.keptn."):
+        raise SettingsError(f"{name}={raw!r}: write a type prefix outside sh.keptn., such as com.example.job")
+    return value
+
+
 _LABEL_KEY = re.compile(
     r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
 )
@@ -171,3 +199,27 @@ _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
+
+
+def declared(groups: Mapping[str, type]) -> list[tuple[str, Any]]:
+    """The fields declared with `env` in each group dataclass, in order: (group name, field)."""
+    return [(name, f) for name, group in groups.items() for f in fields(group)]
+
+
+def markdown_table(groups: Mapping[str, type]) -> str:
+    """A Markdown table of every declared variable: its name, default and help."""
+    rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
+    for _, f in declared(groups):
+        default = f.metadata["shown"] or _show(f.default)
+        rows.append(f"| `{f.metadata['env']}` | {default} | {f.metadata['doc']} |")
+    return "\n".join(rows) + "\n"
+
+
+def _show(value: Any) -> str:
+    if value is MISSING or value in ("", (), None):
+        return "(none)"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, tuple):
+        value = ",".join(value)
+    return f"`{value}`"

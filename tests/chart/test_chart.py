@@ -66,10 +66,40 @@ CASES: dict[str, dict[str, Any]] = {
     "image-pull-secrets": {"imagePullSecrets": [{"name": "ghcr-pull"}]},
     "init-container-image": {"initContainerImage": "registry.example/job-executor:0.1.0"},
     "name-overrides": {"nameOverride": "jx", "fullnameOverride": "custom-executor"},
-    "replicas": {"replicaCount": 3},
+    "replicas": {"replicaCount": 3, "leaderElection.enabled": True},
     "pdb-forced-on": {"podDisruptionBudget.enabled": True, "podDisruptionBudget.maxUnavailable": 1},
-    "pdb-off-with-replicas": {"replicaCount": 2, "podDisruptionBudget.enabled": False},
-    "pdb-percentage": {"replicaCount": 4, "podDisruptionBudget.maxUnavailable": "25%"},
+    "pdb-off-with-replicas": {
+        "replicaCount": 2,
+        "leaderElection.enabled": True,
+        "podDisruptionBudget.enabled": False,
+    },
+    "pdb-percentage": {
+        "replicaCount": 4,
+        "leaderElection.enabled": True,
+        "podDisruptionBudget.maxUnavailable": "25%",
+    },
+    "leader-election": {"replicaCount": 2, "leaderElection.enabled": True, "leaderElection.leaseSeconds": 6},
+    "admission": {"admission.maxPendingJobs": 5, "admission.writeQps": 20, "admission.writeBurst": 40},
+    "clusters": {
+        "clusters": [
+            {
+                "name": "east",
+                "kubeconfigSecret": "east-kube",
+                "maxConcurrentJobs": 20,
+                "labels": {"platform": "x86_64"},
+            },
+            {
+                "name": "west",
+                "kubeconfigSecret": "west-kube",
+                "kubeconfigKey": "config",
+                "context": "prod",
+                "namespace": "jobs",
+                "enabled": False,
+                "priority": 1,
+            },
+            {"name": "here"},
+        ]
+    },
     "service-account-existing": {"serviceAccount.create": False, "serviceAccount.name": "ops"},
     "service-account-annotations": {
         "serviceAccount.annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/x"}
@@ -121,6 +151,13 @@ CASES: dict[str, dict[str, Any]] = {
         "receiver.existingSecretKey": "bearer",
     },
     "service-type": {"service.type": "NodePort", "service.annotations": {"a.example/b": "c"}},
+    "observe": {
+        "observe.logFormat": "json",
+        "observe.logLevel": "debug",
+        "observe.otlpEndpoint": "http://otel-collector.monitoring:4318",
+        "observe.serviceName": "jes-prod",
+        "observe.ui": "on",
+    },
     "dispatcher": {
         "dispatcher.maxConcurrentRuns": 4,
         "dispatcher.queueSize": 50,
@@ -433,10 +470,17 @@ def test_default_settings() -> None:
         "RCV_PATH": "/",
         "MAX_BODY_BYTES": "1048576",
         "MAX_CONCURRENT_RUNS": "16",
+        "MAX_CONCURRENT_TASKS": "0",
         "QUEUE_SIZE": "1000",
         "SHUTDOWN_GRACE_SECONDS": "120",
         "STATE_DIR": "/var/lib/job-executor",
         "STATE_RETENTION_HOURS": "168",
+        "LOG_FORMAT": "text",
+        "LOG_LEVEL": "info",
+        "UI": "auto",
+        "MAX_PENDING_JOBS": "0",
+        "KUBE_WRITE_QPS": "0",
+        "KUBE_WRITE_BURST": "10",
     }
     assert one(objects, "Deployment")["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 150
 
@@ -802,6 +846,21 @@ def test_pods_roll_when_a_token_or_a_config_changes() -> None:
     assert annotations({"configs.files": {"p/job/config.yaml": "x"}}) != base
 
 
+def test_observe_settings() -> None:
+    env = plain_env(rendered("observe"))
+    assert {k: env[k] for k in ("LOG_FORMAT", "LOG_LEVEL", "UI")} == {
+        "LOG_FORMAT": "json",
+        "LOG_LEVEL": "debug",
+        "UI": "on",
+    }
+    assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector.monitoring:4318"
+    assert env["OTEL_SERVICE_NAME"] == "jes-prod"
+    settings = Settings.from_env(env)
+    observe = settings.observe
+    assert (observe.log_format, observe.log_level, observe.ui) == ("json", "debug", "on")
+    assert (observe.otlp_endpoint, observe.service_name) == (env["OTEL_EXPORTER_OTLP_ENDPOINT"], "jes-prod")
+
+
 def test_dispatcher_settings() -> None:
     objects = rendered("dispatcher")
     env = plain_env(objects)
@@ -841,6 +900,10 @@ def test_dispatcher_settings() -> None:
         pytest.param({"nats": {"url": "http://nats:4222"}}, "/nats/url", id="nats-url"),
         pytest.param({"podDisruptionBudget": {"enabled": "auto"}}, "/podDisruptionBudget", id="pdb"),
         pytest.param({"receiver": {"path": "events"}}, "/receiver/path", id="relative-path"),
+        pytest.param({"observe": {"logFormat": "yaml"}}, "/observe/logFormat", id="log-format"),
+        pytest.param({"observe": {"logLevel": "trace"}}, "/observe/logLevel", id="log-level"),
+        pytest.param({"observe": {"ui": True}}, "/observe/ui", id="ui-switch"),
+        pytest.param({"observe": {"otlpEndpoint": "collector:4318"}}, "/observe/otlpEndpoint", id="otlp-url"),
     ],
 )
 def test_schema_refuses(values: dict[str, Any], message: str) -> None:
@@ -928,3 +991,56 @@ def test_every_value_has_a_default_and_documentation() -> None:
             assert isinstance(node, dict) and part in node, f"{path}: no default in values.yaml"
             node = node[part]
         assert f"`{path}`" in readme, f"{path}: not documented in README.md"
+
+
+def test_replicas_need_the_leader_election() -> None:
+    error = failure({"replicaCount": 2})
+    assert "leaderElection.enabled" in str(error)
+    objects = rendered("leader-election")
+    env = plain_env(objects)
+    assert env["LEADER_ELECTION"] == "true" and env["LEADER_ELECTION_LEASE_SECONDS"] == "6"
+    assert env["LEADER_ELECTION_LEASE_NAME"] == FULLNAME
+    role = one(objects, "Role")
+    assert {
+        "apiGroups": ["coordination.k8s.io"],
+        "resources": ["leases"],
+        "verbs": ["get", "create", "update"],
+    } in role["rules"]
+    assert "LEADER_ELECTION" not in plain_env(rendered("defaults"))
+
+
+def test_admission_values_become_settings() -> None:
+    env = plain_env(rendered("admission"))
+    assert (env["MAX_PENDING_JOBS"], env["KUBE_WRITE_QPS"], env["KUBE_WRITE_BURST"]) == ("5", "20", "40")
+
+
+def test_clusters_file_from_a_configmap_and_kubeconfigs_from_secrets(tmp_path: Path) -> None:
+    from executor.backends.kubernetes.clusterfile import read_clusters
+
+    objects = rendered("clusters")
+    env = plain_env(objects)
+    assert env["CLUSTERS_FILE"] == "/etc/job-executor/clusters/clusters.yaml"
+    configmap = next(o for o in only(objects, "ConfigMap") if o["metadata"]["name"] == f"{FULLNAME}-clusters")
+    text = configmap["data"]["clusters.yaml"]
+    path = tmp_path / "clusters.yaml"
+    path.write_text(text)
+    clusters = read_clusters(path, "keptn")  # the program reads what the chart writes
+    east, west, here = clusters.members
+    assert (
+        east.kubeconfig == "/etc/job-executor/kubeconfigs/east/kubeconfig" and east.max_concurrent_jobs == 20
+    )
+    assert dict(east.labels) == {"platform": "x86_64"}
+    assert (west.context, west.namespace, west.enabled, west.priority) == ("prod", "jobs", False, 1)
+    assert here.kubeconfig == ""  # no Secret: the in-cluster config
+    pod = one(objects, "Deployment")["spec"]["template"]["spec"]
+    secrets = {v["name"]: v["secret"] for v in pod["volumes"] if "secret" in v}
+    assert secrets == {
+        "kubeconfig-east": {
+            "secretName": "east-kube",
+            "items": [{"key": "kubeconfig", "path": "kubeconfig"}],
+        },
+        "kubeconfig-west": {"secretName": "west-kube", "items": [{"key": "config", "path": "kubeconfig"}]},
+    }
+    mounts = {m["name"]: m["mountPath"] for m in container(objects)["volumeMounts"]}
+    assert mounts["clusters"] == "/etc/job-executor/clusters"
+    assert mounts["kubeconfig-east"] == "/etc/job-executor/kubeconfigs/east"

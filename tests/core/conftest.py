@@ -24,6 +24,20 @@ ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "samples"
 RESOURCES = SAMPLES / "resources"
 EVENTS = SAMPLES / "events"
+# Each sample config under samples/resources/sockshop, the event that triggers it, and how many
+# Jobs it makes.
+SAMPLE_CASES = [
+    ("dev/carts", "test.triggered.json", 1),
+    ("dev/annotations", "sample.triggered.annotations.json", 1),
+    ("dev/env-formats", "sample.triggered.env-formats.json", 1),
+    ("dev/pull-policy", "sample.triggered.pull-policy.json", 1),
+    ("dev/security-context", "sample.triggered.security-context.json", 2),
+    ("dev/service-account", "sample.triggered.service-account.json", 1),
+    ("dev/ttl", "sample.triggered.ttl.json", 1),
+    ("dev/working-dir", "sample.triggered.working-dir.json", 1),
+    ("dev", "sample.triggered.working-dir.json", 1),
+    ("", "greeting.triggered.json", 1),
+]
 K8S_VERSION = "1.37.0"
 
 UUID = "f2b878d3-03c0-4e8f-bc3f-454bc1b3d79b"

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from .conftest import EVENTS, RESOURCES, ROOT, validate_manifest
+from .conftest import EVENTS, RESOURCES, ROOT, SAMPLE_CASES, validate_manifest
 
 # Settings the commands read from the environment; the tests set them explicitly.
 SETTINGS_VARS = ("JOB_NAMESPACE", "ALLOWED_IMAGE_LIST", "CONFIG_SOURCE", "INIT_CONTAINER_IMAGE", "JOB_LABELS")
@@ -46,26 +46,18 @@ def sample(where: str) -> str:
 
 
 # (config folder under sockshop/, event file, Jobs expected)
-SAMPLES = [
-    ("dev/carts", "test.triggered.json", 1),
-    ("dev/annotations", "sample.triggered.annotations.json", 1),
-    ("dev/env-formats", "sample.triggered.env-formats.json", 1),
-    ("dev/pull-policy", "sample.triggered.pull-policy.json", 1),
-    ("dev/security-context", "sample.triggered.security-context.json", 2),
-    ("dev/service-account", "sample.triggered.service-account.json", 1),
-    ("dev/ttl", "sample.triggered.ttl.json", 1),
-    ("dev/working-dir", "sample.triggered.working-dir.json", 1),
-    ("dev", "sample.triggered.working-dir.json", 1),
-    ("", "greeting.triggered.json", 1),
-]
 
 
 def test_every_sample_config_is_covered() -> None:
     configs = {str(p) for p in RESOURCES.rglob("job/config.yaml")}
-    assert configs == {sample(where) for where, _, _ in SAMPLES}
+    # The root config (issue 19) is rendered and run by tests/generic/test_lint_and_sinks.py.
+    root = str(RESOURCES / "job" / "config.yaml")
+    assert configs == {sample(where) for where, _, _ in SAMPLE_CASES} | {root}
 
 
-@pytest.mark.parametrize(("where", "event", "jobs"), SAMPLES, ids=[s[0] or "project" for s in SAMPLES])
+@pytest.mark.parametrize(
+    ("where", "event", "jobs"), SAMPLE_CASES, ids=[s[0] or "project" for s in SAMPLE_CASES]
+)
 def test_render_every_sample(where: str, event: str, jobs: int) -> None:
     result = job_executor("render", "--config", sample(where), "--event", str(EVENTS / event))
     assert result.returncode == 0, result.stderr
@@ -76,7 +68,7 @@ def test_render_every_sample(where: str, event: str, jobs: int) -> None:
 
 
 def test_lint_every_sample() -> None:
-    configs = [sample(where) for where, _, _ in SAMPLES]
+    configs = [sample(where) for where, _, _ in SAMPLE_CASES]
     result = job_executor("lint", *configs)
     assert (result.returncode, result.stdout) == (0, "")
 

@@ -32,6 +32,9 @@ BASE: dict[str, Any] = {"specversion": "1.0", "id": "1", "source": "s", "type": 
 def test_sample_events_load() -> None:
     for path in sorted(EVENTS.glob("*.json")):
         event = load_event_file(str(path))
+        if path.name == "github.push.json":  # the generic sample (issue 19): nothing of Keptn's
+            assert not event.type.startswith("sh.keptn.") and not event.project
+            continue
         assert event.type.startswith("sh.keptn.event.")
         assert event.project == "sockshop"
 
@@ -72,13 +75,15 @@ def test_label_values_that_are_not_strings_become_json() -> None:
         ({**BASE, "id": 42}, "attribute 'id' must be a non-empty string"),
         ({**BASE, "type": "  "}, "attribute 'type' must be a non-empty string"),
         ({**BASE, "specversion": "0.3"}, "specversion '0.3' is not supported; send 1.0"),
-        ({**BASE, "data_base64": "eA=="}, "binary data (data_base64) is not supported"),
+        ({**BASE, "data_base64": "eA=="}, "data_base64 does not decode to JSON"),
+        ({**BASE, "datacontenttype": "image/png", "data_base64": "eA=="}, "data_base64 holds binary data"),
         ({**BASE, "Bad-Name": "x"}, "attribute name 'Bad-Name' is invalid"),
         ({**BASE, "a" * 21: "x"}, "is invalid: use 1-20 lower-case letters or digits"),
-        ({**BASE, "ext": {"a": 1}}, "attribute 'ext' must be a string, number or boolean"),
+        ({**BASE, "ext": {"a": 1}}, "attribute 'ext' must be a string, an integer or a boolean"),
+        ({**BASE, "ext": 1.5}, "attribute 'ext' must be a string, an integer or a boolean"),
         (
-            {**BASE, "datacontenttype": "text/plain", "data": "hello"},
-            "datacontenttype 'text/plain' is not JSON",
+            {**BASE, "datacontenttype": "text/plain", "data": {"a": 1}},
+            "datacontenttype 'text/plain' is not JSON, so data must be a string",
         ),
     ],
 )
@@ -93,6 +98,10 @@ def test_accepted_edge_cases() -> None:
     assert event.data == {"a": 1}
     event = event_from_mapping({**BASE, "datacontenttype": "text/plain"})  # no data: nothing to decode
     assert event.data is None and event.project == ""
+    event = event_from_mapping({**BASE, "datacontenttype": "text/plain", "data": "hello"})  # text data
+    assert event.data == "hello"
+    event = event_from_mapping({**BASE, "data_base64": "eyJhIjogMX0="})  # JSON implied: decoded
+    assert event.data == {"a": 1}
     event = event_from_mapping({**BASE, "ext": None, "n": 3})
     assert "ext" not in event.attributes and event.attribute("n") == "3"
     assert event.labels == {} and event.attribute("missing", "d") == "d"
@@ -302,3 +311,53 @@ def test_warnings_are_sorted_by_line() -> None:
     text = two_actions("      - name: 'sh.keptn.event.(a|b)'\n", "      - name: '*'\n")
     found = lint_config(config(text))
     assert [p.line for p in found] == sorted(p.line for p in found) and len(found) == 2
+
+
+def test_lint_warns_about_event_text_in_a_shell_command_line(tmp_path: Path) -> None:
+    """Issue 13 item 6: `sh -c "echo $(KEPTN_SERVICE)"` runs whatever the event put there."""
+    body = """apiVersion: v2
+actions:
+  - name: a
+    events: [{name: "sh.keptn.event.test.triggered"}]
+    tasks:
+      - name: unsafe
+        image: alpine
+        cmd: ["sh", "-c"]
+        args: ["echo checking $(KEPTN_SERVICE)"]
+      - name: from-event
+        image: alpine
+        env: [{name: TARGET, value: "$.data.target", valueFrom: event}]
+        cmd: ["/bin/bash", "-c", "curl $(TARGET)"]
+      - name: safe
+        image: alpine
+        cmd: ["sh", "-c", 'echo checking "$KEPTN_SERVICE"; echo $$(KEPTN_SERVICE)']
+      - name: no-shell
+        image: alpine
+        args: ["--service", "$(KEPTN_SERVICE)"]
+"""
+    path = tmp_path / "config.yaml"
+    path.write_text(body)
+    warnings = [p.message for p in lint_file(str(path)) if "inject" in p.message]
+    assert len(warnings) == 2
+    assert warnings[0].startswith("task 'unsafe': $(KEPTN_SERVICE) in a shell command line")
+    assert 'use "$KEPTN_SERVICE" (double-quoted) inside the script' in warnings[0]
+    assert warnings[1].startswith("task 'from-event': $(TARGET)")
+
+
+def test_lint_warns_about_names_that_only_match_keptn_non_task_events(tmp_path: Path) -> None:
+    """Issue 11 item 4: sequence events and the like run nothing, as in the original."""
+    body = """apiVersion: v2
+actions:
+  - name: a
+    events:
+      - name: "sh.keptn.event.dev.delivery.triggered"
+      - name: "sh.keptn.event.test"
+      - name: "sh.keptn.event.*.*.*.triggered"
+      - name: "sh.keptn.event.*"
+      - name: "sh.keptn.event.test.triggered"
+    tasks: [{name: t, image: alpine}]
+"""
+    path = tmp_path / "config.yaml"
+    path.write_text(body)
+    flagged = [p.line for p in lint_file(str(path)) if "not task events" in p.message]
+    assert flagged == [5, 6, 7]

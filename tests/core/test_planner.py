@@ -52,6 +52,12 @@ def test_keptn_defaults_and_labels() -> None:
         "KEPTN_PROJECT": "sockshop",
         "KEPTN_STAGE": "dev",
         "KEPTN_SERVICE": "carts",
+        # Every task gets the event's CE_* attributes (issue 19); this event has no subject or time.
+        "CE_ID": "f2b878d3-03c0-4e8f-bc3f-454bc1b3d79b",
+        "CE_SOURCE": "shipyard-controller",
+        "CE_TYPE": "sh.keptn.event.test.triggered",
+        "CE_SUBJECT": "",
+        "CE_TIME": "",
         "LABELS_TESTID": "4711",
         "LABELS_BUILD_ID": "build-17",
         "LABELS_OWNER_NAME": "JohnDoe",
@@ -76,9 +82,11 @@ def test_label_env_names(key: str, name: str) -> None:
     assert label_env_name(key) == name
 
 
-def test_event_without_data_gives_empty_defaults() -> None:
+def test_event_without_data_sets_no_keptn_defaults() -> None:
     env = env_of(plan("image: alpine", data={"labels": "not a map"}))
-    assert env == {"KEPTN_PROJECT": "", "KEPTN_STAGE": "", "KEPTN_SERVICE": ""}
+    # Empty KEPTN_* values are not set at all (issue 19); the CE_* attributes always are.
+    assert not [name for name in env if name.startswith(("KEPTN_", "LABELS_"))]
+    assert sorted(env) == ["CE_ID", "CE_SOURCE", "CE_SUBJECT", "CE_TIME", "CE_TYPE"]
 
 
 def test_values_from_the_event_default_to_string_for_scalars_and_json_for_maps() -> None:

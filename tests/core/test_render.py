@@ -35,7 +35,16 @@ from executor.planner import plan_action
 from executor.resolvers.local import collect_files
 from executor.settings import Settings
 
-from .conftest import RESOURCES, config, make_event, one_task, sample_event, validate_all, validate_manifest
+from .conftest import (
+    RESOURCES,
+    SAMPLE_CASES,
+    config,
+    make_event,
+    one_task,
+    sample_event,
+    validate_all,
+    validate_manifest,
+)
 
 OPTIONS = RenderOptions(init_image="ghcr.io/job-executor/job-executor:test")
 KEPTN = RenderOptions(
@@ -85,7 +94,7 @@ def carts_objects(options: RenderOptions = OPTIONS) -> tuple[list[TaskSpec], lis
 
 def test_minimal_job() -> None:
     job = job_for("image: alpine:3.20\ncmd: [echo, hi]")
-    name = "job-executor-service-job-f2b878d3-03c0-4e8f-bc3f--000-001"
+    name = "job-executor-service-job-04e3db2a855d067f8c06c5d9-000-001"  # sha256(source, id)
     assert job["apiVersion"] == "batch/v1" and job["kind"] == "Job"
     assert job["metadata"]["name"] == name
     assert job["metadata"]["namespace"] == "keptn"
@@ -321,21 +330,8 @@ def test_keptn_file_source_fetches_at_run_time() -> None:
 
 # ---- the samples ----
 
-SAMPLES = [
-    ("dev/carts", "test.triggered.json", 1),
-    ("dev/annotations", "sample.triggered.annotations.json", 1),
-    ("dev/env-formats", "sample.triggered.env-formats.json", 1),
-    ("dev/pull-policy", "sample.triggered.pull-policy.json", 1),
-    ("dev/security-context", "sample.triggered.security-context.json", 2),
-    ("dev/service-account", "sample.triggered.service-account.json", 1),
-    ("dev/ttl", "sample.triggered.ttl.json", 1),
-    ("dev/working-dir", "sample.triggered.working-dir.json", 1),
-    ("dev", "sample.triggered.working-dir.json", 1),
-    ("", "greeting.triggered.json", 1),
-]
 
-
-@pytest.mark.parametrize(("where", "event_file", "jobs"), SAMPLES)
+@pytest.mark.parametrize(("where", "event_file", "jobs"), SAMPLE_CASES)
 def test_every_sample_renders_valid_manifests(where: str, event_file: str, jobs: int) -> None:
     folder = RESOURCES / "sockshop" / where
     path = folder / "job" / "config.yaml"
@@ -376,7 +372,7 @@ def test_sample_specifics() -> None:
     (greet,) = jobs("", "greeting.triggered.json")
     env = {e["name"]: e["value"] for e in container(greet)["env"]}
     assert env["LABELS_BUILD_ID"] == "build-17"
-    assert container(greet)["args"] == ["echo Hello from $(KEPTN_PROJECT)/$(KEPTN_STAGE)/$(KEPTN_SERVICE)"]
+    assert container(greet)["args"] == ['echo "Hello from $KEPTN_PROJECT/$KEPTN_STAGE/$KEPTN_SERVICE"']
 
 
 # ---- arbitrary input still renders valid manifests ----

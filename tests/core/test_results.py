@@ -81,7 +81,8 @@ def test_merge_patch_null_deletes_a_member_at_any_depth() -> None:
 
 def test_merge_patch_replaces_a_scalar_with_an_object_and_back() -> None:
     assert apply({"message": {"text": "hi"}})["message"] == {"text": "hi"}
-    assert apply({"labels": "none"})["labels"] == "none"
+    assert apply({"deployment": {"url": "x"}})["deployment"] == {"url": "x"}
+    assert apply({"deployment": {"url": "x"}} | {"deployment": "none"})["deployment"] == "none"
 
 
 def test_the_input_data_is_not_modified() -> None:
@@ -185,8 +186,16 @@ def test_result_must_be_pass_warning_or_fail(value: Any) -> None:
     assert "use one of pass, warning, fail" in message
 
 
-def test_result_may_be_removed() -> None:
-    assert "result" not in apply({"result": None})
+def test_result_may_not_be_removed() -> None:
+    # Keptn refuses a finished event without a result (issue 11 item 5).
+    assert "removes 'result'" in refused({"result": None})
+    assert "removes 'result'" in refused([{"op": "remove", "path": "/result"}])
+
+
+@pytest.mark.parametrize("labels", [{"n": 1}, {"ok": "x", "flag": True}, ["a"], "none"])
+def test_labels_stay_strings_to_strings(labels: Any) -> None:
+    message = refused({"labels": labels})
+    assert "label" in message and ("non-string" in message or "an object" in message)
 
 
 def test_data_without_result_is_not_checked_for_it() -> None:

@@ -1,13 +1,16 @@
-"""Fixtures: the fake Keptn API in the test's loop, and production clients pointed at it."""
+"""Fixtures: the Keptn double behind real nginx (Keptn's gateway rules), in the test's loop, and
+production clients pointed at the gateway."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
 from executor.keptn.api import KeptnAPI
 from executor.keptn.models import IntegrationMetadata
+from tests.keptn.double.gateway import nginx_binary
 from tests.keptn.fake_keptn import FakeKeptn
 
 PROJECT, STAGE, SERVICE = "sockshop", "dev", "carts"
@@ -15,9 +18,11 @@ METADATA = IntegrationMetadata(hostname="node-1", namespace="keptn-exec", pod_na
 
 
 @pytest.fixture
-async def keptn() -> AsyncIterator[FakeKeptn]:
+async def keptn(tmp_path: Path) -> AsyncIterator[FakeKeptn]:
+    if nginx_binary() is None:
+        pytest.fail("nginx is required for the Keptn tests (.ci/run installs it: apt-get install nginx)")
     fake = FakeKeptn()
-    await fake.start()
+    await fake.start(tmp_path / "gateway")
     fake.add_project(PROJECT, {STAGE: [SERVICE, "orders"], "prod": [SERVICE]})
     yield fake
     await fake.stop()

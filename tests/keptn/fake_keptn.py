@@ -1,12 +1,18 @@
-"""A fake Keptn control plane behind its API gateway, built from Keptn's published API.
+"""A Keptn control plane double as strict as Keptn, behind real nginx with Keptn's gateway rules.
 
-It speaks what executor/keptn/api.py documents (the sources are cited there): the same paths
-under ``/api``, the ``x-token`` header, the status codes and bodies, including the two shapes a
-refused token takes (a JSON error from the api-service, nginx's HTML page where the gateway
-checks the token with ``auth_request``). It is stateful: projects with stages and services, a
-resource tree per project with one snapshot per git commit, uniform registrations with their
-ping times, open triggered events, and the events and log entries it received. Every request
-is recorded so tests can count calls and read the query strings.
+Four small HTTP services stand in for Keptn's api-service, shipyard-controller, resource-service
+and mongodb-datastore; nginx (``double/nginx.conf.template``, from keptn/keptn
+``installer/manifests/keptn/templates/api-gateway-nginx.yaml``) routes ``/api/...`` to them, does
+the ``auth_request`` token check and answers refused tokens from ``@error401``/``@error429``.
+So path decoding, prefixes that no longer exist (``/api/configuration-service`` falls into
+``location /api`` and the api-service 404s) and the token answers are the real ones. The rules
+each service applies are in ``tests/keptn/double/`` with the Keptn source file behind each.
+
+State for tests: projects with a git branch per stage plus the project branch, uniform
+registrations (expiring 60 s after the last renewal by ``now()``, which tests move with
+``advance``), open triggered events and their tasks (the shipyard rule), every event Keptn
+accepted (rewritten as the api-service publishes it), refused posts, log entries, and every
+request as the client sent it (path still percent-encoded, query, whether the token was good).
 """
 
 from __future__ import annotations
@@ -14,115 +20,135 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import hashlib
 import json
+import tempfile
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote
+from urllib.parse import parse_qs, quote, unquote, unquote_plus
 
 from aiohttp import web
 
-NGINX_401 = (
-    "<html>\r\n<head><title>401 Authorization Required</title></head>\r\n<body>\r\n"
-    "<center><h1>401 Authorization Required</h1></center>\r\n<hr><center>nginx</center>\r\n"
-    "</body>\r\n</html>\r\n"
+from tests.keptn.double import apiservice, datastore
+from tests.keptn.double.gateway import Gateway
+from tests.keptn.double.resources import PROJECT_BRANCH, Project
+from tests.keptn.double.shipyard import (
+    REGISTRATION_TTL,
+    Task,
+    integration_id,
+    merge_subscriptions,
+    validate_subscriptions,
 )
-RESOURCE_PREFIXES = ("configuration-service", "resource-service")
-_Key = tuple[str, str, str]  # (stage, service, uri); "" stage = project level
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @dataclass
 class Recorded:
     method: str
-    path: str  # raw (still percent-encoded) path
+    path: str  # as the client sent it (still percent-encoded), without the query
     query: dict[str, str]
     authorised: bool
-
-
-@dataclass
-class Project:
-    stages: dict[str, set[str]]
-    commits: list[tuple[str, dict[_Key, bytes]]] = field(default_factory=list)
-
-    def snapshot(self, commit: str) -> dict[_Key, bytes] | None:
-        if not commit:
-            return self.commits[-1][1] if self.commits else {}
-        for commit_id, files in self.commits:
-            if commit_id == commit:
-                return files
-        return None
-
-    def head(self) -> str:
-        return self.commits[-1][0] if self.commits else ""
 
 
 class FakeKeptn:
     def __init__(self, token: str = "keptn-test-token") -> None:
         self.token = token
         self.projects: dict[str, Project] = {}
-        self.registrations: dict[str, dict[str, Any]] = {}
+        self._registrations: dict[str, dict[str, Any]] = {}
+        self._last_seen: dict[str, float] = {}
         self.pings: Counter[str] = Counter()
         self.open_triggered: list[dict[str, Any]] = []
-        self.received: list[dict[str, Any]] = []
+        self.tasks: dict[str, Task] = {}  # by the .triggered event's id
+        self.received: list[dict[str, Any]] = []  # accepted events, as published by the api-service
+        self.refused: list[tuple[int, str, Any]] = []  # (status, message, body) of refused posts
+        self.datastore: list[dict[str, Any]] = []  # what mongodb-datastore holds
         self.logs: list[dict[str, Any]] = []
         self.requests: list[Recorded] = []
-        self.fail_next = 0  # answer this many requests with 503 first
-        self.url = ""  # the API endpoint, e.g. http://127.0.0.1:1234/api
-        self._runner: web.AppRunner | None = None
-        self._commits = 0
+        self.fail_next = 0  # answer this many requests (not auth checks) with 503 first
+        self.offset = 0.0  # added to the monotonic clock by advance()
+        self.rate_limiter = apiservice.AuthRateLimiter(self.now)
+        self.url = ""  # the API endpoint through nginx, e.g. http://127.0.0.1:1234/api
+        self.gateway: Gateway | None = None
+        self._runners: list[web.AppRunner] = []
         self._changed = asyncio.Event()
+        # Awaited after an event was accepted and before the answer goes out: a test holds the
+        # answer here to kill the client between its POST and its reading of the answer.
+        self.after_accept: Callable[[dict[str, Any]], Awaitable[None]] | None = None
 
-    # ---- server ----
+    # ---- lifecycle ----
 
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._dispatch)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = self._runner.addresses[0][:2]
-        self.url = f"http://{host}:{port}/api"
+    async def start(self, directory: Path | None = None) -> None:
+        ports: dict[str, int] = {}
+        for name, handler in (
+            ("API_SERVICE", self._api_service),
+            ("SHIPYARD", self._shipyard),
+            ("RESOURCE_SERVICE", self._resource_service),
+            ("DATASTORE", self._datastore),
+        ):
+            ports[name] = await self._serve(handler)
+        self.gateway = Gateway(directory or Path(tempfile.mkdtemp(prefix="keptn-gw-")), ports)
+        await self.gateway.start()
+        self.url = f"http://127.0.0.1:{self.gateway.port}/api"
+
+    async def _serve(self, handler: Handler) -> int:
+        app = web.Application(client_max_size=4 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", handler)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        self._runners.append(runner)
+        return int(runner.addresses[0][1])
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
+        if self.gateway is not None:
+            await self.gateway.stop()
+        for runner in self._runners:
+            await runner.cleanup()
+
+    # ---- time ----
+
+    def now(self) -> float:
+        return time.monotonic() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+    @property
+    def registrations(self) -> dict[str, dict[str, Any]]:
+        """Live registrations; those not renewed for 60 s are gone (the TTL index)."""
+        for rid in [r for r, seen in self._last_seen.items() if self.now() - seen > REGISTRATION_TTL]:
+            self._registrations.pop(rid, None)
+            self._last_seen.pop(rid, None)
+        return self._registrations
 
     # ---- state set up by tests ----
 
     def add_project(self, name: str, stages: dict[str, list[str]]) -> None:
-        self.projects[name] = Project({stage: set(services) for stage, services in stages.items()})
+        self.projects[name] = Project(name, {stage: set(services) for stage, services in stages.items()})
 
     def put(self, project: str, uri: str, content: bytes | str, *, stage: str = "", service: str = "") -> str:
-        """Commit one file (a new git commit); returns the commit id."""
+        """Commit one file on the level's branch (the stage's, or the project's); returns the commit id."""
         data = content.encode() if isinstance(content, str) else content
-        return self._commit(project, {(stage, service, uri.lstrip("/")): data})
+        return self._commit(project, stage, service, uri, data)
 
     def remove(self, project: str, uri: str, *, stage: str = "", service: str = "") -> str:
-        return self._commit(project, {(stage, service, uri.lstrip("/")): None})
+        return self._commit(project, stage, service, uri, None)
 
-    def _commit(self, project: str, changes: dict[_Key, bytes | None]) -> str:
+    def _commit(self, project: str, stage: str, service: str, uri: str, data: bytes | None) -> str:
         repo = self.projects[project]
-        files = dict(repo.commits[-1][1]) if repo.commits else {}
-        for (stage, service, uri), data in changes.items():
-            assert not stage or stage in repo.stages, f"unknown stage {stage}"
-            assert not service or service in repo.stages[stage], f"unknown service {service}"
-            if data is None:
-                files.pop((stage, service, uri), None)
-            else:
-                files[(stage, service, uri)] = data
-        self._commits += 1
-        commit_id = hashlib.sha1(f"{project}-{self._commits}".encode()).hexdigest()
-        repo.commits.append((commit_id, files))
-        return commit_id
+        assert not stage or stage in repo.stages, f"unknown stage {stage}"
+        assert not service or (stage and service in repo.stages[stage]), f"unknown service {service}"
+        return repo.commit(stage or PROJECT_BRANCH, {(service, uri.lstrip("/")): data})
 
     def trigger(
         self, event_type: str, project: str, stage: str, service: str, **extra: Any
     ) -> dict[str, Any]:
-        """An open .triggered event, stored the way the shipyard controller returns it."""
+        """An open task .triggered event as the shipyard controller creates it (no triggeredid)."""
         event: dict[str, Any] = {
             "data": {"project": project, "stage": stage, "service": service},
             "id": str(uuid.uuid4()),
@@ -130,11 +156,14 @@ class FakeKeptn:
             "shkeptnspecversion": "0.2.4",
             "source": "shipyard-controller",
             "specversion": "1.0",
-            "time": "2024-05-01T10:00:00.000Z",
+            "time": _now(),
             "type": event_type,
+            "gitcommitid": self.projects[project].head(stage) if project in self.projects else "",
         }
         event.update(extra)
         self.open_triggered.append(event)
+        self.tasks[event["id"]] = Task(event)
+        self.datastore.append(event)
         return event
 
     def requests_to(self, fragment: str, method: str | None = None) -> list[Recorded]:
@@ -149,72 +178,105 @@ class FakeKeptn:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), timeout=0.05)
 
-    # ---- routing ----
+    # ---- recording ----
 
-    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
-        raw_path = request.raw_path.split("?", 1)[0]
-        query = {k: v[-1] for k, v in parse_qs(request.query_string, keep_blank_values=True).items()}
-        parts = [unquote(p) for p in raw_path.split("/")[1:]]
-        token = request.headers.get("x-token")
-        authorised = token == self.token
-        self.requests.append(Recorded(request.method, raw_path, query, authorised))
+    def _record(self, request: web.Request, authorised: bool) -> tuple[list[str], dict[str, str]]:
+        original = request.headers.get("X-Double-Uri", request.raw_path)
+        path, _, query_string = original.partition("?")
+        query = {k: v[-1] for k, v in parse_qs(query_string, keep_blank_values=True).items()}
+        method = request.headers.get("X-Double-Method", request.method)
+        self.requests.append(Recorded(method, path, query, authorised))
         self._changed.set()
-        if not parts or parts[0] != "api":
-            return _error(404, "not found")
-        rest = parts[1:]
+        return request.raw_path.split("?", 1)[0].split("/")[1:], query
+
+    def _failing(self) -> bool:
         if self.fail_next > 0:
             self.fail_next -= 1
-            return _error(503, "service unavailable")
-        if rest[:2] == ["v1", "auth"]:
-            return self._api_auth(token, authorised) or web.json_response({})
-        if rest[:1] == ["v1"]:  # the api-service checks the token itself
-            refused = self._api_auth(token, authorised)
-            if refused is not None:
-                return refused
-            if rest == ["v1", "event"] and request.method == "POST":
-                return await self._post_event(request)
-            return _error(404, "path not found")
-        # Routes the gateway guards with auth_request: nginx answers the 401 itself.
-        if not authorised:
-            return web.Response(status=401, text=NGINX_401, content_type="text/html")
-        if rest[:1] == ["controlPlane"]:
-            return await self._control_plane(request, rest[1:], query)
-        if rest[:1] and rest[0] in RESOURCE_PREFIXES:
-            return self._resources(request, rest[1:], query)
-        return _error(404, "not found")
-
-    def _api_auth(self, token: str | None, authorised: bool) -> web.Response | None:
-        if authorised:
-            return None
-        message = "unauthenticated for invalid credentials" if token is None else "incorrect api key auth"
-        return _error(401, message)
+            return True
+        return False
 
     # ---- api-service ----
 
+    async def _api_service(self, request: web.Request) -> web.StreamResponse:
+        token = request.headers.get("x-token")
+        good = token == self.token
+        parts = request.raw_path.split("?", 1)[0].split("/")[1:]
+        if parts == ["v1", "auth"]:
+            # The gateway's auth_request: only refusals are recorded (an accepted check is
+            # followed by the real request, which its service records).
+            if good:
+                return web.Response(status=200)
+            self._record(request, False)
+            if not self.rate_limiter.allow(request.remote or ""):
+                return web.Response(status=429, text="Too Many Requests\n")
+            return _api_unauthorised(token)
+        self._record(request, good)
+        if self._failing():
+            return _error(503, "service unavailable")
+        if not good:
+            return _api_unauthorised(token)
+        if parts == ["v1", "event"] and request.method == "POST":
+            return await self._post_event(request)
+        # go-openapi's answer for a route it does not have
+        return _error(404, f"path {request.raw_path.split('?', 1)[0]} was not found")
+
     async def _post_event(self, request: web.Request) -> web.Response:
+        body = b""
+        while len(body) <= apiservice.MAX_EVENT_SIZE:
+            chunk = await request.content.read(apiservice.MAX_EVENT_SIZE + 1 - len(body))
+            if not chunk:
+                break
+            body += chunk
         try:
-            event = json.loads(await request.read())
-        except ValueError:
-            return _error(400, 'parsing body body from "" failed, because invalid character')
-        if (
-            not isinstance(event, dict)
-            or not event.get("type")
-            or not event.get("source")
-            or "data" not in event
-        ):
-            return _error(400, "type, source and data are required")
-        self.received.append(event)
-        triggered = event.get("triggeredid")
-        if str(event["type"]).endswith(".finished") and triggered:
-            self.open_triggered = [e for e in self.open_triggered if e["id"] != triggered]
+            if len(body) > apiservice.MAX_EVENT_SIZE:  # http.MaxBytesReader, then the binder fails
+                raise apiservice.Refused(
+                    400, 'parsing body body from "" failed, because http: request body too large'
+                )
+            try:
+                event = json.loads(body)
+            except ValueError:
+                raise apiservice.Refused(
+                    400, 'parsing body body from "" failed, because invalid JSON'
+                ) from None
+            apiservice.check_body(event)
+            apiservice.validate(event)
+        except apiservice.Refused as refused:
+            self.refused.append((refused.status, refused.message, body[:2000].decode(errors="replace")))
+            self._changed.set()
+            return web.json_response(
+                {"code": refused.code, "message": refused.message}, status=refused.status
+            )
+        published = apiservice.rewrite(event, _now())
+        self.received.append(published)
+        self.datastore.append(published)
+        self._shipyard_sees(published)
         self._changed.set()
-        return web.json_response({"keptnContext": event.get("shkeptncontext") or str(uuid.uuid4())})
+        if self.after_accept is not None:
+            await self.after_accept(published)
+        return web.json_response({"keptnContext": published["shkeptncontext"]})
+
+    def _shipyard_sees(self, event: dict[str, Any]) -> None:
+        kind = str(event["type"]).rsplit(".", 1)[-1]
+        task = self.tasks.get(str(event.get("triggeredid") or ""))
+        if kind not in ("started", "finished") or task is None:
+            return
+        data, tdata = event.get("data") or {}, task.triggered.get("data") or {}
+        if (
+            data.get("project") != tdata.get("project")
+            or event.get("shkeptncontext") != task.triggered.get("shkeptncontext")
+            or not data.get("stage")
+            or not data.get("service")
+        ):
+            return  # no open sequence execution matches: dropped
+        if task.take(event):
+            self.open_triggered = [e for e in self.open_triggered if e["id"] != task.triggered["id"]]
 
     # ---- shipyard controller ----
 
-    async def _control_plane(
-        self, request: web.Request, rest: list[str], query: dict[str, str]
-    ) -> web.Response:
+    async def _shipyard(self, request: web.Request) -> web.StreamResponse:
+        rest, query = self._record(request, True)
+        if self._failing():
+            return _error(503, "service unavailable")
         method = request.method
         if rest[:3] == ["v1", "uniform", "registration"]:
             tail = rest[3:]
@@ -222,13 +284,15 @@ class FakeKeptn:
                 return await self._register(request)
             if not tail and method == "GET":
                 name = query.get("name", "")
-                return web.json_response(
-                    [r for r in self.registrations.values() if not name or r["name"] == name]
-                )
+                found = [r for r in self.registrations.values() if not name or r["name"] == name]
+                return web.json_response([r for r in found if not query.get("id") or r["id"] == query["id"]])
             if len(tail) == 2 and tail[1] == "ping" and method == "PUT":
                 return self._ping(tail[0])
+            if len(tail) == 1 and method == "DELETE":
+                self.registrations.pop(tail[0], None)
+                return web.json_response({})
         if rest[:3] == ["v1", "event", "triggered"] and len(rest) == 4 and method == "GET":
-            return self._triggered(rest[3], query)
+            return self._triggered(unquote(rest[3]), query)
         if rest == ["v1", "log"] and method == "POST":
             try:
                 body = json.loads(await request.read())
@@ -239,7 +303,7 @@ class FakeKeptn:
             self.logs.extend(body["logs"])
             self._changed.set()
             return web.json_response({})
-        return _error(404, "path not found")
+        return web.Response(status=404, text="404 page not found")  # gin's NoRoute answer
 
     async def _register(self, request: web.Request) -> web.Response:
         try:
@@ -251,45 +315,48 @@ class FakeKeptn:
         meta = integration.get("metadata") or {}
         name = integration.get("name") or ""
         namespace = (meta.get("kubernetesmetadata") or {}).get("namespace") or ""
+        subscriptions = integration.get("subscriptions") or []
+        existing = [
+            r
+            for r in self.registrations.values()
+            if r["name"] == name
+            and (r["metadata"].get("kubernetesmetadata") or {}).get("namespace") == namespace
+        ]
+        if existing:  # updateIntegration: merged, lastseen renewed, the known id (no validation)
+            known = max(existing, key=lambda r: self._last_seen[r["id"]])
+            merge_subscriptions(known["subscriptions"], subscriptions)
+            known["metadata"].update({k: v for k, v in meta.items() if k != "lastseen"})
+            self._renew(known["id"])
+            return web.json_response({"id": known["id"]}, status=200)
         hostname = meta.get("hostname") or ""
         if not (name and namespace and hostname):
             return _error(
                 400, "incomplete integration ID. At least 'name','namespace' and 'nodename' must be set"
             )
-        subscriptions = integration.get("subscriptions") or []
-        for sub in subscriptions:
-            if not sub.get("event"):
-                return _error(400, "the event must be specified when setting up a subscription")
-            flt = sub.get("filter") or {}
-            if flt.get("services") is not None and flt.get("stages") is None:
-                return _error(
-                    400,
-                    "at least one stage must be specified when setting up a subscription filter for a service",
-                )
-        integration_id = hashlib.sha1(f"{name}-{namespace}-{hostname}".encode()).hexdigest()
-        now = _now()
-        existing = self.registrations.get(integration_id)
-        if existing is not None:
-            existing["metadata"].update({k: v for k, v in meta.items() if k != "lastseen"})
-            existing["metadata"]["lastseen"] = now
-            return web.json_response({"id": integration_id}, status=200)
-        for sub in subscriptions:
-            sub["id"] = str(uuid.uuid4())
-        integration["id"] = integration_id
-        integration["metadata"] = {**meta, "lastseen": now}
-        integration["subscriptions"] = subscriptions
-        self.registrations[integration_id] = integration
-        self._changed.set()
-        return web.json_response({"id": integration_id}, status=201)
+        problem = validate_subscriptions(subscriptions)
+        if problem:
+            return _error(400, problem)
+        rid = integration_id(name, namespace, hostname)
+        integration.update(
+            id=rid,
+            metadata={**meta},
+            subscriptions=[{**s, "id": str(uuid.uuid4())} for s in subscriptions],
+        )
+        self._registrations[rid] = integration
+        self._renew(rid)
+        return web.json_response({"id": rid}, status=201)
 
-    def _ping(self, integration_id: str) -> web.Response:
-        integration = self.registrations.get(integration_id)
-        if integration is None:
-            return _error(404, "Could not find uniform integration")
-        integration["metadata"]["lastseen"] = _now()
-        self.pings[integration_id] += 1
+    def _renew(self, rid: str) -> None:
+        self._last_seen[rid] = self.now()
+        self._registrations[rid]["metadata"]["lastseen"] = _now()
         self._changed.set()
-        return web.json_response(integration)
+
+    def _ping(self, rid: str) -> web.Response:
+        if rid not in self.registrations:
+            return _error(404, "Could not find uniform integration")
+        self._renew(rid)
+        self.pings[rid] += 1
+        return web.json_response(self._registrations[rid])
 
     def _triggered(self, event_type: str, query: dict[str, str]) -> web.Response:
         project = query.get("project", "")
@@ -299,6 +366,7 @@ class FakeKeptn:
             e
             for e in self.open_triggered
             if e["type"] == event_type
+            and (not query.get("eventID") or e["id"] == query["eventID"])
             and all(
                 not query.get(k) or (e.get("data") or {}).get(k) == query[k]
                 for k in ("project", "stage", "service")
@@ -307,13 +375,17 @@ class FakeKeptn:
         page, next_key = _page(events, query)
         return web.json_response({"events": page, "nextPageKey": next_key, "totalCount": len(events)})
 
-    # ---- resource service ----
+    # ---- resource service (gin: UseRawPath, UnescapePathValues false) ----
 
-    def _resources(self, request: web.Request, rest: list[str], query: dict[str, str]) -> web.Response:
+    async def _resource_service(self, request: web.Request) -> web.StreamResponse:
+        _, query = self._record(request, True)
+        rest = _gin_segments(request.raw_path.split("?", 1)[0])
+        if self._failing():
+            return _error(503, "service unavailable")
         if request.method != "GET":
-            return _error(405, "method not allowed in this fake")
+            return _error(405, "method not allowed in this double")
         if rest[:2] != ["v1", "project"] or len(rest) < 4:
-            return _error(404, "path not found")
+            return web.Response(status=404, text="404 page not found")
         project_name, rest = rest[2], rest[3:]
         stage = service = ""
         if rest[:1] == ["stage"] and len(rest) >= 3:
@@ -321,7 +393,7 @@ class FakeKeptn:
             if rest[:1] == ["service"] and len(rest) >= 3:
                 service, rest = rest[1], rest[2:]
         if rest[:1] != ["resource"] or len(rest) > 2:
-            return _error(404, "path not found")
+            return web.Response(status=404, text="404 page not found")  # e.g. job/config.yaml as two segments
         project = self.projects.get(project_name)
         if project is None:
             return _error(404, "Project not found")
@@ -330,27 +402,27 @@ class FakeKeptn:
         if service and service not in project.stages[stage]:
             return _error(404, "Service not found")
         commit = query.get("gitCommitID", "")
-        files = project.snapshot(commit)
+        files = project.branches[stage or PROJECT_BRANCH].at(commit)
         if files is None:
-            return _error(404, "Stage not found")  # ErrReferenceNotFound is reported as the stage
-        version = commit or project.head()
-        metadata = {"branch": stage or "main", "upstreamURL": "", "version": version}
+            return _error(404, "Stage not found")  # the reference is not on this level's branch
+        metadata = {
+            "branch": stage or PROJECT_BRANCH,
+            "upstreamURL": "",
+            "version": commit or project.head(stage),
+        }
         if len(rest) == 2:
-            uri = rest[1]
+            uri = unquote_plus(rest[1])  # resource_manager.go: url.QueryUnescape, once
             if "~" in uri or ".." in uri:
                 return _error(400, "Invalid resource URI")
-            data = files.get((stage, service, uri.lstrip("/")))
+            data = files.get((service, uri.lstrip("/")))
             if data is None:
                 return _error(404, "Resource not found")
+            content = base64.b64encode(data).decode()
             return web.json_response(
-                {
-                    "resourceURI": uri,
-                    "resourceContent": base64.b64encode(data).decode(),
-                    "metadata": metadata,
-                }
+                {"resourceURI": rest[1], "resourceContent": content, "metadata": metadata}
             )
-        uris = sorted(u for (s, svc, u) in files if s == stage and svc == service)
-        page, next_key = _page(uris, query, default_size=20)
+        uris = sorted(u for (svc, u) in files if svc == service)
+        page, next_key = _page(uris, query)
         return web.json_response(
             {
                 "resources": [{"resourceURI": u, "metadata": metadata} for u in page],
@@ -359,6 +431,39 @@ class FakeKeptn:
                 "totalCount": len(uris),
             }
         )
+
+    # ---- mongodb-datastore ----
+
+    async def _datastore(self, request: web.Request) -> web.StreamResponse:
+        rest, query = self._record(request, True)
+        if self._failing():
+            return _error(503, "service unavailable")
+        try:
+            if rest == ["event"] and request.method == "GET":
+                return web.json_response(datastore.get_events(self.datastore, query))
+            if rest[:2] == ["event", "type"] and len(rest) == 3 and request.method == "GET":
+                return web.json_response(
+                    datastore.get_events_by_type(self.datastore, unquote(rest[2]), query)
+                )
+        except datastore.QueryError as failed:
+            return _error(failed.status, str(failed))
+        return _error(404, f"path /{'/'.join(rest)} was not found")
+
+
+def _gin_segments(raw: str) -> list[str]:
+    """The path segments gin routes on. Go's URL parser decodes the path once and keeps the raw
+    form only when re-escaping the decoded path does not give it back; with ``UseRawPath`` gin then
+    routes on the raw form, else on the decoded one (keptn/keptn ``resource-service/main.go``)."""
+    decoded = unquote(raw)
+    same = quote(decoded, safe="/:@!$&'()*+,;=-._~") == raw
+    return (decoded if same else raw).split("/")[1:]
+
+
+def _api_unauthorised(token: str | None) -> web.Response:
+    # go-openapi without the header; tokenauth.go with a wrong one
+    return _error(
+        401, "unauthenticated for invalid credentials" if token is None else "incorrect api key auth"
+    )
 
 
 def _page(items: list[Any], query: dict[str, str], default_size: int = 20) -> tuple[list[Any], str]:
@@ -374,4 +479,5 @@ def _error(status: int, message: str) -> web.Response:
 
 
 def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1000) % 1000:03d}Z"
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1_000_000) % 1_000_000:06d}Z"

@@ -28,9 +28,9 @@ async def test_resource_at_each_level_with_the_token_header_and_escaped_uri(
 
     paths = [r.path for r in keptn.requests]
     assert paths == [
-        f"/api/configuration-service/v1/project/{PROJECT}/stage/{STAGE}/service/{SERVICE}/resource/job%2Fconfig.yaml",
-        f"/api/configuration-service/v1/project/{PROJECT}/stage/{STAGE}/resource/job%2Fconfig.yaml",
-        f"/api/configuration-service/v1/project/{PROJECT}/resource/job%2Fconfig.yaml",
+        f"/api/resource-service/v1/project/{PROJECT}/stage/{STAGE}/service/{SERVICE}/resource/job%252Fconfig.yaml",
+        f"/api/resource-service/v1/project/{PROJECT}/stage/{STAGE}/resource/job%252Fconfig.yaml",
+        f"/api/resource-service/v1/project/{PROJECT}/resource/job%252Fconfig.yaml",
     ]
     assert all(r.authorised for r in keptn.requests)
 
@@ -149,13 +149,85 @@ async def test_triggered_events_with_filters_and_paging(keptn: FakeKeptn, api: K
 
 
 async def test_send_event_and_logs(keptn: FakeKeptn, api: KeptnAPI) -> None:
+    t = keptn.trigger("sh.keptn.event.test.triggered", PROJECT, STAGE, SERVICE)
     context = await api.send_event(
-        {"specversion": "1.0", "id": "1", "type": "t", "source": "s", "shkeptncontext": "ctx", "data": {}}
+        {
+            "specversion": "1.0",
+            "id": "1",
+            "type": "sh.keptn.event.test.started",
+            "source": "s",
+            "shkeptncontext": t["shkeptncontext"],
+            "triggeredid": t["id"],
+            "data": {"project": PROJECT, "stage": STAGE, "service": SERVICE},
+        }
     )
-    assert context == "ctx" and keptn.received[0]["id"] == "1"
+    # The api-service answers with the context and publishes the event under an id of its own.
+    assert context == t["shkeptncontext"] and keptn.received[0]["id"] != "1"
     await api.send_logs([{"integrationid": "i", "message": "m"}])
     await api.send_logs([])  # nothing to send: no request
     assert keptn.logs == [{"integrationid": "i", "message": "m"}]
     assert [r.path for r in keptn.requests] == ["/api/v1/event", "/api/controlPlane/v1/log"]
-    with pytest.raises(KeptnRequestError, match="answered 400"):
+    with pytest.raises(KeptnRequestError, match="answered 422: data in body is required"):
         await api.send_event({"type": "t"})
+
+
+async def test_a_refused_token_then_the_gateways_429_is_still_a_refused_token(
+    keptn: FakeKeptn, bad_api: KeptnAPI
+) -> None:
+    """Issue 11 item 9: the gateway rate-limits the auth checks of a refused token, so the
+    third request in a second is a 429; that is the same refusal, not an outage."""
+    for _ in range(4):
+        with pytest.raises(KeptnAuthError, match="KEPTN_API_TOKEN was refused"):
+            await bad_api.triggered_events("sh.keptn.event.test.triggered")
+    statuses = [r.authorised for r in keptn.requests]
+    assert len(statuses) == 4 and not any(statuses)  # and no retries of the 429s
+
+
+async def test_redirects_are_not_followed_with_the_token() -> None:
+    """Issue 13 item 7: a redirect would carry x-token to its target; it is reported instead."""
+    from aiohttp import web
+
+    seen: list[str] = []
+
+    async def redirect(request: web.Request) -> web.Response:
+        seen.append(request.path)
+        raise web.HTTPFound("http://user:pw@evil.example.com:8443/steal?x=1")
+
+    async def target(request: web.Request) -> web.Response:  # pragma: no cover - must not be hit
+        seen.append("followed " + request.headers.get("x-token", ""))
+        return web.json_response({})
+
+    app = web.Application()
+    app.router.add_get("/api/controlPlane/v1/uniform/registration", redirect)
+    app.router.add_get("/steal", target)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    api = KeptnAPI(f"http://127.0.0.1:{port}/api", "secret-token", retries=0)
+    try:
+        with pytest.raises(KeptnRequestError) as caught:
+            await api.get_registrations()
+    finally:
+        await api.close()
+        await runner.cleanup()
+    message = str(caught.value)
+    assert "answered 302 redirecting to http://evil.example.com:8443/steal (another origin)" in message
+    assert "not sent there" in message and "secret-token" not in message and "pw" not in message
+    assert seen == ["/api/controlPlane/v1/uniform/registration"]
+
+
+def test_a_renew_interval_that_lets_keptn_forget_the_registration_is_refused() -> None:
+    """Issue 11 item 9: Keptn drops a registration 60 s after its last renewal."""
+    from executor.settings import Settings
+    from executor.support.envvars import SettingsError
+
+    base = {"KEPTN_API_ENDPOINT": "http://keptn/api", "KEPTN_API_TOKEN": "t", "PUBSUB_TOPIC": "x"}
+    Settings.from_env(base).check()
+    for renew, poll in (("60", "5"), ("45", "10")):
+        settings = Settings.from_env({**base, "KEPTN_RENEW_INTERVAL": renew, "KEPTN_POLL_INTERVAL": poll})
+        with pytest.raises(
+            SettingsError, match=f"KEPTN_RENEW_INTERVAL={renew} with KEPTN_POLL_INTERVAL={poll}"
+        ):
+            settings.check()

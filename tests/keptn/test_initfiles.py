@@ -41,7 +41,10 @@ async def test_fetches_files_and_folders_keeping_paths(keptn: FakeKeptn, tmp_pat
     staged = sorted(p.relative_to(target).as_posix() for p in target.rglob("*") if p.is_file())
     assert staged == ["data/users.csv", "locust/basic.py", "locust/conf/locust.conf"]
     assert (target / "locust" / "conf" / "locust.conf").read_text() == "conf"
-    assert all(r.query.get("gitCommitID") == commit for r in keptn.requests)
+    # The stage's commit for the stage and service levels; the project branch at its latest.
+    assert all(
+        r.query.get("gitCommitID") == (commit if "/stage/" in r.path else None) for r in keptn.requests
+    )
 
 
 async def test_a_missing_file_fails_clearly(keptn: FakeKeptn, tmp_path: Path) -> None:

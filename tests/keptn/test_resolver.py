@@ -9,6 +9,7 @@ import pytest
 from executor.keptn.api import KeptnAPI, KeptnAuthError
 from executor.model.events import Event, event_from_mapping
 from executor.model.problems import ConfigError, FilesError
+from executor.resolvers.base import InvalidNames
 from executor.resolvers.keptn import KeptnResolver
 from tests.keptn.conftest import PROJECT, SERVICE, STAGE
 from tests.keptn.fake_keptn import FakeKeptn
@@ -57,7 +58,7 @@ def image_of(resolved: Any) -> str:
 
 
 def config_requests(keptn: FakeKeptn) -> list[str]:
-    return [r.path for r in keptn.requests if r.path.endswith("job%2Fconfig.yaml")]
+    return [r.path for r in keptn.requests if r.path.endswith("job%252Fconfig.yaml")]
 
 
 async def test_precedence_service_then_stage_then_project(keptn: FakeKeptn, api: KeptnAPI) -> None:
@@ -117,9 +118,9 @@ async def test_404_at_every_level_resolves_to_none(keptn: FakeKeptn, api: KeptnA
     keptn.put(PROJECT, "unrelated.txt", "x")
     assert await resolver.resolve(event()) is None
     assert config_requests(keptn) == [
-        f"/api/configuration-service/v1/project/{PROJECT}/stage/{STAGE}/service/{SERVICE}/resource/job%2Fconfig.yaml",
-        f"/api/configuration-service/v1/project/{PROJECT}/stage/{STAGE}/resource/job%2Fconfig.yaml",
-        f"/api/configuration-service/v1/project/{PROJECT}/resource/job%2Fconfig.yaml",
+        f"/api/resource-service/v1/project/{PROJECT}/stage/{STAGE}/service/{SERVICE}/resource/job%252Fconfig.yaml",
+        f"/api/resource-service/v1/project/{PROJECT}/stage/{STAGE}/resource/job%252Fconfig.yaml",
+        f"/api/resource-service/v1/project/{PROJECT}/resource/job%252Fconfig.yaml",
     ]
     assert resolver.describe(event()).startswith(
         f"keptn:{PROJECT}/{STAGE}/{SERVICE}:job/config.yaml, keptn:{PROJECT}/{STAGE}:job/config.yaml, "
@@ -127,7 +128,11 @@ async def test_404_at_every_level_resolves_to_none(keptn: FakeKeptn, api: KeptnA
     )
     # An unknown project or a missing project name are not found either (no exception).
     assert await resolver.resolve(event(project="unknown")) is None
-    assert await resolver.resolve(event(project="../etc")) is None
+    # A name Keptn would not accept is refused, never looked up elsewhere (issue 13 item 6).
+    for bad in ({"project": "../etc"}, {"service": "x; cmd"}, {"stage": "Dev"}):
+        with pytest.raises(InvalidNames, match="not valid Keptn names"):
+            await resolver.resolve(event(**bad))
+    assert await resolver.resolve(event(project="")) is None
 
 
 async def test_a_broken_service_config_does_not_fall_back(keptn: FakeKeptn, api: KeptnAPI) -> None:
@@ -163,16 +168,41 @@ async def test_fetch_files_expands_folders_at_the_commit(keptn: FakeKeptn, api: 
         "locust/conf/locust.conf": b"conf",
         "shared/data.csv": b"a,b",
     }
-    assert all(r.query.get("gitCommitID") == commit for r in keptn.requests)
+    assert all(
+        r.query.get("gitCommitID") == (commit if "/stage/" in r.path else None) for r in keptn.requests
+    )
 
 
 async def test_fetch_files_names_a_missing_file_and_where_it_looked(keptn: FakeKeptn, api: KeptnAPI) -> None:
-    commit = keptn.put(PROJECT, "other.txt", "x")
+    commit = keptn.put(PROJECT, "other.txt", "x", stage=STAGE)
     with pytest.raises(FilesError) as caught:
         await KeptnResolver(api).fetch_files(["locust/missing.py"], event(commit))
     assert str(caught.value) == (
         f"file 'locust/missing.py' not found in the Keptn resource service at {keptn.url} "
-        f"(looked at service {SERVICE}, stage {STAGE}, project {PROJECT} at commit {commit})"
+        f"(looked at service {SERVICE}, stage {STAGE}, project {PROJECT} at commit {commit} "
+        "(the project level at its latest))"
     )
     with pytest.raises(FilesError, match="escapes the resource tree"):
         await KeptnResolver(api).fetch_files(["../secrets"], event())
+
+
+async def test_the_project_level_is_read_on_its_own_branch_not_at_the_stage_commit(
+    keptn: FakeKeptn, api: KeptnAPI
+) -> None:
+    """Issue 11 item 8: Keptn's gitcommitid is a commit of the stage's branch; the project level
+    lives on the project branch, where it does not exist (JES reads it without gitCommitID)."""
+    keptn.put(PROJECT, "job/config.yaml", config("project-image"))
+    keptn.put(PROJECT, "locust/basic.py", "shared")
+    stage_commit = keptn.put(PROJECT, "unrelated.txt", "x", stage=STAGE)
+    resolver = KeptnResolver(api)
+    resolved = await resolver.resolve(event(stage_commit))
+    assert resolved is not None and resolved.level == "project" and image_of(resolved) == "project-image"
+    assert await resolved.fetch_files(["locust/basic.py"]) == {"locust/basic.py": b"shared"}
+    project_reads = [r for r in keptn.requests if f"/project/{PROJECT}/resource" in r.path]
+    stage_reads = [r for r in keptn.requests if "/stage/" in r.path]
+    assert project_reads and all("gitCommitID" not in r.query for r in project_reads)
+    assert stage_reads and all(r.query.get("gitCommitID") == stage_commit for r in stage_reads)
+    # The project level is not cached by the stage's commit: a change there is seen.
+    keptn.put(PROJECT, "job/config.yaml", config("newer-image"))
+    again = await resolver.resolve(event(stage_commit))
+    assert again is not None and image_of(again) == "newer-image"

@@ -57,7 +57,9 @@ def _parser() -> argparse.ArgumentParser:
         metavar="succeeded|failed|P",
         help="how auto-completed Jobs end (P: probability of failure)",
     )
-    parser.add_argument("--auto-complete-log", default="", help="the log of auto-completed Jobs")
+    parser.add_argument(
+        "--auto-complete-log", default="", help="the log of auto-completed Jobs ({job}: the Job's name)"
+    )
     parser.add_argument("--token", help="the all-allowed bearer token (default: fake-token)")
     parser.add_argument(
         "--namespace",

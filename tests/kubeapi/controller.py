@@ -438,10 +438,11 @@ class JobController(Writes):
             self._timers.pop(uid, None)
             if current() is None:
                 return
+            log = auto.log.replace("{job}", name)  # each Job's own output, for the fault tests
             if auto.draw_failure(self._rng):
-                self.set_job_failed(ns, name, log=auto.log)
+                self.set_job_failed(ns, name, log=log)
             else:
-                self.set_job_succeeded(ns, name, log=auto.log)
+                self.set_job_succeeded(ns, name, log=log)
 
         handles = [self._loop.call_later(auto.draw_delay(self._rng), self._guard, finish)]
         if auto.running:

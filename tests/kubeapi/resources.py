@@ -198,7 +198,10 @@ NAMESPACES = ResourceType(
     "", "v1", "namespaces", "Namespace", namespaced=False, fields=_fields("status.phase")
 )
 
-RESOURCES: tuple[ResourceType, ...] = (JOBS, PODS, EVENTS, SECRETS, CONFIGMAPS, NAMESPACES)
+# Leader election (kubernetes/kubernetes: staging/src/k8s.io/api/coordination/v1/types.go).
+LEASES = ResourceType("coordination.k8s.io", "v1", "leases", "Lease", fields=_fields())
+
+RESOURCES: tuple[ResourceType, ...] = (JOBS, PODS, EVENTS, SECRETS, CONFIGMAPS, NAMESPACES, LEASES)
 BY_PATH: Mapping[tuple[str, str, str], ResourceType] = {
     (rt.group, rt.version, rt.plural): rt for rt in RESOURCES
 }

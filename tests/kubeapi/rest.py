@@ -89,7 +89,16 @@ class RestApi(JobController):
             if path == "/version":
                 return json_response(VERSION_INFO)
             if path == "/":
-                paths = ["/api", "/api/v1", "/apis", "/apis/batch", "/apis/batch/v1", "/version"]
+                paths = [
+                    "/api",
+                    "/api/v1",
+                    "/apis",
+                    "/apis/batch",
+                    "/apis/batch/v1",
+                    "/apis/coordination.k8s.io",
+                    "/apis/coordination.k8s.io/v1",
+                    "/version",
+                ]
                 return json_response({"paths": paths})
             doc = discovery(path)
             if doc is not None:

@@ -398,6 +398,8 @@ class FakeKubeAPI(RestApi):
             "requests": len(self.request_log),
             "validationErrors": [f.message for f in self.validation_errors],
             "serverErrors": list(self.server_errors),
+            "activeJobs": self.active_jobs(),
+            "peakActiveJobs": self.peak_active_jobs,
         }
 
     async def _control(self, request: web.Request, path: str, q: Mapping[str, str]) -> web.Response:

@@ -35,12 +35,16 @@ class Store:
     request_log: list[RequestRecord]
     validation_errors: list[ValidationFailure]
     job_arrivals: dict[tuple[str, str], float]
+    peak_active_jobs: int
 
     def _init_store(self, seed: int | None, history_limit: int | None) -> None:
         self.history_limit = history_limit
         self.request_log = []
         # Wall-clock time each Job create arrived, for the latency benchmark.
         self.job_arrivals = {}
+        # The most Jobs without an end there ever were at once, counted at each create (clusters'
+        # maxConcurrentJobs is checked against it).
+        self.peak_active_jobs = 0
         self.validation_errors = []
         self.server_errors = []  # bugs of the fake itself (tracebacks)
         self._rng = random.Random(seed)

@@ -650,7 +650,7 @@ async def test_discovery_and_version(kube_api_client: ApiClient) -> None:
     version = await client.VersionApi(kube_api_client).get_code()
     assert (version.major, version.minor) == ("1", "37")
     groups = await client.ApisApi(kube_api_client).get_api_versions()
-    assert [g.name for g in groups.groups] == ["batch"]
+    assert [g.name for g in groups.groups] == ["batch", "coordination.k8s.io"]
     resources = await client.BatchV1Api(kube_api_client).get_api_resources()
     assert "jobs" in [r.name for r in resources.resources]
 

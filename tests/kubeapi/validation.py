@@ -32,7 +32,7 @@ import jsonschema
 import kubernetes_validate
 from referencing import Registry, Resource
 
-from tests.kubeapi.resources import JOBS, PODS, SECRETS, ApiError, Obj, ResourceType
+from tests.kubeapi.resources import JOBS, LEASES, PODS, SECRETS, ApiError, Obj, ResourceType
 
 KUBE_VERSION = "1.37.0"
 TOTAL_ANNOTATION_SIZE_LIMIT = 256 * 1024
@@ -414,4 +414,25 @@ def semantic_errors(rt: ResourceType, obj: Obj, old: Obj | None = None) -> list[
         errors += pod_spec_errors(obj.get("spec") or {}, "spec", job=False)
     elif rt is SECRETS:
         errors += secret_errors(obj)
+    elif rt is LEASES:
+        errors += lease_errors(obj.get("spec") or {})
+    return errors
+
+
+def lease_errors(spec: Obj) -> list[FieldError]:
+    """ValidateLeaseSpec (kubernetes/kubernetes: pkg/apis/coordination/validation/validation.go):
+    a duration and a transition count, when given, positive and not negative."""
+    errors: list[FieldError] = []
+    duration = spec.get("leaseDurationSeconds")
+    if duration is not None and duration <= 0:
+        errors.append(
+            FieldError("spec.leaseDurationSeconds", "Invalid value", duration, "must be greater than 0")
+        )
+    transitions = spec.get("leaseTransitions")
+    if transitions is not None and transitions < 0:
+        errors.append(
+            FieldError(
+                "spec.leaseTransitions", "Invalid value", transitions, "must be greater than or equal to 0"
+            )
+        )
     return errors

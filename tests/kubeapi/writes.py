@@ -107,9 +107,24 @@ class Writes(Store):
             return obj
         check_stored_size(obj)
         stored = self._commit(rt, namespace, name, obj)
+        if rt is JOBS:
+            self.peak_active_jobs = max(self.peak_active_jobs, self.active_jobs())
         if rt is JOBS and self.auto_complete is not None:
             self._schedule_auto_complete(stored)
         return stored
+
+    def active_jobs(self) -> int:
+        """Jobs stored (any namespace) without a Complete or Failed condition: what a capacity
+        limit counts. Deleted Jobs are gone from the store, so they do not count."""
+        return sum(
+            1
+            for by_name in self._objects.get(JOBS.plural, {}).values()
+            for job in by_name.values()
+            if not any(
+                c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+                for c in (job.get("status") or {}).get("conditions") or []
+            )
+        )
 
     @staticmethod
     def _default_secret(obj: Obj) -> None:

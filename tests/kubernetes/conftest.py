@@ -15,7 +15,7 @@ from kubernetes_asyncio.client import ApiClient
 
 from executor.backends.kubernetes.backend import KubernetesBackend
 from executor.backends.kubernetes.render import RenderOptions
-from executor.model.tasks import EnvVar, TaskSpec, Trigger
+from executor.model.tasks import EnvVar, TaskHandle, TaskOutcome, TaskSpec, Trigger
 from executor.planner import DEFAULT_SECURITY_CONTEXT
 from executor.support.backoff import Backoff
 from tests.kubeapi import fixtures as kubeapi_fixtures
@@ -130,3 +130,18 @@ async def eventually(check: Callable[[], Any], timeout: float = 5.0, what: str =
 
 def no_validation_errors(api: FakeKubeAPI) -> None:
     assert api.validation_errors == [], [f.message for f in api.validation_errors]
+
+
+async def submitted_and_waiting(
+    backend: KubernetesBackend, kube_api: FakeKubeAPI | None = None, spec: TaskSpec | None = None
+) -> tuple[TaskSpec, TaskHandle, asyncio.Task[TaskOutcome]]:
+    """Submit a task and start waiting for it; return once the tracker has the waiter (and, given
+    the fake API, once the watch is open), so what the test does next is seen by the watch."""
+    spec = spec or make_spec()
+    handle = await backend.submit(spec, {})
+    waiter = asyncio.create_task(backend.wait(handle, spec))
+    tracker = backend.tracker(NAMESPACE)
+    await eventually(lambda: handle.name in tracker.waiting(), what=f"a waiter for {handle.name}")
+    if kube_api is not None:
+        await eventually(lambda: kube_api.open_watches == 1, what="the open watch")
+    return spec, handle, waiter

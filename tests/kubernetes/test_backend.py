@@ -23,6 +23,7 @@ from tests.kubernetes.conftest import (
     eventually,
     make_spec,
     no_validation_errors,
+    submitted_and_waiting,
 )
 
 
@@ -77,10 +78,7 @@ async def test_result_comes_from_the_termination_message(
 async def test_failure_reason_tells_exit_code_condition_and_events(
     kube_api: FakeKubeAPI, backend: KubernetesBackend
 ) -> None:
-    spec = make_spec()
-    handle = await backend.submit(spec, {})
-    waiter = asyncio.create_task(backend.wait(handle, spec))
-    await waiting_for(backend, handle.name)
+    _, handle, waiter = await submitted_and_waiting(backend)
     kube_api.set_job_failed(
         NAMESPACE,
         handle.name,
@@ -250,10 +248,7 @@ async def test_adopted_job_keeps_its_original_deadline(
 
 
 async def test_job_deleted_before_it_ends_is_lost(kube_api: FakeKubeAPI, backend: KubernetesBackend) -> None:
-    spec = make_spec()
-    handle = await backend.submit(spec, {})
-    waiter = asyncio.create_task(backend.wait(handle, spec))
-    await waiting_for(backend, handle.name)
+    _, handle, waiter = await submitted_and_waiting(backend)
     kube_api.delete("jobs", NAMESPACE, handle.name)
     outcome = await asyncio.wait_for(waiter, 5)
     assert outcome.status == "lost"
@@ -295,10 +290,7 @@ async def test_start_adopts_jobs_left_by_a_previous_run(
 async def test_close_interrupts_waits_without_an_outcome(
     kube_api: FakeKubeAPI, backend: KubernetesBackend
 ) -> None:
-    spec = make_spec()
-    handle = await backend.submit(spec, {})
-    waiter = asyncio.create_task(backend.wait(handle, spec))
-    await waiting_for(backend, handle.name)
+    _, handle, waiter = await submitted_and_waiting(backend)
     await backend.close()
     # Cancelled, not failed: the pipeline records nothing and the Job is adopted after a restart.
     with pytest.raises(asyncio.CancelledError):

@@ -18,7 +18,14 @@ from executor.backends.kubernetes.tracker import JobTracker
 from executor.backends.kubernetes.watchstream import watch_lines
 from executor.backends.naming import SELECTOR
 from tests.kubeapi.server import FakeKubeAPI
-from tests.kubernetes.conftest import FAST_WATCH, NAMESPACE, eventually, make_spec, no_validation_errors
+from tests.kubernetes.conftest import (
+    FAST_WATCH,
+    NAMESPACE,
+    eventually,
+    make_spec,
+    no_validation_errors,
+    submitted_and_waiting,
+)
 
 
 async def watching(kube_api: FakeKubeAPI, count: int = 1) -> None:
@@ -28,12 +35,8 @@ async def watching(kube_api: FakeKubeAPI, count: int = 1) -> None:
 async def test_completion_during_410_gone_is_seen_after_a_relist(
     kube_api: FakeKubeAPI, backend: KubernetesBackend
 ) -> None:
-    spec = make_spec()
-    handle = await backend.submit(spec, {})
+    _, handle, waiter = await submitted_and_waiting(backend, kube_api)
     tracker = backend.tracker(NAMESPACE)
-    waiter = asyncio.create_task(backend.wait(handle, spec))
-    await eventually(lambda: handle.name in tracker.waiting())
-    await watching(kube_api)
     assert (tracker.stats.lists, tracker.stats.expired) == (1, 0)
     # The watch drops, the Job ends while nobody watches, and the server forgets that history:
     # resuming from the last resourceVersion is answered 410 Expired.
@@ -53,12 +56,8 @@ async def test_completion_during_410_gone_is_seen_after_a_relist(
 async def test_dropped_watch_resumes_from_its_resource_version(
     kube_api: FakeKubeAPI, backend: KubernetesBackend
 ) -> None:
-    spec = make_spec()
-    handle = await backend.submit(spec, {})
+    _, handle, waiter = await submitted_and_waiting(backend, kube_api)
     tracker = backend.tracker(NAMESPACE)
-    waiter = asyncio.create_task(backend.wait(handle, spec))
-    await eventually(lambda: handle.name in tracker.waiting())
-    await watching(kube_api)
     seen = tracker.resource_version
     kube_api.drop_watches(abort=True)  # connection reset
     kube_api.set_job_failed(NAMESPACE, handle.name, exit_code=4, log="boom\n")

@@ -185,3 +185,49 @@ async def test_server_restart_mid_stream_loses_nothing(
     assert sorted(json.loads(m.data)["triggeredid"] for m in finished) == sorted(first + second)
     await nc.close()
     await serve.stop()
+
+
+async def test_jetstream_consumer_starts_with_new_messages_unless_told(
+    tmp_path: Path, nats_server: NatsServer, sink: EventSink
+) -> None:
+    """Issue 11 item 7: a first start on a stream with history (Keptn's own `keptn` stream keeps
+    every event) must not replay it; NATS_DELIVER_POLICY=all does, for whoever wants it."""
+    runs = tmp_path / "runs"
+    write_config(tmp_path, CONFIG.format(pause=0, runs=runs))
+    nc = await nats.connect(nats_server.url)
+    js = nc.jetstream()
+    await js.add_stream(name="keptn", subjects=["sh.keptn.event.>"])
+    await js.publish("sh.keptn.event.test.triggered", json.dumps(make_event(event_id="history")).encode())
+    env = {"NATS_JETSTREAM": "true", "MAX_CONCURRENT_RUNS": "1"}
+    serve = replica(tmp_path, "new", sink, nats_server.url, **env)
+    await serve.start()
+    await js.publish("sh.keptn.event.test.triggered", json.dumps(make_event(event_id="fresh")).encode())
+    # One run at a time, in stream order: had the history been delivered, it would run first.
+    assert await wait_lines(runs, 1) == ["fresh"]
+    await serve.stop()
+    replay = replica(
+        tmp_path, "all", sink, nats_server.url, NATS_QUEUE_GROUP="replay", NATS_DELIVER_POLICY="all", **env
+    )
+    await replay.start()
+    assert await wait_lines(runs, 3) == ["fresh", "history", "fresh"]
+    await replay.stop()
+    await nc.close()
+
+
+async def test_published_events_carry_a_msg_id_that_jetstream_deduplicates(nats_server: NatsServer) -> None:
+    """Issue 14 item 8: the outbox may publish an event again (a crash between the publish and
+    marking it delivered); `Nats-Msg-Id` from (source, id) lets the stream's duplicate window
+    drop the second copy (nats-io/nats-server: server/stream.go, JSMsgId)."""
+    from executor.sinks.nats import NatsSink
+
+    nc = await nats.connect(nats_server.url)
+    js = nc.jetstream()
+    await js.add_stream(name="out", subjects=["sh.keptn.event.test.*"])
+    sink = NatsSink(nc, jetstream=True)
+    event: Any = {**make_event("sh.keptn.event.test.started", event_id="out-1"), "triggeredid": "t"}
+    await sink.send(event)
+    await sink.send(event)  # the same event again: dropped by the duplicate window
+    await sink.send({**event, "id": "out-2"})  # another event: kept
+    info = await js.stream_info("out")
+    assert info.state.messages == 2
+    await nc.close()

@@ -97,6 +97,9 @@ class Serve:
             "CONFIG_DIR": str(tmp / "resources"),
             "K_SINK": sink_url,
             "SHUTDOWN_GRACE_SECONDS": "5",
+            # Tasks write into the test's tmp dir (root-only when the suite runs as root);
+            # the isolation tests set a user of their own.
+            "LOCAL_RUN_AS_USER": "",
             **(env or {}),
         }
         self.proc: subprocess.Popen[bytes] | None = None

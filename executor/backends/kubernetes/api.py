@@ -25,7 +25,8 @@ import aiohttp
 from kubernetes_asyncio import client, config
 
 from executor.backends.base import BackendError
-from executor.model.errors import Temporary
+from executor.backends.kubernetes.admission import TokenBucket, is_write
+from executor.model.errors import Permanent, Temporary
 from executor.support.backoff import KUBE_REQUEST, Backoff
 
 log = logging.getLogger(__name__)
@@ -47,17 +48,39 @@ class ApiUnavailable(ApiError, Temporary):
     """No answer, 429 or 5xx: the API server was unreachable or overloaded, not the request wrong."""
 
 
+class ApiUnreachable(ApiUnavailable):
+    """The connection itself failed (refused, no route, DNS): the request never left, so nothing
+    can have been created. Only this, not a timeout, lets a create move to another cluster
+    without the risk of running the task twice."""
+
+
+class ApiOverQuota(ApiError, Temporary):
+    """A 403 from a ResourceQuota ("exceeded quota"): the namespace is full for now, not forbidden.
+    Tried again later, or at once in another cluster of CLUSTERS_FILE."""
+
+
+class ApiRefused(ApiError, Permanent):
+    """The API server refused the request itself and will again: a namespace the service's RBAC
+    does not cover (403) or that does not exist (404 on a create). Never retried."""
+
+
 def api_error(message: str, status: int = 0, reason: str = "") -> ApiError:
     transient = status == 0 or status == 429 or status >= 500
     return (ApiUnavailable if transient else ApiError)(message, status, reason)
 
 
-async def load_api_client() -> client.ApiClient:
-    """In the cluster: the pod's service account; elsewhere: the kubeconfig (KUBECONFIG honoured)."""
+def over_quota(exc: ApiError) -> bool:
+    """A 403 from a ResourceQuota ("exceeded quota: ..."), not from RBAC: the cluster is full."""
+    return exc.status == 403 and "exceeded quota" in str(exc)
+
+
+async def load_api_client(kubeconfig: str = "", context: str = "") -> client.ApiClient:
+    """In the cluster: the pod's service account; elsewhere: the kubeconfig (KUBECONFIG honoured).
+    A `kubeconfig` path (a cluster of CLUSTERS_FILE) is always read, with its `context` if given."""
     configuration = client.Configuration()
-    in_cluster = bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
+    in_cluster = bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and not kubeconfig
     # Read KUBECONFIG now: kubernetes_asyncio's default was fixed when it was imported.
-    path = os.environ.get("KUBECONFIG") or None
+    path = kubeconfig or os.environ.get("KUBECONFIG") or None
     where = "the in-cluster service account" if in_cluster else f"kubeconfig {path or '~/.kube/config'}"
     try:
         if in_cluster:
@@ -65,7 +88,10 @@ async def load_api_client() -> client.ApiClient:
             load_incluster(client_configuration=configuration)
         else:
             await config.load_kube_config(
-                config_file=path, client_configuration=configuration, persist_config=False
+                config_file=path,
+                context=context or None,
+                client_configuration=configuration,
+                persist_config=False,
             )
     except Exception as exc:  # the loaders raise ConfigException, OSError, YAML errors...
         raise ApiError(f"cannot configure the Kubernetes client from {where}: {exc}") from None
@@ -100,8 +126,11 @@ class KubeAPI:
         api_client: client.ApiClient,
         backoff: Backoff | None = None,
         request_timeout: float = 30.0,
+        writes: TokenBucket | None = None,
     ) -> None:
         self.api_client = api_client
+        # KUBE_WRITE_QPS: each create/patch/replace/delete request (a retry too) takes a token.
+        self.writes = writes
         skip_environment_lookups(api_client)
         self.batch = client.BatchV1Api(api_client)
         self.core = client.CoreV1Api(api_client)
@@ -137,8 +166,12 @@ class KubeAPI:
 
     async def _retried(self, what: str, fn: ApiCall, *args: Any, **kwargs: Any) -> bytes:
         attempt = 0
+        limited = self.writes is not None and is_write(fn)
         while True:
             try:
+                if limited:
+                    assert self.writes is not None
+                    await self.writes.take()
                 return await self._once(fn, *args, **kwargs)
             except ApiError as exc:
                 if not isinstance(exc, Temporary):
@@ -146,7 +179,8 @@ class KubeAPI:
                 error = exc
             attempt += 1
             if attempt >= self.backoff.attempts:
-                raise ApiUnavailable(
+                kind = ApiUnreachable if isinstance(error, ApiUnreachable) else ApiUnavailable
+                raise kind(
                     f"{what}: {error} (gave up after {attempt} attempts)", error.status, error.reason
                 ) from None
             delay = self.backoff.delay(attempt - 1)
@@ -160,6 +194,10 @@ class KubeAPI:
                 body: bytes = await response.read()
             finally:
                 response.release()
+        except aiohttp.ClientConnectorError as exc:
+            raise ApiUnreachable(
+                f"cannot connect to the Kubernetes API ({_describe_connection(exc)})"
+            ) from None
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise ApiUnavailable(f"cannot reach the Kubernetes API ({_describe_connection(exc)})") from None
         status = int(response.status)

@@ -4,11 +4,13 @@ submit renders the task (render.py beside this module), creates its ConfigMap of
 and its Job, then makes the Job the ConfigMap's owner so they are garbage-collected together.
 Job names are deterministic, so a second submit of the same task is answered 409 by the API
 server: the existing Job is adopted (after checking it belongs to the same event), never run
-twice. wait asks the namespace's JobTracker (kube_tracker.py) for the Job's end, then reads its
+twice. wait asks the namespace's JobTracker (tracker.py) for the Job's end, then reads its
 pod: the job container's log tail and termination message (the task's result file), and on
 failure the init container's log and the pod's warning events, so the reason says more than
-"BackoffLimitExceeded". Past maxPollDuration (counted from the Job's creation, so an adopted
-Job keeps its deadline) the Job is deleted and the task is timed_out.
+"BackoffLimitExceeded". A Job ends for it at FailureTarget already (harvest.terminal_condition),
+while its pod can still be read. A pod that cannot start (startup.py) fails the task once the
+start grace has passed, and its Job is deleted. Past maxPollDuration (counted from the Job's
+creation, so an adopted Job keeps its deadline) the Job is deleted and the task is timed_out.
 """
 
 from __future__ import annotations
@@ -23,13 +25,24 @@ from typing import Any
 from kubernetes_asyncio import client
 
 from executor.backends.kubernetes import harvest
-from executor.backends.kubernetes.api import ApiError, JSONBody, KubeAPI, load_api_client
+from executor.backends.kubernetes.admission import Admission
+from executor.backends.kubernetes.api import (
+    ApiError,
+    ApiOverQuota,
+    ApiRefused,
+    JSONBody,
+    KubeAPI,
+    load_api_client,
+    over_quota,
+)
 from executor.backends.kubernetes.harvest import is_finished, terminal_condition
 from executor.backends.kubernetes.render import RenderOptions, render_task
+from executor.backends.kubernetes.startup import Stuck, never_started
 from executor.backends.kubernetes.tracker import JobTracker
 from executor.backends.naming import A_EVENT_ID, A_EVENT_SOURCE, selector
 from executor.model.tasks import Adopted, TaskHandle, TaskOutcome, TaskSpec
 from executor.support.backoff import KUBE_REQUEST, Backoff
+from executor.support.crashpoints import crash_point
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +63,24 @@ class KubernetesBackend:
         backoff: Backoff | None = None,
         watch_backoff: Backoff | None = None,
         sync_timeout: float = 5.0,
+        pod_start_grace: float = 60.0,
+        pod_check_interval: float = 10.0,
+        kubeconfig: str = "",
+        context: str = "",
+        admission: Admission | None = None,
     ) -> None:
         self.options = options
+        # KUBE_WRITE_QPS/BURST and MAX_PENDING_JOBS of this cluster (admission.py).
+        self.admission = admission or Admission()
+        self.kubeconfig, self.context = kubeconfig, context  # "": KUBECONFIG or in-cluster
         self.namespaces = tuple(dict.fromkeys(namespaces))  # where adopt() looks
         self.backoff = backoff or KUBE_REQUEST
         self.watch_backoff = watch_backoff
         self.sync_timeout = sync_timeout
+        # A pod that cannot start fails its task this long after the Job's creation (0: never;
+        # then only maxPollDuration ends it); read again every pod_check_interval until it starts.
+        self.pod_start_grace = pod_start_grace
+        self.pod_check_interval = max(0.01, min(pod_check_interval, pod_start_grace or pod_check_interval))
         self._api_client = api_client  # injected (tests) or loaded by start()
         self._owns_client = api_client is None
         self._api: KubeAPI | None = None
@@ -99,8 +124,9 @@ class KubernetesBackend:
     async def _ready(self) -> KubeAPI:
         if self._api is None:
             if self._api_client is None:
-                self._api_client = await load_api_client()
-            self._api = KubeAPI(self._api_client, self.backoff)
+                self._api_client = await load_api_client(self.kubeconfig, self.context)
+            writes = self.admission.writes if self.admission.writes.rate > 0 else None
+            self._api = KubeAPI(self._api_client, self.backoff, writes=writes)
         return self._api
 
     def tracker(self, namespace: str) -> JobTracker:
@@ -108,12 +134,21 @@ class KubernetesBackend:
         tracker = self._trackers.get(namespace)
         if tracker is None:
             assert self._api is not None, "start() the backend first"
+            pending = self.admission.pending if self.admission.pending.limit > 0 else None
             tracker = JobTracker(
-                self._api, namespace, selector(self.options.managed_by), backoff=self.watch_backoff
+                self._api,
+                namespace,
+                selector(self.options.managed_by),
+                backoff=self.watch_backoff,
+                pending=pending,
             )
             self._trackers[namespace] = tracker
             tracker.start()
         return tracker
+
+    def watched_namespaces(self) -> tuple[str, ...]:
+        """The namespaces with a watch open (or being opened) on our Jobs."""
+        return tuple(self._trackers)
 
     # ---- the Backend protocol ----
 
@@ -124,9 +159,27 @@ class KubernetesBackend:
         configmap = objects[0] if len(objects) > 1 else None
         namespace = job_manifest["metadata"]["namespace"] or self.namespaces[0]
         name = job_manifest["metadata"]["name"]
-        tracker = self.tracker(namespace)
+        # MAX_PENDING_JOBS: wait while the cluster has that many Jobs of ours not yet running.
+        async with self.admission.pending.creating():
+            job, adopted = await self._create(api, namespace, name, spec, job_manifest, configmap)
         if configmap is not None:
-            await self._create_configmap(api, namespace, configmap)
+            await self._set_owner(api, namespace, name, job)
+        return TaskHandle(name, namespace, adopted=adopted)
+
+    async def _create(
+        self,
+        api: KubeAPI,
+        namespace: str,
+        name: str,
+        spec: TaskSpec,
+        job_manifest: Obj,
+        configmap: Obj | None,
+    ) -> tuple[Obj, bool]:
+        if configmap is not None:
+            try:
+                await self._create_configmap(api, namespace, configmap)
+            except ApiError as exc:
+                raise self._refusal(namespace, name, exc) from None
         adopted = False
         try:
             job = await api.call(
@@ -140,14 +193,17 @@ class KubernetesBackend:
             if exc.status != 409:
                 if configmap is not None:
                     await self._delete_configmap(api, namespace, name)
-                raise
+                raise self._refusal(namespace, name, exc) from None
             job = await self._existing_job(api, namespace, name, spec)
             adopted = True
             log.info("Job %s/%s already exists for this event: adopting it", namespace, name)
-        tracker.observe(job)
-        if configmap is not None:
-            await self._set_owner(api, namespace, name, job)
-        return TaskHandle(name, namespace, adopted=adopted)
+        crash_point("kube.job_created")
+        # The namespace's watch starts only once a Job of ours exists there: a namespace the
+        # service may not use must not leave a watch retrying its 403 for the life of the process.
+        self.tracker(namespace).observe(job)
+        if not adopted:
+            self.admission.admitted()
+        return job, adopted
 
     async def wait(self, handle: TaskHandle, spec: TaskSpec) -> TaskOutcome:
         api = await self._ready()
@@ -163,19 +219,55 @@ class KubernetesBackend:
                 return harvest.lost(namespace, handle.name)
             tracker.observe(job)
         limit = spec.max_poll_duration
-        remaining = _epoch(job["metadata"].get("creationTimestamp")) + limit - time.time()
+        created = _epoch(job["metadata"].get("creationTimestamp"))
         try:
-            async with asyncio.timeout(max(0.0, remaining)):
-                final = await tracker.finished(handle.name, _uid(job))
+            async with asyncio.timeout(max(0.0, created + limit - time.time())):
+                final = await self._ended_or_stuck(api, tracker, job, created)
         except TimeoutError:
             latest = tracker.latest(handle.name) or job
             if terminal_condition(latest) is not None and _uid(latest) == _uid(job):
                 return await harvest.outcome(api, latest)  # it ended just as time ran out
             return await self._time_out(api, latest, limit)
+        if isinstance(final, Stuck):
+            latest = tracker.latest(handle.name) or job
+            if terminal_condition(latest) is None or _uid(latest) != _uid(job):
+                return await self._give_up_start(api, job, final)
+            final = latest  # it ended meanwhile after all: its own end tells more
         if final is None:
             return harvest.lost(namespace, handle.name)
+        crash_point("kube.ended")
         async with self._outcome_reads:
             return await harvest.outcome(api, final)
+
+    async def _ended_or_stuck(
+        self, api: KubeAPI, tracker: JobTracker, job: Obj, created: float
+    ) -> Obj | Stuck | None:
+        """The Job once ended (None: deleted first), or why its pod cannot start, whichever is first."""
+        ending = asyncio.ensure_future(tracker.finished(job["metadata"]["name"], _uid(job)))
+        if self.pod_start_grace <= 0:
+            return await ending
+        checking = asyncio.ensure_future(
+            never_started(api, job, created, self.pod_start_grace, self.pod_check_interval)
+        )
+        try:
+            await asyncio.wait((ending, checking), return_when=asyncio.FIRST_COMPLETED)
+            if ending.done():
+                return ending.result()
+            stuck = checking.result()
+            return stuck if stuck is not None else await ending
+        finally:
+            ending.cancel()
+            checking.cancel()
+
+    async def _give_up_start(self, api: KubeAPI, job: Obj, stuck: Stuck) -> TaskOutcome:
+        """A pod that cannot start: say why (reason, message, its warning events), delete the Job."""
+        meta = job["metadata"]
+        outcome = await harvest.never_started(api, job, stuck.pod, stuck.describe(self.pod_start_grace))
+        await self._delete_job(api, meta["namespace"], meta["name"])
+        log.info(
+            "Job %s/%s: its pod cannot start (%s); deleted it", meta["namespace"], meta["name"], stuck.reason
+        )
+        return outcome
 
     async def discard(self, names: Sequence[str]) -> None:
         """Nothing to do: a Job goes by its ttlSecondsAfterFinished, its ConfigMap with it."""
@@ -211,6 +303,32 @@ class KubernetesBackend:
         except ApiError as exc:
             if exc.status != 409:  # 409: made by an earlier submit of this task, same content
                 raise
+
+    def _refusal(self, namespace: str, name: str, exc: ApiError) -> ApiError:
+        """A 403 or a missing namespace as a Permanent that says what to change; others as they are."""
+        if over_quota(exc):
+            return ApiOverQuota(
+                f"cannot create Job {namespace}/{name} now: {exc}; tried again once the quota has room",
+                exc.status,
+                exc.reason,
+            )
+        if exc.status == 403:
+            return ApiRefused(
+                f"the service may not create Job {namespace}/{name}: namespace {namespace!r} is "
+                f"outside its RBAC ({exc}). The Helm chart's Role covers the job namespace only "
+                f"({self.namespaces[0]!r}, JOB_NAMESPACE): run the task there (drop its `namespace`), "
+                f"or bind the service's account a Role in {namespace!r} like the chart's",
+                exc.status,
+                exc.reason,
+            )
+        if exc.status == 404:  # on a create, only the namespace can be missing
+            return ApiRefused(
+                f"cannot create Job {namespace}/{name}: namespace {namespace!r} does not exist ({exc}); "
+                "create it, or run the task in an existing namespace",
+                exc.status,
+                exc.reason,
+            )
+        return exc
 
     async def _existing_job(self, api: KubeAPI, namespace: str, name: str, spec: TaskSpec) -> Obj:
         try:

@@ -29,12 +29,25 @@ LOG_LIMIT_BYTES = 256 * 1024
 
 
 def terminal_condition(job: Obj) -> Obj | None:
-    """The Job's Complete or Failed condition with status True, if it has ended."""
+    """The condition that ends the Job, if it has ended: Complete or Failed (status True), else
+    FailureTarget. Since Kubernetes 1.31 the Job controller sets FailureTarget when it decides
+    the Job fails, deletes the running pod (on DeadlineExceeded), and sets Failed only once the
+    pod is gone, its log and exit code with it (pkg/controller/job/job_controller.go,
+    delayTerminalCondition). FailureTarget is the last moment the pod can still be read."""
     conditions: list[Obj] = (job.get("status") or {}).get("conditions") or []
+    target = None
     for condition in conditions:
-        if condition.get("type") in ("Complete", "Failed") and condition.get("status") == "True":
+        if condition.get("status") != "True":
+            continue
+        if condition.get("type") in ("Complete", "Failed"):
             return condition
-    return None
+        if condition.get("type") == "FailureTarget":
+            target = condition
+    return target
+
+
+def failed(job: Obj) -> bool:
+    return (terminal_condition(job) or {}).get("type") in ("Failed", "FailureTarget")
 
 
 def is_finished(job: Obj) -> bool:
@@ -95,9 +108,12 @@ def failure_reason(job: Obj, pod: Obj | None, events: Iterable[Obj], pod_error: 
     if main_end.get("exitCode"):
         parts.append(f"exit code {main_end['exitCode']}" + _detail(main_end))
     elif pod is not None and not main_end:
-        waiting = (container_status(pod, main).get("state") or {}).get("waiting") or {}
+        state = container_status(pod, main).get("state") or {}
+        waiting = state.get("waiting") or {}
         if waiting.get("reason") and not init_end.get("exitCode"):
             parts.append(f"container did not start: {waiting['reason']}{_message(waiting)}")
+        elif state.get("running") and (pod.get("metadata") or {}).get("deletionTimestamp"):
+            parts.append("the Job controller was stopping it (no exit code yet)")
     condition = terminal_condition(job) or {}
     if condition.get("reason"):
         parts.append(f"Job {condition['reason']}{_message(condition)}")
@@ -178,7 +194,7 @@ async def outcome(api: KubeAPI, job: Obj) -> TaskOutcome:
     """Read an ended Job's outcome: its pod's log and result, and on failure why."""
     meta = job["metadata"]
     namespace, name = meta["namespace"], meta["name"]
-    failed = (terminal_condition(job) or {}).get("type") == "Failed"
+    ended_failing = failed(job)
     pod_error = ""
     try:
         pod = await pod_of(api, job)
@@ -188,7 +204,7 @@ async def outcome(api: KubeAPI, job: Obj) -> TaskOutcome:
         pod, pod_error = None, str(exc)
     main, init = container_names(pod) if pod is not None else ("", "")
     main_log = await read_log(api, pod, main)
-    if not failed:
+    if not ended_failing:
         return TaskOutcome(
             status="succeeded",
             logs=tail(main_log) if not pod_error else f"(logs unavailable: {pod_error})",
@@ -211,6 +227,24 @@ async def outcome(api: KubeAPI, job: Obj) -> TaskOutcome:
     )
 
 
+async def never_started(api: KubeAPI, job: Obj, pod: Obj, why: str) -> TaskOutcome:
+    """A Job whose pod cannot start: `why`, then the pod's warning events (the kubelet's pull or
+    config errors, the scheduler's FailedScheduling). Read before the caller deletes the Job."""
+    meta = pod.get("metadata") or {}
+    events = await events_of(
+        api, str(meta.get("namespace") or job["metadata"]["namespace"]), str(meta.get("name"))
+    )
+    quoted = warning_events(events)
+    _, init = container_names(pod)
+    return TaskOutcome(
+        status="failed",
+        reason=why + ("; events: " + "; ".join(quoted) if quoted else ""),
+        logs=tail(await read_log(api, pod, init)),  # an init container that did run
+        started_at=started_at(job, pod, ""),
+        finished_at=now(),
+    )
+
+
 async def timed_out(api: KubeAPI, job: Obj, limit: int) -> TaskOutcome:
     """What a Job past maxPollDuration leaves to report (read before the caller deletes it)."""
     logs = ""
@@ -228,14 +262,17 @@ async def timed_out(api: KubeAPI, job: Obj, limit: int) -> TaskOutcome:
     )
 
 
-async def pod_of(api: KubeAPI, job: Obj) -> Obj | None:
+async def pod_of(api: KubeAPI, job: Obj, *, fallbacks: bool = True) -> Obj | None:
+    """The Job's latest pod; without `fallbacks`, looked for by the Job's own selector only (one
+    request, for repeated checks of a Job that may have no pod yet)."""
     meta = job["metadata"]
     match = ((job.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
     # The Job's own selector finds exactly its pods (the controller-uid label); without one,
     # the job-name label (set by Kubernetes since 1.27; older clusters set `job-name`).
     selector = ",".join(f"{k}={v}" for k, v in sorted(match.items()))
     selectors = [selector] if selector else []
-    selectors += [f"batch.kubernetes.io/job-name={meta['name']}", f"job-name={meta['name']}"]
+    if fallbacks or not selectors:
+        selectors += [f"batch.kubernetes.io/job-name={meta['name']}", f"job-name={meta['name']}"]
     for label_selector in selectors:
         pods = await api.call(
             f"listing the pods of Job {meta['namespace']}/{meta['name']}",

@@ -2,13 +2,14 @@
 
 The tracker lists the Jobs carrying our label selector (which gives a resourceVersion), then
 watches from that resourceVersion. Waiters ask for one Job by name (and uid) and are resolved
-when it has a Complete or Failed condition, or when it is deleted before that. However many
+when it has a Complete, Failed or FailureTarget condition (harvest.terminal_condition), or when
+it is deleted before that. However many
 tasks run, a namespace costs one open watch, not one request per task per poll interval.
 
 Cost under load (profiled, see BENCHMARKS.md): most watch events are progress a waiter does not
 need (active, ready, SuccessCriteriaMet, uncounted pods...), and reading each event as it
 arrives costs a wake-up of the loop and of the HTTP reader per event. So an added or modified
-Job whose line names neither a Complete nor a Failed condition is passed over without decoding
+Job whose line names none of those conditions is passed over without decoding
 (its JSON is most of the work), and after each read the watch's connection is left unread for a
 moment (COALESCE_SECONDS), so that a burst of endings is received and handled in one go. The
 price is that an ending is noticed up to that moment later, when others came just before it.
@@ -37,6 +38,7 @@ from typing import Any
 import aiohttp
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from executor.backends.kubernetes.admission import PendingCap
 from executor.backends.kubernetes.api import ApiError, KubeAPI, status_error
 from executor.backends.kubernetes.harvest import is_finished
 from executor.backends.kubernetes.watchstream import Pacer, watch_lines
@@ -48,10 +50,10 @@ Job = dict[str, Any]
 LIST_PAGE = 500
 COALESCE_SECONDS = 0.1
 # The API server writes a watch event as {"type":"...","object":{...}}, type first. A line with
-# one of these prefixes and neither marker below is progress no waiter needs; any other line
+# one of these prefixes and none of the markers below is progress no waiter needs; any other line
 # (deleted, bookmark, error, or a shape not foreseen) is decoded in full.
 _PROGRESS_PREFIXES = (b'{"type":"MODIFIED"', b'{"type":"ADDED"')
-_ENDING_MARKERS = (b'"Complete"', b'"Failed"')
+_ENDING_MARKERS = (b'"Complete"', b'"Failed"', b'"FailureTarget"')
 
 
 @dataclass
@@ -78,8 +80,12 @@ class JobTracker:
         backoff: Backoff | None = None,
         watch_timeout: tuple[int, int] = (240, 360),
         coalesce: float = COALESCE_SECONDS,
+        pending: PendingCap | None = None,
     ) -> None:
         self.api = api
+        # MAX_PENDING_JOBS: told of every Job version kept and every Job gone, to count those
+        # not yet running. Then progress events (a pod turning ready) are decoded too.
+        self.pending = pending
         self.namespace = namespace
         self.selector = selector
         self.backoff = backoff or KUBE_WATCH
@@ -209,6 +215,11 @@ class JobTracker:
             meta = page.get("metadata") or {}
         self.stats.lists += 1
         self.resource_version = str(meta.get("resourceVersion") or "")
+        if self.pending is not None:
+            for name in set(self._jobs) - set(jobs):
+                self.pending.gone(name)
+            for listed in jobs.values():
+                self.pending.observed(listed)
         self._jobs = jobs
         self._synced.set()
         for name in list(self._waiters):
@@ -247,7 +258,7 @@ class JobTracker:
             pacer = Pacer(getattr(response.connection, "protocol", None), self.coalesce)
             async with contextlib.aclosing(watch_lines(response.content, pacer)) as lines:
                 async for line in lines:
-                    if not _is_progress(line):
+                    if not _is_progress(line) or (self.pending is not None and self.pending.pending):
                         self._event(line)
         finally:
             response.release()
@@ -278,6 +289,8 @@ class JobTracker:
             gone = self._jobs.get(name)
             if gone is not None and _uid(gone) == meta.get("uid"):
                 del self._jobs[name]
+                if self.pending is not None:
+                    self.pending.gone(name)
             self._resolve_deleted(name, str(meta.get("uid") or ""), dict(obj))
             return
         if kind in ("ADDED", "MODIFIED"):
@@ -289,6 +302,8 @@ class JobTracker:
     def _store(self, job: Job) -> Job:
         job = _slim(job)
         self._jobs[job["metadata"]["name"]] = job
+        if self.pending is not None:
+            self.pending.observed(job)
         return job
 
     def _resolve(self, name: str, job: Job) -> None:

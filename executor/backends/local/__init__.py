@@ -1,0 +1,1 @@
+"""The local backend: each task a subprocess in a fresh work dir."""

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import logging
 import os
 import re
 import shutil
@@ -23,12 +25,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
-from executor.backends.base import MAX_LOG_EXCERPT, tail
-from executor.backends.local import children
+from executor.backends.base import MAX_LOG_EXCERPT, BackendError, tail
+from executor.backends.local import children, isolation, workdir
 from executor.backends.naming import spec_job_name
 from executor.config.paths import STAGING_ROOT
+from executor.model.errors import Temporary
 from executor.model.tasks import RESULT_FILE_ENV, Adopted, TaskHandle, TaskOutcome, TaskSpec
 from executor.support.background import stop_task
+from executor.support.crashpoints import crash_point
+
+log = logging.getLogger(__name__)
 
 MAX_RESULT_BYTES = 64 * 1024
 POLL_SECONDS = 0.2
@@ -41,7 +47,13 @@ WRAPPER = 'd="$1"; shift; echo $$ > "$d/pid"; "$@" >> "$d/output.log" 2>&1; echo
 # Linux refuses to exec with one argument or env string over 32 pages (MAX_ARG_STRLEN).
 MAX_ENV_BYTES = 128 * 1024
 _SHELL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Starting a process failed for want of descriptors (EMFILE, ENFILE) or processes (EAGAIN).
+TRANSIENT_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.EAGAIN})
 _VAR = re.compile(r"\$\$|\$\(([-._a-zA-Z][-._a-zA-Z0-9]*)\)")
+
+
+class LocalUnavailable(BackendError, Temporary):
+    """The machine is short of descriptors or processes for now: the event is tried again."""
 
 
 class LocalBackend:
@@ -53,8 +65,10 @@ class LocalBackend:
         secrets_dir: Path | None = None,
         output: IO[str] | None = None,
         poll_seconds: float = POLL_SECONDS,
+        run_as: children.RunAs | None = None,
     ) -> None:
         self.work_root = work_root
+        self.run_as = run_as  # another user for the tasks (when the service runs as root)
         self.secrets_dir = secrets_dir
         self.output = output  # when set, task output is streamed here as it is written
         self.poll_seconds = poll_seconds
@@ -63,6 +77,9 @@ class LocalBackend:
 
     async def start(self) -> None:
         self.work_root.mkdir(parents=True, exist_ok=True)
+        if self.run_as is not None:
+            # Tasks may enter their own work dir (they know its name) but list no other.
+            os.chmod(self.work_root, 0o711)
 
     async def close(self) -> None:
         # Tasks keep running: they are adopted on the next start. Only forget our handles.
@@ -76,28 +93,75 @@ class LocalBackend:
     async def submit(self, spec: TaskSpec, files: Mapping[str, bytes]) -> TaskHandle:
         name = spec_job_name(spec)
         work = self._work(name)
+        source, event_id = spec.trigger.event_source, spec.trigger.event_id
         try:
-            _claim(work)
-        except FileExistsError:
-            return TaskHandle(name, adopted=True)
-        staging = f"{work}/keptn"
-        os.mkdir(staging)
-        for relative, data in files.items():
-            target = Path(staging) / relative
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
-        started = _now()
-        _write(f"{work}/started", started)
-        try:
-            argv, env, cwd = self._command(spec, work)
-        except ValueError as exc:
-            _write_failure(work, str(exc))
-            return TaskHandle(name)
-        try:
-            proc = await children.start(("/bin/sh", "-c", WRAPPER, "sh", work, *argv), cwd=cwd, env=env)
+            try:
+                workdir.claim(work)
+            except FileExistsError:
+                if not self._unstarted_claim(work, source, event_id):
+                    return TaskHandle(name, adopted=True)
+                log.warning("task %s was claimed but never started (a stop in between): starting it", name)
+            workdir.write_identity(work, source, event_id)
+            crash_point("local.claimed")
+            return await self._start(spec, files, name, work)
         except OSError as exc:
-            _write_failure(work, f"cannot start: {exc.strerror} ({cwd})")
-            return TaskHandle(name)
+            if exc.errno in TRANSIENT_ERRNOS:
+                # Out of descriptors or processes: it passes. The claim stays and the next
+                # submit (the dispatcher's retry) finds it unstarted and starts it.
+                raise LocalUnavailable(f"cannot start task {name} now: {exc}") from None
+            raise
+
+    def _unstarted_claim(self, work: str, source: str, event_id: str) -> bool:
+        """True when the work dir is this event's and nothing was ever started in it."""
+        try:
+            workdir.check_identity(work, source, event_id)
+        except workdir.ForeignWorkDir as exc:
+            raise BackendError(str(exc)) from None
+        if _ended(work) or workdir.running(work) or workdir.spawned(work):
+            return False
+        shutil.rmtree(f"{work}/keptn", ignore_errors=True)  # half-staged before the stop
+        return True
+
+    async def _start(self, spec: TaskSpec, files: Mapping[str, bytes], name: str, work: str) -> TaskHandle:
+        try:
+            lock = workdir.hold_lock(work)
+        except BlockingIOError:
+            return TaskHandle(name, adopted=True)  # someone is starting it right now
+        try:
+            staging = f"{work}/keptn"
+            os.mkdir(staging)
+            for relative, data in files.items():
+                target = Path(staging) / relative
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(data)
+            started = _now()
+            _write(f"{work}/started", started)
+            try:
+                argv, env, cwd = self._command(spec, work)
+            except ValueError as exc:
+                _write_failure(work, str(exc))
+                return TaskHandle(name)
+            if self.run_as is not None:
+                isolation.hand_over(work, self.run_as)
+            try:
+                proc = await children.start(
+                    ("/bin/sh", "-c", WRAPPER, "sh", work, *argv),
+                    cwd=cwd,
+                    env=env,
+                    pass_fds=(lock,),
+                    run_as=self.run_as,
+                )
+            except OSError as exc:
+                if exc.errno in TRANSIENT_ERRNOS:
+                    raise
+                _write_failure(work, f"cannot start: {exc.strerror} ({cwd})")
+                return TaskHandle(name)
+            identity = workdir.identify(proc.pid)
+            if identity is not None:
+                workdir.record_process(work, identity)
+            crash_point("local.spawned")
+        finally:
+            workdir.close_quietly(lock)
         self._children[name] = (proc, started)
         return TaskHandle(name)
 
@@ -115,7 +179,7 @@ class LocalBackend:
         }
         for var in spec.env:
             env[var.name] = _rebase(var.value, staging)
-        for secret in spec.secret_refs:
+        for secret in spec.secret_refs:  # only the secrets this task names
             env.update(self._secret(secret))
         env[RESULT_FILE_ENV] = f"{staging}/result.json"
         for key, value in env.items():
@@ -145,6 +209,18 @@ class LocalBackend:
         return {p.name: p.read_text().rstrip("\n") for p in sorted(folder.iterdir()) if p.is_file()}
 
     async def wait(self, handle: TaskHandle, spec: TaskSpec) -> TaskOutcome:
+        outcome = await self._wait(handle, spec)
+        # The values of the secrets the task received never leave in its report or history.
+        return isolation.masked(outcome, self._secret_values(spec))
+
+    def _secret_values(self, spec: TaskSpec) -> list[str]:
+        values: list[str] = []
+        for secret in spec.secret_refs:
+            with contextlib.suppress(ValueError, OSError):
+                values += self._secret(secret).values()
+        return values
+
+    async def _wait(self, handle: TaskHandle, spec: TaskSpec) -> TaskOutcome:
         work = self._work(handle.name)
         limit = spec.max_poll_duration
         if spec.active_deadline_seconds:
@@ -184,7 +260,7 @@ class LocalBackend:
                             "lost",
                             "the task's wrapper ended without an exit code",
                         )
-                elif not _alive(_read(f"{work}/pid")):
+                elif not workdir.running(work):
                     # Not our child (adopted after a restart) and gone: give the exit file a
                     # last chance, since it is written just before the wrapper exits.
                     await asyncio.sleep(self.poll_seconds)
@@ -236,17 +312,17 @@ class LocalBackend:
         )
 
     async def _kill(self, work: str) -> None:
-        pid = _read(f"{work}/pid")
-        if not pid or not _alive(pid):
+        pid = _task_pid(work)
+        if pid is None:
             return
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(int(pid), signal.SIGTERM)
+            os.killpg(pid, signal.SIGTERM)
         for _ in range(int(KILL_GRACE_SECONDS / 0.05)):
-            if not _alive(pid):
+            if not workdir.running(work):
                 return
             await asyncio.sleep(0.05)
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(int(pid), signal.SIGKILL)
+            os.killpg(pid, signal.SIGKILL)
 
     async def cancel(self, handle: TaskHandle) -> None:
         await self._kill(self._work(handle.name))
@@ -257,7 +333,7 @@ class LocalBackend:
         return [
             Adopted(TaskHandle(path.name, adopted=True))
             for path in sorted(self.work_root.iterdir())
-            if path.is_dir() and not (path / "exit").exists() and _alive(_read(path / "pid"))
+            if path.is_dir() and not (path / "exit").exists() and workdir.running(str(path))
         ]
 
     async def discard(self, names: Sequence[str]) -> None:
@@ -317,13 +393,22 @@ def _read_tail(path: str, limit: int = 4 * MAX_LOG_EXCERPT) -> str:
         return ""
 
 
-def _claim(work: str) -> None:
-    """Create the work dir (and the root above it): FileExistsError if someone already has."""
-    try:
-        os.mkdir(work)
-    except FileNotFoundError:
-        os.makedirs(os.path.dirname(work), exist_ok=True)
-        os.mkdir(work)
+def _ended(work: str) -> bool:
+    return os.path.exists(f"{work}/exit") or os.path.exists(f"{work}/failure")
+
+
+def _task_pid(work: str) -> int | None:
+    """The pid to signal, only while it is still the process we started (not a reused pid)."""
+    if not workdir.running(work):
+        return None  # nothing of the task holds its lock: it has ended, whatever has its pid now
+    recorded = workdir.recorded_process(work)
+    if recorded is not None:
+        return recorded.pid
+    if os.path.exists(f"{work}/{workdir.PROC}"):
+        return None  # recorded, but that process is gone: the pid is someone else's now
+    # A stop between spawn and the record: the wrapper's own pid file, while its lock is held.
+    text = _read(f"{work}/pid")
+    return int(text) if text.isdigit() else None
 
 
 def _remove_ended(works: Sequence[str]) -> None:
@@ -349,23 +434,6 @@ def _read(path: str | Path) -> str:
             return handle.read().decode("utf-8", "replace").strip()
     except (FileNotFoundError, NotADirectoryError):
         return ""
-
-
-def _alive(pid: str) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child of ours still answers kill(0); it has ended.
-    with contextlib.suppress(OSError):
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        if stat.rsplit(")", 1)[1].split()[0] == "Z":
-            return False
-    return True
 
 
 def _now() -> str:

@@ -15,7 +15,8 @@ import os
 import subprocess
 import threading
 from collections.abc import Mapping, Sequence
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 
 class Child(Protocol):
@@ -80,7 +81,24 @@ class _WatchedChild:
             self._ended.set_result(code)
 
 
-def _popen(argv: Sequence[str], cwd: str, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
+@dataclass(frozen=True)
+class RunAs:
+    """Another user for the task's process (only root can switch): no supplementary groups."""
+
+    uid: int
+    gid: int
+
+
+def _options(pass_fds: Sequence[int], run_as: RunAs | None) -> dict[str, Any]:
+    options: dict[str, Any] = {"pass_fds": tuple(pass_fds), "start_new_session": True}
+    if run_as is not None:
+        options.update(user=run_as.uid, group=run_as.gid, extra_groups=[])
+    return options
+
+
+def _popen(
+    argv: Sequence[str], cwd: str, env: Mapping[str, str], options: dict[str, Any]
+) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         list(argv),
         cwd=cwd,
@@ -88,14 +106,23 @@ def _popen(argv: Sequence[str], cwd: str, env: Mapping[str, str]) -> subprocess.
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        start_new_session=True,
+        **options,
     )
 
 
-async def start(argv: Sequence[str], *, cwd: str, env: Mapping[str, str]) -> Child:
-    """Start `argv` in its own session, with no stdin and its output discarded."""
+async def start(
+    argv: Sequence[str],
+    *,
+    cwd: str,
+    env: Mapping[str, str],
+    pass_fds: Sequence[int] = (),
+    run_as: RunAs | None = None,
+) -> Child:
+    """Start `argv` in its own session, with no stdin and its output discarded; `pass_fds` stay
+    open in it (the task's lock), `run_as` switches user."""
+    options = _options(pass_fds, run_as)
     if pidfd_supported():
-        return _WatchedChild(_popen(argv, cwd, env), asyncio.get_running_loop())
+        return _WatchedChild(_popen(argv, cwd, env, options), asyncio.get_running_loop())
     return await asyncio.create_subprocess_exec(
         *argv,
         cwd=cwd,
@@ -103,5 +130,5 @@ async def start(argv: Sequence[str], *, cwd: str, env: Mapping[str, str]) -> Chi
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,
-        start_new_session=True,
+        **options,
     )

@@ -139,6 +139,9 @@ secret when it is in the job namespace and keeps the token under `token`. Empty:
 {{- if and .Values.state.persistence.enabled (gt (int .Values.replicaCount) 1) }}
 {{- fail "state.persistence.enabled needs replicaCount 1: replicas must not share one state file (use the default emptyDir with several replicas)" }}
 {{- end }}
+{{- if and (gt (int .Values.replicaCount) 1) (not .Values.leaderElection.enabled) }}
+{{- fail "replicaCount above 1 needs leaderElection.enabled: without a leader, each replica's own state would let an event run twice" }}
+{{- end }}
 {{- if .Values.keptn.enabled }}
 {{- if not .Values.keptn.api.endpoint }}
 {{- fail "keptn.enabled needs keptn.api.endpoint (e.g. http://api-gateway-nginx.keptn/api)" }}

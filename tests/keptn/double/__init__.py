@@ -1,0 +1,1 @@
+"""Pieces of the Keptn test double: the real nginx gateway and the services behind it."""

@@ -1,0 +1,81 @@
+"""`job-executor serve` as README shows it: no settings, started from the user's own directory
+(issue 13 item 3: the relative default STATE_DIR reached the task's wrapper, which runs in the
+task's cwd, and every local task ended "without an exit code")."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from executor.settings import ENV_VARS
+from tests.service.conftest import free_port
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def user_dir() -> Iterator[Path]:
+    # Not under pytest's root-only tmp dir: tasks run as `nobody` when the suite runs as root.
+    path = Path(tempfile.mkdtemp(prefix="jes-user-"))
+    os.chmod(path, 0o711)
+    shutil.copytree(REPO / "samples" / "resources", path / "samples" / "resources")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+async def test_serve_with_no_settings_runs_the_sample_event(user_dir: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ENV_VARS and k != "K_SINK"}
+    env.update(RCV_PORT=str(port), PYTHONPATH=str(REPO))
+    out = user_dir / "stdout.log"
+    with out.open("wb") as stdout:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "executor", "serve"],
+            cwd=user_dir,
+            env=env,
+            stdout=stdout,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        event = (REPO / "samples" / "events" / "greeting.triggered.json").read_bytes()
+        deadline = time.monotonic() + 30
+        finished: dict[str, object] | None = None
+        async with aiohttp.ClientSession() as session:
+            posted = False
+            while finished is None:
+                assert time.monotonic() < deadline, out.read_text()
+                assert proc.poll() is None, out.read_text()
+                if not posted:
+                    try:
+                        async with session.post(
+                            f"http://127.0.0.1:{port}/",
+                            data=event,
+                            headers={"Content-Type": "application/cloudevents+json"},
+                        ) as response:
+                            assert response.status == 202, await response.text()
+                            posted = True
+                    except aiohttp.ClientConnectionError:
+                        pass
+                for line in out.read_text().splitlines():
+                    if line.startswith("{") and '"sh.keptn.event.greeting.finished"' in line:
+                        finished = json.loads(line)
+                await asyncio.sleep(0.1)
+        data = finished["data"]
+        assert isinstance(data, dict)
+        assert data["status"] == "succeeded", data
+        assert "Hello from sockshop/production/orders" in data["message"]
+        assert (user_dir / ".job-executor" / "state.db").is_file()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)

@@ -18,7 +18,8 @@ from executor.model.problems import ConfigError, Problem
 from executor.planner import MIN_TTL_SECONDS, merged_security_context
 from executor.policy import PolicyError, check_image, check_privileged, check_supply_chain
 from executor.resolvers.base import CONFIG_PATH
-from executor.settings import ConfigSettings, Settings
+from executor.settings import Settings
+from executor.settings.serving import ConfigSettings
 from executor.support.envvars import SettingsError
 
 CONFIG_NAME = "config.yaml"

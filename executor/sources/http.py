@@ -20,7 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from executor.model.events import Event, EventError, Offer, event_from_mapping, parse_json
-from executor.settings import ReceiverSettings
+from executor.settings.serving import ReceiverSettings
 from executor.sources.api import RunApi
 from executor.sources.base import Intake
 from executor.sources.binding import (

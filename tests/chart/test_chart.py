@@ -23,7 +23,8 @@ import pytest
 import yaml
 
 from executor.keptn.models import METADATA_ENV_VARS
-from executor.settings import DEFAULT_INIT_IMAGE, ENV_VARS, ResourceDefaults, Settings
+from executor.settings import ENV_VARS, Settings
+from executor.settings.running import DEFAULT_INIT_IMAGE, ResourceDefaults
 
 # Read by the NATS source/sink, the Keptn subscription source and the HTTP sink that are being
 # built in another issue; not in executor.settings.ENV_VARS yet. Move each name to ENV_VARS

@@ -16,7 +16,7 @@ from executor.backends.kubernetes.admission import Admission, TokenBucket, satur
 from executor.backends.kubernetes.backend import KubernetesBackend
 from executor.backends.naming import spec_job_name
 from executor.model.events import Event, Offer
-from executor.settings import ReceiverSettings
+from executor.settings.serving import ReceiverSettings
 from executor.sources.http import HttpSource
 from executor.sources.nats import NatsSource
 from executor.support.metrics import Metrics

@@ -18,7 +18,8 @@ from executor.planner import (
     plan_action,
 )
 from executor.policy import PolicyError
-from executor.settings import ResourceDefaults, Settings
+from executor.settings import Settings
+from executor.settings.running import ResourceDefaults
 
 from .conftest import UUID, config, make_event, one_task, sample_event
 

@@ -154,7 +154,7 @@ def test_env_examples_are_accepted_settings(path: Path) -> None:
 
 
 def test_readme_settings_table_is_the_declared_settings() -> None:
-    """Every setting is declared once (executor/settings.py); README's table is written from it."""
+    """Every setting is declared once (executor/settings/); README's table is written from it."""
     from executor.settings import ENV_VARS, markdown_table
 
     readme = (ROOT / "README.md").read_text()

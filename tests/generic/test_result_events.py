@@ -10,7 +10,8 @@ from executor.model.events import event_from_mapping
 from executor.model.tasks import TaskOutcome
 from executor.pipeline import Pipeline
 from executor.resolvers.local import LocalTreeResolver
-from executor.settings import ReportSettings, Settings
+from executor.settings import Settings
+from executor.settings.serving import ReportSettings
 from executor.state import StateStore
 from tests.generic.conftest import Recorder, ScriptedBackend, check_result_event, generic_event, write_root
 from tests.service.conftest import make_event

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from executor.settings import ReceiverSettings
+from executor.settings.serving import ReceiverSettings
 from executor.sources.http import HttpSource
 from executor.ui import RunPage, is_loopback
 from tests.observe.servers import serving

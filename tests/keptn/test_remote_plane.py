@@ -85,7 +85,7 @@ async def test_remote_plane_runs_polled_event_once(tmp_path: Path, keptn: FakeKe
 
 
 async def test_remote_plane_reports_missing_and_invalid_configs(tmp_path: Path, keptn: FakeKeptn) -> None:
-    keptn.put(PROJECT, "job/config.yaml", "apiVersion: v2\nactions: []\n", stage="prod", service=SERVICE)
+    keptn.put(PROJECT, "job/config.yaml", "apiVersion: v2\nactions: 5\n", stage="prod", service=SERVICE)
     missing = keptn.trigger("sh.keptn.event.test.triggered", PROJECT, STAGE, "orders")
     broken = keptn.trigger("sh.keptn.event.test.triggered", PROJECT, "prod", SERVICE)
     serve = remote(tmp_path, keptn, ALWAYS_SEND_FINISHED_EVENT="true")
@@ -93,7 +93,7 @@ async def test_remote_plane_reports_missing_and_invalid_configs(tmp_path: Path, 
     await keptn.wait_for(lambda: len(finished(keptn)) >= 2, timeout=20)
     by_trigger = {e["triggeredid"]: e["data"] for e in finished(keptn)}
     assert "No job configuration found" in str(by_trigger[missing["id"]]["message"])  # type: ignore[index]
-    assert "'actions' is empty" in str(by_trigger[broken["id"]]["message"])  # type: ignore[index]
+    assert "'actions' must be a list" in str(by_trigger[broken["id"]]["message"])  # type: ignore[index]
     # errored finished events are forwarded as error logs, as Keptn integrations do
     await keptn.wait_for(lambda: len(keptn.logs) >= 2, timeout=10)
     await serve.stop()

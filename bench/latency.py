@@ -12,6 +12,7 @@ from typing import Any
 
 from bench import run as runner
 from bench.common import free_port, percentile, python, spawn, stop, wait_http
+from executor.backends.naming import event_id_part
 
 CONFIG = """\
 apiVersion: v2
@@ -99,7 +100,9 @@ def measure(rates: list[tuple[int, int]]) -> dict[str, Any]:
                     name.split("/")[1].removeprefix("job-executor-service-job-")[:24]: at
                     for name, at in arrivals.items()
                 }
-                latencies = [(by_prefix[i[:24]] - at) * 1000 for i, at in sent.items() if i[:24] in by_prefix]
+                # A Job name carries a hash of the event's (source, id) (executor.backends.naming).
+                named = {event_id_part(i, "bench"): at for i, at in sent.items()}
+                latencies = [(by_prefix[part] - at) * 1000 for part, at in named.items() if part in by_prefix]
                 results[f"{rate}_per_second"] = {
                     "events": count,
                     "jobs_created": len(latencies),

@@ -47,6 +47,11 @@ MAX_REQUEST_BYTES = 3 * 1024 * 1024
 USER = web.RequestKey("kube_user", User)
 
 
+# Non-resource URLs anyone may read, signed in or not.
+PUBLIC_INFO = frozenset({"/version", "/healthz", "/livez", "/readyz"})
+ANONYMOUS = User("system:anonymous")
+
+
 class RestApi(JobController):
     """The HTTP side of the fake."""
 
@@ -181,6 +186,11 @@ class RestApi(JobController):
 
     def _authenticate(self, request: web.Request) -> User:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if not token and request.path.rstrip("/") in PUBLIC_INFO:
+            # Anonymous requests are on by default, and the system:public-info-viewer
+            # ClusterRole lets system:unauthenticated read these (kubernetes/kubernetes:
+            # plugin/pkg/auth/authorizer/rbac/bootstrappolicy/policy.go); nothing else.
+            return ANONYMOUS
         user = self.users.get(token) if scheme == "Bearer" else None
         if user is None:
             raise unauthorized()

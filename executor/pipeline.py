@@ -108,12 +108,19 @@ class Pipeline:
             # them, and the api-service refuses answers to them.
             log.debug("ignoring %s %s: not a Keptn task event", event.type, event.id)
             return True
-        if answers(event) and is_task_event(event.type):
-            missing = [a for a in ("shkeptncontext",) if not event.attribute(a)]
-            if missing or not event.project:
+        if answers(event):
+            missing = [
+                name
+                for name, value in (
+                    ("shkeptncontext", event.attribute("shkeptncontext")),
+                    ("data.project", event.project),
+                )
+                if not value
+            ]
+            if missing:
                 # Keptn cannot match an answer to a task without them (shipyard-controller
                 # handleTaskEvent: project + shkeptncontext + triggeredid): say so, answer nothing.
-                what = ", ".join(missing + ([] if event.project else ["data.project"]))
+                what = ", ".join(missing)
                 log.warning(
                     "event %s %s from %s lacks %s: Keptn could not match an answer to a task; "
                     "nothing is run for it",

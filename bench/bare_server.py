@@ -1,22 +1,20 @@
 """The ingest ceiling: an aiohttp handler that only parses the binary-mode CloudEvent (with
-the cloudevents package, as the service does) and answers 202."""
+the service's own binding, executor/sources/binding.py) and answers 202."""
 
 from __future__ import annotations
 
 import sys
 
 from aiohttp import web
-from cloudevents.core.bindings.http import HTTPMessage, from_binary
-from cloudevents.core.formats.json import JSONFormat
-from cloudevents.core.v1.event import CloudEvent
 
-FORMAT = JSONFormat()
+from executor.sources.binding import binary_event
+
+MAX_ATTRIBUTE_BYTES = 4096  # the service's default
 
 
 async def receive(request: web.Request) -> web.Response:
     body = await request.read()
-    headers = {k.lower(): v for k, v in request.headers.items()}
-    from_binary(HTTPMessage(headers=headers, body=body), FORMAT, CloudEvent)
+    binary_event(request.headers, body, request.headers.get("Content-Type"), MAX_ATTRIBUTE_BYTES)
     return web.json_response({"accepted": 1}, status=202)
 
 

@@ -48,7 +48,9 @@ def spawn(
     )
 
 
-def wait_http(url: str, timeout: float = 20) -> None:
+def wait_http(url: str, timeout: float = 60) -> None:
+    # A first start after a fresh install compiles every module it imports (the Kubernetes
+    # client alone is large): give it time, on a busy machine too.
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:

@@ -200,11 +200,43 @@ def globs_overlap(a: str, b: str) -> bool:
     move reads one character both tokens accept. Quadratic in the pattern lengths, independent
     of any text, so a long event name cannot make `lint` slow or exhaust the stack.
     """
+    if _stars_only(a) and _stars_only(b):
+        return _stars_overlap(a, b)
     try:
         left, right = compile_glob(a), compile_glob(b)
     except GlobError:
         return False
-    return any(_overlap(x, y) for x in left for y in right)
+    for x in left:
+        for y in right:
+            if len(x.tokens) * len(y.tokens) > MAX_OVERLAP_STATES:
+                return True  # too large to decide cheaply: lint only warns, so "may overlap"
+            if _overlap(x, y):
+                return True
+    return False
+
+
+# Pairs of positions the product search may visit: lint stays fast and small on any pattern.
+MAX_OVERLAP_STATES = 250_000
+
+
+def _stars_only(pattern: str) -> bool:
+    return not any(c in SPECIAL and c != "*" for c in pattern)
+
+
+def _stars_overlap(a: str, b: str) -> bool:
+    """Patterns whose only special character is `*`: when both hold one, they overlap exactly
+    when their texts before the first `*` agree (one a prefix of the other) and their texts after
+    the last `*` agree (one a suffix of the other), since the stars absorb every middle part.
+    Linear in the lengths, whatever the number of stars."""
+    if "*" not in a:
+        return glob_match(b, a)
+    if "*" not in b:
+        return glob_match(a, b)
+    a_head, a_tail = a.split("*", 1)[0], a.rsplit("*", 1)[1]
+    b_head, b_tail = b.split("*", 1)[0], b.rsplit("*", 1)[1]
+    heads = a_head.startswith(b_head) or b_head.startswith(a_head)
+    tails = a_tail.endswith(b_tail) or b_tail.endswith(a_tail)
+    return heads and tails
 
 
 def _overlap(a: _Automaton, b: _Automaton) -> bool:

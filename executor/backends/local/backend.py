@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
-from executor.backends.base import MAX_LOG_EXCERPT, BackendError, tail
+from executor.backends.base import BackendError, tail
 from executor.backends.local import children, isolation, workdir
 from executor.backends.naming import spec_job_name
 from executor.config.paths import STAGING_ROOT
@@ -117,7 +117,7 @@ class LocalBackend:
             workdir.check_identity(work, source, event_id)
         except workdir.ForeignWorkDir as exc:
             raise BackendError(str(exc)) from None
-        if _ended(work) or workdir.running(work) or workdir.spawned(work):
+        if workdir.ended(work) or workdir.running(work) or workdir.spawned(work):
             return False
         shutil.rmtree(f"{work}/keptn", ignore_errors=True)  # half-staged before the stop
         return True
@@ -135,11 +135,11 @@ class LocalBackend:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(data)
             started = _now()
-            _write(f"{work}/started", started)
+            workdir.write(f"{work}/started", started)
             try:
                 argv, env, cwd = self._command(spec, work)
             except ValueError as exc:
-                _write_failure(work, str(exc))
+                workdir.write_failure(work, str(exc))
                 return TaskHandle(name)
             if self.run_as is not None:
                 isolation.hand_over(work, self.run_as)
@@ -154,7 +154,7 @@ class LocalBackend:
             except OSError as exc:
                 if exc.errno in TRANSIENT_ERRNOS:
                     raise
-                _write_failure(work, f"cannot start: {exc.strerror} ({cwd})")
+                workdir.write_failure(work, f"cannot start: {exc.strerror} ({cwd})")
                 return TaskHandle(name)
             identity = workdir.identify(proc.pid)
             if identity is not None:
@@ -226,7 +226,7 @@ class LocalBackend:
         if spec.active_deadline_seconds:
             limit = min(limit, spec.active_deadline_seconds)
         own = self._children.get(handle.name)
-        started = own[1] if own else _read(f"{work}/started") or _now()
+        started = own[1] if own else workdir.read(f"{work}/started") or _now()
         deadline = time.monotonic() + max(0.0, limit - _age(started))
         streamer = asyncio.create_task(self._stream(work)) if self.output else None
         try:
@@ -281,10 +281,10 @@ class LocalBackend:
                 self._flush_output(work)
 
     def _finished(self, work: str, started: str, check_failure: bool = True) -> TaskOutcome | None:
-        failure = _read(f"{work}/failure") if check_failure else ""
+        failure = workdir.read(f"{work}/failure") if check_failure else ""
         if failure:
             return self._outcome(work, started, "failed", failure)
-        code_text = _read(f"{work}/exit")
+        code_text = workdir.read(f"{work}/exit")
         if not code_text:
             return None
         code = int(code_text)
@@ -295,7 +295,7 @@ class LocalBackend:
     def _outcome(
         self, work: str, started: str, status: str, reason: str, code: int | None = None
     ) -> TaskOutcome:
-        logs = _read_tail(f"{work}/output.log")
+        logs = workdir.read_tail(f"{work}/output.log")
         result_path = f"{work}/keptn/result.json"
         result = None
         if os.path.isfile(result_path):  # not a FIFO or a device a task left there
@@ -340,7 +340,7 @@ class LocalBackend:
         """Remove the work dirs of these tasks once they have ended (a running one is kept)."""
         works = [self._work(n) for n in names if n and "/" not in n and not n.startswith(".")]
         if works:
-            await asyncio.to_thread(_remove_ended, works)
+            await asyncio.to_thread(workdir.remove_ended, works)
 
     async def _stream(self, work: str) -> None:
         while True:
@@ -351,7 +351,7 @@ class LocalBackend:
         assert self.output is not None
         path = Path(work, "output.log")
         offset_file = Path(work, "streamed")
-        offset = int(_read(offset_file) or 0)
+        offset = int(workdir.read(offset_file) or 0)
         if not path.exists() or path.stat().st_size <= offset:
             return
         with path.open("rb") as handle:
@@ -382,21 +382,6 @@ def _rebase(text: str, staging: str) -> str:
     return _STAGING_WORD.sub(lambda _m: staging, text)
 
 
-def _read_tail(path: str, limit: int = 4 * MAX_LOG_EXCERPT) -> str:
-    """The end of a task's output: a task may write gigabytes, the report quotes the end."""
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            handle.seek(max(0, handle.tell() - limit))
-            return handle.read().decode("utf-8", "replace")
-    except FileNotFoundError:
-        return ""
-
-
-def _ended(work: str) -> bool:
-    return os.path.exists(f"{work}/exit") or os.path.exists(f"{work}/failure")
-
-
 def _task_pid(work: str) -> int | None:
     """The pid to signal, only while it is still the process we started (not a reused pid)."""
     if not workdir.running(work):
@@ -407,33 +392,8 @@ def _task_pid(work: str) -> int | None:
     if os.path.exists(f"{work}/{workdir.PROC}"):
         return None  # recorded, but that process is gone: the pid is someone else's now
     # A stop between spawn and the record: the wrapper's own pid file, while its lock is held.
-    text = _read(f"{work}/pid")
+    text = workdir.read(f"{work}/pid")
     return int(text) if text.isdigit() else None
-
-
-def _remove_ended(works: Sequence[str]) -> None:
-    for work in works:
-        if os.path.exists(f"{work}/exit") or os.path.exists(f"{work}/failure"):
-            shutil.rmtree(work, ignore_errors=True)
-
-
-def _write(path: str, text: str) -> None:
-    with open(path, "wb") as handle:
-        handle.write(text.encode())
-
-
-def _write_failure(work: str, message: str) -> None:
-    tmp = f"{work}/failure.tmp"
-    _write(tmp, message)
-    os.rename(tmp, f"{work}/failure")
-
-
-def _read(path: str | Path) -> str:
-    try:
-        with open(path, "rb") as handle:  # bytes: no text layer to build for a few characters
-            return handle.read().decode("utf-8", "replace").strip()
-    except (FileNotFoundError, NotADirectoryError):
-        return ""
 
 
 def _now() -> str:

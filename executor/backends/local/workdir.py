@@ -19,7 +19,12 @@ import contextlib
 import fcntl
 import json
 import os
+import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+
+from executor.backends.base import MAX_LOG_EXCERPT
 
 IDENTITY = "identity"
 LOCK = "lock"
@@ -161,3 +166,46 @@ def _write_atomic(path: str, text: str) -> None:
 def close_quietly(fd: int) -> None:
     with contextlib.suppress(OSError):
         os.close(fd)
+
+
+# ---- the files of a work dir ----
+
+
+def read_tail(path: str, limit: int = 4 * MAX_LOG_EXCERPT) -> str:
+    """The end of a task's output: a task may write gigabytes, the report quotes the end."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, handle.tell() - limit))
+            return handle.read().decode("utf-8", "replace")
+    except FileNotFoundError:
+        return ""
+
+
+def ended(work: str) -> bool:
+    return os.path.exists(f"{work}/exit") or os.path.exists(f"{work}/failure")
+
+
+def remove_ended(works: Sequence[str]) -> None:
+    for work in works:
+        if os.path.exists(f"{work}/exit") or os.path.exists(f"{work}/failure"):
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def write(path: str, text: str) -> None:
+    with open(path, "wb") as handle:
+        handle.write(text.encode())
+
+
+def write_failure(work: str, message: str) -> None:
+    tmp = f"{work}/failure.tmp"
+    write(tmp, message)
+    os.rename(tmp, f"{work}/failure")
+
+
+def read(path: str | Path) -> str:
+    try:
+        with open(path, "rb") as handle:  # bytes: no text layer to build for a few characters
+            return handle.read().decode("utf-8", "replace").strip()
+    except (FileNotFoundError, NotADirectoryError):
+        return ""

@@ -7,9 +7,9 @@ the action before task 1 starts.
 from __future__ import annotations
 
 import copy
-from dataclasses import replace
 import logging
 import re
+from dataclasses import replace
 from typing import Any
 
 from executor.config.jsonpaths import MISSING, JsonPathLimitError, as_text, find_first
@@ -67,7 +67,9 @@ def plan_action(
     trigger = trigger_of(event)
     event_json = event.to_json()
     return tuple(
-        with_context(plan_task(event, trigger, action, task, number, config, settings), event_json, task, level)
+        with_context(
+            plan_task(event, trigger, action, task, number, config, settings), event_json, task, level
+        )
         for number, task in enumerate(action.tasks, start=1)
     )
 
@@ -88,7 +90,7 @@ def with_context(spec: TaskSpec, event_json: str, task: Task, level: str) -> Tas
     added = tuple(EnvVar(k, v) for k, v in context.items() if v and k not in declared)
     return replace(
         spec,
-        env=(*added, *spec.env),
+        env=(*spec.env, *added),
         event_file=event_json,
         secret_files=tuple(SecretMount(s.name, s.mount_path) for s in task.secret_files),
         continue_on_error=task.continue_on_error,

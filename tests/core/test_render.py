@@ -107,12 +107,20 @@ def test_minimal_job() -> None:
     assert "initContainers" not in pod  # nothing to stage
     assert pod["automountServiceAccountToken"] is False
     assert "serviceAccountName" not in pod
-    assert pod["volumes"] == [{"name": "job-volume", "emptyDir": {}}]
+    # The event reaches the task from the Job's own annotation, as /keptn/event.json (issue 15).
+    event_file = {"path": "event.json", "fieldRef": {"fieldPath": "metadata.annotations['keptn.sh/event']"}}
+    assert pod["volumes"] == [
+        {"name": "job-volume", "emptyDir": {}},
+        {"name": "job-event", "downwardAPI": {"items": [event_file]}},
+    ]
     main = container(job)
     assert main["name"] == name
     assert (main["image"], main["command"]) == ("alpine:3.20", ["echo", "hi"])
     assert "args" not in main and "workingDir" not in main and "imagePullPolicy" not in main
-    assert main["volumeMounts"] == [{"name": "job-volume", "mountPath": "/keptn"}]
+    assert main["volumeMounts"] == [
+        {"name": "job-volume", "mountPath": "/keptn"},
+        {"name": "job-event", "mountPath": "/keptn/event.json", "subPath": "event.json", "readOnly": True},
+    ]
     assert main["resources"] == {
         "limits": {"cpu": "1", "memory": "512Mi"},
         "requests": {"cpu": "50m", "memory": "128Mi"},

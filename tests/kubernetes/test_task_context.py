@@ -271,3 +271,18 @@ def test_render_and_run_give_a_variable_the_same_value(tmp_path: Path) -> None:
 
 def _b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
+
+
+async def test_a_large_events_configmap_is_owned_by_its_job(
+    kube_api: FakeKubeAPI, backend: KubernetesBackend
+) -> None:
+    # Garbage-collected with its Job, like the staged files' ConfigMap.
+    spec = plan(event_of(200 * 1024))
+    handle = await backend.submit(spec, {})
+    job = kube_api.get("jobs", NAMESPACE, handle.name)
+    configmap = kube_api.get("configmaps", NAMESPACE, handle.name)
+    assert job is not None and configmap is not None
+    assert [(o["kind"], o["uid"]) for o in configmap["metadata"]["ownerReferences"]] == [
+        ("Job", job["metadata"]["uid"])
+    ]
+    no_validation_errors(kube_api)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import pwd
 import shutil
 import tempfile
 import textwrap
@@ -22,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from executor.app.runonce import ignored_note
 from executor.backends.kubernetes.backend import KubernetesBackend
 from executor.backends.local.backend import LocalBackend
 from executor.backends.local.isolation import run_as_user
@@ -286,3 +288,34 @@ async def test_a_large_events_configmap_is_owned_by_its_job(
         ("Job", job["metadata"]["uid"])
     ]
     no_validation_errors(kube_api)
+
+
+async def test_a_local_secret_file_is_the_tasks_alone_and_masked_in_its_output(open_tmp: Path) -> None:
+    backend = LocalBackend(
+        open_tmp / "work", write_secrets(open_tmp / "secrets"), run_as=run_as_user("nobody")
+    )
+    await backend.start()
+    config = textwrap.dedent("""\
+        apiVersion: v2
+        actions:
+          - name: "A"
+            events: [{name: "sh.keptn.event.test.triggered"}]
+            tasks:
+              - name: "T"
+                image: "alpine:3.20"
+                cmd: ["sh", "-c", 'ls -ln /etc/db; cat /etc/db/TOKEN; echo; echo x > /etc/db/new || echo read-only']
+                secretFiles: [{name: db, mountPath: /etc/db}]
+        """)
+    cfg = parse_config(config)
+    (spec,) = plan_action(event_of(10), cfg.actions[0], cfg, Settings(), level="file")
+    handle = await backend.submit(spec, {})
+    outcome = await backend.wait(handle, spec)
+    assert outcome.ok, outcome
+    assert "db-token-value" not in outcome.logs and "***" in outcome.logs.splitlines()
+    assert "read-only" in outcome.logs
+    uid = os.geteuid() if run_as_user("nobody") is None else pwd.getpwnam("nobody").pw_uid
+    listed = [line.split() for line in outcome.logs.splitlines() if line.startswith("-")]
+    assert sorted((f[0], f[2], f[-1]) for f in listed) == [
+        ("-r--------", str(uid), key) for key in sorted(SECRETS["db"])
+    ]
+    assert ignored_note(cfg.actions[0].tasks[0]).endswith("secretFiles: /etc/db is <work dir>/secrets/etc/db")

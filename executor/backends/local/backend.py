@@ -173,15 +173,13 @@ class LocalBackend:
                 "not an image's entrypoint"
             )
         staging = f"{work}/keptn"
-        folders = context.roots(spec, work)
+        folders = context.Folders(spec, work)
         base = {
             "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
             "HOME": work,
             "LANG": os.environ.get("LANG", "C.UTF-8"),
         }
-        env = context.environment(spec, base, self.secrets_dir)
-        for var in spec.env:
-            env[var.name] = context.rebase(var.value, folders)
+        env = context.environment(spec, base, self.secrets_dir, folders)
         env[RESULT_FILE_ENV] = f"{staging}/result.json"
         for key, value in env.items():
             if len(key) + len(value.encode()) + 2 > MAX_ENV_BYTES:
@@ -190,13 +188,13 @@ class LocalBackend:
                     f"{MAX_ENV_BYTES // 1024} KiB per variable (Linux MAX_ARG_STRLEN): pick a smaller part "
                     "of the event with a narrower jsonpath"
                 )
-        argv = [context.rebase(_expand(arg, env), folders) for arg in (*spec.cmd, *spec.args)]
+        argv = [folders.rebase(_expand(arg, env)) for arg in (*spec.cmd, *spec.args)]
         # The wrapper is /bin/sh, and dash drops variables whose names are no shell identifier
         # (`E2E-x`, valid in Kubernetes and passed by JES); env(1) sets them after the shell.
         odd = [f"{k}={v}" for k, v in env.items() if not _SHELL_NAME.match(k)]
         if odd:
             argv = ["env", *odd, *argv]
-        cwd = context.rebase(spec.working_dir, folders) if spec.working_dir else staging
+        cwd = folders.rebase(spec.working_dir) if spec.working_dir else staging
         if not os.path.isdir(cwd):
             raise ValueError(f"working directory {spec.working_dir} does not exist on this machine")
         return argv, env, cwd

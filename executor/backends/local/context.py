@@ -31,7 +31,9 @@ def read_secret(secrets_dir: Path | None, name: str) -> dict[str, str]:
     return {p.name: p.read_text().rstrip("\n") for p in sorted(folder.iterdir()) if p.is_file()}
 
 
-def environment(spec: TaskSpec, base: Mapping[str, str], secrets_dir: Path | None) -> dict[str, str]:
+def environment(
+    spec: TaskSpec, base: Mapping[str, str], secrets_dir: Path | None, folders: Folders
+) -> dict[str, str]:
     """The task's variables in the order Kubernetes applies them (kubelet_pods.go
     makeEnvironmentVariables): every key of the `envFrom` secrets, a later secret over an earlier
     one, then the `env` entries over them all. The service never reads a Secret on Kubernetes,
@@ -40,27 +42,24 @@ def environment(spec: TaskSpec, base: Mapping[str, str], secrets_dir: Path | Non
     for secret in spec.secret_refs:  # only the secrets this task names
         env.update(read_secret(secrets_dir, secret))
     for var in spec.env:
-        env[var.name] = var.value
+        env[var.name] = folders.rebase(var.value)
     return env
 
 
-def roots(spec: TaskSpec, work: str) -> dict[str, str]:
-    """The task's absolute folders -> where they are on this machine."""
-    out = {STAGING_ROOT: f"{work}/keptn"}
-    for mount in spec.secret_files:
-        out[mount.mount_path] = f"{work}/{SECRETS}{mount.mount_path}"
-    return out
+class Folders:
+    """The task's absolute folders (`/keptn`, each secretFiles mountPath) -> where they are here."""
 
+    def __init__(self, spec: TaskSpec, work: str) -> None:
+        self.here = {STAGING_ROOT: f"{work}/keptn"}
+        for mount in spec.secret_files:
+            self.here[mount.mount_path] = f"{work}/{SECRETS}{mount.mount_path}"
+        # Longest first, so /etc/kube/extra is not taken for /etc/kube.
+        names = "|".join(re.escape(f) for f in sorted(self.here, key=len, reverse=True))
+        self._word = re.compile(r"(?<![\w./-])(" + names + r")(?![\w.-])")
 
-def rebase(text: str, folders: Mapping[str, str]) -> str:
-    """Each folder as a path of its own (`/keptn/a`, `--f=/keptn/a`, `cat /keptn/a`) -> here."""
-    for folder, here in sorted(folders.items(), key=lambda item: len(item[0]), reverse=True):
-        text = _word(folder).sub(lambda _m, here=here: here, text)  # type: ignore[misc]
-    return text
-
-
-def _word(folder: str) -> re.Pattern[str]:
-    return re.compile(r"(?<![\w./-])" + re.escape(folder) + r"(?![\w.-])")
+    def rebase(self, text: str) -> str:
+        """Each folder as a path of its own (`/keptn/a`, `--f=/keptn/a`, `cat /keptn/a`) -> here."""
+        return self._word.sub(lambda match: self.here[match.group(1)], text)
 
 
 def write_event(spec: TaskSpec, work: str) -> None:

@@ -13,6 +13,8 @@ import jsonschema
 import pytest
 import yaml
 
+from executor.app.lint import lint_file
+from executor.cli import main
 from executor.concurrency import Claim, Gate, Refused, claim_for
 from executor.config.model import Concurrency
 from executor.config.parse import parse_config
@@ -227,3 +229,30 @@ def test_an_older_database_gets_the_slots_table(tmp_path: Path) -> None:
     assert store.db.execute("SELECT COUNT(*) FROM slots").fetchone() == (0,)
     assert store.unfinished_runs() == ["{}"]
     store.close()
+
+
+def test_lint_warns_of_skip_on_a_silent_action(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        config_with("{onConflict: skip}").replace(
+            "  - name: deploy\n", "  - name: deploy\n    silent: true\n"
+        )
+    )
+    found = [str(p) for p in lint_file(str(path))]
+    assert found == [
+        f"{path}:6: warning: action 'deploy' is silent, so nobody hears of the runs that onConflict skip "
+        "stops; use queue, or let the action report"
+    ]
+
+
+def test_render_names_the_key_and_limit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(config_with('{limit: 2, key: "$.data.service", onConflict: cancel-previous}'))
+    event_file = tmp_path / "event.json"
+    event_file.write_text(json.dumps(event("e1").document()))  # type: ignore[attr-defined]
+    assert main(["render", "--config", str(config), "--event", str(event_file)]) == 0
+    err = capsys.readouterr().err
+    expected = (
+        "action 'deploy', key 'cart' ($.data.service): at most 2 run(s) at once, onConflict: cancel-previous"
+    )
+    assert f"concurrency: {expected}" in err

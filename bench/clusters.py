@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import tempfile
 import time
 import urllib.request
@@ -69,6 +70,8 @@ async def _drive(
             context=spec.context,
         )
 
+    # The outage's connection errors are the point of the run, not news: keep the output to figures.
+    logging.getLogger("executor").setLevel(logging.ERROR)
     store = StateStore(state)
     backend = MultiClusterBackend(
         read_clusters(clusters_file, NAMESPACE), member, store, default_namespace=NAMESPACE, metrics=Metrics()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -92,9 +93,17 @@ def claim_for(config: JobConfig, action: Action, event: Event) -> Claim | None:
         except JsonPathLimitError:
             found = MISSING
         key = "" if found is MISSING else as_text(found)
-    return Claim(
-        f"{config.source}\x00{action.name}", key, (event.source, event.id, action.index), rule, action.name
-    )
+    scope = f"{_place(config.source)}\x00{action.name}"
+    return Claim(scope, key, (event.source, event.id, action.index), rule, action.name)
+
+
+def _place(source: str) -> str:
+    """Where the config lives, without the version it was read at: the Keptn resolver names a
+    config `keptn:<project/stage/service>@<commit>:job/config.yaml`, and a new commit per
+    deployment is the rule there, yet its runs must share their keys with the runs before."""
+    if source.startswith("keptn:"):
+        return re.sub(r"@[^:]*:", ":", source, count=1)
+    return source
 
 
 def skipped_message(claim: Claim, busy: list[Slot]) -> str:

@@ -114,6 +114,16 @@ def test_the_key_is_the_text_the_path_finds() -> None:
     assert found["a1"].where == found["a2"].where != found["b1"].where
 
 
+def test_a_config_read_at_another_commit_shares_the_keys() -> None:
+    text = config_with("{}")
+    one = parse_config(text, "keptn:shop/dev/cart@1a2b:job/config.yaml")
+    two = parse_config(text, "keptn:shop/dev/cart@3c4d:job/config.yaml")
+    other = parse_config(text, "keptn:shop/prod/cart@3c4d:job/config.yaml")
+    scopes = [claim_for(c, c.actions[0], event("e1")) for c in (one, two, other)]  # type: ignore[arg-type]
+    assert scopes[0] and scopes[1] and scopes[2]
+    assert scopes[0].scope == scopes[1].scope != scopes[2].scope
+
+
 async def test_queue_takes_turns_in_arrival_order_not_in_asking_order(tmp_path: Path) -> None:
     store = StateStore(tmp_path / "state.db")
     accept(store, "a1", "a2", "a3")

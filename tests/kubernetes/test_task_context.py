@@ -25,6 +25,7 @@ import pytest
 
 from executor.app.runonce import ignored_note
 from executor.backends.kubernetes.backend import KubernetesBackend
+from executor.backends.local import context as local_context
 from executor.backends.local.backend import LocalBackend
 from executor.backends.local.isolation import run_as_user
 from executor.config.parse import parse_config
@@ -303,9 +304,11 @@ async def test_a_local_secret_file_is_the_tasks_alone_and_masked_in_its_output(o
             tasks:
               - name: "T"
                 image: "alpine:3.20"
-                cmd: ["sh", "-c", 'ls -ln /etc/db; cat /etc/db/TOKEN; echo; echo x > /etc/db/new || echo read-only']
-                secretFiles: [{name: db, mountPath: /etc/db}]
+                cmd: ["sh", "-c", 'ls -ln /etc/db; cat /etc/db/TOKEN; echo; echo x > /etc/db/new || echo read-only; od -An -tx1 /etc/store/keystore']
+                secretFiles: [{name: db, mountPath: /etc/db}, {name: store, mountPath: /etc/store}]
         """)
+    (open_tmp / "secrets" / "store").mkdir()
+    (open_tmp / "secrets" / "store" / "keystore").write_bytes(bytes([0xFE, 0xED, 0x00, 0xFF]))
     cfg = parse_config(config)
     (spec,) = plan_action(event_of(10), cfg.actions[0], cfg, Settings(), level="file")
     handle = await backend.submit(spec, {})
@@ -318,4 +321,19 @@ async def test_a_local_secret_file_is_the_tasks_alone_and_masked_in_its_output(o
     assert sorted((f[0], f[2], f[-1]) for f in listed) == [
         ("-r--------", str(uid), key) for key in sorted(SECRETS["db"])
     ]
-    assert ignored_note(cfg.actions[0].tasks[0]).endswith("secretFiles: /etc/db is <work dir>/secrets/etc/db")
+    assert "fe ed 00 ff" in outcome.logs  # a binary key, byte for byte
+    assert ignored_note(cfg.actions[0].tasks[0]).endswith(
+        "secretFiles: /etc/db is <work dir>/secrets/etc/db, /etc/store is <work dir>/secrets/etc/store"
+    )
+
+
+def test_secret_files_are_copied_again_after_a_start_that_was_stopped(tmp_path: Path) -> None:
+    # A claimed task whose start was stopped half-way is started anew (LocalBackend._unstarted_claim).
+    cfg = parse_config(CONFIG)
+    spec = plan_action(event_of(10), cfg.actions[0], cfg, Settings(), level="file")[1]
+    work = tmp_path / "work"
+    (work / "keptn").mkdir(parents=True)
+    secrets_dir = write_secrets(tmp_path / "secrets")
+    local_context.copy_secret_files(spec, str(work), secrets_dir)
+    local_context.copy_secret_files(spec, str(work), secrets_dir)
+    assert (work / "secrets" / "etc" / "kube" / "config").read_text() == SECRETS["kube"]["config"]

@@ -22,13 +22,22 @@ from executor.model.tasks import EVENT_FILE_PATH, TaskSpec
 SECRETS = "secrets"
 
 
-def read_secret(secrets_dir: Path | None, name: str) -> dict[str, str]:
+def secret_folder(secrets_dir: Path | None, name: str) -> Path:
     """A secret is a folder of files, one per key (the layout of a mounted Kubernetes secret)."""
     folder = secrets_dir / name if secrets_dir else None
     if folder is None or not folder.is_dir():
         where = secrets_dir or "LOCAL_SECRETS_DIR (not set)"
         raise ValueError(f"secret '{name}' not found in {where}")
-    return {p.name: p.read_text().rstrip("\n") for p in sorted(folder.iterdir()) if p.is_file()}
+    return folder
+
+
+def read_secret(secrets_dir: Path | None, name: str, errors: str = "strict") -> dict[str, str]:
+    folder = secret_folder(secrets_dir, name)
+    return {
+        p.name: p.read_bytes().decode("utf-8", errors).rstrip("\n")
+        for p in sorted(folder.iterdir())
+        if p.is_file()
+    }
 
 
 def environment(
@@ -72,12 +81,13 @@ def write_event(spec: TaskSpec, work: str) -> None:
 def copy_secret_files(spec: TaskSpec, work: str, secrets_dir: Path | None) -> None:
     """Each secretFiles entry: the secret's files copied into its folder, readable by the task's
     user only (files 0400, folders 0500; isolation.hand_over gives them to that user)."""
+    if spec.secret_files:
+        remove_secret_files(work)  # half-copied by a start that was stopped before the task ran
     for mount in spec.secret_files:
+        folder = secret_folder(secrets_dir, mount.name)
         target = Path(f"{work}/{SECRETS}{mount.mount_path}")
         target.mkdir(parents=True, mode=0o700)
-        read_secret(secrets_dir, mount.name)  # the same error as for env when it is missing
-        assert secrets_dir is not None
-        for source in sorted((secrets_dir / mount.name).iterdir()):
+        for source in sorted(folder.iterdir()):
             if source.is_file():  # byte for byte, as a mounted Secret's file is
                 fd = os.open(target / source.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
                 with os.fdopen(fd, "wb") as handle:
@@ -102,5 +112,5 @@ def secret_values(spec: TaskSpec, secrets_dir: Path | None) -> list[str]:
     names = (*spec.secret_refs, *(m.name for m in spec.secret_files))
     for name in dict.fromkeys(names):
         with contextlib.suppress(ValueError, OSError):
-            values += read_secret(secrets_dir, name).values()
+            values += read_secret(secrets_dir, name, errors="replace").values()
     return values

@@ -11,6 +11,7 @@ import logging
 import re
 from typing import Any
 
+from executor.config.bounds import spec_problem
 from executor.config.jsonpaths import MISSING, JsonPathLimitError, as_text, find_first
 from executor.config.model import Action, JobConfig, Task
 from executor.model.events import Event
@@ -61,10 +62,17 @@ def trigger_of(event: Event) -> Trigger:
 def plan_action(event: Event, action: Action, config: JobConfig, settings: Settings) -> tuple[TaskSpec, ...]:
     """Raises PolicyError or PlanError for the first task that cannot run."""
     trigger = trigger_of(event)
-    return tuple(
+    specs = tuple(
         plan_task(event, trigger, action, task, number, config, settings)
         for number, task in enumerate(action.tasks, start=1)
     )
+    for spec in specs:
+        # What the event adds may put a Job over the API server's limits: refuse it here, with
+        # the reason, rather than have the create fail after earlier tasks ran.
+        problem = spec_problem(spec)
+        if problem:
+            raise PlanError(f"task '{spec.task_name}': {problem}")
+    return specs
 
 
 def plan_task(

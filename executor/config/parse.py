@@ -11,6 +11,7 @@ import hashlib
 from collections.abc import Callable
 from typing import Any, cast
 
+from executor.config.bounds import task_problems
 from executor.config.fieldreader import FieldReader, kind_of
 from executor.config.fields import (
     ANNOTATION_KEY,
@@ -251,6 +252,9 @@ class _Parser(FieldReader):
             line=self.doc.line(path),
             file_lines=tuple(file_lines),
         )
+        # What the API server would refuse in the Job (config/bounds.py), at its line.
+        for below, message in task_problems(task):
+            self.error((*path, *below), message)
         return task if len(self.problems) == count else None
 
     def env(self, value: Any, path: Path) -> EnvEntry | None:

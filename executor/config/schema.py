@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from executor.config.bounds import INT32_MAX, INT64_MAX, MAX_ID
 from executor.config.fields import (
     ANNOTATION_KEY,
     API_VERSION,
@@ -142,9 +143,14 @@ def _quantities() -> dict[str, Any]:
 
 def _security_context() -> dict[str, Any]:
     json_types = {bool: "boolean", dict: "object", int: "integer", str: "string"}
+    properties: dict[str, Any] = {
+        key: {"type": json_types[kind]} for key, kind in SECURITY_CONTEXT_KEYS.items()
+    }
+    for key in ("runAsUser", "runAsGroup"):  # IsValidUserID / IsValidGroupID
+        properties[key] = {**properties[key], "minimum": 0, "maximum": MAX_ID}
     return {
         "type": ["object", "null"],
-        "properties": {key: {"type": json_types[kind]} for key, kind in SECURITY_CONTEXT_KEYS.items()},
+        "properties": properties,
         "additionalProperties": False,
     }
 
@@ -187,8 +193,9 @@ TYPES: dict[str, dict[str, dict[str, Any]]] = {
         "securityContext": _security_context(),
         "imagePullPolicy": {"enum": [*PULL_POLICIES, ""]},
         "serviceAccount": {"type": "string", "pattern": DNS_SUBDOMAIN.pattern, "maxLength": 253},
-        "ttlSecondsAfterFinished": {"type": "integer", "minimum": 0},
-        "activeDeadlineSeconds": {"type": "integer", "minimum": 1},
+        # The Job API's Go types (config/bounds.py): int32 and int64.
+        "ttlSecondsAfterFinished": {"type": "integer", "minimum": 0, "maximum": INT32_MAX},
+        "activeDeadlineSeconds": {"type": "integer", "minimum": 1, "maximum": INT64_MAX},
         "clusterSelector": {
             "type": "object",
             "additionalProperties": {"type": ["string", "number"]},

@@ -11,6 +11,7 @@ import logging
 import re
 from typing import Any
 
+from executor.config import defaults
 from executor.config.bounds import spec_problem
 from executor.config.jsonpaths import MISSING, JsonPathLimitError, as_text, find_first
 from executor.config.model import Action, JobConfig, Task
@@ -18,8 +19,10 @@ from executor.model.events import Event
 from executor.model.tasks import EnvVar, TaskSpec, Trigger
 from executor.policy import (
     RESTRICTED_SECURITY_CONTEXT,
+    PolicyError,
     check_image,
     check_privileged,
+    check_secret,
     check_supply_chain,
     privileged_reason,
 )
@@ -61,6 +64,7 @@ def trigger_of(event: Event) -> Trigger:
 
 def plan_action(event: Event, action: Action, config: JobConfig, settings: Settings) -> tuple[TaskSpec, ...]:
     """Raises PolicyError or PlanError for the first task that cannot run."""
+    check_config_secrets(config, settings)
     trigger = trigger_of(event)
     specs = tuple(
         plan_task(event, trigger, action, task, number, config, settings)
@@ -85,11 +89,13 @@ def plan_task(
     settings: Settings,
 ) -> TaskSpec:
     check_task_policy(task, settings)
-    security_context = merged_security_context(task.security_context)
+    security_context = merged_security_context(task.security_context, settings.defaults.security_context)
     env, secret_refs = task_env(event, task)
-    defaults = settings.resources
+    env = defaults.with_extra_env(settings.defaults, env)
+    secret_refs = defaults.with_default_secrets(settings.defaults, secret_refs)
+    resources = settings.resources
     if task.resources is None:
-        limits, requests = defaults.limits(), defaults.requests()
+        limits, requests = resources.limits(), resources.requests()
     else:
         limits, requests = dict(task.resources.limits), dict(task.resources.requests)
     if task.service_account:
@@ -114,8 +120,8 @@ def plan_task(
         working_dir=task.working_dir,
         limits=limits,
         requests=requests,
-        init_limits=defaults.limits(),
-        init_requests=defaults.requests(),
+        init_limits=resources.limits(),
+        init_requests=resources.requests(),
         max_poll_duration=task.max_poll_duration or DEFAULT_MAX_POLL_SECONDS,
         ttl_seconds_after_finished=effective_ttl(task),
         active_deadline_seconds=effective_deadline(
@@ -129,6 +135,10 @@ def plan_task(
         service_account=account,
         automount_service_account_token=automount,
         extra_labels=dict(settings.jobs.labels),
+        pod_security_context=defaults.pod_security_context(settings.defaults),
+        node_selector=defaults.node_selector(settings.defaults, task),
+        tolerations=defaults.tolerations(settings.defaults, task),
+        affinity=defaults.affinity(settings.defaults),
     )
 
 
@@ -137,8 +147,20 @@ def check_task_policy(task: Task, settings: Settings) -> None:
     jobs = settings.jobs
     check_image(task.image, jobs.allowed_images)
     check_supply_chain(task.image, require_digest=jobs.require_digest, allow_latest=jobs.allow_latest)
-    security_context = merged_security_context(task.security_context)
+    security_context = merged_security_context(task.security_context, settings.defaults.security_context)
     check_privileged(task.name, security_context, jobs.allow_privileged, task.annotations)
+
+
+def check_config_secrets(config: JobConfig, settings: Settings) -> None:
+    """ALLOWED_SECRET_LIST over the whole config, so none of its tasks runs when one names
+    another Secret."""
+    for action in config.actions:
+        for task in action.tasks:
+            for name, _line in defaults.secret_names(task):
+                try:
+                    check_secret(name, settings.defaults.allowed_secrets)
+                except PolicyError as exc:
+                    raise PolicyError(f"task '{task.name}' of action '{action.name}': {exc}") from None
 
 
 def task_env(event: Event, task: Task) -> tuple[tuple[EnvVar, ...], tuple[str, ...]]:
@@ -177,23 +199,27 @@ def label_env_name(key: str) -> str:
     return "LABELS_" + _NOT_ENV_NAME.sub("_", key.upper())
 
 
-def merged_security_context(task_context: Any) -> dict[str, Any]:
+def merged_security_context(task_context: Any, operator_context: Any = ()) -> dict[str, Any]:
+    """The built-in restricted context, the operator's (JOB_SECURITY_CONTEXT) over it, the
+    task's over that; each layer key by key."""
     merged = copy.deepcopy(DEFAULT_SECURITY_CONTEXT)
-    if task_context:
-        merged.update(task_context)
+    for layer in (dict(operator_context or ()), task_context):
+        if not layer:
+            continue
+        capabilities = merged.get("capabilities")
+        merged.update(layer)
         # Capabilities merge key by key too: adding one (NET_BIND_SERVICE, say) keeps every
         # other dropped, as the restricted profile expects; `drop: []` opts out explicitly.
-        capabilities = task_context.get("capabilities")
-        if isinstance(capabilities, dict):
-            merged["capabilities"] = {**DEFAULT_SECURITY_CONTEXT["capabilities"], **capabilities}
+        if isinstance(layer.get("capabilities"), dict) and isinstance(capabilities, dict):
+            merged["capabilities"] = {**capabilities, **layer["capabilities"]}
         # Asking for uid 0 while the default still demands non-root would never start.
-        if task_context.get("runAsUser") == 0 and "runAsNonRoot" not in task_context:
-            merged.pop("runAsNonRoot")
+        if layer.get("runAsUser") == 0 and "runAsNonRoot" not in layer:
+            merged.pop("runAsNonRoot", None)
         # The API server refuses privileged or CAP_SYS_ADMIN together with
         # allowPrivilegeEscalation: false, so that default gives way (the policy decides
         # whether such a task may run at all).
-        if privileged_reason(task_context) and "allowPrivilegeEscalation" not in task_context:
-            merged.pop("allowPrivilegeEscalation")
+        if privileged_reason(layer) and "allowPrivilegeEscalation" not in layer:
+            merged.pop("allowPrivilegeEscalation", None)
     return merged
 
 

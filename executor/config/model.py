@@ -63,6 +63,9 @@ class Task:
     active_deadline_seconds: int | None = None
     # Labels a cluster of CLUSTERS_FILE must have to run this task; empty: any cluster.
     cluster_selector: Mapping[str, str] = field(default_factory=dict)
+    # Placement on Kubernetes (config/placement.py); the local backend ignores them.
+    node_selector: Mapping[str, str] = field(default_factory=dict)
+    tolerations: tuple[Mapping[str, Any], ...] = ()
     line: int = 0
     # The line of each `files:` entry, for lint's FILE:LINE when the file is missing.
     file_lines: tuple[int, ...] = ()

@@ -11,6 +11,7 @@ import hashlib
 from collections.abc import Callable
 from typing import Any, cast
 
+from executor.config import placement
 from executor.config.bounds import task_problems
 from executor.config.fieldreader import FieldReader, kind_of
 from executor.config.fields import (
@@ -249,6 +250,8 @@ class _Parser(FieldReader):
             ttl_seconds_after_finished=self.integer(obj, "ttlSecondsAfterFinished", path, minimum=0),
             active_deadline_seconds=self.integer(obj, "activeDeadlineSeconds", path, minimum=1),
             cluster_selector=self.cluster_selector(obj, path),
+            node_selector=placement.node_selector(self, obj, path),
+            tolerations=placement.tolerations(self, obj, path),
             line=self.doc.line(path),
             file_lines=tuple(file_lines),
         )

@@ -34,6 +34,7 @@ from executor.config.fields import (
     SECURITY_CONTEXT_KEYS,
     VALUE_FROM,
 )
+from executor.support.podspec import TAINT_EFFECTS, TOLERATION_OPERATORS
 
 SCHEMA_ID = "https://github.com/job-executor/job-executor/raw/main/executor/config/job-config.schema.json"
 SCHEMA_FILE = Path(__file__).with_name("job-config.schema.json")
@@ -105,6 +106,9 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "stricter of this and TASK_DEADLINE_SECONDS applies.",
         "clusterSelector": "Labels a cluster of CLUSTERS_FILE must have to run this task "
         "(e.g. {platform: arm64}). Without it: any cluster.",
+        "nodeSelector": "Node labels the pod's node must have (e.g. {disktype: ssd}); merged over "
+        "JOB_NODE_SELECTOR. Ignored by the local backend.",
+        "tolerations": "Taints the pod tolerates, added to JOB_TOLERATIONS. Ignored by the local backend.",
     },
     "env": {
         "": "One environment variable, or every key of a secret.",
@@ -155,6 +159,20 @@ def _security_context() -> dict[str, Any]:
     }
 
 
+def _toleration() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {
+            "key": {"type": "string"},
+            "operator": {"enum": list(TOLERATION_OPERATORS)},
+            "value": {"type": "string"},
+            "effect": {"enum": [*TAINT_EFFECTS, ""]},
+            "tolerationSeconds": {"type": "integer"},
+        },
+        "additionalProperties": False,
+    }
+
+
 def _annotations() -> dict[str, Any]:
     value = {"type": ["string", "number", "boolean"]}
     names = {"pattern": ANNOTATION_KEY.pattern, "maxLength": 316}
@@ -200,6 +218,8 @@ TYPES: dict[str, dict[str, dict[str, Any]]] = {
             "type": "object",
             "additionalProperties": {"type": ["string", "number"]},
         },
+        "nodeSelector": {"type": "object", "additionalProperties": {"type": ["string", "number"]}},
+        "tolerations": {"type": "array", "items": _toleration()},
     },
     "env": {
         "name": {"type": "string"},

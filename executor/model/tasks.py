@@ -71,6 +71,11 @@ class TaskSpec:
     extra_labels: Mapping[str, str] = field(default_factory=dict)
     # Labels the cluster must have (CLUSTERS_FILE); empty: any cluster.
     cluster_selector: Mapping[str, str] = field(default_factory=dict)
+    # The pod: its securityContext, and where it runs (the local backend ignores placement).
+    pod_security_context: Mapping[str, Any] = field(default_factory=dict)
+    node_selector: Mapping[str, str] = field(default_factory=dict)
+    tolerations: tuple[Mapping[str, Any], ...] = ()
+    affinity: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import yaml
 from jsonschema import Draft202012Validator
 
 from executor.app.lint import lint_file
+from executor.app.runonce import ignored_note
 from executor.backends.local.backend import LocalBackend
 from executor.config.schema import build_schema
 from executor.planner import plan_action
@@ -344,3 +345,10 @@ def test_the_schema_knows_the_placement_fields() -> None:
     bad = yaml.safe_load(one_task("image: alpine:3.20\ntolerations: [{key: gpu, operator: Exist}]"))
     assert list(validator.iter_errors(bad))
     assert problems(one_task("image: alpine:3.20\ntolerations: [{key: gpu, operator: Exist}]"))
+
+
+def test_run_says_the_local_backend_ignores_placement() -> None:
+    (task,) = config(one_task(PLACED_TASK)).actions[0].tasks
+    assert ignored_note(task) == (
+        "note: task 'task' runs its cmd on this host; ignored: image alpine:3.20, nodeSelector, tolerations"
+    )

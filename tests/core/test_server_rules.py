@@ -181,3 +181,15 @@ def test_what_fits_is_planned() -> None:
     (spec,) = plan_action(event, cfg.actions[0], cfg, Settings())
     assert spec_problem(spec) == ""
     assert len(json.loads(dict((e.name, e.value) for e in spec.env)["ONE"])["pad"]) == 500_000
+
+
+def test_job_labels_keys_are_bounded_as_kubernetes_bounds_them() -> None:
+    prefix = ".".join(["p" * 63] * 4)  # 255 characters
+    with pytest.raises(SettingsError, match="is not key=value with a label key"):
+        Settings.from_env({"JOB_LABELS": f"{prefix}/team=qa"})
+    with pytest.raises(SettingsError, match="is not key=value with a label key"):
+        Settings.from_env({"JOB_LABELS": f"example.com/{'n' * 64}=qa"})
+    ok = ".".join(["p" * 63] * 3 + ["p" * 61])  # 253
+    assert Settings.from_env({"JOB_LABELS": f"{ok}/{'n' * 63}=qa"}).jobs.labels == (
+        (f"{ok}/{'n' * 63}", "qa"),
+    )

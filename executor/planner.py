@@ -11,7 +11,7 @@ import logging
 import re
 from typing import Any
 
-from executor.config import defaults
+from executor.config import defaults as operator
 from executor.config.bounds import spec_problem
 from executor.config.jsonpaths import MISSING, JsonPathLimitError, as_text, find_first
 from executor.config.model import Action, JobConfig, Task
@@ -91,11 +91,11 @@ def plan_task(
     check_task_policy(task, settings)
     security_context = merged_security_context(task.security_context, settings.defaults.security_context)
     env, secret_refs = task_env(event, task)
-    env = defaults.with_extra_env(settings.defaults, env)
-    secret_refs = defaults.with_default_secrets(settings.defaults, secret_refs)
-    resources = settings.resources
+    env = operator.with_extra_env(settings.defaults, env)
+    secret_refs = operator.with_default_secrets(settings.defaults, secret_refs)
+    defaults = settings.resources
     if task.resources is None:
-        limits, requests = resources.limits(), resources.requests()
+        limits, requests = defaults.limits(), defaults.requests()
     else:
         limits, requests = dict(task.resources.limits), dict(task.resources.requests)
     if task.service_account:
@@ -120,8 +120,8 @@ def plan_task(
         working_dir=task.working_dir,
         limits=limits,
         requests=requests,
-        init_limits=resources.limits(),
-        init_requests=resources.requests(),
+        init_limits=defaults.limits(),
+        init_requests=defaults.requests(),
         max_poll_duration=task.max_poll_duration or DEFAULT_MAX_POLL_SECONDS,
         ttl_seconds_after_finished=effective_ttl(task),
         active_deadline_seconds=effective_deadline(
@@ -135,10 +135,10 @@ def plan_task(
         service_account=account,
         automount_service_account_token=automount,
         extra_labels=dict(settings.jobs.labels),
-        pod_security_context=defaults.pod_security_context(settings.defaults),
-        node_selector=defaults.node_selector(settings.defaults, task),
-        tolerations=defaults.tolerations(settings.defaults, task),
-        affinity=defaults.affinity(settings.defaults),
+        pod_security_context=operator.pod_security_context(settings.defaults),
+        node_selector=operator.node_selector(settings.defaults, task),
+        tolerations=operator.tolerations(settings.defaults, task),
+        affinity=operator.affinity(settings.defaults),
     )
 
 
@@ -156,7 +156,7 @@ def check_config_secrets(config: JobConfig, settings: Settings) -> None:
     another Secret."""
     for action in config.actions:
         for task in action.tasks:
-            for name, _line in defaults.secret_names(task):
+            for name, _line in operator.secret_names(task):
                 try:
                     check_secret(name, settings.defaults.allowed_secrets)
                 except PolicyError as exc:

@@ -9,10 +9,14 @@ from typing import Any
 
 import pytest
 
+from executor.backends.kubernetes.api import ApiError
+from executor.backends.kubernetes.backend import KubernetesBackend
+from executor.model.errors import Temporary
+from executor.model.tasks import EnvVar
 from tests.core.conftest import one_task
 from tests.core.test_server_rules import AS_JSON, CONFIG_RULES, ECHO
 from tests.kubeapi.server import FakeKubeAPI
-from tests.kubernetes.conftest import eventually, no_validation_errors, serve_env
+from tests.kubernetes.conftest import eventually, make_spec, no_validation_errors, serve_env
 from tests.service.conftest import PROJECT, STAGE, EventSink, Serve, make_event, write_config
 
 pytestmark = pytest.mark.slow
@@ -76,3 +80,13 @@ async def test_no_job_the_api_server_would_refuse_is_sent(
     # Only the fine Job was sent; the API server had nothing to refuse.
     assert len(kube_api.requests("POST", "/namespaces/jobs/jobs")) == 1
     no_validation_errors(kube_api)
+
+
+async def test_a_job_etcd_refuses_is_not_retried(kube_api: FakeKubeAPI, backend: KubernetesBackend) -> None:
+    """Should a Job pass the planner's estimate and still be too large, etcd's 500 is final."""
+    spec = make_spec(env=(EnvVar("BIG", "x" * 1_600_000),))
+    with pytest.raises(ApiError) as caught:
+        await backend.submit(spec, {})
+    assert not isinstance(caught.value, Temporary)
+    assert "etcdserver: request is too large" in str(caught.value)
+    assert len(kube_api.requests("POST", "/namespaces/default/jobs")) == 1

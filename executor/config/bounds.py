@@ -245,16 +245,17 @@ def job_annotation_bytes(spec: TaskSpec) -> int:
 
 def job_bytes(spec: TaskSpec) -> int:
     """An upper estimate of the Job's size as stored: each string as JSON writes it (escaped,
-    with room for its key), the annotations twice (the Job's and its pod template's), the rest
-    as JOB_FIXED_BYTES."""
+    with room for its key), the annotations twice (the Job's and its pod template's), each env
+    name twice more (the API server's managedFields list every entry by name), the rest as
+    JOB_FIXED_BYTES."""
     strings = [*spec.cmd, *spec.args, *spec.files, *spec.secret_refs, spec.image, spec.working_dir or ""]
-    strings += [part for e in spec.env for part in (e.name, e.value)]
+    strings += [part for e in spec.env for part in (e.name, e.name, e.value)]
     annotations = sum(_json_bytes(text) for text in _annotation_values(spec)) + OWN_ANNOTATION_KEY_BYTES
     return sum(_json_bytes(text) for text in strings) + 2 * annotations + JOB_FIXED_BYTES
 
 
 def _json_bytes(text: str) -> int:
-    return len(json.dumps(text)) + 16
+    return len(json.dumps(text)) + 32
 
 
 def spec_problem(spec: TaskSpec) -> str:

@@ -12,14 +12,18 @@ import re
 from dataclasses import replace
 from typing import Any
 
+from executor.config import defaults as operator
+from executor.config.bounds import spec_problem
 from executor.config.jsonpaths import MISSING, JsonPathLimitError, as_text, find_first
 from executor.config.model import Action, JobConfig, Task
 from executor.model.events import Event
 from executor.model.tasks import EVENT_FILE_ENV, EVENT_FILE_PATH, EnvVar, SecretMount, TaskSpec, Trigger
 from executor.policy import (
     RESTRICTED_SECURITY_CONTEXT,
+    PolicyError,
     check_image,
     check_privileged,
+    check_secret,
     check_supply_chain,
     privileged_reason,
 )
@@ -64,14 +68,22 @@ def plan_action(
 ) -> tuple[TaskSpec, ...]:
     """Raises PolicyError or PlanError for the first task that cannot run. `level`: where the
     config was found (service, stage, project, root or file), told to each task."""
+    check_config_secrets(config, settings)
     trigger = trigger_of(event)
     event_json = event.to_json()
-    return tuple(
+    specs = tuple(
         with_context(
             plan_task(event, trigger, action, task, number, config, settings), event_json, task, level
         )
         for number, task in enumerate(action.tasks, start=1)
     )
+    for spec in specs:
+        # What the event adds may put a Job over the API server's limits: refuse it here, with
+        # the reason, rather than have the create fail after earlier tasks ran.
+        problem = spec_problem(spec)
+        if problem:
+            raise PlanError(f"task '{spec.task_name}': {problem}")
+    return specs
 
 
 def with_context(spec: TaskSpec, event_json: str, task: Task, level: str) -> TaskSpec:
@@ -107,8 +119,10 @@ def plan_task(
     settings: Settings,
 ) -> TaskSpec:
     check_task_policy(task, settings)
-    security_context = merged_security_context(task.security_context)
+    security_context = merged_security_context(task.security_context, settings.defaults.security_context)
     env, secret_refs = task_env(event, task)
+    env = operator.with_extra_env(settings.defaults, env)
+    secret_refs = operator.with_default_secrets(settings.defaults, secret_refs)
     defaults = settings.resources
     if task.resources is None:
         limits, requests = defaults.limits(), defaults.requests()
@@ -151,6 +165,10 @@ def plan_task(
         service_account=account,
         automount_service_account_token=automount,
         extra_labels=dict(settings.jobs.labels),
+        pod_security_context=operator.pod_security_context(settings.defaults),
+        node_selector=operator.node_selector(settings.defaults, task),
+        tolerations=operator.tolerations(settings.defaults, task),
+        affinity=operator.affinity(settings.defaults),
     )
 
 
@@ -159,8 +177,20 @@ def check_task_policy(task: Task, settings: Settings) -> None:
     jobs = settings.jobs
     check_image(task.image, jobs.allowed_images)
     check_supply_chain(task.image, require_digest=jobs.require_digest, allow_latest=jobs.allow_latest)
-    security_context = merged_security_context(task.security_context)
+    security_context = merged_security_context(task.security_context, settings.defaults.security_context)
     check_privileged(task.name, security_context, jobs.allow_privileged, task.annotations)
+
+
+def check_config_secrets(config: JobConfig, settings: Settings) -> None:
+    """ALLOWED_SECRET_LIST over the whole config, so none of its tasks runs when one names
+    another Secret."""
+    for action in config.actions:
+        for task in action.tasks:
+            for name, _line in operator.secret_names(task):
+                try:
+                    check_secret(name, settings.defaults.allowed_secrets)
+                except PolicyError as exc:
+                    raise PolicyError(f"task '{task.name}' of action '{action.name}': {exc}") from None
 
 
 def task_env(event: Event, task: Task) -> tuple[tuple[EnvVar, ...], tuple[str, ...]]:
@@ -199,23 +229,27 @@ def label_env_name(key: str) -> str:
     return "LABELS_" + _NOT_ENV_NAME.sub("_", key.upper())
 
 
-def merged_security_context(task_context: Any) -> dict[str, Any]:
+def merged_security_context(task_context: Any, operator_context: Any = ()) -> dict[str, Any]:
+    """The built-in restricted context, the operator's (JOB_SECURITY_CONTEXT) over it, the
+    task's over that; each layer key by key."""
     merged = copy.deepcopy(DEFAULT_SECURITY_CONTEXT)
-    if task_context:
-        merged.update(task_context)
+    for layer in (dict(operator_context or ()), task_context):
+        if not layer:
+            continue
+        capabilities = merged.get("capabilities")
+        merged.update(layer)
         # Capabilities merge key by key too: adding one (NET_BIND_SERVICE, say) keeps every
         # other dropped, as the restricted profile expects; `drop: []` opts out explicitly.
-        capabilities = task_context.get("capabilities")
-        if isinstance(capabilities, dict):
-            merged["capabilities"] = {**DEFAULT_SECURITY_CONTEXT["capabilities"], **capabilities}
+        if isinstance(layer.get("capabilities"), dict) and isinstance(capabilities, dict):
+            merged["capabilities"] = {**capabilities, **layer["capabilities"]}
         # Asking for uid 0 while the default still demands non-root would never start.
-        if task_context.get("runAsUser") == 0 and "runAsNonRoot" not in task_context:
-            merged.pop("runAsNonRoot")
+        if layer.get("runAsUser") == 0 and "runAsNonRoot" not in layer:
+            merged.pop("runAsNonRoot", None)
         # The API server refuses privileged or CAP_SYS_ADMIN together with
         # allowPrivilegeEscalation: false, so that default gives way (the policy decides
         # whether such a task may run at all).
-        if privileged_reason(task_context) and "allowPrivilegeEscalation" not in task_context:
-            merged.pop("allowPrivilegeEscalation")
+        if privileged_reason(layer) and "allowPrivilegeEscalation" not in layer:
+            merged.pop("allowPrivilegeEscalation", None)
     return merged
 
 

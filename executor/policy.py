@@ -13,8 +13,11 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from executor.config.bounds import security_context_problems
 from executor.config.glob import glob_match
 from executor.config.images import normalise_entry, normalise_image, parse_image
+from executor.settings.tasks import TaskDefaults
+from executor.support.envvars import SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +83,20 @@ def check_image(image: str, allowed: tuple[str, ...]) -> None:
     normalised = normalise_image(image)
     if not any(glob_match(normalise_entry(pattern), normalised) for pattern in allowed):
         raise PolicyError(f"Forbidden: Image {image} does not match configured image allowlist.")
+
+
+def warn_if_secrets_open(allowed: tuple[str, ...]) -> None:
+    if allows_everything(allowed):
+        log.warning(
+            "ALLOWED_SECRET_LIST is empty or '*': a config may name any Secret in its namespace; "
+            "set a list of globs"
+        )
+
+
+def check_secret(name: str, allowed: tuple[str, ...]) -> None:
+    """ALLOWED_SECRET_LIST: globs of the Secrets a config may name (empty: any)."""
+    if not allows_everything(allowed) and not any(glob_match(pattern, name) for pattern in allowed):
+        raise PolicyError(f"Forbidden: Secret {name} is not in the allowed list (ALLOWED_SECRET_LIST).")
 
 
 def check_supply_chain(image: str, *, require_digest: bool, allow_latest: bool) -> None:
@@ -175,3 +192,20 @@ def check_privileged(
         task_name,
         "; ".join(filter(None, [what, *rules])),
     )
+
+
+def check_operator_contexts(defaults: TaskDefaults, allow_privileged: bool) -> None:
+    """JOB_SECURITY_CONTEXT and JOB_POD_SECURITY_CONTEXT, at start: what the API server would refuse,
+    and (unless ALLOW_PRIVILEGED_JOBS) what the policy would refuse in every task."""
+    for name, context in (
+        ("JOB_SECURITY_CONTEXT", dict(defaults.security_context)),
+        ("JOB_POD_SECURITY_CONTEXT", dict(defaults.pod_security_context)),
+    ):
+        problems = [message for _, message in security_context_problems(context, ())]
+        refused = [r for r in (privileged_reason(context),) if r] + baseline_violations(context, {})
+        if refused and not allow_privileged:
+            problems.append(
+                f"asks for {'; '.join(refused)}, which tasks may not without ALLOW_PRIVILEGED_JOBS=true"
+            )
+        if problems:
+            raise SettingsError(f"{name}: {'; '.join(problems)}")

@@ -10,13 +10,14 @@ from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
 
+from executor.config.defaults import secret_names
 from executor.config.glob import globs_overlap, is_literal
 from executor.config.images import normalise_entry, reaches_into_registry
 from executor.config.model import EventSelector, JobConfig, Task
 from executor.config.parse import read_config_file
 from executor.model.problems import ConfigError, Problem
 from executor.planner import MIN_TTL_SECONDS, merged_security_context
-from executor.policy import PolicyError, check_image, check_privileged, check_supply_chain
+from executor.policy import PolicyError, check_image, check_privileged, check_secret, check_supply_chain
 from executor.resolvers.base import CONFIG_PATH
 from executor.settings import Settings
 from executor.settings.serving import ConfigSettings
@@ -236,7 +237,10 @@ def _task_problems(src: str, task: Task, settings: Settings, tree: Path | None) 
             task.image, require_digest=jobs.require_digest, allow_latest=jobs.allow_latest
         ),
         lambda: check_privileged(
-            task.name, merged_security_context(task.security_context), jobs.allow_privileged, task.annotations
+            task.name,
+            merged_security_context(task.security_context, settings.defaults.security_context),
+            jobs.allow_privileged,
+            task.annotations,
         ),
     )
     for check in checks:
@@ -244,6 +248,11 @@ def _task_problems(src: str, task: Task, settings: Settings, tree: Path | None) 
             check()
         except PolicyError as exc:
             problems.append(Problem(src, task.line, f"task '{task.name}': {exc}"))
+    for name, line in secret_names(task):
+        try:
+            check_secret(name, settings.defaults.allowed_secrets)
+        except PolicyError as exc:
+            problems.append(Problem(src, line, f"task '{task.name}': {exc}"))
     if tree is not None:
         for relative, line in zip(task.files, task.file_lines, strict=False):
             if not (tree / relative).exists():

@@ -31,6 +31,10 @@ def ignored_note(task: Task) -> str:
         ignored.append("securityContext")
     if task.image_pull_policy:
         ignored.append(f"imagePullPolicy {task.image_pull_policy}")
+    if task.node_selector:
+        ignored.append("nodeSelector")
+    if task.tolerations:
+        ignored.append("tolerations")
     note = f"note: task '{task.name}' runs its cmd on this host; ignored: {', '.join(ignored)}"
     if task.secret_files:
         # A process here cannot be given /etc/kube itself (FEATURES.md, Secrets as files).

@@ -28,7 +28,7 @@ from executor.dispatcher import Dispatcher, TaskSlots
 from executor.model.events import EventError, Offer, event_from_json
 from executor.outbox import Outbox
 from executor.pipeline import Pipeline
-from executor.policy import warn_if_open
+from executor.policy import check_operator_contexts, warn_if_open, warn_if_secrets_open
 from executor.settings import Settings
 from executor.sinks.base import Sink
 from executor.sources.api import RunApi
@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 class Service:
     def __init__(self, settings: Settings, backend: Backend | None = None) -> None:
         settings.check()
+        check_operator_contexts(settings.defaults, settings.jobs.allow_privileged)
         settings = settings.absolute()  # before anything keeps a path: tasks run elsewhere
         self.settings = settings
         self.metrics = Metrics()
@@ -110,6 +111,7 @@ class Service:
 
     async def start(self) -> None:
         warn_if_open(self.settings.jobs.allowed_images)
+        warn_if_secrets_open(self.settings.defaults.allowed_secrets)
         await self.backend.start()
         if self.settings.nats.url:
             self.nats = await nats_connect(self.settings.nats.url)

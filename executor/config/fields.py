@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 from executor.config.model import Format, OnConflict, ValueFrom
+from executor.support.podspec import CONTAINER_SECURITY_CONTEXT
 
 API_VERSION = "v2"
 # Job names carry the action and task index in three digits.
@@ -38,6 +39,8 @@ FIELDS: dict[str, tuple[str, ...]] = {
         "clusterSelector",
         "secretFiles",
         "continueOnError",
+        "nodeSelector",
+        "tolerations",
     ),
     "env": ("name", "value", "valueFrom", "as"),
     "secretFile": ("name", "mountPath"),
@@ -57,20 +60,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {
 
 # The keys of a Kubernetes (container) SecurityContext; nested values are left to the API
 # server's own validation, but a misspelt top-level key would otherwise be silently dropped.
-SECURITY_CONTEXT_KEYS = {
-    "allowPrivilegeEscalation": bool,
-    "appArmorProfile": dict,
-    "capabilities": dict,
-    "privileged": bool,
-    "procMount": str,
-    "readOnlyRootFilesystem": bool,
-    "runAsGroup": int,
-    "runAsNonRoot": bool,
-    "runAsUser": int,
-    "seLinuxOptions": dict,
-    "seccompProfile": dict,
-    "windowsOptions": dict,
-}
+SECURITY_CONTEXT_KEYS = CONTAINER_SECURITY_CONTEXT
 PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 VALUE_FROM: tuple[ValueFrom, ...] = ("event", "secret", "string")
 FORMATS: tuple[Format, ...] = ("json", "yaml", "string")

@@ -75,6 +75,9 @@ class Task:
     cluster_selector: Mapping[str, str] = field(default_factory=dict)
     secret_files: tuple[SecretFile, ...] = ()
     continue_on_error: bool = False
+    # Placement on Kubernetes (config/placement.py); the local backend ignores them.
+    node_selector: Mapping[str, str] = field(default_factory=dict)
+    tolerations: tuple[Mapping[str, Any], ...] = ()
     line: int = 0
     # The line of each `files:` entry, for lint's FILE:LINE when the file is missing.
     file_lines: tuple[int, ...] = ()

@@ -11,6 +11,8 @@ import hashlib
 from collections.abc import Callable
 from typing import Any, cast
 
+from executor.config import placement
+from executor.config.bounds import task_problems
 from executor.config.fieldreader import FieldReader, kind_of
 from executor.config.fields import (
     ANNOTATION_KEY,
@@ -284,9 +286,14 @@ class _Parser(FieldReader):
             cluster_selector=self.cluster_selector(obj, path),
             secret_files=read_secret_files(self, obj, path),
             continue_on_error=self.boolean(obj, "continueOnError", path),
+            node_selector=placement.node_selector(self, obj, path),
+            tolerations=placement.tolerations(self, obj, path),
             line=self.doc.line(path),
             file_lines=tuple(file_lines),
         )
+        # What the API server would refuse in the Job (config/bounds.py), at its line.
+        for below, message in task_problems(task):
+            self.error((*path, *below), message)
         return task if len(self.problems) == count else None
 
     def env(self, value: Any, path: Path) -> EnvEntry | None:

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from executor.config.bounds import INT32_MAX, INT64_MAX, MAX_ID
 from executor.config.fields import (
     ANNOTATION_KEY,
     API_VERSION,
@@ -35,6 +36,7 @@ from executor.config.fields import (
     VALUE_FROM,
 )
 from executor.config.secretfiles import MOUNT_PATH
+from executor.support.podspec import TAINT_EFFECTS, TOLERATION_OPERATORS
 
 SCHEMA_ID = "https://github.com/job-executor/job-executor/raw/main/executor/config/job-config.schema.json"
 SCHEMA_FILE = Path(__file__).with_name("job-config.schema.json")
@@ -123,6 +125,9 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "(mode 0400) in the folder mountPath (absolute, outside /keptn).",
         "continueOnError": "When true, a failure of this task is reported but the action's "
         "next tasks run, and the action ends succeeded with result warning. Default false.",
+        "nodeSelector": "Node labels the pod's node must have (e.g. {disktype: ssd}); merged over "
+        "JOB_NODE_SELECTOR. Ignored by the local backend.",
+        "tolerations": "Taints the pod tolerates, added to JOB_TOLERATIONS. Ignored by the local backend.",
     },
     "secretFile": {
         "": "A Kubernetes secret whose keys appear as files in a folder of the task.",
@@ -166,9 +171,28 @@ def _quantities() -> dict[str, Any]:
 
 def _security_context() -> dict[str, Any]:
     json_types = {bool: "boolean", dict: "object", int: "integer", str: "string"}
+    properties: dict[str, Any] = {
+        key: {"type": json_types[kind]} for key, kind in SECURITY_CONTEXT_KEYS.items()
+    }
+    for key in ("runAsUser", "runAsGroup"):  # IsValidUserID / IsValidGroupID
+        properties[key] = {**properties[key], "minimum": 0, "maximum": MAX_ID}
     return {
         "type": ["object", "null"],
-        "properties": {key: {"type": json_types[kind]} for key, kind in SECURITY_CONTEXT_KEYS.items()},
+        "properties": properties,
+        "additionalProperties": False,
+    }
+
+
+def _toleration() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {
+            "key": {"type": "string"},
+            "operator": {"enum": list(TOLERATION_OPERATORS)},
+            "value": {"type": "string"},
+            "effect": {"enum": [*TAINT_EFFECTS, ""]},
+            "tolerationSeconds": {"type": "integer"},
+        },
         "additionalProperties": False,
     }
 
@@ -217,14 +241,17 @@ TYPES: dict[str, dict[str, dict[str, Any]]] = {
         "securityContext": _security_context(),
         "imagePullPolicy": {"enum": [*PULL_POLICIES, ""]},
         "serviceAccount": {"type": "string", "pattern": DNS_SUBDOMAIN.pattern, "maxLength": 253},
-        "ttlSecondsAfterFinished": {"type": "integer", "minimum": 0},
-        "activeDeadlineSeconds": {"type": "integer", "minimum": 1},
+        # The Job API's Go types (config/bounds.py): int32 and int64.
+        "ttlSecondsAfterFinished": {"type": "integer", "minimum": 0, "maximum": INT32_MAX},
+        "activeDeadlineSeconds": {"type": "integer", "minimum": 1, "maximum": INT64_MAX},
         "clusterSelector": {
             "type": "object",
             "additionalProperties": {"type": ["string", "number"]},
         },
         "secretFiles": {"type": "array", "items": {"$ref": "#/$defs/SecretFile"}},
         "continueOnError": {"type": "boolean"},
+        "nodeSelector": {"type": "object", "additionalProperties": {"type": ["string", "number"]}},
+        "tolerations": {"type": "array", "items": _toleration()},
     },
     "secretFile": {
         "name": {"type": "string", "pattern": DNS_SUBDOMAIN.pattern, "maxLength": 253},

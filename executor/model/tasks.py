@@ -87,6 +87,11 @@ class TaskSpec:
     secret_files: tuple[SecretMount, ...] = ()
     # A failure of this task is reported, but the action's next tasks run and it succeeds.
     continue_on_error: bool = False
+    # The pod: its securityContext, and where it runs (the local backend ignores placement).
+    pod_security_context: Mapping[str, Any] = field(default_factory=dict)
+    node_selector: Mapping[str, str] = field(default_factory=dict)
+    tolerations: tuple[Mapping[str, Any], ...] = ()
+    affinity: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -32,12 +32,14 @@ from executor.settings.serving import (
     ReportSettings,
     StateSettings,
 )
+from executor.settings.tasks import TaskDefaults
 from executor.support import envvars
 from executor.support.envvars import SettingsError
 
 GROUPS: dict[str, type] = {
     "jobs": JobSettings,
     "resources": ResourceDefaults,
+    "defaults": TaskDefaults,
     "config": ConfigSettings,
     "keptn": KeptnSettings,
     "reporting": ReportSettings,
@@ -56,6 +58,7 @@ GROUPS: dict[str, type] = {
 class Settings:
     jobs: JobSettings = field(default_factory=JobSettings)
     resources: ResourceDefaults = field(default_factory=ResourceDefaults)
+    defaults: TaskDefaults = field(default_factory=TaskDefaults)
     config: ConfigSettings = field(default_factory=ConfigSettings)
     keptn: KeptnSettings = field(default_factory=KeptnSettings)
     reporting: ReportSettings = field(default_factory=ReportSettings)

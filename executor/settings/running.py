@@ -10,6 +10,7 @@ from typing import Any, Literal
 from executor import __version__
 from executor.support import envvars
 from executor.support.envvars import env, parse_labels
+from executor.support.quantities import parse_quantity
 
 DEFAULT_INIT_IMAGE = f"ghcr.io/job-executor/job-executor:{__version__}"
 
@@ -167,6 +168,18 @@ class ResourceDefaults:
 
     def __post_init__(self) -> None:
         check_fields(self)
+        # The API server refuses a request above its limit (ValidateResourceRequirements): every
+        # task without a `resources` block would fail, so refuse the pair at start.
+        for kind, limit, request in (
+            ("CPU", self.limits_cpu, self.requests_cpu),
+            ("MEMORY", self.limits_memory, self.requests_memory),
+        ):
+            if limit and request and parse_quantity(request) > parse_quantity(limit):
+                raise envvars.SettingsError(
+                    f"DEFAULT_RESOURCE_REQUESTS_{kind}={request} is above DEFAULT_RESOURCE_LIMITS_{kind}="
+                    f"{limit}; Kubernetes refuses a request above its limit: lower the request or raise "
+                    "the limit"
+                )
 
     def limits(self) -> dict[str, str]:
         return _non_empty({"cpu": self.limits_cpu, "memory": self.limits_memory})

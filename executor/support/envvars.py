@@ -149,7 +149,8 @@ def parse_labels(raw: str, name: str) -> tuple[tuple[str, str], ...]:
     for entry in parse_list(raw):
         key, sep, value = entry.partition("=")
         key, value = key.strip(), value.strip()
-        if not sep or not _LABEL_KEY.match(key):
+        # A prefix is a DNS subdomain: at most 253 characters (the name part's 63 are in the pattern).
+        if not sep or not _LABEL_KEY.match(key) or len(key.rpartition("/")[0]) > 253:
             raise SettingsError(
                 f"{name}: entry {entry!r} is not key=value with a label key (example: team=qa)"
             )

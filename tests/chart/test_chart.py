@@ -131,6 +131,25 @@ CASES: dict[str, dict[str, Any]] = {
         "jobConfig.networkPolicy.blockCIDRs": ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"],
     },
     "job-network-policy-no-blocks": {"jobConfig.networkPolicy.enabled": True},
+    "task-defaults": {
+        "jobConfig.defaultSecrets": ["registry-creds", "proxy-creds"],
+        "jobConfig.extraEnv": {"HTTP_PROXY": "http://proxy:3128", "TEAM": "qa"},
+        "jobConfig.allowedSecretList": ["ci-*", "shared"],
+        "jobConfig.jobSecurityContext": {"runAsUser": 1000, "readOnlyRootFilesystem": False},
+        "jobConfig.podSecurityContext": {"fsGroup": 2000},
+        "jobConfig.nodeSelector": {"pool": "jobs"},
+        "jobConfig.tolerations": [{"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"}],
+        "jobConfig.affinity": {
+            "nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [
+                        {"matchExpressions": [{"key": "arch", "operator": "In", "values": ["amd64"]}]}
+                    ]
+                }
+            }
+        },
+    },
+    "allowed-secrets-string": {"jobConfig.allowedSecretList": "ci-*,shared"},
     "configs-files": {
         "configs.files": {
             "sockshop/dev/carts/job/config.yaml": "apiVersion: v2\nactions: []\n",
@@ -620,6 +639,27 @@ def test_job_settings() -> None:
     assert plain_env(rendered("always-send-finished"))["ALWAYS_SEND_FINISHED_EVENT"] == "true"
 
 
+def test_task_defaults_and_placement_reach_the_service() -> None:
+    """Issue 15 items 4-6: each value becomes its setting, and the program reads it back."""
+    env = plain_env(rendered("task-defaults"))
+    assert env["JOB_DEFAULT_SECRETS"] == "registry-creds,proxy-creds"
+    assert env["ALLOWED_SECRET_LIST"] == "ci-*,shared"
+    assert plain_env(rendered("allowed-secrets-string"))["ALLOWED_SECRET_LIST"] == "ci-*,shared"
+    settings = Settings.from_env({k: v for k, v in env.items() if k in ENV_VARS}).defaults
+    assert dict(settings.extra_env) == {"HTTP_PROXY": "http://proxy:3128", "TEAM": "qa"}
+    assert dict(settings.security_context) == {"runAsUser": 1000, "readOnlyRootFilesystem": False}
+    assert dict(settings.pod_security_context) == {"fsGroup": 2000}
+    assert dict(settings.node_selector) == {"pool": "jobs"}
+    assert settings.tolerations == ({"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"},)
+    assert set(dict(settings.affinity)) == {"nodeAffinity"}
+    assert settings.allowed_secrets == ("ci-*", "shared")
+    # Unset by default: the program's own defaults apply.
+    defaults = plain_env(rendered("defaults"))
+    names = ("JOB_DEFAULT_SECRETS", "JOB_EXTRA_ENV", "ALLOWED_SECRET_LIST", "JOB_SECURITY_CONTEXT")
+    names += ("JOB_POD_SECURITY_CONTEXT", "JOB_NODE_SELECTOR", "JOB_TOLERATIONS", "JOB_AFFINITY")
+    assert not set(names) & set(defaults)
+
+
 def test_job_service_account_options() -> None:
     objects = rendered("job-service-account-named")
     assert plain_env(objects)["DEFAULT_JOB_SERVICE_ACCOUNT"] == "task-runner"
@@ -897,6 +937,16 @@ def test_dispatcher_settings() -> None:
         pytest.param({"image": {"tag": "latest"}}, "/image/tag", id="tag-not-semver"),
         pytest.param({"image": {"pullPolicy": "Sometimes"}}, "/image/pullPolicy", id="policy"),
         pytest.param({"jobConfig": {"labels": {"a": ["b"]}}}, "/jobConfig/labels/a", id="label"),
+        pytest.param(
+            {"jobConfig": {"tolerations": [{"key": "a", "operator": "Exist"}]}},
+            "/jobConfig/tolerations/0/operator",
+            id="toleration-operator",
+        ),
+        pytest.param({"jobConfig": {"affinity": {"nodeAfinity": {}}}}, "nodeAfinity", id="affinity-key"),
+        pytest.param(
+            {"jobConfig": {"defaultSecrets": "a,b"}}, "/jobConfig/defaultSecrets", id="secrets-list"
+        ),
+        pytest.param({"jobConfig": {"extraEnv": {"A": 1}}}, "/jobConfig/extraEnv/A", id="extra-env-string"),
         pytest.param({"keptn": {"subscriptions": "a,b"}}, "/keptn/subscriptions", id="subs"),
         pytest.param({"nats": {"url": "http://nats:4222"}}, "/nats/url", id="nats-url"),
         pytest.param({"podDisruptionBudget": {"enabled": "auto"}}, "/podDisruptionBudget", id="pdb"),

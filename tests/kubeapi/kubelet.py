@@ -18,6 +18,12 @@ Each rule follows the kubelet (kubernetes/kubernetes, release-1.33):
   file mode is the item's `mode`, else `defaultMode`, else 0644 (pkg/apis/core/v1/defaults.go).
 - subPath: pkg/kubelet/kubelet_pods.go makeMounts mounts that one entry of the volume at
   mountPath.
+- Ownership: the kubelet (root) writes these files owned by root. With a pod `fsGroup`, the
+  configMap, secret and downwardAPI plugins call pkg/volume/volume_linux.go SetVolumeOwnership
+  on their read-only volumes: every file's group becomes the fsGroup and its mode gains 0440
+  (roMask). The container's process runs as `runAsUser`/`runAsGroup` (container over pod;
+  unset: the image's user, taken as root here) with the fsGroup and `supplementalGroups` as
+  supplementary groups (pkg/kubelet/kuberuntime/security_context.go).
 An emptyDir holds what containers write into it, which is not modelled: it shows no files.
 """
 
@@ -43,12 +49,24 @@ class KubeletError(Exception):
 class File:
     data: bytes
     mode: int
+    gid: int = 0  # the owner is always root (uid 0)
 
 
 @dataclass(frozen=True)
 class ContainerView:
     env: dict[str, str]
     files: dict[str, File]  # absolute path in the container -> file
+    uid: int = 0
+    gids: frozenset[int] = frozenset({0})
+
+    def readable(self, path: str) -> bool:
+        """Whether the container's process may read the file (the owner is root)."""
+        f = self.files[path]
+        if self.uid == 0:
+            return True
+        if f.gid in self.gids:
+            return bool(f.mode & 0o040)
+        return bool(f.mode & 0o004)
 
 
 Lookup = Callable[[str, str], Obj | None]  # (kind: "secrets" | "configmaps", name) -> object
@@ -60,7 +78,17 @@ def container_view(pod: Obj, container: str, lookup: Lookup) -> ContainerView:
     if not found:
         raise KubeletError(f"no container {container!r} in the pod")
     c = found[0]
-    return ContainerView(_env(c, pod, lookup), _files(c, pod, lookup))
+    pod_context = spec.get("securityContext") or {}
+    context = {**pod_context, **(c.get("securityContext") or {})}
+    uid = int(context.get("runAsUser", 0))
+    gids = {int(context.get("runAsGroup", 0)), *map(int, pod_context.get("supplementalGroups") or [])}
+    files = _files(c, pod, lookup)
+    fs_group = pod_context.get("fsGroup")
+    if fs_group is not None:
+        gids.add(int(fs_group))
+        # Every volume this model shows files of is a read-only atomic-writer volume.
+        files = {p: File(f.data, f.mode | 0o440, int(fs_group)) for p, f in files.items()}
+    return ContainerView(_env(c, pod, lookup), files, uid, frozenset(gids))
 
 
 def _env(c: Obj, pod: Obj, lookup: Lookup) -> dict[str, str]:

@@ -167,6 +167,11 @@ async def look(
         assert pod is not None
         view = container_view(pod, handle.name, fake_lookup(kube_api, NAMESPACE))
         no_validation_errors(kube_api)
+        # As the local task does by reading them, the task's user must be able to read them.
+        unreadable = [p for p in PATHS if not view.readable(p)]
+        assert not unreadable, (
+            f"the task (uid {view.uid}, groups {sorted(view.gids)}) cannot read {unreadable}"
+        )
         return Seen(view.env, {p: (view.files[p].data, view.files[p].mode) for p in PATHS})
 
     yield run_in_fake_cluster
@@ -201,7 +206,7 @@ async def test_a_task_is_given_its_event_place_env_and_secret_files(look: Look, 
 
     secret_file, mode = seen.files["/etc/kube/config"]
     assert secret_file == SECRETS["kube"]["config"].encode()
-    assert mode == 0o400
+    assert mode & 0o007 == 0 and mode & 0o222 == 0  # read-only, and nobody else's to read
 
 
 async def test_the_event_file_path_points_at_the_event(open_tmp: Path) -> None:

@@ -64,8 +64,13 @@ class ApiRefused(ApiError, Permanent):
     does not cover (403) or that does not exist (404 on a create). Never retried."""
 
 
+# etcd refuses an object over its --max-request-bytes; the API server passes that on as a 500
+# (responsewriters/status.go ErrorToAPIStatus), yet the same request fails again every time.
+TOO_LARGE = "etcdserver: request is too large"
+
+
 def api_error(message: str, status: int = 0, reason: str = "") -> ApiError:
-    transient = status == 0 or status == 429 or status >= 500
+    transient = (status == 0 or status == 429 or status >= 500) and TOO_LARGE not in message
     return (ApiUnavailable if transient else ApiError)(message, status, reason)
 
 

@@ -115,6 +115,7 @@ def render_job(spec: TaskSpec, options: RenderOptions, staged: list[str] | None 
         pod_spec["serviceAccountName"] = spec.service_account
     if not spec.automount_service_account_token:
         pod_spec["automountServiceAccountToken"] = False
+    pod_spec.update(_pod_settings(spec))
 
     job_spec: dict[str, Any] = {"backoffLimit": 0, "ttlSecondsAfterFinished": spec.ttl_seconds_after_finished}
     if spec.active_deadline_seconds:
@@ -179,4 +180,18 @@ def _resources(limits: Mapping[str, str], requests: Mapping[str, str]) -> dict[s
         out["limits"] = dict(limits)
     if requests:
         out["requests"] = dict(requests)
+    return out
+
+
+def _pod_settings(spec: TaskSpec) -> dict[str, Any]:
+    """The pod's securityContext and placement, where the operator or the task set any."""
+    out: dict[str, Any] = {}
+    if spec.pod_security_context:
+        out["securityContext"] = copy.deepcopy(dict(spec.pod_security_context))
+    if spec.node_selector:
+        out["nodeSelector"] = dict(spec.node_selector)
+    if spec.tolerations:
+        out["tolerations"] = [dict(t) for t in spec.tolerations]
+    if spec.affinity:
+        out["affinity"] = copy.deepcopy(dict(spec.affinity))
     return out

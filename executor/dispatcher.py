@@ -144,6 +144,7 @@ class Dispatcher:
             try:
                 await self.handler(event)
                 self.store.set_run_state(event.source, event.id, "done")
+                crash_point("event.done")
                 log.info("event done", extra=step(event.source, event.id, type=event.type))
                 self._attempts.pop((event.source, event.id), None)
             except asyncio.CancelledError:

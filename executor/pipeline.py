@@ -43,6 +43,7 @@ from executor.resolvers.base import InvalidNames, Resolved, Resolver
 from executor.settings import Settings
 from executor.state import StateStore
 from executor.support import tracing
+from executor.support.crashpoints import crash_point
 from executor.support.logs import step
 from executor.support.metrics import Metrics
 
@@ -280,7 +281,9 @@ class Pipeline:
                 self.reports.put(finished(event, scope, reports))
             elif answers_generic(event, self.results):
                 self.reports.put(result_finished(event, self.results, scope, action.name, index, reports))
+        crash_point("finished.queued")
         self.store.mark_action_done(source, event_id, index)
+        crash_point("action.done")
         self.metrics.inc("job_executor_runs_total", outcome="failed" if failed else "succeeded")
         return not failed
 
@@ -342,6 +345,7 @@ class Pipeline:
         stored = asdict(outcome)
         stored["result"] = _encode(outcome.result)
         self.store.record_task(*key, stored, phases)
+        crash_point("outcome.recorded")
         return outcome
 
     def _observe_phases(self, phases: Mapping[str, str]) -> None:

@@ -70,6 +70,34 @@ class FaultRule:
         return ApiError(self.status, message, reason=self.reason, headers=headers)
 
 
+@dataclass
+class HoldRule:
+    """``hold_next``: keep the next ``remaining`` matching requests waiting, neither acted on nor
+    answered, until ``release``: a request in flight while its client stops (a real API server
+    still completes a write whose client went away)."""
+
+    remaining: int
+    method: str | None = None
+    path_contains: str | None = None
+    waiting: int = 0
+    released: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def matches(self, record: RequestRecord) -> bool:
+        return (
+            self.remaining > 0
+            and (self.method is None or self.method.upper() == record.method)
+            and (self.path_contains is None or self.path_contains in record.path)
+        )
+
+    async def hold(self) -> None:
+        self.remaining -= 1
+        self.waiting += 1
+        try:
+            await self.released.wait()
+        finally:
+            self.waiting -= 1
+
+
 @dataclass(frozen=True)
 class ValidationFailure:
     """A create or update the server refused with 422 Invalid."""

@@ -18,6 +18,7 @@ from tests.kubeapi.patches import apply_patch
 from tests.kubeapi.protocol import (
     CONTINUE_EXPIRED,
     Bookmark,
+    HoldRule,
     RequestRecord,
     Stop,
     Watch,
@@ -72,6 +73,10 @@ class RestApi(JobController):
                 if rule.matches(record):
                     rule.remaining -= 1
                     raise rule.error()
+            for held in self._holds:
+                if held.matches(record):
+                    await held.hold()
+                    break
             response = await self._route(request, record, query)
         except ApiError as e:
             response = json_response(e.status(), e.code, e.headers)
@@ -84,6 +89,21 @@ class RestApi(JobController):
         if record.status is None:
             record.status = response.status
         return response
+
+    def hold_next(self, n: int = 1, method: str | None = None, path_contains: str | None = None) -> HoldRule:
+        """Keep the next ``n`` requests matching method/path waiting until ``release``."""
+        rule = HoldRule(n, method, path_contains)
+        self._holds.append(rule)
+        return rule
+
+    def release(self) -> int:
+        """Let every held request go on (acted on and answered, whether its client waits or
+        not). Returns how many were waiting."""
+        waiting = sum(rule.waiting for rule in self._holds)
+        for rule in self._holds:
+            rule.released.set()
+        self._holds.clear()
+        return waiting
 
     async def _route(
         self, request: web.Request, record: RequestRecord, q: dict[str, str]

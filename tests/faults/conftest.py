@@ -24,9 +24,9 @@ import aiohttp
 import pytest
 
 from executor.support.crashpoints import CRASH_ENV
-from tests.service.conftest import SERVICE, EventSink, Serve, make_event, sink, write_config
+from tests.service.conftest import SERVICE, EventSink, Serve, make_event, write_config
 
-__all__ = ["FakeKubeProcess", "OneTask", "fake_kube", "one_task", "sink", "start_fake_kube"]
+__all__ = ["FakeKubeProcess", "OneTask", "fake_kube", "one_task", "start_fake_kube"]
 
 ROOT = Path(__file__).resolve().parents[2]
 

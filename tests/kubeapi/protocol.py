@@ -73,12 +73,15 @@ class FaultRule:
 @dataclass
 class HoldRule:
     """``hold_next``: keep the next ``remaining`` matching requests waiting, neither acted on nor
-    answered, until ``release``: a request in flight while its client stops (a real API server
-    still completes a write whose client went away)."""
+    answered, until ``release``: a request in flight while its client stops. A client that goes
+    away meanwhile either leaves the write to be done at ``release`` (``complete``: the API server
+    had it under way, as kube-apiserver completes an etcd write whose client left) or drops it
+    (the request's context was cancelled before the write)."""
 
     remaining: int
     method: str | None = None
     path_contains: str | None = None
+    complete: bool = True
     waiting: int = 0
     released: asyncio.Event = field(default_factory=asyncio.Event)
 

@@ -416,7 +416,12 @@ class FakeKubeAPI(RestApi):
             return json_response({"dropped": self.drop_watches(abort=flag(q.get("abort")))})
         if request.method == "POST" and action == "hold_next":
             spec = await self._body(request, optional=True) or {}
-            rule = self.hold_next(int(spec.get("n", 1)), spec.get("method"), spec.get("path_contains"))
+            rule = self.hold_next(
+                int(spec.get("n", 1)),
+                spec.get("method"),
+                spec.get("path_contains"),
+                spec.get("complete", True),
+            )
             return json_response({"remaining": rule.remaining})
         if request.method == "POST" and action == "release":
             return json_response({"released": self.release()})

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import os
@@ -38,6 +39,8 @@ class EventSink:
         self.fail_next = 0  # answer fail_status to this many requests first (outbox retry tests)
         self.fail_status = 503
         self.fail_type = ""  # when set, only reports whose type ends with it count against fail_next
+        self.fail_each = 0  # answer fail_status to the first this many attempts of every report
+        self._attempts: collections.Counter[str] = collections.Counter()
         self.refused: list[dict[str, Any]] = []  # what was answered fail_status, in order
         self.refuse_ids: set[str] = set()  # answer 400 to these events, always
         self._changed = asyncio.Event()
@@ -60,8 +63,11 @@ class EventSink:
     async def _receive(self, request: web.Request) -> web.Response:
         assert request.content_type == "application/cloudevents+json"
         event = json.loads(await request.read())
-        if self.fail_next > 0 and str(event.get("type", "")).endswith(self.fail_type):
-            self.fail_next -= 1
+        self._attempts[str(event.get("id"))] += 1
+        if self._attempts[str(event.get("id"))] <= self.fail_each or (
+            self.fail_next > 0 and str(event.get("type", "")).endswith(self.fail_type)
+        ):
+            self.fail_next = max(0, self.fail_next - 1)
             self.refused.append(event)
             self._changed.set()
             return web.Response(status=self.fail_status, text="not now")

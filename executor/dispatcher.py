@@ -158,6 +158,7 @@ class Dispatcher:
             finally:
                 self._busy -= 1
                 self._queue.task_done()
+            await asyncio.sleep(0)  # a queue of events that need no await must not hold the loop
 
     def _retry(self, event: Event, exc: Temporary) -> None:
         key = (event.source, event.id)

@@ -178,17 +178,14 @@ class LocalBackend:
             "LANG": os.environ.get("LANG", "C.UTF-8"),
         }
         for var in spec.env:
+            # Refused before any work on it: rebasing a value of megabytes holds the loop.
+            _check_env_size(var.name, var.value)
             env[var.name] = _rebase(var.value, staging)
         for secret in spec.secret_refs:  # only the secrets this task names
             env.update(self._secret(secret))
         env[RESULT_FILE_ENV] = f"{staging}/result.json"
         for key, value in env.items():
-            if len(key) + len(value.encode()) + 2 > MAX_ENV_BYTES:
-                raise ValueError(
-                    f"env {key} is {len(value.encode())} bytes; a process on this machine takes at most "
-                    f"{MAX_ENV_BYTES // 1024} KiB per variable (Linux MAX_ARG_STRLEN): pick a smaller part "
-                    "of the event with a narrower jsonpath"
-                )
+            _check_env_size(key, value)
         argv = [_rebase(_expand(arg, env), staging) for arg in (*spec.cmd, *spec.args)]
         # The wrapper is /bin/sh, and dash drops variables whose names are no shell identifier
         # (`E2E-x`, valid in Kubernetes and passed by JES); env(1) sets them after the shell.
@@ -360,6 +357,15 @@ class LocalBackend:
         self.output.write(chunk.decode("utf-8", "replace"))
         self.output.flush()
         offset_file.write_text(str(offset + len(chunk)))
+
+
+def _check_env_size(key: str, value: str) -> None:
+    if len(key) + len(value.encode()) + 2 > MAX_ENV_BYTES:
+        raise ValueError(
+            f"env {key} is {len(value.encode())} bytes; a process on this machine takes at most "
+            f"{MAX_ENV_BYTES // 1024} KiB per variable (Linux MAX_ARG_STRLEN): pick a smaller part "
+            "of the event with a narrower jsonpath"
+        )
 
 
 def _expand(text: str, env: Mapping[str, str]) -> str:

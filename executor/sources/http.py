@@ -201,7 +201,12 @@ class HttpSource:
         except EventError as exc:
             raise Refusal(400, str(exc), "malformed") from None
         if len(body) > YIELD_AFTER_BYTES:
-            await asyncio.sleep(0)  # parsing took a loop step; storing gets one of its own
+            # Parsing took a loop step; encoding a large event for the state takes one of its own,
+            # and storing it a third (CPython's JSON codec holds the GIL: a thread would not help).
+            await asyncio.sleep(0)
+            if len(events) == 1:
+                events[0].to_json()
+                await asyncio.sleep(0)
         if not self.intake.accepting:  # stopping, or a replica standing by (LEADER_ELECTION)
             raise Refusal(503, f"{self.not_ready() or 'shutting down'}; send again later", "closed")
         if len(events) > self.intake.queue_size:

@@ -3,7 +3,7 @@
 CPython's JSON codec holds the GIL, so a thread would not free the loop; instead the heavy steps
 are bounded and split: a body over 64 KiB is parsed in a loop step of its own, a batch is
 committed 50 events per step, a dispatcher worker yields between events, an event is encoded
-once, and the local backend refuses an oversized env value before working on it. These tests
+once (a large one in a step of its own), and the local backend refuses an oversized env value before working on it. These tests
 check the structure (which loop step does what), never a duration: the figure is
 bench/healthz_load.py's "healthz under load".
 """
@@ -23,6 +23,7 @@ from aiohttp import web
 from executor.backends.local import backend as local_backend
 from executor.backends.local.backend import MAX_ENV_BYTES, LocalBackend
 from executor.dispatcher import Dispatcher
+from executor.model import events as events_module
 from executor.model.events import Event, Offer
 from executor.planner import plan_action
 from executor.settings import Settings
@@ -57,7 +58,8 @@ class Ticker:
 
 
 class RecordingIntake:
-    """Takes events, noting the loop iteration each offer ran in; FULL after `room` events."""
+    """Takes events (encoding each for the state, as the dispatcher does), noting the loop
+    iteration each offer ran in; FULL after `room` events."""
 
     def __init__(self, ticker: Ticker, room: int = 1000) -> None:
         self.ticker = ticker
@@ -75,6 +77,7 @@ class RecordingIntake:
     def offer(self, event: Event) -> Offer:
         if len(self.steps) >= self._room:
             return Offer.FULL
+        event.to_json()
         self.steps.append(self.ticker.ticks)
         return Offer.ACCEPTED
 
@@ -140,17 +143,27 @@ async def test_a_batch_that_finds_the_queue_taken_meanwhile_is_answered_429(rece
     assert f"queue is full after {OFFERS_PER_STEP + 5} events of the batch; send it again later" in text
 
 
-async def test_a_large_body_is_parsed_in_a_loop_step_of_its_own(
+async def test_a_large_body_is_parsed_encoded_and_stored_in_loop_steps_of_their_own(
     receiver: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     parsed_in: list[int] = []
-    parse = http.parse_request
+    encoded_in: list[int] = []
+    parse, dumps = http.parse_request, json.dumps
 
     def recording_parse(*args: Any, **kwargs: Any) -> list[Event]:
         parsed_in.append(ticker.ticks)
         return parse(*args, **kwargs)
 
+    def recording_dumps(value: Any, **kwargs: Any) -> str:
+        text = dumps(value, **kwargs)
+        if (
+            kwargs.get("sort_keys") and isinstance(value, dict) and value.get("id") == "large"
+        ):  # for the state
+            encoded_in.append(ticker.ticks)
+        return text
+
     monkeypatch.setattr(http, "parse_request", recording_parse)
+    monkeypatch.setattr(events_module.json, "dumps", recording_dumps)
     with Ticker() as ticker:
         intake = RecordingIntake(ticker)
         url = await receiver(intake)
@@ -160,7 +173,7 @@ async def test_a_large_body_is_parsed_in_a_loop_step_of_its_own(
             status, text = await post(url, event, "application/cloudevents+json")
             assert status == 202, text
     assert intake.steps[0] == parsed_in[0]  # a small body: parsed and stored in one step
-    assert intake.steps[1] > parsed_in[1]  # a large one: stored in a later step
+    assert parsed_in[1] < encoded_in[0] < intake.steps[1]  # a large one: three steps
 
 
 async def test_a_dispatcher_worker_yields_between_events() -> None:

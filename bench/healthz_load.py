@@ -26,10 +26,10 @@ from bench.common import cores, free_port, percentile, python, spawn, stop, wait
 from executor.results import MAX_RESULT_BYTES, MAX_RESULT_DEPTH
 
 PROBE_INTERVAL = 0.02
-# The load's pace: a worst-case request every half second, which the service keeps up with on
+# The load's pace: a worst-case request every second, which the service keeps up with on
 # one core (sent back to back, they would measure queueing behind a saturated core instead of
 # how long one input holds the loop).
-SEND_INTERVAL = 0.5
+SEND_INTERVAL = 1.0
 BODY_BYTES = 1024 * 1024  # MAX_BODY_BYTES' default
 BATCH_EVENTS = 500
 

@@ -76,7 +76,9 @@ class HoldRule:
     answered, until ``release``: a request in flight while its client stops. A client that goes
     away meanwhile either leaves the write to be done at ``release`` (``complete``: the API server
     had it under way, as kube-apiserver completes an etcd write whose client left) or drops it
-    (the request's context was cancelled before the write)."""
+    (the request's context was cancelled before the write). kube-apiserver runs a write's storage
+    call apart from the handler that waits for it (k8s.io/apiserver pkg/endpoints/handlers/
+    finisher/finisher.go FinishRequest), so a write whose client left can still be committed."""
 
     remaining: int
     method: str | None = None

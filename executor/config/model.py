@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 ValueFrom = Literal["event", "secret", "string"]
 Format = Literal["json", "yaml", "string"]
+OnConflict = Literal["queue", "skip", "cancel-previous"]
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,17 @@ class Task:
 
 
 @dataclass(frozen=True)
+class Concurrency:
+    """At most `limit` runs of the action at once per value of `key` (a jsonpath into the event;
+    "": one key for the whole action); `on_conflict` says what a run beyond the limit does."""
+
+    limit: int = 1
+    key: str = ""
+    on_conflict: OnConflict = "queue"
+    line: int = 0
+
+
+@dataclass(frozen=True)
 class Action:
     name: str
     events: tuple[EventSelector, ...]
@@ -76,6 +88,7 @@ class Action:
     silent: bool = False
     index: int = 0
     line: int = 0
+    concurrency: Concurrency | None = None  # None: no limit of its own
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from executor.config.fields import (
     FIELDS,
     FORMAT_PATTERN,
     MAX_ITEMS,
+    ON_CONFLICT,
     PULL_POLICIES,
     QUANTITY,
     REQUIRED,
@@ -40,6 +41,7 @@ SCHEMA_FILE = Path(__file__).with_name("job-config.schema.json")
 # kind (a key of FIELDS) -> title of its definition in $defs
 DEFINITIONS = {
     "action": "Action",
+    "concurrency": "Concurrency",
     "event": "EventSelector",
     "jsonpath": "JsonPathFilter",
     "task": "Task",
@@ -60,6 +62,17 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "for actions on .finished events). Default false.",
         "events": "The action runs when an event matches any of these selectors.",
         "tasks": "Tasks run one after the other, each as a Kubernetes Job (or a local process).",
+        "concurrency": "Optional: at most 'limit' runs of this action at once per key; what a "
+        "run beyond the limit does. Without it: no limit of the action's own.",
+    },
+    "concurrency": {
+        "": "How many runs of an action may go at once, per key, and what happens beyond that.",
+        "limit": "Runs of the action at once per key, at least 1. Default 1.",
+        "key": "A jsonpath into the event whose value names the key, such as $.data.service. "
+        "Default: one key for the whole action. Events where it finds nothing share one key.",
+        "onConflict": "queue: wait in arrival order (default); skip: answer the new event at "
+        "once with an errored finished event saying why; cancel-previous: stop the oldest run "
+        "of the key (reported cancelled, naming the newer event) and run the new one.",
     },
     "event": {
         "": "Selects events by type and, optionally, by a value in the event.",
@@ -166,6 +179,12 @@ TYPES: dict[str, dict[str, dict[str, Any]]] = {
         "silent": {"type": "boolean"},
         "events": _items("#/$defs/EventSelector"),
         "tasks": _items("#/$defs/Task"),
+        "concurrency": {"$ref": "#/$defs/Concurrency"},
+    },
+    "concurrency": {
+        "limit": {"type": "integer", "minimum": 1},
+        "key": {"type": "string", "pattern": r"^$|^\s*\$"},
+        "onConflict": {"enum": list(ON_CONFLICT)},
     },
     "event": {"name": {"type": "string", "pattern": r"\S"}, "jsonpath": {"$ref": "#/$defs/JsonPathFilter"}},
     "jsonpath": {

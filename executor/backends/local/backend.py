@@ -81,6 +81,9 @@ class LocalBackend:
             # Tasks may enter their own work dir (they know its name) but list no other.
             os.chmod(self.work_root, 0o711)
 
+    async def live_log(self, job: str) -> str | None:
+        return workdir.output_so_far(self.work_root, job)
+
     async def close(self) -> None:
         # Tasks keep running: they are adopted on the next start. Only forget our handles.
         self._children.clear()

@@ -257,7 +257,7 @@ class Pipeline:
             return True
         scope = f"action-{index}"
         try:
-            specs = plan_action(event, action, resolved.config, self.settings)
+            specs = plan_action(event, action, resolved.config, self.settings, resolved.level)
             files = [await self._files(spec, resolved) for spec in specs]
         except (PolicyError, PlanError, FilesError) as exc:
             log.warning("action %r refused for event %s: %s", action.name, event_id, exc)
@@ -278,8 +278,11 @@ class Pipeline:
                         continue
                     outcome, traceparent = await self._run_task(event, spec, task_files)
                     phases = self.store.task_phases(source, event_id, spec.action_index, spec.task_index)
-                    reports.append(TaskReport(spec.task_name, outcome, phases))
-                    failed = not outcome.ok
+                    reports.append(
+                        TaskReport(spec.task_name, outcome, phases, optional=spec.continue_on_error)
+                    )
+                    # continueOnError: the failure is reported (as a warning) and the next task runs.
+                    failed = not outcome.ok and not spec.continue_on_error
                 self.gate.check_replaced(claim, done=not failed and reports[-1].outcome is not None)
                 # Reported and done while the slot is held: the next run of the key starts after.
                 with tracing.under(traceparent):

@@ -45,7 +45,7 @@ def dry_run(
     objects: list[dict[str, Any]] = []
     for action in actions:
         try:
-            for spec in plan_action(event, action, config, settings):
+            for spec in plan_action(event, action, config, settings, level="file"):
                 files = collect_files(spec.files, [files_root]) if files_source == "configmap" else None
                 objects.extend(render_task(spec, options, files))
         except (PolicyError, PlanError, FilesError) as exc:

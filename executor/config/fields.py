@@ -36,8 +36,11 @@ FIELDS: dict[str, tuple[str, ...]] = {
         "ttlSecondsAfterFinished",
         "activeDeadlineSeconds",
         "clusterSelector",
+        "secretFiles",
+        "continueOnError",
     ),
     "env": ("name", "value", "valueFrom", "as"),
+    "secretFile": ("name", "mountPath"),
     "resources": ("limits", "requests"),
 }
 REQUIRED: dict[str, tuple[str, ...]] = {
@@ -49,6 +52,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "jsonpath": ("property",),
     "task": ("name", "image"),
     "env": ("name", "valueFrom"),
+    "secretFile": ("name", "mountPath"),
 }
 
 # The keys of a Kubernetes (container) SecurityContext; nested values are left to the API

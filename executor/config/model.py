@@ -38,6 +38,15 @@ class EnvEntry:
 
 
 @dataclass(frozen=True)
+class SecretFile:
+    """`secretFiles` entry: the keys of Secret `name` as files in the folder `mount_path`."""
+
+    name: str
+    mount_path: str
+    line: int = 0
+
+
+@dataclass(frozen=True)
 class Resources:
     limits: Mapping[str, str] = field(default_factory=dict)
     requests: Mapping[str, str] = field(default_factory=dict)
@@ -64,6 +73,8 @@ class Task:
     active_deadline_seconds: int | None = None
     # Labels a cluster of CLUSTERS_FILE must have to run this task; empty: any cluster.
     cluster_selector: Mapping[str, str] = field(default_factory=dict)
+    secret_files: tuple[SecretFile, ...] = ()
+    continue_on_error: bool = False
     line: int = 0
     # The line of each `files:` entry, for lint's FILE:LINE when the file is missing.
     file_lines: tuple[int, ...] = ()

@@ -42,6 +42,7 @@ from executor.config.model import (
     ValueFrom,
 )
 from executor.config.paths import PathEscapeError, normalise_file_path
+from executor.config.secretfiles import read_secret_files
 from executor.config.yamlload import MAX_CONFIG_BYTES, Path, YamlError, load_yaml
 from executor.model.problems import ConfigError, Problem
 
@@ -281,6 +282,8 @@ class _Parser(FieldReader):
             ttl_seconds_after_finished=self.integer(obj, "ttlSecondsAfterFinished", path, minimum=0),
             active_deadline_seconds=self.integer(obj, "activeDeadlineSeconds", path, minimum=1),
             cluster_selector=self.cluster_selector(obj, path),
+            secret_files=read_secret_files(self, obj, path),
+            continue_on_error=self.boolean(obj, "continueOnError", path),
             line=self.doc.line(path),
             file_lines=tuple(file_lines),
         )

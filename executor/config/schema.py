@@ -34,6 +34,7 @@ from executor.config.fields import (
     SECURITY_CONTEXT_KEYS,
     VALUE_FROM,
 )
+from executor.config.secretfiles import MOUNT_PATH
 
 SCHEMA_ID = "https://github.com/job-executor/job-executor/raw/main/executor/config/job-config.schema.json"
 SCHEMA_FILE = Path(__file__).with_name("job-config.schema.json")
@@ -47,6 +48,7 @@ DEFINITIONS = {
     "task": "Task",
     "env": "EnvEntry",
     "resources": "Resources",
+    "secretFile": "SecretFile",
 }
 
 DESCRIPTIONS: dict[str, dict[str, str]] = {
@@ -117,6 +119,15 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "stricter of this and TASK_DEADLINE_SECONDS applies.",
         "clusterSelector": "Labels a cluster of CLUSTERS_FILE must have to run this task "
         "(e.g. {platform: arm64}). Without it: any cluster.",
+        "secretFiles": "Secrets given as files: each key of the secret is a read-only file "
+        "(mode 0400) in the folder mountPath (absolute, outside /keptn).",
+        "continueOnError": "When true, a failure of this task is reported but the action's "
+        "next tasks run, and the action ends succeeded with result warning. Default false.",
+    },
+    "secretFile": {
+        "": "A Kubernetes secret whose keys appear as files in a folder of the task.",
+        "name": "Name of the Kubernetes secret (with the local backend, a folder of LOCAL_SECRETS_DIR).",
+        "mountPath": "Absolute folder the files appear in, e.g. /etc/credentials; not /keptn or below it.",
     },
     "env": {
         "": "One environment variable, or every key of a secret.",
@@ -212,6 +223,12 @@ TYPES: dict[str, dict[str, dict[str, Any]]] = {
             "type": "object",
             "additionalProperties": {"type": ["string", "number"]},
         },
+        "secretFiles": {"type": "array", "items": {"$ref": "#/$defs/SecretFile"}},
+        "continueOnError": {"type": "boolean"},
+    },
+    "secretFile": {
+        "name": {"type": "string", "pattern": DNS_SUBDOMAIN.pattern, "maxLength": 253},
+        "mountPath": {"type": "string", "pattern": MOUNT_PATH.pattern},
     },
     "env": {
         "name": {"type": "string"},
@@ -223,7 +240,7 @@ TYPES: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 # Optional fields the parser does not accept empty: `silent:` must be true or false.
-NOT_NULLABLE = {("action", "silent")}
+NOT_NULLABLE = {("action", "silent"), ("task", "continueOnError")}
 
 # Rules between fields that the parser enforces and a schema can say.
 EXTRA: dict[str, dict[str, Any]] = {

@@ -20,8 +20,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from executor.backends.local import backend as local_backend
-from executor.backends.local.backend import MAX_ENV_BYTES, LocalBackend
+from executor.backends.local import context
+from executor.backends.local.backend import LocalBackend
+from executor.backends.local.context import MAX_ENV_BYTES
 from executor.dispatcher import Dispatcher
 from executor.model import events as events_module
 from executor.model.events import Event, Offer
@@ -208,12 +209,12 @@ def test_an_oversized_env_value_is_refused_before_it_is_rebased(
     )
     event = make_event("e", {"project": "p", "big": "z" * MAX_ENV_BYTES})
     (spec,) = plan_action(event, cfg.actions[0], cfg, Settings())
-    rebase = local_backend._rebase
+    rebase = context.Folders.rebase
 
-    def bounded_rebase(text: str, staging: str) -> str:
+    def bounded_rebase(self: context.Folders, text: str) -> str:
         assert len(text) <= MAX_ENV_BYTES, "an oversized value was rebased (a regex over all of it)"
-        return rebase(text, staging)
+        return rebase(self, text)
 
-    monkeypatch.setattr(local_backend, "_rebase", bounded_rebase)
+    monkeypatch.setattr(context.Folders, "rebase", bounded_rebase)
     with pytest.raises(ValueError, match=r"env EVENT is \d+ bytes.*128 KiB"):
         LocalBackend(tmp_path)._command(spec, str(tmp_path))

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import ingest, local_spawn
+from bench import healthz_load, ingest, local_spawn
 from bench.common import cores
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -33,6 +33,12 @@ BENCHMARKS: dict[str, Benchmark] = {
         lambda: ingest.run(seconds=1),
         lambda r: r["events_per_second"] >= 2000,
         ">= 2,000 events/s accepted on one core with 50 actions matched",
+    ),
+    "healthz_under_load": (
+        lambda: healthz_load.run(seconds=20),
+        lambda: healthz_load.run(seconds=2, idle_seconds=1),
+        lambda r: r["max_body_1mib"]["p99_ms"] < 50,
+        "/healthz p99 < 50 ms while the worst accepted inputs are processed",
     ),
     "local_backend": (
         lambda: local_spawn.run(count=1600, rounds=8),

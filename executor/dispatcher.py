@@ -144,6 +144,7 @@ class Dispatcher:
             try:
                 await self.handler(event)
                 self.store.set_run_state(event.source, event.id, "done")
+                crash_point("event.done")
                 log.info("event done", extra=step(event.source, event.id, type=event.type))
                 self._attempts.pop((event.source, event.id), None)
             except asyncio.CancelledError:
@@ -157,6 +158,7 @@ class Dispatcher:
             finally:
                 self._busy -= 1
                 self._queue.task_done()
+            await asyncio.sleep(0)  # a queue of events that need no await must not hold the loop
 
     def _retry(self, event: Event, exc: Temporary) -> None:
         key = (event.source, event.id)

@@ -24,6 +24,7 @@ from executor.state import OutboxItem, StateStore
 from executor.support import tracing
 from executor.support.background import stop_task
 from executor.support.backoff import DELIVERY
+from executor.support.crashpoints import crash_point, report_phase
 from executor.support.logs import step
 from executor.support.metrics import Metrics
 
@@ -113,8 +114,10 @@ class Outbox:
                 self.store.delivered(item)
                 return "sent"
             self.store.sending(item)
+            crash_point(report_phase(event.get("type")) + ".sending")
             with tracing.delivery(event, item.sink):
                 await sink.send(event)
+            crash_point(report_phase(event.get("type")) + ".delivered")
         except Exception as exc:
             permanent = isinstance(exc, Permanent)
             if permanent or item.attempts + 1 >= MAX_ATTEMPTS:

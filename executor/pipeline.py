@@ -44,6 +44,7 @@ from executor.resolvers.base import InvalidNames, Resolved, Resolver
 from executor.settings import Settings
 from executor.state import StateStore
 from executor.support import tracing
+from executor.support.crashpoints import crash_point
 from executor.support.logs import step
 from executor.support.metrics import Metrics
 
@@ -293,7 +294,9 @@ class Pipeline:
                         self.reports.put(
                             result_finished(event, self.results, scope, action.name, index, reports)
                         )
+                crash_point("finished.queued")
                 self.store.mark_action_done(source, event_id, index)
+                crash_point("action.done")
         except Refused as exc:  # skipped, or stopped for a newer event of its key
             log.info("action %r of event %s %s: %s", action.name, event_id, exc.outcome, exc)
             self._action_error(event, action, str(exc))
@@ -364,6 +367,7 @@ class Pipeline:
         stored = asdict(outcome)
         stored["result"] = _encode(outcome.result)
         self.store.record_task(*key, stored, phases)
+        crash_point("outcome.recorded")
         return outcome
 
     def _observe_phases(self, phases: Mapping[str, str]) -> None:

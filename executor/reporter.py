@@ -15,7 +15,7 @@ from typing import Any, cast
 from executor.keptn.format import ERROR_LOG_TYPE, SPEC_VERSION, event_base, is_test_event, now, task_of
 from executor.model.events import Event, OutEvent
 from executor.model.tasks import TaskOutcome
-from executor.results import MAX_RESULT_BYTES, ResultError, apply_result
+from executor.results import ResultError, apply_result, read_result
 from executor.support import tracing
 
 SOURCE = "job-executor"
@@ -399,12 +399,4 @@ def result_error(
 def _read_result(raw: bytes, task_name: str) -> Any:
     """A task's result file as JSON, whatever it holds: for a result event it is the task's
     output (nothing of the event can be changed by it, unlike a Keptn finished event's data)."""
-    where = f"result file of task '{task_name}'"
-    if len(raw) > MAX_RESULT_BYTES:
-        raise ResultError(f"{where} is larger than {MAX_RESULT_BYTES} bytes")
-    if not raw.strip():
-        return None
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise ResultError(f"{where} is not valid JSON: {exc}") from None
+    return read_result(raw, f"result file of task '{task_name}'")

@@ -15,6 +15,10 @@ from typing import Any
 import jsonpatch
 
 MAX_RESULT_BYTES = 64 * 1024
+# Levels of nested arrays and objects in a result file. Merging, copying and serialising the
+# finished event recurse once per level, and Python's stack ends near 1,000: past it a result
+# became "internal error". Keptn's data is a few levels deep; 64 leaves room for any report.
+MAX_RESULT_DEPTH = 64
 PROTECTED = ("project", "stage", "service", "status")
 RESULTS = ("pass", "warning", "fail")
 
@@ -23,16 +27,44 @@ class ResultError(ValueError):
     pass
 
 
-def apply_result(data: dict[str, Any], raw: bytes, task_name: str) -> dict[str, Any]:
-    where = f"result file of task '{task_name}'"
+def read_result(raw: bytes, where: str) -> Any:
+    """A result file's JSON (None when it is empty), refused with the reason when it is too large,
+    not JSON, or nested deeper than MAX_RESULT_DEPTH."""
     if len(raw) > MAX_RESULT_BYTES:
         raise ResultError(f"{where} is larger than {MAX_RESULT_BYTES} bytes")
     if not raw.strip():
-        return data
+        return None
+    too_deep = ResultError(f"{where} is nested more than {MAX_RESULT_DEPTH} levels deep; flatten it")
     try:
         document = json.loads(raw)
+    except RecursionError:  # deeper than the parser's own stack allows: far past the bound
+        raise too_deep from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise ResultError(f"{where} is not valid JSON: {exc}") from None
+    if nesting_depth(document, MAX_RESULT_DEPTH) > MAX_RESULT_DEPTH:
+        raise too_deep
+    return document
+
+
+def nesting_depth(document: Any, limit: int) -> int:
+    """Levels of arrays and objects (a scalar is 0, `[]` 1), counted without recursion and only
+    up to limit + 1."""
+    deepest = 0
+    level: list[Any] = [document]
+    while level and deepest <= limit:
+        nested = [v for v in level if isinstance(v, dict | list)]
+        if not nested:
+            break
+        deepest += 1
+        level = [child for v in nested for child in (v.values() if isinstance(v, dict) else v)]
+    return deepest
+
+
+def apply_result(data: dict[str, Any], raw: bytes, task_name: str) -> dict[str, Any]:
+    where = f"result file of task '{task_name}'"
+    if len(raw) <= MAX_RESULT_BYTES and not raw.strip():
+        return data
+    document = read_result(raw, where)
     if isinstance(document, list):
         try:
             patched = jsonpatch.JsonPatch(document).apply(copy.deepcopy(data))

@@ -244,9 +244,14 @@ class Service:
             self.clusters.stop_waiting()
         await self.retention.stop()
         log.info("stopping: no new events; finishing submits already under way")
-        with contextlib.suppress(TimeoutError):
+        try:
             await asyncio.wait_for(
                 self.pipeline.finish_submits(), timeout=max(0.0, deadline - time.monotonic())
+            )
+        except TimeoutError:
+            log.warning(
+                "stopping: SHUTDOWN_GRACE_SECONDS ran out with a submit under way; its event resumes "
+                "at the next start and adopts what the submit created"
             )
         # Runs still waiting on tasks are interrupted here; their state is in SQLite and the
         # tasks keep running, to be adopted on the next start.

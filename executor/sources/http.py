@@ -37,6 +37,11 @@ from executor.ui import RunPage
 STRUCTURED = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
 MAX_BATCH = 1000
+# The event loop's share of one request: a body this large is parsed in a step of its own, and
+# a batch is committed this many events per step, so /healthz and other requests are answered
+# in between.
+YIELD_AFTER_BYTES = 64 * 1024
+OFFERS_PER_STEP = 50
 REALM = 'Bearer realm="job-executor"'
 
 
@@ -195,6 +200,13 @@ class HttpSource:
             events = parse_request(headers, body, self.settings.max_attribute_bytes)
         except EventError as exc:
             raise Refusal(400, str(exc), "malformed") from None
+        if len(body) > YIELD_AFTER_BYTES:
+            # Parsing took a loop step; encoding a large event for the state takes one of its own,
+            # and storing it a third (CPython's JSON codec holds the GIL: a thread would not help).
+            await asyncio.sleep(0)
+            if len(events) == 1:
+                events[0].to_json()
+                await asyncio.sleep(0)
         if not self.intake.accepting:  # stopping, or a replica standing by (LEADER_ELECTION)
             raise Refusal(503, f"{self.not_ready() or 'shutting down'}; send again later", "closed")
         if len(events) > self.intake.queue_size:
@@ -216,15 +228,25 @@ class HttpSource:
         if len(events) > self.intake.room():
             raise Refusal(429, "queue is full; retry later", "queue_full")
         counts = {"accepted": 0, "duplicate": 0}
-        for event in events:
+        for number, event in enumerate(events, 1):
             with tracing.receive(event.attributes, "http"):
                 answer = self.intake.offer(event)
             if answer is Offer.ACCEPTED:
                 counts["accepted"] += 1
             elif answer is Offer.DUPLICATE:
                 counts["duplicate"] += 1
-            else:  # room was checked above and nothing awaits in between; only a stop lands here
+            elif answer is Offer.FULL:  # others took the room while this batch yielded
+                raise Refusal(
+                    429,
+                    f"queue is full after {number - 1} events of the batch; send it again later",
+                    "queue_full",
+                )
+            else:
                 raise Refusal(503, "shutting down; send again later", "closed")
+            if number % OFFERS_PER_STEP == 0 and number < len(events):
+                # Each offer commits a row: a batch of hundreds would hold the loop for as many
+                # commits. Sent again after a 429 or 503, its accepted events count as duplicates.
+                await asyncio.sleep(0)
         return web.json_response(counts, status=202)
 
     async def handshake(self, request: web.Request) -> web.Response:

@@ -118,6 +118,7 @@ CASES: dict[str, dict[str, Any]] = {
     "privileged-and-deadline": {
         "jobConfig.allowPrivilegedJobs": True,
         "jobConfig.taskDeadlineSeconds": 3600,
+        "jobConfig.podStartGraceSeconds": 300,
     },
     "job-labels": {"jobConfig.labels": {"team": "qa", "tier": 1, "example.com/owner": "ops"}},
     "job-service-account-named": {"jobConfig.serviceAccount.name": "task-runner"},
@@ -482,6 +483,7 @@ def test_default_settings() -> None:
         "ALLOWED_IMAGE_LIST": "",
         "ALLOW_PRIVILEGED_JOBS": "false",
         "TASK_DEADLINE_SECONDS": "0",
+        "POD_START_GRACE_SECONDS": "60",
         "CONFIG_SOURCE": "local",
         "CONFIG_DIR": "/etc/job-executor/configs",
         "ALWAYS_SEND_FINISHED_EVENT": "false",
@@ -527,6 +529,7 @@ def test_defaults_agree_with_the_program() -> None:
     assert values["state"]["retentionHours"] == settings.state.retention_hours
     assert values["jobConfig"]["allowPrivilegedJobs"] == settings.jobs.allow_privileged
     assert values["jobConfig"]["taskDeadlineSeconds"] == settings.jobs.deadline_seconds
+    assert values["jobConfig"]["podStartGraceSeconds"] == settings.kubernetes.pod_start_grace_seconds
     assert values["image"]["repository"] == DEFAULT_INIT_IMAGE.rpartition(":")[0]
 
 
@@ -634,6 +637,7 @@ def test_job_settings() -> None:
         assert plain_env(rendered(case))["ALLOWED_IMAGE_LIST"] == "docker.io/my-user/*,custom.io/*"
     env = plain_env(rendered("privileged-and-deadline"))
     assert (env["ALLOW_PRIVILEGED_JOBS"], env["TASK_DEADLINE_SECONDS"]) == ("true", "3600")
+    assert env["POD_START_GRACE_SECONDS"] == "300"
     assert plain_env(rendered("job-labels"))["JOB_LABELS"] == "example.com/owner=ops,team=qa,tier=1"
     assert "JOB_LABELS" not in plain_env(rendered("defaults"))
     assert plain_env(rendered("always-send-finished"))["ALWAYS_SEND_FINISHED_EVENT"] == "true"
@@ -947,6 +951,11 @@ def test_dispatcher_settings() -> None:
             {"jobConfig": {"defaultSecrets": "a,b"}}, "/jobConfig/defaultSecrets", id="secrets-list"
         ),
         pytest.param({"jobConfig": {"extraEnv": {"A": 1}}}, "/jobConfig/extraEnv/A", id="extra-env-string"),
+        pytest.param(
+            {"jobConfig": {"podStartGraceSeconds": -1}},
+            "/jobConfig/podStartGraceSeconds",
+            id="pod-start-grace",
+        ),
         pytest.param({"keptn": {"subscriptions": "a,b"}}, "/keptn/subscriptions", id="subs"),
         pytest.param({"nats": {"url": "http://nats:4222"}}, "/nats/url", id="nats-url"),
         pytest.param({"podDisruptionBudget": {"enabled": "auto"}}, "/podDisruptionBudget", id="pdb"),

@@ -17,6 +17,7 @@ from executor.backends.kubernetes.clusters import MultiClusterBackend
 from executor.state import StateStore
 from executor.support.backoff import Backoff
 from executor.support.metrics import Metrics
+from tests.faults.conftest import one_task  # noqa: F401 - the one-task config and serve (test_takeover)
 from tests.kubeapi import fixtures as kubeapi_fixtures
 from tests.kubeapi.fixtures import KubeAPIFactory
 from tests.kubeapi.server import FakeKubeAPI

@@ -6,11 +6,7 @@ event exactly once."""
 from __future__ import annotations
 
 import asyncio
-import json
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,72 +15,20 @@ import aiohttp
 import pytest
 
 from executor.backends.naming import job_name
+from tests.faults.conftest import FakeKubeProcess, OneTask, start_fake_kube
 from tests.kubernetes.conftest import serve_env
-from tests.service.conftest import EventSink, Serve, make_event, write_config
+from tests.service.conftest import Serve, make_event
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[2]
 LEASE_SECONDS = 2
 JOB_SECONDS = 6.0  # long enough to be running still when the standby has taken over
 
-CONFIG = """\
-apiVersion: v2
-actions:
-  - name: "Run once"
-    events:
-      - name: "sh.keptn.event.test.triggered"
-    tasks:
-      - name: "count"
-        image: "alpine:3.20"
-        cmd: ["sh", "-c", "echo ran"]
-"""
-
-
-class FakeKube:
-    def __init__(self, url: str, kubeconfig: Path) -> None:
-        self.url, self.kubeconfig = url, kubeconfig
-
-    def control(self, action: str) -> Any:
-        with urllib.request.urlopen(f"{self.url}/_fake/{action}", timeout=10) as response:
-            return json.loads(response.read())
-
-    def lease(self) -> dict[str, Any]:
-        request = urllib.request.Request(
-            f"{self.url}/apis/coordination.k8s.io/v1/namespaces/jobs/leases/job-executor",
-            headers={"Authorization": "Bearer fake-token"},
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return dict(json.loads(response.read()))
-
 
 @pytest.fixture
-def slow_kube(tmp_path: Path) -> Iterator[FakeKube]:
-    kubeconfig = tmp_path / "kubeconfig"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tests.kubeapi.server",
-            "--auto-complete-delay",
-            str(JOB_SECONDS),
-            "--auto-complete-log",
-            "output of {job}\n",
-            "--kubeconfig",
-            str(kubeconfig),
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=(tmp_path / "fake-kube.log").open("wb"),
-    )
-    try:
-        assert proc.stdout is not None
-        url = proc.stdout.readline().decode().strip()
-        assert url.startswith("http"), (tmp_path / "fake-kube.log").read_text()
-        yield FakeKube(url, kubeconfig)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+def slow_kube(tmp_path: Path) -> Iterator[FakeKubeProcess]:
+    with start_fake_kube(tmp_path, delay=str(JOB_SECONDS)) as fake:
+        yield fake
 
 
 async def readiness(replica: Serve) -> tuple[int, dict[str, Any]]:
@@ -102,22 +46,15 @@ async def until_ready(replica: Serve, timeout: float) -> float:
 
 
 async def test_the_standby_takes_over_adopts_and_reports_once(
-    tmp_path: Path, sink: EventSink, slow_kube: FakeKube
+    one_task: OneTask, slow_kube: FakeKubeProcess
 ) -> None:
-    write_config(tmp_path, CONFIG)
     env = serve_env(
         slow_kube.kubeconfig,
         ALLOWED_IMAGE_LIST="alpine:*",
         LEADER_ELECTION="true",
         LEADER_ELECTION_LEASE_SECONDS=str(LEASE_SECONDS),
-        CONFIG_DIR=str(tmp_path / "resources"),
     )
-    replicas = []
-    for name in ("a", "b"):
-        (tmp_path / name).mkdir()
-        replicas.append(
-            Serve(tmp_path / name, sink.url, {**env, "STATE_DIR": str(tmp_path / name / "state")})
-        )
+    replicas = [one_task.serve(env, home=one_task.tmp / name) for name in ("a", "b")]
     leader, standby = replicas
     try:
         await leader.start()  # ready: it holds the Lease
@@ -136,13 +73,13 @@ async def test_the_standby_takes_over_adopts_and_reports_once(
         while f"jobs/{name}" not in slow_kube.control("job_arrivals"):
             assert time.monotonic() < deadline, leader.log.read_text()
             await asyncio.sleep(0.05)
-        await sink.wait_for(".started")
+        await one_task.sink.wait_for(".started")
         leader.kill()  # kill -9 mid-run: the Lease is not released
         took = await until_ready(standby, timeout=LEASE_SECONDS * 3 + 5)
         assert slow_kube.lease()["spec"]["holderIdentity"] != holder
         assert slow_kube.lease()["spec"]["leaseTransitions"] == 1
 
-        finished = await sink.wait_for(".finished", timeout=JOB_SECONDS + 15)
+        finished = await one_task.sink.wait_for(".finished", timeout=JOB_SECONDS + 15)
         assert [e["triggeredid"] for e in finished] == [event["id"]]
         assert finished[0]["data"]["status"] == "succeeded", finished
         # the Job the dead leader created was adopted, not created again
@@ -157,12 +94,12 @@ async def test_the_standby_takes_over_adopts_and_reports_once(
                     break
                 assert time.monotonic() < deadline, text
                 await asyncio.sleep(0.1)
-        assert len(sink.of_type(".finished")) == 1
+        assert len(one_task.sink.of_type(".finished")) == 1
         # An HTTP sink cannot be asked whether it has a report, so the adopted task's .started may
         # come again, with the same id (receivers dedup by id); the Keptn sink is asked first
         # (tests/service/test_outbox.py).
-        assert {e["triggeredid"] for e in sink.of_type(".started")} == {event["id"]}
-        assert len({e["id"] for e in sink.of_type(".started")}) == 1
+        assert {e["triggeredid"] for e in one_task.sink.of_type(".started")} == {event["id"]}
+        assert len({e["id"] for e in one_task.sink.of_type(".started")}) == 1
         print(f"takeover took {took:.2f} s after the kill (lease {LEASE_SECONDS} s)")
     finally:
         for replica in replicas:

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from executor import matcher
-from executor.backends.local.backend import MAX_ENV_BYTES, LocalBackend
+from executor.backends.local.backend import LocalBackend
+from executor.backends.local.context import MAX_ENV_BYTES
 from executor.config.jsonpaths import (
     MAX_DESCENT_BYTES,
     JsonPathLimitError,

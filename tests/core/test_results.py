@@ -15,7 +15,18 @@ from typing import Any
 
 import pytest
 
-from executor.results import MAX_RESULT_BYTES, ResultError, apply_result, merge_patch
+from executor.model.events import event_from_mapping
+from executor.model.tasks import TaskOutcome
+from executor.reporter import TaskReport, finished
+from executor.results import (
+    MAX_RESULT_BYTES,
+    MAX_RESULT_DEPTH,
+    ResultError,
+    apply_result,
+    merge_patch,
+    nesting_depth,
+)
+from tests.service.conftest import make_event
 
 DATA: dict[str, Any] = {
     "project": "sockshop",
@@ -261,3 +272,42 @@ def test_one_byte_over_the_cap_is_refused_before_parsing() -> None:
     assert "is larger than 65536 bytes" in refused(raw)
     # Even bytes that are not JSON are refused for their size first.
     assert "is larger than 65536 bytes" in refused(b"\xff" * 65537)
+
+
+# --- the nesting bound ---------------------------------------------------------------------
+
+
+def _nested(depth: int) -> bytes:
+    """A merge patch whose arrays and objects nest `depth` (2 or more) levels deep: the object
+    around them is the first level."""
+    return b'{"deep": ' + b"[" * (depth - 1) + b"]" * (depth - 1) + b"}"
+
+
+def test_the_nesting_bound_is_64_levels() -> None:
+    assert MAX_RESULT_DEPTH == 64
+    assert nesting_depth(json.loads(_nested(64)), 100) == 64
+
+
+def test_a_file_nested_exactly_to_the_bound_is_accepted() -> None:
+    assert "deep" in apply(_nested(MAX_RESULT_DEPTH))
+
+
+def test_one_level_past_the_bound_is_refused_with_the_reason() -> None:
+    assert "is nested more than 64 levels deep" in refused(_nested(MAX_RESULT_DEPTH + 1))
+
+
+@pytest.mark.parametrize("opener", [b"[", b'{"a":'])
+def test_a_file_nested_past_the_parsers_stack_is_refused_not_an_internal_error(opener: bytes) -> None:
+    # 10,000 levels (under the 64 KiB cap): json.loads itself gives up (RecursionError), which once
+    # became "internal error"
+    raw = opener * 10_000 + (b"]" if opener == b"[" else b"}") * 10_000
+    assert len(raw) <= MAX_RESULT_BYTES
+    assert "is nested more than 64 levels deep" in refused(raw)
+
+
+def test_the_finished_event_says_why_a_too_deep_result_was_refused() -> None:
+    event = event_from_mapping(make_event(event_id="deep-result"))
+    outcome = TaskOutcome(status="succeeded", logs="scored", result=b"[" * 5000 + b"]" * 5000)
+    data = finished(event, "action-0", [TaskReport("Score", outcome)])["data"]
+    assert (data["status"], data["result"]) == ("errored", "fail")
+    assert "result file of task 'Score' is nested more than 64 levels deep" in data["message"]

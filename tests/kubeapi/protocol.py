@@ -70,6 +70,39 @@ class FaultRule:
         return ApiError(self.status, message, reason=self.reason, headers=headers)
 
 
+@dataclass
+class HoldRule:
+    """``hold_next``: keep the next ``remaining`` matching requests waiting, neither acted on nor
+    answered, until ``release``: a request in flight while its client stops. A client that goes
+    away meanwhile either leaves the write to be done at ``release`` (``complete``: the API server
+    had it under way, as kube-apiserver completes an etcd write whose client left) or drops it
+    (the request's context was cancelled before the write). kube-apiserver runs a write's storage
+    call apart from the handler that waits for it (k8s.io/apiserver pkg/endpoints/handlers/
+    finisher/finisher.go FinishRequest), so a write whose client left can still be committed."""
+
+    remaining: int
+    method: str | None = None
+    path_contains: str | None = None
+    complete: bool = True
+    waiting: int = 0
+    released: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def matches(self, record: RequestRecord) -> bool:
+        return (
+            self.remaining > 0
+            and (self.method is None or self.method.upper() == record.method)
+            and (self.path_contains is None or self.path_contains in record.path)
+        )
+
+    async def hold(self) -> None:
+        self.remaining -= 1
+        self.waiting += 1
+        try:
+            await self.released.wait()
+        finally:
+            self.waiting -= 1
+
+
 @dataclass(frozen=True)
 class ValidationFailure:
     """A create or update the server refused with 422 Invalid."""

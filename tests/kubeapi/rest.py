@@ -18,6 +18,7 @@ from tests.kubeapi.patches import apply_patch
 from tests.kubeapi.protocol import (
     CONTINUE_EXPIRED,
     Bookmark,
+    HoldRule,
     RequestRecord,
     Stop,
     Watch,
@@ -72,7 +73,13 @@ class RestApi(JobController):
                 if rule.matches(record):
                     rule.remaining -= 1
                     raise rule.error()
-            response = await self._route(request, record, query)
+            held = next((rule for rule in self._holds if rule.matches(record)), None)
+            if held is not None:
+                await request.read()  # the body is the client's to send before it may leave
+                after = asyncio.ensure_future(self._route_after(held, request, record, query))
+                response = await (asyncio.shield(after) if held.complete else after)
+            else:
+                response = await self._route(request, record, query)
         except ApiError as e:
             response = json_response(e.status(), e.code, e.headers)
         except asyncio.CancelledError:
@@ -84,6 +91,29 @@ class RestApi(JobController):
         if record.status is None:
             record.status = response.status
         return response
+
+    def hold_next(
+        self, n: int = 1, method: str | None = None, path_contains: str | None = None, complete: bool = True
+    ) -> HoldRule:
+        """Keep the next ``n`` requests matching method/path waiting until ``release`` (see HoldRule)."""
+        rule = HoldRule(n, method, path_contains, complete)
+        self._holds.append(rule)
+        return rule
+
+    async def _route_after(
+        self, held: HoldRule, request: web.Request, record: RequestRecord, q: dict[str, str]
+    ) -> web.StreamResponse:
+        await held.hold()
+        return await self._route(request, record, q)
+
+    def release(self) -> int:
+        """Let every held request go on (acted on and answered, whether its client waits or
+        not). Returns how many were waiting."""
+        waiting = sum(rule.waiting for rule in self._holds)
+        for rule in self._holds:
+            rule.released.set()
+        self._holds.clear()
+        return waiting
 
     async def _route(
         self, request: web.Request, record: RequestRecord, q: dict[str, str]

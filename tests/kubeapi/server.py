@@ -419,6 +419,7 @@ class FakeKubeAPI(RestApi):
             "serverErrors": list(self.server_errors),
             "activeJobs": self.active_jobs(),
             "peakActiveJobs": self.peak_active_jobs,
+            "held": sum(rule.waiting for rule in self._holds),
         }
 
     async def _control(self, request: web.Request, path: str, q: Mapping[str, str]) -> web.Response:
@@ -437,6 +438,17 @@ class FakeKubeAPI(RestApi):
             return json_response({"compacted": self.compact()})
         if request.method == "POST" and action == "drop_watches":
             return json_response({"dropped": self.drop_watches(abort=flag(q.get("abort")))})
+        if request.method == "POST" and action == "hold_next":
+            spec = await self._body(request, optional=True) or {}
+            rule = self.hold_next(
+                int(spec.get("n", 1)),
+                spec.get("method"),
+                spec.get("path_contains"),
+                spec.get("complete", True),
+            )
+            return json_response({"remaining": rule.remaining})
+        if request.method == "POST" and action == "release":
+            return json_response({"released": self.release()})
         if request.method == "POST" and action == "fail_next":
             spec = await self._body(request, optional=True) or {}
             rule = self.fail_next(

@@ -14,6 +14,7 @@ from tests.kubeapi.protocol import (
     POD_SUFFIX,
     FaultRule,
     HistoryEvent,
+    HoldRule,
     RequestRecord,
     ValidationFailure,
     Watch,
@@ -58,6 +59,7 @@ class Store:
         self._watches: dict[str, set[Watch]] = {}
         self._logs: dict[tuple[str, str, str], str] = {}
         self._faults: list[FaultRule] = []
+        self._holds: list[HoldRule] = []
         self._timers: dict[str, list[asyncio.Handle]] = {}
         self._gc_handles: set[asyncio.Handle] = set()
         self._names = 0

@@ -415,6 +415,24 @@ async def test_injected_errors_reach_the_client(kube_api: FakeKubeAPI, kube_api_
     assert e.value.status == 503
 
 
+@pytest.mark.parametrize("complete", [True, False])
+async def test_a_held_request_waits_for_release_even_when_its_client_leaves(
+    kube_api: FakeKubeAPI, kube_api_client: ApiClient, complete: bool
+) -> None:
+    batch = client.BatchV1Api(kube_api_client)
+    kube_api.hold_next(1, "POST", "/jobs", complete=complete)
+    create = asyncio.create_task(batch.create_namespaced_job(NS, job_manifest("held")))
+    await wait_until(lambda: kube_api.stats()["held"] == 1)
+    assert (NS, "held") not in kube_api.job_arrivals  # held: not acted on
+    create.cancel()  # the client goes away (a service that stopped mid-submit)
+    await asyncio.gather(create, return_exceptions=True)
+    await wait_until(lambda: kube_api.stats()["held"] == (1 if complete else 0))
+    assert kube_api.release() == (1 if complete else 0)
+    await batch.create_namespaced_job(NS, job_manifest("later"))  # not held: the rule was used up
+    await wait_until(lambda: (NS, "later") in kube_api.job_arrivals)
+    assert ((NS, "held") in kube_api.job_arrivals) == complete
+
+
 async def test_drop_watches_ends_the_stream_and_the_client_resumes(
     kube_api: FakeKubeAPI, kube_api_client: ApiClient
 ) -> None:

@@ -1,7 +1,7 @@
 """Helpers for the receiver tests: a real `job-executor serve` process driven only through its public surfaces.
 
 Each module starts one service (its own STATE_DIR, CONFIG_DIR and log, on a free port) and a
-small aiohttp collector that it names as K_SINK. The config tree routes every event whose data
+collector (tests/service/conftest.py EventSink) that it names as K_SINK. The config tree routes every event whose data
 carries `project: rcv` (any type) to a task that writes the whole event it saw (`$`, as JSON)
 into a file of its own in `runs/`: one file per run, so "ran exactly once" and "what did the
 receiver decode" are both observable from outside, whatever the executor package looks like.
@@ -16,16 +16,16 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-from aiohttp import web
+
+from tests.service.conftest import EventSink, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 PROJECT, STAGE, SERVICE = "rcv", "dev", "svc"
@@ -73,12 +73,6 @@ BLOCK_SCRIPT = (
 )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def unique(prefix: str = "evt") -> str:
     return f"{prefix}-{os.urandom(6).hex()}"
 
@@ -113,43 +107,6 @@ def names_attribute(text: str, name: str) -> bool:
     """The error text names the attribute as a word of its own (`id` inside `invalid` does not count)."""
     pattern = rf"(?<![A-Za-z0-9_.]){re.escape(name)}(?![A-Za-z0-9_])"
     return re.search(pattern, text) is not None
-
-
-class Collector:
-    """K_SINK: records the started/finished events the service reports."""
-
-    def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
-        self.url = ""
-        self._runner: web.AppRunner | None = None
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_post("/", self._receive)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        port = free_port()
-        await web.TCPSite(self._runner, "127.0.0.1", port).start()
-        self.url = f"http://127.0.0.1:{port}/"
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-    async def _receive(self, request: web.Request) -> web.Response:
-        self.events.append(json.loads(await request.read()))
-        return web.Response(status=200)
-
-    async def wait_for(
-        self, check: Callable[[dict[str, Any]], bool], timeout: float = 15.0
-    ) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for event in self.events:
-                if check(event):
-                    return event
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"no reported event matched within {timeout}s; got {self.events}")
 
 
 class Service:
@@ -281,8 +238,8 @@ class Service:
         raise AssertionError(f"{text!r} never appeared in the service log")
 
 
-async def start_service(tmp: Path, env: Mapping[str, str] | None = None) -> tuple[Service, Collector]:
-    collector = Collector()
+async def start_service(tmp: Path, env: Mapping[str, str] | None = None) -> tuple[Service, EventSink]:
+    collector = EventSink()
     await collector.start()
     service = Service(tmp, collector.url, env)
     try:

@@ -18,7 +18,6 @@ from tests.receivers.harness import (
     BATCH,
     ROUTING,
     STRUCTURED,
-    Collector,
     Service,
     binary_headers,
     keptn_event,
@@ -26,12 +25,13 @@ from tests.receivers.harness import (
     start_service,
     unique,
 )
+from tests.service.conftest import EventSink
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def served(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tuple[Service, Collector]]:
+async def served(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tuple[Service, EventSink]]:
     svc, collector = await start_service(tmp_path_factory.mktemp("binding"))
     yield svc, collector
     svc.stop()
@@ -40,7 +40,7 @@ async def served(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tupl
 
 
 @pytest.fixture
-def service(served: tuple[Service, Collector]) -> Service:
+def service(served: tuple[Service, EventSink]) -> Service:
     return served[0]
 
 
@@ -118,7 +118,7 @@ async def test_binary_with_ce_datacontenttype_header_is_refused(service: Service
 
 
 # ---- 3.1.3 / 3.1.3.1 every attribute, extensions included, is a `ce-` header; names ignore case ----
-async def test_extension_headers_become_attributes(served: tuple[Service, Collector]) -> None:
+async def test_extension_headers_become_attributes(served: tuple[Service, EventSink]) -> None:
     """3.1.3: extensions MUST be mapped from their own headers (and go back to Keptn intact)."""
     service, collector = served
     event = keptn_event()
@@ -127,7 +127,7 @@ async def test_extension_headers_become_attributes(served: tuple[Service, Collec
     assert status == 202, text
     seen = await service.wait_run(event["id"])
     assert (seen["shkeptncontext"], seen["myextension"]) == ("ctx-ext", "v1")
-    finished = await collector.wait_for(
+    finished = await collector.wait_until(
         lambda e: e.get("triggeredid") == event["id"] and e["type"].endswith(".finished")
     )
     assert finished["shkeptncontext"] == "ctx-ext"
@@ -166,7 +166,7 @@ async def test_header_names_are_case_insensitive(service: Service) -> None:
         "one-round",
     ],
 )
-async def test_header_values_are_decoded(served: tuple[Service, Collector], sent: str, decoded: str) -> None:
+async def test_header_values_are_decoded(served: tuple[Service, EventSink], sent: str, decoded: str) -> None:
     service, collector = served
     event = keptn_event()
     body, headers = binary_request(event, **{"ce-subject": sent, "ce-shkeptncontext": sent})
@@ -175,7 +175,7 @@ async def test_header_values_are_decoded(served: tuple[Service, Collector], sent
     seen = await service.wait_run(event["id"])
     assert seen["subject"] == decoded and seen["shkeptncontext"] == decoded
     # Keptn correlates by shkeptncontext: the answer must carry the decoded value.
-    finished = await collector.wait_for(
+    finished = await collector.wait_until(
         lambda e: e.get("triggeredid") == event["id"] and e["type"].endswith(".finished")
     )
     assert finished["shkeptncontext"] == decoded

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import os
@@ -12,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -30,11 +31,17 @@ def free_port() -> int:
 
 
 class EventSink:
-    """Receives started/finished events like a Keptn receiver would (structured mode POSTs)."""
+    """Receives started/finished events like a Keptn receiver would (structured mode POSTs); the
+    one HTTP collector of the suites that run `serve` (tests/receivers/harness.py uses it too)."""
 
     def __init__(self) -> None:
         self.events: list[dict[str, Any]] = []
-        self.fail_next = 0  # answer 503 to this many requests first (outbox retry tests)
+        self.fail_next = 0  # answer fail_status to this many requests first (outbox retry tests)
+        self.fail_status = 503
+        self.fail_type = ""  # when set, only reports whose type ends with it count against fail_next
+        self.fail_each = 0  # answer fail_status to the first this many attempts of every report
+        self._attempts: collections.Counter[str] = collections.Counter()
+        self.refused: list[dict[str, Any]] = []  # what was answered fail_status, in order
         self.refuse_ids: set[str] = set()  # answer 400 to these events, always
         self._changed = asyncio.Event()
         self.url = ""
@@ -54,11 +61,16 @@ class EventSink:
             await self._runner.cleanup()
 
     async def _receive(self, request: web.Request) -> web.Response:
-        if self.fail_next > 0:
-            self.fail_next -= 1
-            return web.Response(status=503)
         assert request.content_type == "application/cloudevents+json"
         event = json.loads(await request.read())
+        self._attempts[str(event.get("id"))] += 1
+        if self._attempts[str(event.get("id"))] <= self.fail_each or (
+            self.fail_next > 0 and str(event.get("type", "")).endswith(self.fail_type)
+        ):
+            self.fail_next = max(0, self.fail_next - 1)
+            self.refused.append(event)
+            self._changed.set()
+            return web.Response(status=self.fail_status, text="not now")
         if event["id"] in self.refuse_ids:
             return web.Response(status=400, text="no thanks")
         self.events.append(event)
@@ -78,6 +90,20 @@ class EventSink:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), timeout=min(remaining, 0.5))
         return self.of_type(suffix)
+
+    async def wait_until(
+        self, check: Callable[[dict[str, Any]], bool], timeout: float = 15.0
+    ) -> dict[str, Any]:
+        """The first event received that passes `check`."""
+        deadline = time.monotonic() + timeout
+        while not (found := [e for e in self.events if check(e)]):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"no reported event matched within {timeout}s; got {self.events}")
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), timeout=min(remaining, 0.5))
+        return found[0]
 
 
 class Serve:

@@ -43,8 +43,6 @@ KILL_GRACE_SECONDS = 2.0
 # after it ends, each by one small write (readers take an empty file for "not yet"); only
 # shell builtins, so the wrapper adds no process beyond the task's own.
 WRAPPER = 'd="$1"; shift; echo $$ > "$d/pid"; "$@" >> "$d/output.log" 2>&1; echo $? > "$d/exit"'
-# Linux refuses to exec with one argument or env string over 32 pages (MAX_ARG_STRLEN).
-MAX_ENV_BYTES = 128 * 1024
 _SHELL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Starting a process failed for want of descriptors (EMFILE, ENFILE) or processes (EAGAIN).
 TRANSIENT_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.EAGAIN})
@@ -185,12 +183,7 @@ class LocalBackend:
         env = context.environment(spec, base, self.secrets_dir, folders)
         env[RESULT_FILE_ENV] = f"{staging}/result.json"
         for key, value in env.items():
-            if len(key) + len(value.encode()) + 2 > MAX_ENV_BYTES:
-                raise ValueError(
-                    f"env {key} is {len(value.encode())} bytes; a process on this machine takes at most "
-                    f"{MAX_ENV_BYTES // 1024} KiB per variable (Linux MAX_ARG_STRLEN): pick a smaller part "
-                    "of the event with a narrower jsonpath"
-                )
+            context.check_env_size(key, value)
         argv = [folders.rebase(_expand(arg, env)) for arg in (*spec.cmd, *spec.args)]
         # The wrapper is /bin/sh, and dash drops variables whose names are no shell identifier
         # (`E2E-x`, valid in Kubernetes and passed by JES); env(1) sets them after the shell.

@@ -19,6 +19,9 @@ from pathlib import Path
 from executor.config.paths import STAGING_ROOT
 from executor.model.tasks import EVENT_FILE_PATH, TaskSpec
 
+# Linux refuses to exec with one argument or env string over 32 pages (MAX_ARG_STRLEN).
+MAX_ENV_BYTES = 128 * 1024
+
 SECRETS = "secrets"
 
 
@@ -51,8 +54,18 @@ def environment(
     for secret in spec.secret_refs:  # only the secrets this task names
         env.update(read_secret(secrets_dir, secret))
     for var in spec.env:
+        check_env_size(var.name, var.value)  # before any work on it: a rebase of megabytes holds the loop
         env[var.name] = folders.rebase(var.value)
     return env
+
+
+def check_env_size(key: str, value: str) -> None:
+    if len(key) + len(value.encode()) + 2 > MAX_ENV_BYTES:
+        raise ValueError(
+            f"env {key} is {len(value.encode())} bytes; a process on this machine takes at most "
+            f"{MAX_ENV_BYTES // 1024} KiB per variable (Linux MAX_ARG_STRLEN): pick a smaller part "
+            "of the event with a narrower jsonpath"
+        )
 
 
 class Folders:

@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from executor import seats
 from executor.config.jsonpaths import MISSING, JsonPathLimitError, as_text, find_first
 from executor.config.model import Action, Concurrency, JobConfig
 from executor.model.errors import Temporary
@@ -212,26 +213,33 @@ class Gate:
             slot = self._join(claim)
             if claim.rule.on_conflict == "cancel-previous":
                 await self._replace(claim, live)
-        while True:
-            changed = self._changed.setdefault(claim.where, asyncio.Event())
-            slot = self._slot(claim.run) or self._join(claim)
-            if slot.holding:
-                return slot  # taken before a restart or a retry: the run resumes in it
-            if slot.cancelled_by:  # it keeps its row until reported, so a restart still knows
-                raise Refused(cancelled_message(claim, slot.cancelled_by), "cancelled")
-            live = self._live(claim)
-            taken = sum(s.holding for s in live)
-            mine = next((i for i, s in enumerate(live) if s.seq == slot.seq), len(live))
-            ahead = any(not s.holding and not s.cancelled_by for s in live[:mine])
-            if taken < claim.rule.limit and not ahead:
-                self.db.execute("UPDATE slots SET state = 'holding' WHERE seq = ?", (slot.seq,))
-                return slot
-            self.waiting += 1
-            try:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(changed.wait(), RECHECK_SECONDS)
-            finally:
-                self.waiting -= 1
+        # While it waits, the run gives its dispatcher seat back (seats.aside), so runs queued
+        # behind a key hold no seat that other events, or this key's holder, need to go on.
+        aside = False
+        async with contextlib.AsyncExitStack() as parked:
+            while True:
+                changed = self._changed.setdefault(claim.where, asyncio.Event())
+                slot = self._slot(claim.run) or self._join(claim)
+                if slot.holding:
+                    return slot  # taken before a restart or a retry: the run resumes in it
+                if slot.cancelled_by:  # it keeps its row until reported, so a restart still knows
+                    raise Refused(cancelled_message(claim, slot.cancelled_by), "cancelled")
+                live = self._live(claim)
+                taken = sum(s.holding for s in live)
+                mine = next((i for i, s in enumerate(live) if s.seq == slot.seq), len(live))
+                ahead = any(not s.holding and not s.cancelled_by for s in live[:mine])
+                if taken < claim.rule.limit and not ahead:
+                    self.db.execute("UPDATE slots SET state = 'holding' WHERE seq = ?", (slot.seq,))
+                    return slot  # leaving `parked` takes a seat again, holding the slot meanwhile
+                if not aside:
+                    aside = True
+                    await parked.enter_async_context(seats.aside())
+                self.waiting += 1
+                try:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(changed.wait(), RECHECK_SECONDS)
+                finally:
+                    self.waiting -= 1
 
     async def _replace(self, claim: Claim, live: list[Slot]) -> None:
         """cancel-previous: every run waiting for the key, and the oldest holders beyond

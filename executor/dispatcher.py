@@ -2,7 +2,9 @@
 
 `offer` answers at once (the HTTP source turns the answer into 202, 429 ...); an event is
 accepted only after its row is committed, and every accepted event that is not done is taken
-up again on the next start.
+up again on the next start. Each event taken from the queue runs in a task of its own, in one
+of MAX_CONCURRENT_RUNS seats (seats.py), which it gives back while it waits at an action's
+concurrency gate.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from executor.model.errors import Temporary
 from executor.model.events import Event, Offer, stored_event
+from executor.seats import Seat, Seats, sit
 from executor.state import StateStore
 from executor.support.backoff import EVENT_RETRY
 from executor.support.crashpoints import crash_point
@@ -89,25 +92,30 @@ class Dispatcher:
         self.queue_size = queue_size
         self.metrics = metrics or Metrics()
         self._queue: asyncio.Queue[Event] = asyncio.Queue()
-        self._workers: list[asyncio.Task[None]] = []
+        self._seats = Seats(concurrency)
+        self._intake: asyncio.Task[None] | None = None
+        self._next: Event | None = None  # taken from the queue, waiting for a seat
+        self._runs: set[asyncio.Task[None]] = set()
         self._closed = True
-        self._busy = 0
         self._attempts: dict[tuple[str, str], int] = {}
         self._retries: dict[tuple[str, str], asyncio.TimerHandle] = {}
         self.metrics.gauge("job_executor_queue_depth", lambda: float(self._queue.qsize()))
-        self.metrics.gauge("job_executor_runs_in_flight", lambda: float(self._busy))
+        self.metrics.gauge("job_executor_runs_in_flight", lambda: float(self._seats.taken))
 
     @property
     def accepting(self) -> bool:
         return not self._closed
 
     def room(self) -> int:
-        return self.queue_size - self._queue.qsize()
+        """Events waiting count against QUEUE_SIZE: those in the queue, and those taken from it
+        that wait without a seat (for one, or at an action's concurrency gate)."""
+        seatless = len(self._runs) - self._seats.taken
+        return self.queue_size - self._queue.qsize() - (self._next is not None) - seatless
 
     def offer(self, event: Event) -> Offer:
         if self._closed:
             return Offer.CLOSED
-        if self._queue.qsize() >= self.queue_size:
+        if self.room() <= 0:
             self.metrics.inc("job_executor_events_rejected_total", reason="queue_full")
             return Offer.FULL
         about = (event.type, event.project, event.stage, event.service)
@@ -128,37 +136,46 @@ class Dispatcher:
             resumed += 1
         if resumed:
             log.info("resuming %d event(s) accepted before the last stop", resumed)
-        self._workers = [
-            asyncio.create_task(self._work(), name=f"worker-{i}") for i in range(self.concurrency)
-        ]
+        self._intake = asyncio.create_task(self._take(), name="intake")
         self._closed = False
         return resumed
 
-    async def _work(self) -> None:
+    async def _take(self) -> None:
+        """Seats the events of the queue in order, each in a task of its own."""
         while True:
-            event = await self._queue.get()
+            event = self._next = await self._queue.get()
             if self._closed:  # stopping: leave it unfinished in the state, resumed on the next start
+                self._next = None
                 self._queue.task_done()
                 continue
-            self._busy += 1
-            try:
-                await self.handler(event)
-                self.store.set_run_state(event.source, event.id, "done")
-                crash_point("event.done")
-                log.info("event done", extra=step(event.source, event.id, type=event.type))
-                self._attempts.pop((event.source, event.id), None)
-            except asyncio.CancelledError:
-                raise  # stopping: the run stays unfinished and resumes on the next start
-            except Temporary as exc:
-                self._retry(event, exc)
-            except Exception:
-                log.exception("event %s from %s could not be handled", event.id, event.source)
-                self.store.set_run_status(event.source, event.id, "errored")
-                self.store.set_run_state(event.source, event.id, "done")
-            finally:
-                self._busy -= 1
-                self._queue.task_done()
+            seat = Seat(self._seats)
+            await seat.take()
+            self._next = None
+            run = asyncio.create_task(self._run(event, seat), name=f"run-{event.id}")
+            self._runs.add(run)
             await asyncio.sleep(0)  # a queue of events that need no await must not hold the loop
+
+    async def _run(self, event: Event, seat: Seat) -> None:
+        sit(seat)
+        try:
+            await self.handler(event)
+            self.store.set_run_state(event.source, event.id, "done")
+            crash_point("event.done")
+            log.info("event done", extra=step(event.source, event.id, type=event.type))
+            self._attempts.pop((event.source, event.id), None)
+        except asyncio.CancelledError:
+            raise  # stopping: the run stays unfinished and resumes on the next start
+        except Temporary as exc:
+            self._retry(event, exc)
+        except Exception:
+            log.exception("event %s from %s could not be handled", event.id, event.source)
+            self.store.set_run_status(event.source, event.id, "errored")
+            self.store.set_run_state(event.source, event.id, "done")
+        finally:
+            seat.give()
+            if (task := asyncio.current_task()) is not None:
+                self._runs.discard(task)  # now, not in a callback: room() counts it no more
+            self._queue.task_done()
 
     def _retry(self, event: Event, exc: Temporary) -> None:
         key = (event.source, event.id)
@@ -192,9 +209,10 @@ class Dispatcher:
                 await asyncio.wait_for(self._queue.join(), timeout=grace)
         for handle in self._retries.values():
             handle.cancel()  # still unfinished in the state: resumed on the next start
-        for worker in self._workers:
-            worker.cancel()
-        await asyncio.gather(*self._workers, return_exceptions=True)
+        tasks = [*self._runs, *([self._intake] if self._intake else [])]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def join(self) -> None:
         await self._queue.join()

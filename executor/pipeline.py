@@ -15,6 +15,7 @@ from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from executor import seats
 from executor.backends.base import Backend, BackendError
 from executor.backends.naming import spec_job_name
 from executor.concurrency import Gate, Refused, claim_for
@@ -209,7 +210,7 @@ class Pipeline:
                 self.reports.put(result_started(event, self.results, scope, action.name, action.index, tasks))
         # Let every action settle before asking for a retry, so none runs on unwatched.
         results = await asyncio.gather(
-            *(self.run_action(event, resolved, a) for a in actions), return_exceptions=True
+            *seats.parts(self.run_action(event, resolved, a) for a in actions), return_exceptions=True
         )
         for result in results:
             if isinstance(result, BaseException):

@@ -201,7 +201,8 @@ class DispatchSettings:
         "MAX_CONCURRENT_RUNS",
         16,
         envvars.whole(1),
-        doc="events handled at once (an event may start several tasks: see `MAX_CONCURRENT_TASKS`)",
+        doc="events handled at once (an event may start several tasks: see `MAX_CONCURRENT_TASKS`); "
+        "one waiting for an action's `concurrency` slot does not count",
     )
     max_concurrent_tasks: int = env(
         "MAX_CONCURRENT_TASKS",
@@ -210,7 +211,12 @@ class DispatchSettings:
         doc="tasks submitted and not yet ended, across all events and actions; more wait in order "
         "(gauge `job_executor_tasks_waiting`); `0`: no bound but `MAX_CONCURRENT_RUNS`",
     )
-    queue_size: int = env("QUEUE_SIZE", 1000, envvars.whole(1), doc="events waiting (then 429)")
+    queue_size: int = env(
+        "QUEUE_SIZE",
+        1000,
+        envvars.whole(1),
+        doc="events waiting, for `MAX_CONCURRENT_RUNS` or an action's `concurrency` slot (then 429)",
+    )
     shutdown_grace_seconds: float = env(
         "SHUTDOWN_GRACE_SECONDS", 30.0, envvars.seconds(0), doc="how long a SIGTERM may take", shown="30"
     )

@@ -60,9 +60,9 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...], tuple[tuple[str, ...], ...]]] = 
 }
 # name -> (help, label names); each reads a function at scrape time
 GAUGES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "job_executor_queue_depth": ("Events accepted and waiting for a worker", ()),
+    "job_executor_queue_depth": ("Events accepted and not yet taken up", ()),
     "job_executor_outbox_pending": ("Outgoing events not yet delivered", ()),
-    "job_executor_runs_in_flight": ("Events being handled by a worker now", ()),
+    "job_executor_runs_in_flight": ("Events being handled now (MAX_CONCURRENT_RUNS at most)", ()),
     "job_executor_tasks_waiting": ("Tasks waiting for a slot (MAX_CONCURRENT_TASKS)", ()),
     "job_executor_tasks_running": ("Tasks holding a slot (MAX_CONCURRENT_TASKS)", ()),
     "job_executor_tasks_waiting_for_cluster": ("Tasks waiting for room on an eligible cluster", ()),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -54,13 +55,19 @@ async def test_max_pending_jobs_holds_creates_until_a_pod_runs(kube_api_factory:
     backend = await started_backend(api, admission, tmp_path)
     try:
         submits = [asyncio.create_task(backend.submit(spec(i), {})) for i in range(3)]
-        await eventually(lambda: admission.waiting() == 1, what="the third create waiting")
-        assert len(api.job_arrivals) == 2  # the cap held: no third Job reached the API server
+        # Admitted is not arrived: wait for the first two creates to reach the API server too.
+        await eventually(
+            lambda: admission.waiting() == 1 and len(api.job_arrivals) == 2,
+            what="two Jobs created and the third create waiting",
+        )
         assert saturation([admission]) is not None
         first = await submits[0]
+        released = time.time()  # the fake stamps arrivals with time.time()
         api.set_job_running(NAMESPACE, first.name)  # its pod runs: one pending less
         await asyncio.wait_for(submits[2], timeout=5)
         assert len(api.job_arrivals) == 3
+        third = api.job_arrivals[(NAMESPACE, spec_job_name(spec(2)))]
+        assert third >= released  # the cap held the third create until a pod ran
         assert admission.pending.count == 2 and admission.waiting() == 0
         assert saturation([admission]) is None
         # an ended Job is not pending either
@@ -73,7 +80,9 @@ async def test_max_pending_jobs_holds_creates_until_a_pod_runs(kube_api_factory:
 
 async def test_write_qps_spreads_creates_over_time(kube_api_factory: Any, tmp_path: Path) -> None:
     api: FakeKubeAPI = await kube_api_factory()
-    admission = Admission(write_qps=10, write_burst=2)
+    began = time.time()  # before the bucket fills (at its making); the fake stamps with time.time()
+    qps, burst = 10, 2
+    admission = Admission(write_qps=qps, write_burst=burst)
     backend = await started_backend(api, admission, tmp_path)
     try:
         await asyncio.gather(*(backend.submit(spec(i), {}) for i in range(8)))
@@ -81,13 +90,26 @@ async def test_write_qps_spreads_creates_over_time(kube_api_factory: Any, tmp_pa
         await backend.close()
     arrivals = sorted(api.job_arrivals.values())
     assert len(arrivals) == 8
-    # 2 at once (the burst), then one per 1/10 s: the 8th no sooner than 0.6 s after the 1st
-    assert arrivals[-1] - arrivals[0] >= 0.55, arrivals
-    assert arrivals[1] - arrivals[0] < 0.1, arrivals  # the burst went through at once
-    for i in range(2, 8):  # never more than burst + rate * elapsed writes by any moment
-        assert i + 1 <= 2 + 10 * (arrivals[i] - arrivals[0]) + 1, arrivals
+    # The bucket's promise: by any moment t, at most burst + qps * (t - its making) writes took a
+    # token, and a create arrives only after it took one. So the (i+1)th arrival is no sooner
+    # than (i + 1 - burst) / qps after `began` (the 8th: 0.6 s). A loaded machine only delays
+    # arrivals, which keeps this true; the tolerance covers the two clocks (monotonic, time).
+    for i, arrived in enumerate(arrivals):
+        assert i + 1 <= burst + qps * (arrived - began) + 0.01, (i, arrived - began, arrivals)
     # reads (the watch, the lists) took no tokens: only the 8 creates did
     assert len(api.requests("POST", "/jobs")) == 8
+
+
+async def test_token_bucket_lets_the_burst_through_at_once_then_one_per_interval() -> None:
+    now = [0.0]
+    bucket = TokenBucket(rate=8, burst=2, clock=lambda: now[0])  # 1/8 s: exact in binary
+    takes = [asyncio.ensure_future(bucket.take()) for _ in range(3)]
+    await asyncio.sleep(0)  # one loop turn, and the clock stands still
+    assert [t.done() for t in takes] == [True, True, False]  # the burst at once, no time passed
+    assert bucket.waiting == 1
+    now[0] += 0.125  # one interval: the timer the bucket set finds a token
+    await asyncio.wait_for(takes[2], timeout=5)
+    assert bucket.waiting == 0
 
 
 async def test_token_bucket_serves_waiters_in_order() -> None:

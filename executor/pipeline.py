@@ -166,8 +166,14 @@ class Pipeline:
             elif self.error_logs and answers(event):
                 self.reports.put(error_log_event(event, message, self.integration_id() or ""))
             return True
-        pinned = self.store.pin_config(event.source, event.id, resolved.config.digest)
-        if pinned != resolved.config.digest:
+        with tracing.span("match"):
+            actions = matching_actions(resolved.config, event)
+        # A config is pinned when something runs under it, or ran under it before a restart: an
+        # event that matches nothing costs no write here (most events, on a busy receiver).
+        pinned = self.store.pinned_config(event.source, event.id)
+        if actions or pinned is not None:
+            pinned = self.store.pin_config(event.source, event.id, resolved.config.digest)
+        if pinned is not None and pinned != resolved.config.digest:
             # Progress is kept by action and task position; under another config those
             # positions mean other tasks, so resuming could run the wrong ones or repeat some.
             log.warning("job config of event %s changed while it was handled; not resumed", event.id)
@@ -178,8 +184,6 @@ class Pipeline:
                 "the rest of it was not run. Send the event again (with a new id) to run it anew.",
             )
             return False
-        with tracing.span("match"):
-            actions = matching_actions(resolved.config, event)
         log.info(
             "job config %s: %s",
             resolved.config.source,

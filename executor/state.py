@@ -156,6 +156,22 @@ class StateStore:
         )
         return cur.rowcount == 1
 
+    def accept_all(self, rows: list[tuple[str, str, str, tuple[str, str, str, str]]]) -> list[bool]:
+        """`accept` for many events (source, id, event JSON, about) in one transaction: one
+        commit, so one write of the log, for all of them (group commit). A row already there
+        (an earlier delivery, or the same event twice in `rows`) answers False."""
+        now = time.time()
+        with self.transaction():
+            return [
+                self._db.execute(
+                    "INSERT OR IGNORE INTO runs (source, id, event, state, received_at, type, project, "
+                    "stage, service) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?)",
+                    (source, event_id, event_json, now, *about),
+                ).rowcount
+                == 1
+                for source, event_id, event_json, about in rows
+            ]
+
     def set_run_status(self, source: str, event_id: str, status: str) -> None:
         """How the run ended: a worse status (errored > failed > succeeded) is never overwritten
         by a better one, so a run whose config was refused stays errored whatever came after."""
@@ -186,14 +202,20 @@ class StateStore:
 
     def pin_config(self, source: str, event_id: str, digest: str) -> str:
         """The digest of the config the run started with: recorded the first time, then kept."""
+        pinned = self.pinned_config(source, event_id)
+        if pinned is not None:
+            return pinned
         self._db.execute(
             "UPDATE runs SET config_digest = ? WHERE source = ? AND id = ? AND config_digest IS NULL",
             (digest, source, event_id),
         )
+        return digest
+
+    def pinned_config(self, source: str, event_id: str) -> str | None:
         row = self._db.execute(
             "SELECT config_digest FROM runs WHERE source = ? AND id = ?", (source, event_id)
         ).fetchone()
-        return digest if row is None or row[0] is None else str(row[0])
+        return None if row is None or row[0] is None else str(row[0])
 
     # ---- progress inside a run ----
     def task_outcome(self, source: str, event_id: str, action: int, task: int) -> dict[str, Any] | None:

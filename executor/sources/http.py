@@ -12,6 +12,7 @@ are configured, the CloudEvents webhook handshake (OPTIONS).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -216,14 +217,18 @@ class HttpSource:
         if len(events) > self.intake.room():
             raise Refusal(429, "queue is full; retry later", "queue_full")
         counts = {"accepted": 0, "duplicate": 0}
-        for event in events:
-            with tracing.receive(event.attributes, "http"):
-                answer = self.intake.offer(event)
+        with contextlib.ExitStack() as spans:
+            for event in events:
+                spans.enter_context(tracing.receive(event.attributes, "http"))
+            answers = await self.intake.offer_all(events)
+        for answer in answers:
             if answer is Offer.ACCEPTED:
                 counts["accepted"] += 1
             elif answer is Offer.DUPLICATE:
                 counts["duplicate"] += 1
-            else:  # room was checked above and nothing awaits in between; only a stop lands here
+            elif answer is Offer.FULL:  # another request's events took the room meanwhile
+                raise Refusal(429, "queue is full; retry later", "queue_full")
+            else:  # only a stop lands here
                 raise Refusal(503, "shutting down; send again later", "closed")
         return web.json_response(counts, status=202)
 

@@ -318,6 +318,8 @@ class Pipeline:
         phases = {"queued": _iso(received or time.time()), "submitted": _iso(time.time())}
         names = (spec.action_name, spec.task_name, spec_job_name(spec))
         self.store.task_submitted(*key, names, phases)
+        # The pinned config and the task's progress are on disk before its Job or process exists.
+        self.store.flush()
         # A submit that has begun must finish even if we are shutting down, or a Job could be
         # created that nobody tracks; shield it and let stop() wait for it.
         submit = asyncio.ensure_future(self.backend.submit(spec, files))

@@ -48,7 +48,8 @@ def run(count: int = 3000, rate: float = 300, rounds: int = 3, warmup: int = 200
         "goals": [
             {
                 "name": "cpu per event, kubernetes",
-                "figure": f"{ms:.3f} ms (rounds {min(rounds_ms):.3f}-{max(rounds_ms):.3f}; bare parser {bare:.3f} ms)",
+                "figure": f"{ms:.3f} ms (rounds {min(rounds_ms):.3f}-{max(rounds_ms):.3f}; "
+                f"bare parser {bare:.3f} ms)",
                 "goal": f"<= {GOAL_MS} ms of serve's CPU per event, receipt to delivered finished event",
                 "met": ms <= GOAL_MS and delivered >= warmup + rounds * count,
             }

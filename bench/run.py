@@ -57,6 +57,7 @@ def main() -> int:
     parser.add_argument("--only", nargs="*", help="names of benchmarks to run")
     args = parser.parse_args()
     _load_optional()
+    stem = "smoke" if args.smoke else "latest"
     results: dict[str, Any] = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {len(cores())} cores, Python {platform.python_version()}",
@@ -72,19 +73,25 @@ def main() -> int:
         figures = (smoke if args.smoke else full)()
         met = None if args.smoke else bool(goal(figures))
         goals = figures.pop("goals", None) or [{"name": name, "figure": None, "goal": goal_text, "met": met}]
+        goals = [{**entry, "met": None if args.smoke else bool(entry["met"])} for entry in goals]
         results["benchmarks"][name] = {
             "figures": figures,
             "goal": goal_text,
             "goal_met": met,
+            "goals": goals,
             "seconds": round(time.monotonic() - began, 1),
+            "when": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         print(f"bench: {name}: {json.dumps(figures)}", flush=True)
         for entry in goals:
-            entry = {**entry, "met": None if args.smoke else bool(entry["met"])}
-            results["goals"].append(entry)
             print(f"bench: goal {entry['name']!r}: {entry['figure']} ({entry['goal']}): {_met(entry['met'])}")
+    if args.only and (RESULTS / f"{stem}.json").exists():
+        # Some benchmarks ran again: the others keep the figures of the run before (read now, so
+        # two such runs at once both keep theirs).
+        before = json.loads((RESULTS / f"{stem}.json").read_text())["benchmarks"]
+        results["benchmarks"] = {**before, **results["benchmarks"]}
+    results["goals"] = [goal for entry in results["benchmarks"].values() for goal in entry.get("goals", [])]
     RESULTS.mkdir(exist_ok=True)
-    stem = "smoke" if args.smoke else "latest"
     (RESULTS / f"{stem}.json").write_text(json.dumps(results, indent=2) + "\n")
     (RESULTS / f"{stem}.md").write_text(markdown(results))
     print(f"bench: wrote {RESULTS / stem}.json and .md")
@@ -107,7 +114,8 @@ def markdown(results: dict[str, Any]) -> str:
         lines += [
             f"## {name}",
             "",
-            f"Goal: {entry['goal']} ({met}); took {entry['seconds']} s.",
+            f"Goal: {entry['goal']} ({met}); took {entry['seconds']} s, "
+            f"at {entry.get('when', results['when'])}.",
             "",
             "| figure | value |",
             "| --- | --- |",

@@ -119,7 +119,8 @@ class StateStore:
         self.db = self._db  # read by the run history's queries (history.py)
         self._db.execute("PRAGMA journal_mode=WAL")
         # NORMAL in WAL mode survives a crash of the process (the case we design for); only a
-        # power loss can drop the last commits.
+        # power loss or a crash of the machine can drop the commits since the last checkpoint
+        # (FEATURES.md, "Nothing lost, nothing run twice").
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
         self._add_columns("outbox", _OUTBOX_COLUMNS)

@@ -7,6 +7,8 @@ parser; symlinks are followed only while they stay inside the tree.
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -129,14 +131,17 @@ class LocalTreeResolver:
         levels = self.candidates(event)
         for index, (level, folder) in enumerate(levels):
             path = folder / CONFIG_PATH
-            if path.is_file():
+            try:
+                found = os.stat(path)  # one call per level, for every event: no is_file() before it
+            except OSError:
+                continue
+            if stat.S_ISREG(found.st_mode):
                 roots = tuple(f for _, f in levels[index:])
-                return Resolved(self._load(path), level, local_files(roots))
+                return Resolved(self._load(path, found), level, local_files(roots))
         return None
 
-    def _load(self, path: Path) -> JobConfig:
-        stat = path.stat()
-        key = (stat.st_mtime_ns, stat.st_size)
+    def _load(self, path: Path, found: os.stat_result) -> JobConfig:
+        key = (found.st_mtime_ns, found.st_size)
         cached = self._cache.get(path)
         if cached is not None and cached[0] == key:
             return cached[1]

@@ -181,7 +181,12 @@ class HttpSource:
         if request.content_length is not None and request.content_length > limit:
             raise Refusal(413, f"body is larger than {limit} bytes (MAX_BODY_BYTES)", "too_large")
         try:
-            body = await asyncio.wait_for(request.read(), timeout=self.settings.body_timeout_seconds)
+            if request.content.is_eof():
+                # The whole body came with the headers (as a small event's does): nothing to wait
+                # for, so no timer and no task of wait_for's.
+                body = await request.read()
+            else:
+                body = await asyncio.wait_for(request.read(), timeout=self.settings.body_timeout_seconds)
         except web.HTTPRequestEntityTooLarge:
             raise Refusal(413, f"body is larger than {limit} bytes (MAX_BODY_BYTES)", "too_large") from None
         except TimeoutError:

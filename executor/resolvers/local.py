@@ -140,7 +140,7 @@ class LocalTreeResolver:
 
     async def resolve(self, event: Event) -> Resolved | None:
         levels = self._candidates(event)
-        for index, (level, folder, path) in enumerate(levels):
+        for index, (level, _, path) in enumerate(levels):
             try:
                 found = os.stat(path)  # one call per level, for every event: no is_file() before it
             except OSError:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import resource
 import sys
 import tempfile
@@ -46,6 +47,10 @@ GOAL_SECONDS = 600.0
 GOAL_RSS_MB = 400
 GOAL_REQUESTS = 3
 GOAL_CPU_RATIO = 20
+# A shorter run than the goal's (figures then name the count; the goal is not met by it).
+JOBS = int(os.environ.get("BENCH_TRACKING_JOBS", GOAL_JOBS))
+WINDOW = float(os.environ.get("BENCH_TRACKING_WINDOW", GOAL_SECONDS))
+POLL_JOBS = int(os.environ.get("BENCH_TRACKING_POLL_JOBS", 5000))
 
 
 def _spec(i: int) -> Any:
@@ -66,9 +71,13 @@ def _sys_cpu() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_stime
 
 
-def _requests(api_url: str) -> int:
+def _stats(api_url: str) -> dict[str, Any]:
     with urllib.request.urlopen(api_url + "/_fake/stats", timeout=10) as response:
-        return int(json.loads(response.read())["requests"])
+        return dict(json.loads(response.read()))
+
+
+def _requests(api_url: str) -> int:
+    return int(_stats(api_url)["requests"])
 
 
 async def _run_variant(variant: str, api_url: str, kubeconfig: str, jobs: int) -> dict[str, Any]:
@@ -100,7 +109,11 @@ async def _run_variant(variant: str, api_url: str, kubeconfig: str, jobs: int) -
         # The baseline learns of the ends by its GETs alone: no shared watch running beside them.
         await backend.tracker(NAMESPACE).close()
     submitted_cpu, submitted_sys, submitted_at = _cpu(), _sys_cpu(), time.monotonic()
-    after_create_requests = _requests(api_url)
+    after_create = _stats(api_url)
+    after_create_requests = int(after_create["requests"])
+    # Jobs not yet ended when tracking begins: all of them unless creating them took longer
+    # than the window (a slow or busy machine), which would leave little to track.
+    in_flight = int(after_create["activeJobs"])
     if variant == "watch":
         # The backend's own wait(), up to the point where it has the finished Job: the outcome
         # (pod, logs) is read in the second phase, by the same code for both variants.
@@ -164,6 +177,7 @@ async def _run_variant(variant: str, api_url: str, kubeconfig: str, jobs: int) -
         "tracking_seconds": round(tracked_at - submitted_at, 1),
         "wall_seconds": round(finished_at - began, 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "in_flight_when_tracking_began": in_flight,
     }
 
 
@@ -224,7 +238,7 @@ def polls_per_job(window: float) -> float:
 
 
 def run(
-    jobs: int = GOAL_JOBS, window: float = 120.0, poll_jobs: int = 5000, poll_window: float = 60.0
+    jobs: int = JOBS, window: float = WINDOW, poll_jobs: int = POLL_JOBS, poll_window: float = 60.0
 ) -> dict[str, Any]:
     watch = variant("watch", jobs, window)
     poll = variant("poll", poll_jobs, poll_window)
@@ -245,19 +259,22 @@ def run(
         "cpu_ratio_poll_to_watch": ratio,
     }
     rss, requests = watch["peak_rss_mb"], watch["api_requests_per_job"]
+    in_flight = watch["in_flight_when_tracking_began"]
     results["goals"] = [
         {
             "name": f"{GOAL_JOBS:,} jobs tracked",
             "figure": f"peak RSS {rss:.0f} MB; {requests} API requests per Job; {ratio}x less CPU than "
             f"polling every 5 s over {GOAL_SECONDS / 60:.0f} minutes ({round(watching, 1)} s against "
             f"{round(polling)} s; polling's {results['poll_cpu_ms_per_request']} ms per request measured on "
-            f"{poll_jobs:,} Jobs; the Jobs ended within {window:.0f} s)",
+            f"{poll_jobs:,} Jobs; {jobs:,} Jobs ending within {window:.0f} s of their creation, "
+            f"{in_flight:,} in flight when tracking began)",
             "goal": f"peak RSS < {GOAL_RSS_MB} MB, <= {GOAL_REQUESTS} API requests per Job, "
             f">= {GOAL_CPU_RATIO}x less CPU than per-job polling",
             "met": rss < GOAL_RSS_MB
             and requests <= GOAL_REQUESTS
             and ratio >= GOAL_CPU_RATIO
-            and watch["succeeded"] == jobs,
+            and watch["succeeded"] == jobs >= GOAL_JOBS
+            and in_flight >= 0.9 * jobs,
         }
     ]
     return results

@@ -26,6 +26,9 @@ from executor.backends.local.backend import LocalBackend
 from executor.model.tasks import TaskSpec, Trigger
 
 CONCURRENCY = 8
+EVENT = json.dumps(
+    {"specversion": "1.0", "type": "sh.keptn.event.bench.triggered", "data": {"x": "y" * 1024}}
+)
 
 
 def spec(i: int) -> TaskSpec:
@@ -57,6 +60,8 @@ def spec(i: int) -> TaskSpec:
         image_pull_policy=None,
         service_account=None,
         automount_service_account_token=False,
+        # Every task is given its event as a file (issue 15): about a Keptn event's size.
+        event_file=EVENT,
     )
 
 

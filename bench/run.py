@@ -145,7 +145,7 @@ def _flatten(figures: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]
 
 def _load_optional() -> None:
     """Benchmarks of the Kubernetes backend register themselves when their module exists."""
-    for module in ("bench.latency", "bench.tracking", "bench.kubecpu", "bench.scaling"):
+    for module in ("bench.latency", "bench.tracking", "bench.kubecpu", "bench.scaling", "bench.clusters"):
         try:
             __import__(module)
         except ModuleNotFoundError as exc:

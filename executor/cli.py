@@ -16,7 +16,7 @@ import yaml
 
 from executor import __version__
 from executor.app import runs_cli
-from executor.app.dryrun import DryRunError, dry_run
+from executor.app.dryrun import DryRunError, concurrency_notes, dry_run
 from executor.app.lint import allow_list_warnings, lint_paths
 from executor.backends.kubernetes import initfiles
 from executor.config.parse import read_config_file
@@ -193,6 +193,8 @@ def cmd_render(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 0
+    for note in concurrency_notes(config, event):
+        print(f"concurrency: {note}", file=sys.stderr)
     sys.stdout.write(yaml.dump_all(objects, Dumper=_PlainDumper, sort_keys=False, explicit_start=True))
     return 0
 

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from executor.backends.base import Backend, BackendError
 from executor.backends.naming import spec_job_name
+from executor.concurrency import Gate, Refused, claim_for
 from executor.config.model import Action
 from executor.dispatcher import TaskSlots
 from executor.keptn.api import KeptnError
@@ -96,6 +97,8 @@ class Pipeline:
         self._submits: set[asyncio.Future[Any]] = set()
         # MAX_CONCURRENT_TASKS: a task waits here, in order, before it is submitted.
         self.task_slots = TaskSlots(0)
+        # The actions' `concurrency`: a run waits here for a slot of its key, after planning.
+        self.gate = Gate(store, backend.cancel, self.metrics)
 
     async def handle(self, event: Event) -> bool:
         """Run everything the event triggers; True when no task failed."""
@@ -257,7 +260,7 @@ class Pipeline:
             return True
         scope = f"action-{index}"
         try:
-            specs = plan_action(event, action, resolved.config, self.settings)
+            specs = plan_action(event, action, resolved.config, self.settings, resolved.level)
             files = [await self._files(spec, resolved) for spec in specs]
         except (PolicyError, PlanError, FilesError) as exc:
             log.warning("action %r refused for event %s: %s", action.name, event_id, exc)
@@ -266,25 +269,43 @@ class Pipeline:
             self.store.set_run_status(source, event_id, "errored")
             self.metrics.inc("job_executor_runs_total", outcome="refused")
             return False
-        reports: list[TaskReport] = []  # the started report was queued by handle, before any finished
-        failed = False
-        traceparent = ""  # the last task's: the finished report continues its trace
-        for spec, task_files in zip(specs, files, strict=True):
-            if failed:
-                reports.append(TaskReport(spec.task_name, None))
-                continue
-            outcome, traceparent = await self._run_task(event, spec, task_files)
-            phases = self.store.task_phases(source, event_id, spec.action_index, spec.task_index)
-            reports.append(TaskReport(spec.task_name, outcome, phases))
-            failed = not outcome.ok
-        with tracing.under(traceparent):
-            if action.silent:
-                pass
-            elif answers(event):
-                self.reports.put(finished(event, scope, reports))
-            elif answers_generic(event, self.results):
-                self.reports.put(result_finished(event, self.results, scope, action.name, index, reports))
-        self.store.mark_action_done(source, event_id, index)
+        claim = claim_for(resolved.config, action, event)
+        try:
+            async with self.gate.held(claim):
+                reports: list[TaskReport] = []  # handle queued the started report, before any finished
+                failed = False
+                traceparent = ""  # the last task's: the finished report continues its trace
+                for spec, task_files in zip(specs, files, strict=True):
+                    if failed or self.gate.holds_back(claim, spec.task_index):
+                        reports.append(TaskReport(spec.task_name, None))
+                        continue
+                    outcome, traceparent = await self._run_task(event, spec, task_files)
+                    phases = self.store.task_phases(source, event_id, spec.action_index, spec.task_index)
+                    reports.append(
+                        TaskReport(spec.task_name, outcome, phases, optional=spec.continue_on_error)
+                    )
+                    # continueOnError: the failure is reported (as a warning) and the next task runs.
+                    failed = not outcome.ok and not spec.continue_on_error
+                self.gate.check_replaced(claim, done=not failed and reports[-1].outcome is not None)
+                # Reported and done while the slot is held: the next run of the key starts after.
+                with tracing.under(traceparent):
+                    if action.silent:
+                        pass
+                    elif answers(event):
+                        self.reports.put(finished(event, scope, reports))
+                    elif answers_generic(event, self.results):
+                        self.reports.put(
+                            result_finished(event, self.results, scope, action.name, index, reports)
+                        )
+                self.store.mark_action_done(source, event_id, index)
+        except Refused as exc:  # skipped, or stopped for a newer event of its key
+            log.info("action %r of event %s %s: %s", action.name, event_id, exc.outcome, exc)
+            self._action_error(event, action, str(exc))
+            self.store.mark_action_done(source, event_id, index)
+            self.store.set_run_status(source, event_id, "errored")
+            self.metrics.inc("job_executor_runs_total", outcome=exc.outcome)
+            self.gate.leave(claim)
+            return False
         self.metrics.inc("job_executor_runs_total", outcome="failed" if failed else "succeeded")
         return not failed
 
@@ -328,6 +349,7 @@ class Pipeline:
         try:
             handle = await asyncio.shield(submit)
             log.info("task %s %s", handle.name, "adopted" if handle.adopted else "started", extra=where)
+            self.gate.running(key[:3], handle)  # cancel-previous can stop it from now on
             phases["staged"] = _iso(time.time())
             self.store.task_submitted(*key, names, phases)
             outcome = await self.backend.wait(handle, spec)

@@ -9,12 +9,13 @@ from __future__ import annotations
 import copy
 import logging
 import re
+from dataclasses import replace
 from typing import Any
 
 from executor.config.jsonpaths import MISSING, JsonPathLimitError, as_text, find_first
 from executor.config.model import Action, JobConfig, Task
 from executor.model.events import Event
-from executor.model.tasks import EnvVar, TaskSpec, Trigger
+from executor.model.tasks import EVENT_FILE_ENV, EVENT_FILE_PATH, EnvVar, SecretMount, TaskSpec, Trigger
 from executor.policy import (
     RESTRICTED_SECURITY_CONTEXT,
     check_image,
@@ -58,12 +59,41 @@ def trigger_of(event: Event) -> Trigger:
     )
 
 
-def plan_action(event: Event, action: Action, config: JobConfig, settings: Settings) -> tuple[TaskSpec, ...]:
-    """Raises PolicyError or PlanError for the first task that cannot run."""
+def plan_action(
+    event: Event, action: Action, config: JobConfig, settings: Settings, level: str = ""
+) -> tuple[TaskSpec, ...]:
+    """Raises PolicyError or PlanError for the first task that cannot run. `level`: where the
+    config was found (service, stage, project, root or file), told to each task."""
     trigger = trigger_of(event)
+    event_json = event.to_json()
     return tuple(
-        plan_task(event, trigger, action, task, number, config, settings)
+        with_context(
+            plan_task(event, trigger, action, task, number, config, settings), event_json, task, level
+        )
         for number, task in enumerate(action.tasks, start=1)
+    )
+
+
+def with_context(spec: TaskSpec, event_json: str, task: Task, level: str) -> TaskSpec:
+    """What every task is given beside its config's env: the event as a file, and where it
+    stands (action, task, config level, commit). The config's own entries win on a clash."""
+    context = {
+        EVENT_FILE_ENV: EVENT_FILE_PATH,
+        "JOB_ACTION": spec.action_name,
+        "JOB_TASK": spec.task_name,
+        "JOB_TASK_INDEX": str(spec.task_index),
+        "JOB_CONFIG_LEVEL": level,
+        "GIT_COMMIT_ID": spec.trigger.git_commit_id,
+    }
+    declared = {e.name for e in task.env if e.value_from != "secret"}
+    # Like KEPTN_STAGE, a value the event has not (no commit id) is not set at all.
+    added = tuple(EnvVar(k, v) for k, v in context.items() if v and k not in declared)
+    return replace(
+        spec,
+        env=(*spec.env, *added),
+        event_file=event_json,
+        secret_files=tuple(SecretMount(s.name, s.mount_path) for s in task.secret_files),
+        continue_on_error=task.continue_on_error,
     )
 
 

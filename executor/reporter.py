@@ -39,6 +39,22 @@ class TaskReport:
     name: str
     outcome: TaskOutcome | None  # None: not run, because an earlier task failed
     phases: Mapping[str, str] = field(default_factory=dict)  # queued, submitted, staged, started, ended
+    optional: bool = False  # continueOnError: its failure makes the action's result a warning
+
+    @property
+    def failed(self) -> bool:
+        return self.outcome is not None and not self.outcome.ok
+
+    def failure_line(self) -> str:
+        assert self.outcome is not None
+        went_on = " (continueOnError: the action went on)" if self.optional else ""
+        return f"Task '{self.name}' failed{went_on}: {self.outcome.reason}\n{self.outcome.logs}".rstrip()
+
+
+def _failures(reports: Sequence[TaskReport]) -> tuple[TaskReport | None, bool]:
+    """The task that failed the action (None: none did), and whether an optional one failed."""
+    failed = next((r for r in reports if r.failed and not r.optional), None)
+    return failed, any(r.failed and r.optional for r in reports)
 
 
 def report_id(event: Event, scope: str, phase: str) -> str:
@@ -92,7 +108,7 @@ def started(event: Event, scope: str) -> OutEvent:
 
 def finished(event: Event, scope: str, reports: Sequence[TaskReport]) -> OutEvent:
     """The finished event of an action; a task's result file may patch its data."""
-    failed = next((r for r in reports if r.outcome is not None and not r.outcome.ok), None)
+    failed, warned = _failures(reports)
     lines = []
     for report in reports:
         if report.outcome is None:
@@ -102,19 +118,17 @@ def finished(event: Event, scope: str, reports: Sequence[TaskReport]) -> OutEven
         elif report.outcome.ok:
             lines.append(f"Task '{report.name}' finished successfully!\n{report.outcome.logs}".rstrip())
         else:
-            lines.append(
-                f"Task '{report.name}' failed: {report.outcome.reason}\n{report.outcome.logs}".rstrip()
-            )
+            lines.append(report.failure_line())
     data = _common_data(event)
     data["status"] = "errored" if failed else "succeeded"
-    data["result"] = "fail" if failed else "pass"
+    data["result"] = "fail" if failed else "warning" if warned else "pass"
     message = "\n".join(lines)
     refused = _common_data(event) | {"status": "errored", "result": "fail"}
     patched = False
     if not failed:
         try:
-            for report in reports:
-                if report.outcome is not None and report.outcome.result is not None:
+            for report in reports:  # not from a failed optional task: it did not do its part
+                if report.outcome is not None and report.outcome.ok and report.outcome.result is not None:
                     data = apply_result(data, report.outcome.result, report.name)
                     patched = True
         except ResultError as exc:
@@ -288,7 +302,7 @@ def result_finished(
     event: Event, fmt: ResultFormat, scope: str, name: str, index: int, reports: Sequence[TaskReport]
 ) -> OutEvent:
     """The finished result event of an action: each task's outcome, result file and times."""
-    failed = next((r for r in reports if r.outcome is not None and not r.outcome.ok), None)
+    failed, warned = _failures(reports)
     lines: list[str] = []
     tasks: list[dict[str, Any]] = []
     broken = False
@@ -320,14 +334,16 @@ def result_finished(
                 broken = True
                 lines.append(str(exc))
         tasks.append(entry)
+        if report.optional:
+            entry["continueOnError"] = True
         if outcome.ok:
             lines.append(f"Task '{report.name}' finished successfully!\n{outcome.logs}".rstrip())
         else:
-            lines.append(f"Task '{report.name}' failed: {outcome.reason}\n{outcome.logs}".rstrip())
+            lines.append(report.failure_line())
     bad = failed is not None or broken
     data: dict[str, Any] = {
         "status": "errored" if bad else "succeeded",
-        "result": "fail" if bad else "pass",
+        "result": "fail" if bad else "warning" if warned else "pass",
         "action": _action_data(name, index),
         "tasks": tasks,
     }

@@ -48,9 +48,17 @@ CREATE TABLE IF NOT EXISTS placements (
 );
 CREATE INDEX IF NOT EXISTS placements_run ON placements (source, id);
 CREATE TABLE IF NOT EXISTS uncertain_groups (grp TEXT NOT NULL PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS slots (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, scope TEXT NOT NULL, key TEXT NOT NULL,
+    source TEXT NOT NULL, id TEXT NOT NULL, action INTEGER NOT NULL, arrived REAL NOT NULL,
+    state TEXT NOT NULL, cancelled_by TEXT NOT NULL DEFAULT '',
+    UNIQUE (source, id, action)
+);
+CREATE INDEX IF NOT EXISTS slots_key ON slots (scope, key, arrived, seq);
 """
 # Tables are created with IF NOT EXISTS on every start: a database from before a table existed
-# (placements came with CLUSTERS_FILE) gets it then, empty, which is what it would have held.
+# (placements came with CLUSTERS_FILE, slots with the actions' `concurrency`) gets it then,
+# empty, which is what it would have held.
 
 # Outbox columns added after the first release: created on databases that predate them.
 # grp: the event a report answers (its triggeredid): order is kept within one group per sink, so
@@ -419,7 +427,7 @@ class StateStore:
                     (source, event_id),
                 ).fetchall()
                 tasks += [(str(a), str(b), int(c), int(d)) for a, b, c, d in rows]
-            for table in ("tasks", "actions", "placements", "runs"):
+            for table in ("tasks", "actions", "placements", "slots", "runs"):
                 self._db.executemany(f"DELETE FROM {table} WHERE source = ? AND id = ?", runs)
             self._db.executemany("DELETE FROM uncertain_groups WHERE grp = ?", [(i,) for _, i in runs])
             events = self._write(

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from executor.backends.kubernetes.render import RenderOptions, render_task
+from executor.concurrency import claim_for
 from executor.config.model import JobConfig
 from executor.matcher import matching_actions
 from executor.model.events import Event
@@ -44,9 +45,23 @@ def dry_run(
     objects: list[dict[str, Any]] = []
     for action in actions:
         try:
-            for spec in plan_action(event, action, config, settings):
+            for spec in plan_action(event, action, config, settings, level="file"):
                 files = collect_files(spec.files, [files_root]) if files_source == "configmap" else None
                 objects.extend(render_task(spec, options, files))
         except (PolicyError, PlanError, FilesError) as exc:
             raise DryRunError(f"action '{action.name}': {exc}") from None
     return objects
+
+
+def concurrency_notes(config: JobConfig, event: Event) -> list[str]:
+    """What `render` says on stderr of each matching action's `concurrency`: the key this event
+    falls under, the limit and what a run beyond it does (no object shows it)."""
+    notes = []
+    for action in matching_actions(config, event):
+        claim = claim_for(config, action, event)
+        if claim is not None:
+            notes.append(
+                f"{claim.describe()}: at most {claim.rule.limit} run(s) at once, "
+                f"onConflict: {claim.rule.on_conflict}"
+            )
+    return notes

@@ -120,6 +120,13 @@ def lint_config(
     for action in config.actions:
         for selector in action.events:
             problems.extend(_event_name_problems(src, selector))
+        rule = action.concurrency
+        if action.silent and rule is not None and rule.on_conflict != "queue":
+            message = (
+                f"action '{action.name}' is silent, so nobody hears of the runs that onConflict "
+                f"{rule.on_conflict} stops; use queue, or let the action report"
+            )
+            problems.append(Problem(src, rule.line, message, "warning"))
         for task in action.tasks:
             problems.extend(_task_problems(src, task, settings, tree))
             injected = _event_vars_in_shell(task)

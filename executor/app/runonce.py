@@ -31,7 +31,12 @@ def ignored_note(task: Task) -> str:
         ignored.append("securityContext")
     if task.image_pull_policy:
         ignored.append(f"imagePullPolicy {task.image_pull_policy}")
-    return f"note: task '{task.name}' runs its cmd on this host; ignored: {', '.join(ignored)}"
+    note = f"note: task '{task.name}' runs its cmd on this host; ignored: {', '.join(ignored)}"
+    if task.secret_files:
+        # A process here cannot be given /etc/kube itself (FEATURES.md, Secrets as files).
+        moved = ", ".join(f"{s.mount_path} is <work dir>/secrets{s.mount_path}" for s in task.secret_files)
+        note += f"; secretFiles: {moved}"
+    return note
 
 
 async def run_once(settings: Settings, config: Path, files_root: Path, event: Event) -> int:

@@ -19,7 +19,7 @@ from nats.aio.client import Client
 from executor import __version__
 from executor.app import wiring
 from executor.app.retention import Retention
-from executor.backends.base import Backend, BackendError
+from executor.backends.base import Backend, BackendError, LiveLogs
 from executor.backends.kubernetes.admission import saturation
 from executor.backends.kubernetes.clusters import MultiClusterBackend
 from executor.backends.kubernetes.lease import LeaderElector, LostLease
@@ -99,7 +99,8 @@ class Service:
             self.store,
             self.dispatcher,
             self.http.allowed,
-            live=wiring.local_live_logs(settings) if self.backend.name == "local" else None,
+            live=self.backend.live_log if isinstance(self.backend, LiveLogs) else None,
+            follow_seconds=0.5 if self.backend.name == "local" else 2.0,
         )
         self.http.ui = RunPage(settings.observe.ui, settings.receiver.host, settings.receiver.auth_token)
         self._runner: web.AppRunner | None = None

@@ -203,22 +203,3 @@ def make_nats_source(
         max_attribute_bytes=settings.receiver.max_attribute_bytes,
         paused=paused,
     )
-
-
-LIVE_LOG_BYTES = 1 << 20  # what one request reads of a running task's output
-
-
-def local_live_logs(settings: Settings) -> Callable[[str, str, int, int, str], str | None]:
-    """A running local task's output so far (its work dir's output.log), for the read API."""
-    root = settings.state.dir / "work"
-
-    def read(_source: str, _event_id: str, _action: int, _task: int, job: str) -> str | None:
-        if not job or "/" in job or job.startswith("."):
-            return None
-        try:
-            with open(root / job / "output.log", "rb") as handle:
-                return handle.read(LIVE_LOG_BYTES).decode("utf-8", "replace")
-        except OSError:
-            return None
-
-    return read

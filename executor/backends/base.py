@@ -7,7 +7,7 @@ delivery of the event) returns a handle to the task already started, never a sec
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from executor.model.tasks import Adopted, TaskHandle, TaskOutcome, TaskSpec
 
@@ -42,6 +42,15 @@ class Backend(Protocol):
 
     async def discard(self, names: Sequence[str]) -> None:
         """Remove what is left of these ended tasks (their state is forgotten: retention)."""
+        ...
+
+
+@runtime_checkable
+class LiveLogs(Protocol):
+    """A backend that can show a running task's output before it ends (the read API's logs)."""
+
+    async def live_log(self, job: str) -> str | None:
+        """The output so far of the task named `job`; None when the backend does not know it."""
         ...
 
 

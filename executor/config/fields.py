@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from executor.config.model import Format, ValueFrom
+from executor.config.model import Format, OnConflict, ValueFrom
 
 API_VERSION = "v2"
 # Job names carry the action and task index in three digits.
@@ -14,7 +14,8 @@ MAX_ITEMS = 999
 
 FIELDS: dict[str, tuple[str, ...]] = {
     "config": ("apiVersion", "actions"),
-    "action": ("name", "silent", "events", "tasks"),
+    "action": ("name", "silent", "events", "tasks", "concurrency"),
+    "concurrency": ("limit", "key", "onConflict"),
     "event": ("name", "jsonpath"),
     "jsonpath": ("property", "match"),
     "task": (
@@ -35,8 +36,11 @@ FIELDS: dict[str, tuple[str, ...]] = {
         "ttlSecondsAfterFinished",
         "activeDeadlineSeconds",
         "clusterSelector",
+        "secretFiles",
+        "continueOnError",
     ),
     "env": ("name", "value", "valueFrom", "as"),
+    "secretFile": ("name", "mountPath"),
     "resources": ("limits", "requests"),
 }
 REQUIRED: dict[str, tuple[str, ...]] = {
@@ -48,6 +52,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "jsonpath": ("property",),
     "task": ("name", "image"),
     "env": ("name", "valueFrom"),
+    "secretFile": ("name", "mountPath"),
 }
 
 # The keys of a Kubernetes (container) SecurityContext; nested values are left to the API
@@ -69,6 +74,7 @@ SECURITY_CONTEXT_KEYS = {
 PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 VALUE_FROM: tuple[ValueFrom, ...] = ("event", "secret", "string")
 FORMATS: tuple[Format, ...] = ("json", "yaml", "string")
+ON_CONFLICT: tuple[OnConflict, ...] = ("queue", "skip", "cancel-previous")
 
 # Kubernetes resource.Quantity, serialised form.
 QUANTITY = re.compile(r"^$|^[+]?(\d+(\.\d*)?|\.\d+)([KMGTPE]i|[numkMGTPE]|[eE][+-]?\d+)?$")

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 ValueFrom = Literal["event", "secret", "string"]
 Format = Literal["json", "yaml", "string"]
+OnConflict = Literal["queue", "skip", "cancel-previous"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,15 @@ class EnvEntry:
     value_from: ValueFrom
     value: str = ""
     as_: Format | None = None
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class SecretFile:
+    """`secretFiles` entry: the keys of Secret `name` as files in the folder `mount_path`."""
+
+    name: str
+    mount_path: str
     line: int = 0
 
 
@@ -63,9 +73,22 @@ class Task:
     active_deadline_seconds: int | None = None
     # Labels a cluster of CLUSTERS_FILE must have to run this task; empty: any cluster.
     cluster_selector: Mapping[str, str] = field(default_factory=dict)
+    secret_files: tuple[SecretFile, ...] = ()
+    continue_on_error: bool = False
     line: int = 0
     # The line of each `files:` entry, for lint's FILE:LINE when the file is missing.
     file_lines: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Concurrency:
+    """At most `limit` runs of the action at once per value of `key` (a jsonpath into the event;
+    "": one key for the whole action); `on_conflict` says what a run beyond the limit does."""
+
+    limit: int = 1
+    key: str = ""
+    on_conflict: OnConflict = "queue"
+    line: int = 0
 
 
 @dataclass(frozen=True)
@@ -76,6 +99,7 @@ class Action:
     silent: bool = False
     index: int = 0
     line: int = 0
+    concurrency: Concurrency | None = None  # None: no limit of its own
 
 
 @dataclass(frozen=True)

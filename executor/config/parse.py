@@ -20,6 +20,7 @@ from executor.config.fields import (
     ENV_NAME,
     FORMATS,
     MAX_ITEMS,
+    ON_CONFLICT,
     PULL_POLICIES,
     QUANTITY,
     RESOURCE_NAME,
@@ -29,16 +30,19 @@ from executor.config.fields import (
 from executor.config.jsonpaths import JsonPathSyntaxError, compile_path
 from executor.config.model import (
     Action,
+    Concurrency,
     EnvEntry,
     EventSelector,
     Format,
     JobConfig,
     JsonPathFilter,
+    OnConflict,
     Resources,
     Task,
     ValueFrom,
 )
 from executor.config.paths import PathEscapeError, normalise_file_path
+from executor.config.secretfiles import read_secret_files
 from executor.config.yamlload import MAX_CONFIG_BYTES, Path, YamlError, load_yaml
 from executor.model.problems import ConfigError, Problem
 
@@ -118,13 +122,43 @@ class _Parser(FieldReader):
         events = self.items(obj, "events", path, where, self.event)
         tasks = self.items(obj, "tasks", path, where, self.task)
         self.unique([t.name for t in tasks], [(*path, "tasks", i) for i in range(len(tasks))], "task")
+        count = len(self.problems)
+        concurrency = self.concurrency(obj, path)
         if (
             not name
             or len(events) != len(obj.get("events") or [])
             or len(tasks) != len(obj.get("tasks") or [])
+            or len(self.problems) != count
         ):
             return None
-        return Action(name, tuple(events), tuple(tasks), silent, index, self.doc.line(path))
+        return Action(name, tuple(events), tuple(tasks), silent, index, self.doc.line(path), concurrency)
+
+    def concurrency(self, obj: dict[str, Any], path: Path) -> Concurrency | None:
+        """`concurrency: {limit: 1, key: $.data.service, onConflict: queue}`; every part optional."""
+        if obj.get("concurrency") is None:
+            return None
+        where = (*path, "concurrency")
+        block = self.mapping(obj["concurrency"], where, "concurrency", "concurrency")
+        if block is None:
+            return None
+        limit = block.get("limit")
+        if limit is None:
+            limit = 1
+        elif isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            self.error(
+                (*where, "limit"), f"concurrency limit must be a whole number, at least 1, not {limit!r}"
+            )
+            limit = 1
+        key = self.string(block, "key", where) or ""
+        if key and self.jsonpath(key, (*where, "key")) and not key.lstrip().startswith("$"):
+            self.error(
+                (*where, "key"), f"jsonpath {key!r} does not start with '$.'; write $.{key.lstrip('.')}"
+            )
+        mode = self.string(block, "onConflict", where) or "queue"
+        if mode not in ON_CONFLICT:
+            self.error((*where, "onConflict"), f"onConflict {mode!r}: write one of {', '.join(ON_CONFLICT)}")
+            mode = "queue"
+        return Concurrency(limit, key.strip(), cast(OnConflict, mode), self.doc.line(where))
 
     def items(
         self, obj: dict[str, Any], key: str, path: Path, where: str, build: Callable[[Any, Path], Any]
@@ -248,6 +282,8 @@ class _Parser(FieldReader):
             ttl_seconds_after_finished=self.integer(obj, "ttlSecondsAfterFinished", path, minimum=0),
             active_deadline_seconds=self.integer(obj, "activeDeadlineSeconds", path, minimum=1),
             cluster_selector=self.cluster_selector(obj, path),
+            secret_files=read_secret_files(self, obj, path),
+            continue_on_error=self.boolean(obj, "continueOnError", path),
             line=self.doc.line(path),
             file_lines=tuple(file_lines),
         )

@@ -26,6 +26,7 @@ from executor.config.fields import (
     FIELDS,
     FORMAT_PATTERN,
     MAX_ITEMS,
+    ON_CONFLICT,
     PULL_POLICIES,
     QUANTITY,
     REQUIRED,
@@ -33,6 +34,7 @@ from executor.config.fields import (
     SECURITY_CONTEXT_KEYS,
     VALUE_FROM,
 )
+from executor.config.secretfiles import MOUNT_PATH
 
 SCHEMA_ID = "https://github.com/job-executor/job-executor/raw/main/executor/config/job-config.schema.json"
 SCHEMA_FILE = Path(__file__).with_name("job-config.schema.json")
@@ -40,11 +42,13 @@ SCHEMA_FILE = Path(__file__).with_name("job-config.schema.json")
 # kind (a key of FIELDS) -> title of its definition in $defs
 DEFINITIONS = {
     "action": "Action",
+    "concurrency": "Concurrency",
     "event": "EventSelector",
     "jsonpath": "JsonPathFilter",
     "task": "Task",
     "env": "EnvEntry",
     "resources": "Resources",
+    "secretFile": "SecretFile",
 }
 
 DESCRIPTIONS: dict[str, dict[str, str]] = {
@@ -60,6 +64,17 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "for actions on .finished events). Default false.",
         "events": "The action runs when an event matches any of these selectors.",
         "tasks": "Tasks run one after the other, each as a Kubernetes Job (or a local process).",
+        "concurrency": "Optional: at most 'limit' runs of this action at once per key; what a "
+        "run beyond the limit does. Without it: no limit of the action's own.",
+    },
+    "concurrency": {
+        "": "How many runs of an action may go at once, per key, and what happens beyond that.",
+        "limit": "Runs of the action at once per key, at least 1. Default 1.",
+        "key": "A jsonpath into the event whose value names the key, such as $.data.service. "
+        "Default: one key for the whole action. Events where it finds nothing share one key.",
+        "onConflict": "queue: wait in arrival order (default); skip: answer the new event at "
+        "once with an errored finished event saying why; cancel-previous: stop the oldest run "
+        "of the key (reported cancelled, naming the newer event) and run the new one.",
     },
     "event": {
         "": "Selects events by type and, optionally, by a value in the event.",
@@ -104,6 +119,15 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "stricter of this and TASK_DEADLINE_SECONDS applies.",
         "clusterSelector": "Labels a cluster of CLUSTERS_FILE must have to run this task "
         "(e.g. {platform: arm64}). Without it: any cluster.",
+        "secretFiles": "Secrets given as files: each key of the secret is a read-only file "
+        "(mode 0400) in the folder mountPath (absolute, outside /keptn).",
+        "continueOnError": "When true, a failure of this task is reported but the action's "
+        "next tasks run, and the action ends succeeded with result warning. Default false.",
+    },
+    "secretFile": {
+        "": "A Kubernetes secret whose keys appear as files in a folder of the task.",
+        "name": "Name of the Kubernetes secret (with the local backend, a folder of LOCAL_SECRETS_DIR).",
+        "mountPath": "Absolute folder the files appear in, e.g. /etc/credentials; not /keptn or below it.",
     },
     "env": {
         "": "One environment variable, or every key of a secret.",
@@ -166,6 +190,12 @@ TYPES: dict[str, dict[str, dict[str, Any]]] = {
         "silent": {"type": "boolean"},
         "events": _items("#/$defs/EventSelector"),
         "tasks": _items("#/$defs/Task"),
+        "concurrency": {"$ref": "#/$defs/Concurrency"},
+    },
+    "concurrency": {
+        "limit": {"type": "integer", "minimum": 1},
+        "key": {"type": "string", "pattern": r"^$|^\s*\$"},
+        "onConflict": {"enum": list(ON_CONFLICT)},
     },
     "event": {"name": {"type": "string", "pattern": r"\S"}, "jsonpath": {"$ref": "#/$defs/JsonPathFilter"}},
     "jsonpath": {
@@ -193,6 +223,12 @@ TYPES: dict[str, dict[str, dict[str, Any]]] = {
             "type": "object",
             "additionalProperties": {"type": ["string", "number"]},
         },
+        "secretFiles": {"type": "array", "items": {"$ref": "#/$defs/SecretFile"}},
+        "continueOnError": {"type": "boolean"},
+    },
+    "secretFile": {
+        "name": {"type": "string", "pattern": DNS_SUBDOMAIN.pattern, "maxLength": 253},
+        "mountPath": {"type": "string", "pattern": MOUNT_PATH.pattern},
     },
     "env": {
         "name": {"type": "string"},
@@ -204,7 +240,7 @@ TYPES: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 # Optional fields the parser does not accept empty: `silent:` must be true or false.
-NOT_NULLABLE = {("action", "silent")}
+NOT_NULLABLE = {("action", "silent"), ("task", "continueOnError")}
 
 # Rules between fields that the parser enforces and a schema can say.
 EXTRA: dict[str, dict[str, Any]] = {

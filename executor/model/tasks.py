@@ -15,12 +15,23 @@ Status = Literal["succeeded", "failed", "timed_out", "lost"]
 
 RESULT_FILE_ENV = "JOB_RESULT_FILE"
 RESULT_FILE_PATH = "/keptn/result.json"
+# The triggering event, as every task reads it (its path is in JOB_EVENT_FILE).
+EVENT_FILE_ENV = "JOB_EVENT_FILE"
+EVENT_FILE_PATH = "/keptn/event.json"
 
 
 @dataclass(frozen=True)
 class EnvVar:
     name: str
     value: str
+
+
+@dataclass(frozen=True)
+class SecretMount:
+    """A Secret whose keys appear as read-only files in a folder of the task (`secretFiles`)."""
+
+    name: str
+    mount_path: str
 
 
 @dataclass(frozen=True)
@@ -71,6 +82,11 @@ class TaskSpec:
     extra_labels: Mapping[str, str] = field(default_factory=dict)
     # Labels the cluster must have (CLUSTERS_FILE); empty: any cluster.
     cluster_selector: Mapping[str, str] = field(default_factory=dict)
+    # The whole triggering event (JSON), given to the task as EVENT_FILE_PATH; "" gives none.
+    event_file: str = ""
+    secret_files: tuple[SecretMount, ...] = ()
+    # A failure of this task is reported, but the action's next tasks run and it succeeds.
+    continue_on_error: bool = False
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@ document. Behind the receiver's bearer token when one is set (RCV_AUTH_TOKEN).
 
 A run's key is its (source, id) in URL-safe base64: opaque to clients, stable across restarts.
 Logs come from the state (each task's bounded excerpt, kept with its outcome, so they outlive the
-work dir), or while a task runs from `live` (the local backend's output file).
+work dir), or while a task runs from `live` (the backend: the local output file, the Job's pod log).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import binascii
 import json
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -29,12 +29,12 @@ from executor.state import StateStore
 
 PREFIX = "/api/v1"
 MAX_LIMIT = 500
-FOLLOW_POLL_SECONDS = 0.5
+FOLLOW_POLL_SECONDS = 0.5  # a local output file; a Kubernetes pod log is read every 2 s (two requests)
 STATUSES = ("queued", "running", "succeeded", "failed", "errored")
 FILTERS = ("type", "project", "stage", "service")
 
-# (source, event id, action index, task index, job name) -> the task's output so far, or None
-LiveLogs = Callable[[str, str, int, int, str], str | None]
+# job name -> the running task's output so far, or None (the backend's live_log)
+LiveLogs = Callable[[str], Awaitable[str | None]]
 
 
 def run_key(source: str, event_id: str) -> str:
@@ -81,12 +81,14 @@ class RunApi:
         intake: Intake,
         authorized: Callable[[web.Request], bool],
         live: LiveLogs | None = None,
+        follow_seconds: float = FOLLOW_POLL_SECONDS,
     ) -> None:
         self.store = store
         self.history = RunHistory(store)
         self.intake = intake
         self.authorized = authorized
         self.live = live
+        self.follow_seconds = follow_seconds
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
         router.add_get(f"{PREFIX}/openapi.json", self.openapi)
@@ -165,13 +167,13 @@ class RunApi:
         row = self._run_of(request)
         task = self._task_of(row, request.match_info["action"], request.match_info["task"])
         if request.query.get("follow") not in ("1", "true"):
-            return web.Response(text=self._log_text(row, task), content_type="text/plain", charset="utf-8")
+            return web.Response(text=await self._log_text(task), content_type="text/plain", charset="utf-8")
         response = web.StreamResponse(headers={"Content-Type": "text/plain; charset=utf-8"})
         await response.prepare(request)
         streamed = ""
         while True:
             task = self._task_of(row, task.action_name, task.task_name)
-            text = self._log_text(row, task)
+            text = await self._log_text(task)
             if text.startswith(streamed):
                 new = text[len(streamed) :]
             else:
@@ -185,7 +187,7 @@ class RunApi:
                 streamed += new
             if task.outcome is not None:
                 break
-            await asyncio.sleep(FOLLOW_POLL_SECONDS)
+            await asyncio.sleep(self.follow_seconds)
         await response.write_eof()
         return response
 
@@ -195,11 +197,11 @@ class RunApi:
                 return found
         raise _error(web.HTTPNotFound, f"run has no task {task!r} in action {action!r} (yet)")
 
-    def _log_text(self, row: RunRow, task: TaskRow) -> str:
+    async def _log_text(self, task: TaskRow) -> str:
         if task.outcome is not None:
             return str(task.outcome.get("logs") or "")
-        if self.live is not None:
-            return self.live(row.source, row.id, task.action, task.task, task.job) or ""
+        if self.live is not None and task.job:
+            return await self.live(task.job) or ""
         return ""
 
     async def replay(self, request: web.Request) -> web.Response:

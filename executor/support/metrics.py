@@ -32,7 +32,7 @@ REJECT_REASONS = (
     "closed",
     "timeout",
 )
-RUN_OUTCOMES = ("succeeded", "failed", "refused", "error")
+RUN_OUTCOMES = ("succeeded", "failed", "refused", "error", "skipped", "cancelled")
 
 # name -> (help, label names, label values to export from the start)
 COUNTERS: dict[str, tuple[str, tuple[str, ...], tuple[tuple[str, ...], ...]]] = {
@@ -66,6 +66,10 @@ GAUGES: dict[str, tuple[str, tuple[str, ...]]] = {
     "job_executor_tasks_waiting": ("Tasks waiting for a slot (MAX_CONCURRENT_TASKS)", ()),
     "job_executor_tasks_running": ("Tasks holding a slot (MAX_CONCURRENT_TASKS)", ()),
     "job_executor_tasks_waiting_for_cluster": ("Tasks waiting for room on an eligible cluster", ()),
+    "job_executor_runs_waiting_for_concurrency": (
+        "Actions of events waiting for a slot of their key (the action's concurrency)",
+        (),
+    ),
     "job_executor_cluster_jobs": ("Jobs of ours not yet ended, by cluster", ("cluster",)),
     "job_executor_cluster_failing": ("1 while a cluster is skipped after failures, by cluster", ("cluster",)),
     "job_executor_tasks_waiting_for_admission": (

@@ -248,6 +248,26 @@ def test_unknown_field_in_each_kind_of_object() -> None:
         ("resources", "{requests: {'bad name!': 1}}", "'bad name!' is not a resource name"),
         ("files", "[../etc/passwd]", "escapes the resource tree ('..' is not allowed)"),
         ("files", "[/]", "names no file"),
+        ("secretFiles", "{name: kube}", "'secretFiles' must be a list of {name, mountPath}, not a mapping"),
+        ("secretFiles", "[{name: kube}]", "secretFiles entry is missing required field 'mountPath'"),
+        (
+            "secretFiles",
+            "[{name: kube, mountPath: etc/kube}]",
+            "mountPath 'etc/kube' must be an absolute path",
+        ),
+        ("secretFiles", "[{name: kube, mountPath: /keptn}]", "mountPath '/keptn' is /keptn or inside it"),
+        ("secretFiles", "[{name: kube, mountPath: /keptn/kube}]", "is /keptn or inside it"),
+        ("secretFiles", "[{name: kube, mountPath: //keptn/}]", "is /keptn or inside it"),
+        ("secretFiles", "[{name: kube, mountPath: /etc/../keptn}]", "without '..'"),
+        ("secretFiles", "[{name: kube, mountPath: /}]", "must name a folder below /"),
+        ("secretFiles", "[{name: Kube_1, mountPath: /etc/kube}]", "secret name 'Kube_1' is not a valid"),
+        (
+            "secretFiles",
+            "[{name: a, mountPath: /etc/kube}, {name: b, mountPath: /etc/kube/b}]",
+            "mountPath '/etc/kube/b' overlaps '/etc/kube' of secret 'a'",
+        ),
+        ("continueOnError", "'true'", "'continueOnError' must be true or false, not a string"),
+        ("continueOnError", "", "'continueOnError' must be true or false, not empty"),
     ],
 )
 def test_wrong_values_of_task_fields(field: str, value: str, expected: str) -> None:
@@ -576,3 +596,45 @@ def test_lines_of_nested_values() -> None:
     assert doc.line(("a", "b")) == 2
     assert doc.line(("a", "b", 1, "y")) == 4
     assert doc.line(("a", "b", 7)) == 2  # unknown: nearest written ancestor
+
+
+def test_secret_files_and_continue_on_error_are_read_into_the_model() -> None:
+    cfg = config(
+        one_task(
+            """\
+            image: alpine
+            continueOnError: true
+            secretFiles:
+              - name: kubeconfig
+                mountPath: /etc/kube/
+              - name: registry
+                mountPath: /home/app/.docker
+            """
+        )
+    )
+    task = cfg.actions[0].tasks[0]
+    assert task.continue_on_error is True
+    assert [(s.name, s.mount_path, s.line) for s in task.secret_files] == [
+        ("kubeconfig", "/etc/kube", 11),
+        ("registry", "/home/app/.docker", 13),
+    ]
+    plain = config(one_task("image: alpine")).actions[0].tasks[0]
+    assert (plain.continue_on_error, plain.secret_files) == (False, ())
+
+
+def test_a_secret_files_mistake_is_reported_at_its_line() -> None:
+    found = problems(
+        one_task(
+            """\
+            image: alpine
+            secretFiles:
+              - name: kubeconfig
+                mountPath: /etc/kube
+              - name: registry
+                mountPath: /keptn/docker
+            """
+        )
+    )
+    (problem,) = found
+    assert problem.line == 13  # the line of the wrong mountPath, not of the task
+    assert problem.message.startswith("mountPath '/keptn/docker' is /keptn or inside it")

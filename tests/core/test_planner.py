@@ -63,6 +63,12 @@ def test_keptn_defaults_and_labels() -> None:
         "LABELS_BUILD_ID": "build-17",
         "LABELS_OWNER_NAME": "JohnDoe",
         "LABELS_N": "3",
+        # What every task is given (issue 15): the event file, its action and task; this event
+        # has no commit id and plan() names no config level, so neither is set.
+        "JOB_EVENT_FILE": "/keptn/event.json",
+        "JOB_ACTION": "act",
+        "JOB_TASK": "task",
+        "JOB_TASK_INDEX": "1",
     }
 
 
@@ -87,7 +93,13 @@ def test_event_without_data_sets_no_keptn_defaults() -> None:
     env = env_of(plan("image: alpine", data={"labels": "not a map"}))
     # Empty KEPTN_* values are not set at all (issue 19); the CE_* attributes always are.
     assert not [name for name in env if name.startswith(("KEPTN_", "LABELS_"))]
-    assert sorted(env) == ["CE_ID", "CE_SOURCE", "CE_SUBJECT", "CE_TIME", "CE_TYPE"]
+    assert sorted(n for n in env if not n.startswith("JOB_")) == [
+        "CE_ID",
+        "CE_SOURCE",
+        "CE_SUBJECT",
+        "CE_TIME",
+        "CE_TYPE",
+    ]
 
 
 def test_values_from_the_event_default_to_string_for_scalars_and_json_for_maps() -> None:

@@ -107,12 +107,20 @@ def test_minimal_job() -> None:
     assert "initContainers" not in pod  # nothing to stage
     assert pod["automountServiceAccountToken"] is False
     assert "serviceAccountName" not in pod
-    assert pod["volumes"] == [{"name": "job-volume", "emptyDir": {}}]
+    # The event reaches the task from the Job's own annotation, as /keptn/event.json (issue 15).
+    event_file = {"path": "event.json", "fieldRef": {"fieldPath": "metadata.annotations['keptn.sh/event']"}}
+    assert pod["volumes"] == [
+        {"name": "job-volume", "emptyDir": {}},
+        {"name": "job-event", "downwardAPI": {"items": [event_file]}},
+    ]
     main = container(job)
     assert main["name"] == name
     assert (main["image"], main["command"]) == ("alpine:3.20", ["echo", "hi"])
     assert "args" not in main and "workingDir" not in main and "imagePullPolicy" not in main
-    assert main["volumeMounts"] == [{"name": "job-volume", "mountPath": "/keptn"}]
+    assert main["volumeMounts"] == [
+        {"name": "job-volume", "mountPath": "/keptn"},
+        {"name": "job-event", "mountPath": "/keptn/event.json", "subPath": "event.json", "readOnly": True},
+    ]
     assert main["resources"] == {
         "limits": {"cpu": "1", "memory": "512Mi"},
         "requests": {"cpu": "50m", "memory": "128Mi"},
@@ -411,3 +419,53 @@ def test_any_event_and_names_render_valid_manifests(
         objects = render_task(spec, OPTIONS, {"a/b.txt": b"x"})
         for obj in objects:
             validate_manifest(obj)
+
+
+# ---- what a task is given (issue 15) ----
+
+
+def test_secret_files_are_read_only_secret_volumes() -> None:
+    job = job_for(
+        "image: alpine\nsecretFiles: [{name: kubeconfig, mountPath: /etc/kube}, {name: registry, mountPath: /root/.docker}]"
+    )
+    volumes = job["spec"]["template"]["spec"]["volumes"]
+    assert volumes[-2:] == [
+        {"name": "secret-files-0", "secret": {"secretName": "kubeconfig", "defaultMode": 0o400}},
+        {"name": "secret-files-1", "secret": {"secretName": "registry", "defaultMode": 0o400}},
+    ]
+    assert container(job)["volumeMounts"][-2:] == [
+        {"name": "secret-files-0", "mountPath": "/etc/kube", "readOnly": True},
+        {"name": "secret-files-1", "mountPath": "/root/.docker", "readOnly": True},
+    ]
+
+
+def test_an_event_over_the_annotation_limit_travels_in_the_configmap_beside_the_job() -> None:
+    big = make_event(data={"project": "sockshop", "stage": "dev", "service": "carts", "pad": "x" * 40_000})
+    (spec,) = specs_for(one_task("image: alpine"), event=big)
+    configmap, job = validate_all(render_task(spec, OPTIONS))
+    assert configmap["kind"] == "ConfigMap" and configmap["metadata"]["name"] == job["metadata"]["name"]
+    assert configmap["data"] == {"event.json": big.to_json()}
+    assert "keptn.sh/event" not in job["metadata"]["annotations"]
+    pod = job["spec"]["template"]["spec"]
+    assert pod["volumes"][-1] == {
+        "name": "job-event",
+        "configMap": {
+            "name": job["metadata"]["name"],
+            "items": [{"key": "event.json", "path": "event.json"}],
+        },
+    }
+    assert "initContainers" not in pod  # no files to stage: the ConfigMap holds only the event
+
+
+def test_a_large_event_and_staged_files_share_one_configmap() -> None:
+    big = make_event(data={"project": "sockshop", "stage": "dev", "service": "carts", "pad": "x" * 40_000})
+    (spec,) = specs_for(one_task("image: alpine\nfiles: [locust/basic.py]"), event=big)
+    objects = validate_all(render_task(spec, OPTIONS, collect_files(spec.files, [CARTS])))
+    assert [o["kind"] for o in objects] == ["ConfigMap", "Job"]
+    assert sorted(objects[0]["binaryData"]) == ["f0000"] and sorted(objects[0]["data"]) == ["event.json"]
+
+
+def test_an_optional_task_is_marked_on_its_job() -> None:
+    job = job_for("image: alpine\ncontinueOnError: true")
+    assert job["metadata"]["annotations"]["keptn.sh/jes-continue-on-error"] == "true"
+    assert "keptn.sh/jes-continue-on-error" not in job_for("image: alpine")["metadata"]["annotations"]

@@ -103,6 +103,13 @@ INVALID = {
     "jsonpath without property": "apiVersion: v2\nactions: [{name: a, events: [{name: e, jsonpath: {match: x}}], tasks: [{name: t, image: i}]}]\n",
     "annotation value a list": one_task("image: alpine\nannotations: {k: [1]}"),
     "negative ttl": one_task("image: alpine\nttlSecondsAfterFinished: -1"),
+    "relative secret mountPath": one_task("image: alpine\nsecretFiles: [{name: k, mountPath: etc/k}]"),
+    "secret mountPath in /keptn": one_task("image: alpine\nsecretFiles: [{name: k, mountPath: /keptn/k}]"),
+    "secret mountPath /keptn": one_task("image: alpine\nsecretFiles: [{name: k, mountPath: /keptn}]"),
+    "secret file without mountPath": one_task("image: alpine\nsecretFiles: [{name: k}]"),
+    "bad secret file name": one_task("image: alpine\nsecretFiles: [{name: K_1, mountPath: /etc/k}]"),
+    "empty continueOnError": one_task("image: alpine\ncontinueOnError:"),
+    "continueOnError a string": one_task("image: alpine\ncontinueOnError: 'yes'"),
 }
 
 VALID = {
@@ -117,6 +124,10 @@ VALID = {
     "nulls as absent": one_task("image: alpine\ncmd:\nenv:\nnamespace:\nmaxPollDuration:"),
     "boolean match": "apiVersion: v2\nactions: [{name: a, events: [{name: e, jsonpath: {property: $.x, match: true}}], tasks: [{name: t, image: i}]}]\n",
     "secret": one_task("image: alpine\nenv: [{name: locust-secret, valueFrom: secret}]"),
+    "secret files": one_task(
+        "image: alpine\nsecretFiles: [{name: kube, mountPath: /etc/kube}, {name: k2, mountPath: /keptnx}]"
+    ),
+    "optional task": one_task("image: alpine\ncontinueOnError: true"),
 }
 
 

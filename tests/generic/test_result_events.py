@@ -176,4 +176,10 @@ async def test_task_env_has_the_event_attributes_and_no_empty_keptn_values(
         "CE_TYPE": "com.github.push",
         "CE_SUBJECT": "main",
         "CE_TIME": "2026-11-24T07:02:15Z",
+        # What every task is given (issue 15); this event has no commit id, so no GIT_COMMIT_ID.
+        "JOB_EVENT_FILE": "/keptn/event.json",
+        "JOB_ACTION": "Build",
+        "JOB_TASK": "compile",
+        "JOB_TASK_INDEX": "1",
+        "JOB_CONFIG_LEVEL": "root",
     }

@@ -182,6 +182,7 @@ class FakeKubeAPI(RestApi):
         for namespace in CLUSTER_NAMESPACES if namespaces is None else namespaces:
             self.add_namespace(namespace)
         self._runner: web.AppRunner | None = None
+        self._outages: set[asyncio.Future[None]] = set()  # /_fake/outage under way
 
     # -----------------------------------------------------------------------------------------
     # Lifecycle
@@ -210,6 +211,24 @@ class FakeKubeAPI(RestApi):
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+    async def outage(self, seconds: float) -> None:
+        """The API server stops answering (connections refused, watches cut) for `seconds`,
+        then listens on the same port again, as a control plane that restarts does. What it
+        stores, and the Job controller (auto_complete timers), live on meanwhile: a cluster's
+        workloads do not stop with its API server."""
+        self.drop_watches()
+        await asyncio.sleep(0)
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+        await asyncio.sleep(seconds)
+        await self.start()
+
+    def _begin_outage(self, seconds: float) -> None:
+        outage = asyncio.ensure_future(self.outage(seconds))
+        self._outages.add(outage)
+        outage.add_done_callback(self._outages.discard)
 
     async def __aenter__(self) -> FakeKubeAPI:
         return await self.start()
@@ -409,6 +428,11 @@ class FakeKubeAPI(RestApi):
             return json_response(self.stats())
         if request.method == "GET" and action == "job_arrivals":
             return json_response({f"{ns}/{name}": at for (ns, name), at in self.job_arrivals.items()})
+        if request.method == "POST" and action == "outage":
+            spec = await self._body(request, optional=True) or {}
+            # Answered first: the outage then cuts this connection with the others.
+            asyncio.get_running_loop().call_later(0.05, self._begin_outage, float(spec.get("seconds", 5)))
+            return json_response({"outage": spec.get("seconds", 5)})
         if request.method == "POST" and action == "compact":
             return json_response({"compacted": self.compact()})
         if request.method == "POST" and action == "drop_watches":

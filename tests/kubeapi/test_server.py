@@ -705,3 +705,34 @@ async def test_pod_log_that_looks_like_json_needs_the_raw_response(
     assert await core.read_namespaced_pod_log(name, NS, container="main") == "{'result': 'pass'}"
     raw = await core.read_namespaced_pod_log(name, NS, container="main", _preload_content=False)
     assert await raw.text() == '{"result": "pass"}\n'
+
+
+async def test_an_outage_refuses_connections_then_serves_what_it_kept(
+    kube_api_factory: KubeAPIFactory,
+) -> None:
+    api = await kube_api_factory(auto_complete=(0.2, "succeeded"))
+    async with aiohttp.ClientSession(headers={"Authorization": "Bearer fake-token"}) as session:
+        jobs = f"{api.url}/apis/batch/v1/namespaces/{NS}/jobs"
+        async with session.post(jobs, json=job_manifest("during")) as response:
+            assert response.status == 201
+        async with session.post(f"{api.url}/_fake/outage", json={"seconds": 1.0}) as response:
+            assert response.status == 200
+        refused = False
+        for _ in range(100):  # the outage begins just after its answer
+            try:
+                async with session.get(f"{api.url}/version"):
+                    await asyncio.sleep(0.01)
+            except aiohttp.ClientConnectionError:
+                refused = True
+                break
+        assert refused, "the server kept answering"
+        for _ in range(300):  # back on the same port, with the Job, which ended meanwhile
+            try:
+                async with session.get(f"{jobs}/during") as response:
+                    job = await response.json()
+                    break
+            except aiohttp.ClientConnectionError:
+                await asyncio.sleep(0.01)
+        else:
+            raise AssertionError("the server did not come back")
+    assert job["status"]["conditions"][-1]["type"] == "Complete"

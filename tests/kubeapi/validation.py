@@ -308,11 +308,22 @@ def _container_errors(c: Obj, path: str, volumes: set[str]) -> list[FieldError]:
         elif "=" in env_name or not all(32 <= ord(ch) < 127 for ch in env_name):
             detail = "a valid environment variable name must consist only of printable ASCII characters other than '='"
             errors.append(FieldError(f"{path}.env[{i}].name", "Invalid value", env_name, detail))
+    mount_paths: set[str] = set()
     for i, mount in enumerate(c.get("volumeMounts") or []):
         if mount.get("name") not in volumes:
             errors.append(FieldError(f"{path}.volumeMounts[{i}].name", "Not found", mount.get("name")))
         if not mount.get("mountPath"):
             errors.append(FieldError(f"{path}.volumeMounts[{i}].mountPath", "Required value"))
+        elif mount["mountPath"] in mount_paths:  # validation.go ValidateVolumeMounts
+            errors.append(
+                FieldError(
+                    f"{path}.volumeMounts[{i}].mountPath",
+                    "Invalid value",
+                    mount["mountPath"],
+                    "must be unique",
+                )
+            )
+        mount_paths.add(mount.get("mountPath") or "")
     resources = c.get("resources") or {}
     parsed: dict[str, dict[str, Decimal]] = {}
     for kind in ("limits", "requests"):

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from executor.backends.naming import job_name
@@ -86,3 +88,53 @@ async def test_an_api_outage_delays_the_task_but_does_not_fail_it(
         no_validation_errors(kube_api)
     finally:
         await serve.stop()
+
+
+async def test_the_log_of_a_running_job_is_followed_over_the_read_api(
+    tmp_path: Path, kube_api: FakeKubeAPI, kube_config_file: Path, sink: EventSink
+) -> None:
+    write_config(tmp_path, CONFIG)
+    (tmp_path / "resources" / "shop" / "dev" / "cart" / "hello.txt").write_text("hello\n")
+    serve = Serve(tmp_path, sink.url, serve_env(kube_config_file))
+    try:
+        await serve.start()
+        await serve.post(make_event(event_id=EVENT_ID))
+        (job,) = await eventually(lambda: kube_api.objects("jobs", "jobs"), timeout=10, what="the Job")
+        name = job["metadata"]["name"]
+        kube_api.set_job_running("jobs", name)
+        pod = kube_api.job_pod("jobs", name)
+        assert pod is not None
+        kube_api.set_pod_log("jobs", pod["metadata"]["name"], name, "compiling\n")
+        async with aiohttp.ClientSession() as client:
+            runs = await eventually_json(client, serve.url + "api/v1/runs")
+            logs = f"{serve.url}api/v1/runs/{runs['runs'][0]['key']}/tasks/Test/Greet/logs"
+
+            async def running_log() -> str:
+                async with client.get(logs) as response:
+                    assert response.status == 200
+                    return await response.text()
+
+            deadline = asyncio.get_running_loop().time() + 10
+            while (text := await running_log()) != "compiling\n":
+                assert asyncio.get_running_loop().time() < deadline, f"live log never came: {text!r}"
+                await asyncio.sleep(0.05)
+            async with client.get(logs + "?follow=1") as response:
+                first = await response.content.readline()
+                assert first == b"compiling\n"  # streamed while the Job still runs
+                kube_api.set_job_succeeded("jobs", name, log="compiling\nlinked\n")
+                rest = await asyncio.wait_for(response.content.read(), 20)
+            assert rest == b"linked\n"  # the kept excerpt, beyond what was already streamed
+        (finished,) = await sink.wait_for(".finished")
+        assert finished["data"]["status"] == "succeeded"
+    finally:
+        await serve.stop()
+
+
+async def eventually_json(client: aiohttp.ClientSession, url: str) -> dict[str, object]:
+    for _ in range(200):
+        async with client.get(url) as response:
+            body = await response.json()
+        if body["runs"]:
+            return dict(body)
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no run listed at {url}")

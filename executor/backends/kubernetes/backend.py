@@ -35,7 +35,7 @@ from executor.backends.kubernetes.api import (
     load_api_client,
     over_quota,
 )
-from executor.backends.kubernetes.harvest import is_finished, terminal_condition
+from executor.backends.kubernetes.harvest import is_finished, running_log, terminal_condition
 from executor.backends.kubernetes.render import RenderOptions, render_task
 from executor.backends.kubernetes.startup import Stuck, never_started
 from executor.backends.kubernetes.tracker import JobTracker
@@ -149,6 +149,12 @@ class KubernetesBackend:
     def watched_namespaces(self) -> tuple[str, ...]:
         """The namespaces with a watch open (or being opened) on our Jobs."""
         return tuple(self._trackers)
+
+    async def live_log(self, job: str) -> str | None:
+        """A running task's output so far, for the read API (its log is kept with its outcome
+        once it ends); None when no watch knows the Job."""
+        found = next((j for t in self._trackers.values() if (j := t.latest(job)) is not None), None)
+        return None if found is None or self._api is None else await running_log(self._api, found)
 
     # ---- the Backend protocol ----
 

@@ -230,6 +230,13 @@ class MultiClusterBackend:
         await member.backend.cancel(handle)
         self._release(member, handle.name)
 
+    async def live_log(self, job: str) -> str | None:
+        try:
+            member = self._member_of(job)
+        except ApiError:
+            return None
+        return await member.backend.live_log(job)
+
     async def adopt(self) -> list[Adopted]:
         """Every cluster's Jobs of ours; an unreachable one is skipped (and backed off) and its
         tasks are taken up when their events resume."""

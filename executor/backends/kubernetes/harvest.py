@@ -308,6 +308,15 @@ async def read_log(api: KubeAPI, pod: Obj | None, container: str) -> str:
         return f"(log unavailable: {exc})"
 
 
+async def running_log(api: KubeAPI, job: Obj) -> str:
+    """The output so far of a Job's task ("" while its pod has not started)."""
+    try:
+        pod = await pod_of(api, job, fallbacks=False)
+    except ApiError as exc:
+        return f"(log unavailable: {exc})"
+    return await read_log(api, pod, job["metadata"]["name"])  # the container has the Job's name
+
+
 async def events_of(api: KubeAPI, namespace: str, involved: str) -> list[Obj]:
     try:
         answer = await api.call(

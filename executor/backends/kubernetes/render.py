@@ -1,4 +1,5 @@
-"""TaskSpec -> Kubernetes objects (a batch/v1 Job, plus a ConfigMap of staged files).
+"""TaskSpec -> Kubernetes objects (a batch/v1 Job, plus a ConfigMap of staged files and of an
+event too large for the Job's annotation).
 
 Pure functions: the same spec always renders the same manifests, which is what makes Job names
 an idempotency key and lets `job-executor render` show exactly what `serve` would create.
@@ -13,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from executor.backends.kubernetes import context
 from executor.backends.kubernetes.staging import configmap_key
 from executor.backends.naming import MANAGED_BY, job_annotations, job_labels, spec_job_name
 from executor.config.images import pull_policy_for
@@ -43,8 +45,9 @@ def render_task(
     """The objects to create for one task, in creation order."""
     objects: list[dict[str, Any]] = []
     staged = sorted(files) if files else []
-    if options.files_source == "configmap" and files:
-        objects.append(render_files_configmap(spec, files, options))
+    carried = files if options.files_source == "configmap" and files else {}
+    if carried or context.event_in_configmap(spec):
+        objects.append(render_files_configmap(spec, carried, options))
     objects.append(render_job(spec, options, staged))
     return objects
 
@@ -66,6 +69,7 @@ def render_files_configmap(
             configmap_key(i): base64.b64encode(files[path]).decode("ascii")
             for i, path in enumerate(sorted(files))
         },
+        **({"data": data} if (data := context.configmap_data(spec)) else {}),
     }
 
 
@@ -95,7 +99,9 @@ def render_job(spec: TaskSpec, options: RenderOptions, staged: list[str] | None 
     container["securityContext"] = dict(spec.security_context)
     if spec.image_pull_policy:
         container["imagePullPolicy"] = spec.image_pull_policy
-    container["volumeMounts"] = mounts
+    given, given_mounts = context.volumes(spec, name)
+    volumes += given
+    container["volumeMounts"] = mounts + given_mounts
     container["terminationMessagePath"] = RESULT_FILE_PATH
     container["terminationMessagePolicy"] = "File"
 
@@ -117,7 +123,12 @@ def render_job(spec: TaskSpec, options: RenderOptions, staged: list[str] | None 
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": {"name": name, "namespace": spec.namespace, "labels": labels, "annotations": annotations},
+        "metadata": {
+            "name": name,
+            "namespace": spec.namespace,
+            "labels": labels,
+            "annotations": {**annotations, **context.job_annotations(spec)},
+        },
         "spec": job_spec,
     }
 

@@ -26,9 +26,8 @@ from pathlib import Path
 from typing import IO
 
 from executor.backends.base import BackendError, tail
-from executor.backends.local import children, isolation, workdir
+from executor.backends.local import children, context, isolation, workdir
 from executor.backends.naming import spec_job_name
-from executor.config.paths import STAGING_ROOT
 from executor.model.errors import Temporary
 from executor.model.tasks import RESULT_FILE_ENV, Adopted, TaskHandle, TaskOutcome, TaskSpec
 from executor.support.background import stop_task
@@ -80,6 +79,9 @@ class LocalBackend:
         if self.run_as is not None:
             # Tasks may enter their own work dir (they know its name) but list no other.
             os.chmod(self.work_root, 0o711)
+
+    async def live_log(self, job: str) -> str | None:
+        return workdir.output_so_far(self.work_root, job)
 
     async def close(self) -> None:
         # Tasks keep running: they are adopted on the next start. Only forget our handles.
@@ -134,10 +136,12 @@ class LocalBackend:
                 target = Path(staging) / relative
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(data)
+            context.write_event(spec, work)
             started = _now()
             workdir.write(f"{work}/started", started)
             try:
                 argv, env, cwd = self._command(spec, work)
+                context.copy_secret_files(spec, work, self.secrets_dir)
             except ValueError as exc:
                 workdir.write_failure(work, str(exc))
                 return TaskHandle(name)
@@ -172,15 +176,13 @@ class LocalBackend:
                 "not an image's entrypoint"
             )
         staging = f"{work}/keptn"
-        env = {
+        folders = context.Folders(spec, work)
+        base = {
             "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
             "HOME": work,
             "LANG": os.environ.get("LANG", "C.UTF-8"),
         }
-        for var in spec.env:
-            env[var.name] = _rebase(var.value, staging)
-        for secret in spec.secret_refs:  # only the secrets this task names
-            env.update(self._secret(secret))
+        env = context.environment(spec, base, self.secrets_dir, folders)
         env[RESULT_FILE_ENV] = f"{staging}/result.json"
         for key, value in env.items():
             if len(key) + len(value.encode()) + 2 > MAX_ENV_BYTES:
@@ -189,36 +191,23 @@ class LocalBackend:
                     f"{MAX_ENV_BYTES // 1024} KiB per variable (Linux MAX_ARG_STRLEN): pick a smaller part "
                     "of the event with a narrower jsonpath"
                 )
-        argv = [_rebase(_expand(arg, env), staging) for arg in (*spec.cmd, *spec.args)]
+        argv = [folders.rebase(_expand(arg, env)) for arg in (*spec.cmd, *spec.args)]
         # The wrapper is /bin/sh, and dash drops variables whose names are no shell identifier
         # (`E2E-x`, valid in Kubernetes and passed by JES); env(1) sets them after the shell.
         odd = [f"{k}={v}" for k, v in env.items() if not _SHELL_NAME.match(k)]
         if odd:
             argv = ["env", *odd, *argv]
-        cwd = _rebase(spec.working_dir, staging) if spec.working_dir else staging
+        cwd = folders.rebase(spec.working_dir) if spec.working_dir else staging
         if not os.path.isdir(cwd):
             raise ValueError(f"working directory {spec.working_dir} does not exist on this machine")
         return argv, env, cwd
 
-    def _secret(self, name: str) -> dict[str, str]:
-        """A secret is a folder of files, one per key (the layout of a mounted Kubernetes secret)."""
-        folder = self.secrets_dir / name if self.secrets_dir else None
-        if folder is None or not folder.is_dir():
-            where = self.secrets_dir or "LOCAL_SECRETS_DIR (not set)"
-            raise ValueError(f"secret '{name}' not found in {where}")
-        return {p.name: p.read_text().rstrip("\n") for p in sorted(folder.iterdir()) if p.is_file()}
-
     async def wait(self, handle: TaskHandle, spec: TaskSpec) -> TaskOutcome:
         outcome = await self._wait(handle, spec)
+        if spec.secret_files:
+            context.remove_secret_files(self._work(handle.name))
         # The values of the secrets the task received never leave in its report or history.
-        return isolation.masked(outcome, self._secret_values(spec))
-
-    def _secret_values(self, spec: TaskSpec) -> list[str]:
-        values: list[str] = []
-        for secret in spec.secret_refs:
-            with contextlib.suppress(ValueError, OSError):
-                values += self._secret(secret).values()
-        return values
+        return isolation.masked(outcome, context.secret_values(spec, self.secrets_dir))
 
     async def _wait(self, handle: TaskHandle, spec: TaskSpec) -> TaskOutcome:
         work = self._work(handle.name)
@@ -372,14 +361,6 @@ def _expand(text: str, env: Mapping[str, str]) -> str:
         return env.get(name, match.group(0))
 
     return _VAR.sub(replace, text)
-
-
-_STAGING_WORD = re.compile(r"(?<![\w./-])" + re.escape(STAGING_ROOT) + r"(?![\w.-])")
-
-
-def _rebase(text: str, staging: str) -> str:
-    """`/keptn` as a path of its own (`/keptn/a`, `--f=/keptn/a`, `cat /keptn/a`) -> the work dir."""
-    return _STAGING_WORD.sub(lambda _m: staging, text)
 
 
 def _task_pid(work: str) -> int | None:

@@ -182,6 +182,19 @@ def read_tail(path: str, limit: int = 4 * MAX_LOG_EXCERPT) -> str:
         return ""
 
 
+LIVE_LOG_BYTES = 1 << 20  # what one read API request takes of a running task's output
+
+
+def output_so_far(root: Path, job: str) -> str | None:
+    if not job or "/" in job or job.startswith("."):
+        return None  # a task name, never a path
+    try:
+        with open(root / job / "output.log", "rb") as handle:
+            return handle.read(LIVE_LOG_BYTES).decode("utf-8", "replace")
+    except OSError:
+        return None
+
+
 def ended(work: str) -> bool:
     return os.path.exists(f"{work}/exit") or os.path.exists(f"{work}/failure")
 

@@ -24,6 +24,7 @@ from bench.tracking import variant
 GOAL_GROWTH = 1.5
 FACTORS = (1, 4, 16)
 PNG = Path(__file__).resolve().parent / "results" / "scaling.png"
+SMOKE_PNG = PNG.with_name("smoke.scaling.png")  # not kept (.gitignore: bench/results/smoke.*)
 # Smaller tracking loads for a busy machine (the figures name them).
 BASE_JOBS = int(os.environ.get("BENCH_SCALING_BASE_JOBS", 1000))
 WINDOW = float(os.environ.get("BENCH_SCALING_WINDOW", 120))
@@ -50,7 +51,11 @@ def tracking_costs(base_jobs: int, window: float) -> tuple[dict[int, float], dic
 
 
 def run(
-    base_rate: float = 50, seconds: float = 6, base_jobs: int = BASE_JOBS, window: float = WINDOW
+    base_rate: float = 50,
+    seconds: float = 6,
+    base_jobs: int = BASE_JOBS,
+    window: float = WINDOW,
+    png: Path = PNG,
 ) -> dict[str, Any]:
     ingest = ingest_costs(base_rate, seconds)
     tracking, in_flight = tracking_costs(base_jobs, window)
@@ -65,7 +70,7 @@ def run(
         "tracking_in_flight_when_tracking_began": {str(f): n for f, n in in_flight.items()},
         "tracking_cpu_ms_per_job": {str(f): c for f, c in tracking.items()},
         "growth_16x_to_1x": growth,
-        "png": _draw(base_rate, ingest, base_jobs, tracking),
+        "png": _draw(base_rate, ingest, base_jobs, tracking, png),
     }
     results["goals"] = [
         {
@@ -80,7 +85,9 @@ def run(
     return results
 
 
-def _draw(base_rate: float, ingest: dict[int, float], base_jobs: int, tracking: dict[int, float]) -> str:
+def _draw(
+    base_rate: float, ingest: dict[int, float], base_jobs: int, tracking: dict[int, float], png: Path
+) -> str:
     try:
         import matplotlib
 
@@ -106,17 +113,17 @@ def _draw(base_rate: float, ingest: dict[int, float], base_jobs: int, tracking: 
         axes.set_title(title)
         axes.legend()
     figure.tight_layout()
-    PNG.parent.mkdir(exist_ok=True)
-    figure.savefig(PNG, dpi=100)
+    png.parent.mkdir(exist_ok=True)
+    figure.savefig(png, dpi=100)
     plt.close(figure)
-    return str(PNG.relative_to(PNG.parent.parent.parent))
+    return str(png.relative_to(png.parent.parent.parent))
 
 
 runner.register(
     "scaling",
     (
         lambda: run(),
-        lambda: run(base_rate=10, seconds=1, base_jobs=5, window=1),
+        lambda: run(base_rate=10, seconds=1, base_jobs=5, window=1, png=SMOKE_PNG),
         lambda r: all(g["met"] for g in r["goals"]),
         f"cost per unit at 16x within {GOAL_GROWTH}x of 1x (ingest per event, tracking per Job)",
     ),

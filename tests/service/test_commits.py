@@ -35,11 +35,13 @@ async def test_requests_of_one_loop_turn_share_one_commit_and_are_answered_after
     commits: list[str] = []
     store.db.set_trace_callback(lambda sql: commits.append(sql) if sql == "COMMIT" else None)
     handled: list[str] = []
+    release = asyncio.Event()
 
     async def handler(event: Event) -> None:
+        await release.wait()  # the workers write nothing (no later commit) until counted
         handled.append(event.id)
 
-    dispatcher = Dispatcher(store, handler, concurrency=2, queue_size=10)
+    dispatcher = Dispatcher(store, handler, concurrency=4, queue_size=10)
     await dispatcher.start()
     seen_on_answer: list[set[str]] = []
 
@@ -52,6 +54,7 @@ async def test_requests_of_one_loop_turn_share_one_commit_and_are_answered_after
     assert answers == [[Offer.ACCEPTED], [Offer.ACCEPTED] * 2, [Offer.ACCEPTED]]
     assert len(commits) == 1  # four events from three senders, one transaction
     assert all(seen == {"a", "b", "c", "d"} for seen in seen_on_answer)
+    release.set()
     await dispatcher.join()
     assert sorted(handled) == ["a", "b", "c", "d"]
     await dispatcher.stop(grace=0)

@@ -106,6 +106,7 @@ def _draw(
             costs[1] * GOAL_GROWTH, linestyle="--", color="grey", label=f"{GOAL_GROWTH}x the cost at 1x"
         )
         axes.set_xscale("log")
+        axes.minorticks_off()
         axes.set_xticks(loads, [f"{load:g}" for load in loads])
         axes.set_ylim(bottom=0)
         axes.set_xlabel(unit)

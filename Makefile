@@ -55,6 +55,7 @@ demo: $(VENV)/.installed-base
 
 # Benchmarks: ratios against a baseline measured in the same run (see BENCHMARKS.md).
 bench: install
+	$(PY) -m pip install -q -e '.[bench]'
 	$(PY) -m bench.run
 
 bench-smoke: install

@@ -1,16 +1,19 @@
 """Ingest: events/s that `job-executor serve` accepts over HTTP (binary mode, keep-alive, 64
-senders) with a 50-action config, against a bare aiohttp handler that only parses the event."""
+senders) with a 50-action config, every 202 sent once the event is committed to SQLite, against
+a bare aiohttp handler that only parses the event. Rounds alternate the two; the figure is the
+median of the rounds' ratios."""
 
 from __future__ import annotations
 
 import json
 import shutil
+import statistics
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import ROOT, cores, free_port, python, spawn, stop, wait_http
+from bench.common import ROOT, cores, cpu_seconds, free_port, python, spawn, stop, wait_http
 from executor.config.parse import parse_config
 from executor.matcher import matching_actions
 from executor.model.events import event_from_mapping
@@ -89,39 +92,71 @@ def load(url: str, seconds: float, core: int | None) -> dict[str, Any]:
     return {"client": "aiohttp (client-bound)", **json.loads(out)}
 
 
-def run(seconds: float = 10.0) -> dict[str, Any]:
+GOAL_RATIO = 0.6
+
+
+def _measure(argv: list[str], port: int, seconds: float, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """A server under load on `port`: its figures, and its CPU milliseconds per accepted event."""
     server_core, client_core = (cores() + cores())[:2]
-    results: dict[str, Any] = {"matching_us_per_event": round(matching_cost(), 2)}
+    proc = spawn(argv, core=server_core, env=env)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/readyz")
+        before = cpu_seconds(proc.pid)
+        figures = load(f"http://127.0.0.1:{port}/", seconds, client_core)
+        accepted = figures["per_second"] * figures["seconds"]
+        figures["cpu_ms_per_event"] = round((cpu_seconds(proc.pid) - before) / max(accepted, 1) * 1000, 3)
+        return figures
+    finally:
+        stop(proc)
+
+
+def run(seconds: float = 10.0, rounds: int = 3) -> dict[str, Any]:
+    results: dict[str, Any] = {"matching_us_per_event": round(matching_cost(), 2), "rounds": []}
     with tempfile.TemporaryDirectory() as tmp:
         tree = Path(tmp) / "resources" / "bench" / "dev" / "svc" / "job"
         tree.mkdir(parents=True)
         (tree / "config.yaml").write_text(fifty_actions())
-        port = free_port()
-        env = {
-            "RCV_PORT": str(port),
-            "CONFIG_DIR": str(Path(tmp) / "resources"),
-            "STATE_DIR": str(Path(tmp) / "state"),
-            "QUEUE_SIZE": "1000000",
-            "ALLOWED_IMAGE_LIST": "alpine:*",
+        for i in range(rounds):
+            port = free_port()
+            env = {
+                "RCV_PORT": str(port),
+                "CONFIG_DIR": str(Path(tmp) / "resources"),
+                "STATE_DIR": str(Path(tmp) / f"state-{i}"),  # on disk, as in a deployment
+                "QUEUE_SIZE": "1000000",
+                "ALLOWED_IMAGE_LIST": "alpine:*",
+            }
+            serve = _measure(
+                [python(), "-m", "executor", "serve", "--log-level", "WARNING"], port, seconds, env
+            )
+            port = free_port()
+            bare = _measure([python(), "-m", "bench.bare_server", str(port)], port, seconds)
+            results["rounds"].append(
+                {
+                    "serve": serve,
+                    "bare": bare,
+                    "ratio_to_bare": round(serve["per_second"] / bare["per_second"], 3),
+                }
+            )
+    ratios = [r["ratio_to_bare"] for r in results["rounds"]]
+    ratio = statistics.median(ratios)
+    results["events_per_second"] = round(
+        statistics.median(r["serve"]["per_second"] for r in results["rounds"])
+    )
+    results["bare_events_per_second"] = round(
+        statistics.median(r["bare"]["per_second"] for r in results["rounds"])
+    )
+    results["ratio_to_bare"] = ratio
+    results["client"] = results["rounds"][0]["serve"]["client"]
+    results["goals"] = [
+        {
+            "name": "ingest, durable",
+            "figure": f"{ratio:.2f} of the bare parser ({results['events_per_second']:,} events/s against "
+            f"{results['bare_events_per_second']:,}; rounds {min(ratios):.2f}-{max(ratios):.2f}; "
+            f"{results['client']})",
+            "goal": f">= {GOAL_RATIO} of the bare parser, every 202 after its event is committed",
+            "met": ratio >= GOAL_RATIO,
         }
-        serve = spawn(
-            [python(), "-m", "executor", "serve", "--log-level", "WARNING"], core=server_core, env=env
-        )
-        try:
-            wait_http(f"http://127.0.0.1:{port}/readyz")
-            results["serve"] = load(f"http://127.0.0.1:{port}/", seconds, client_core)
-        finally:
-            stop(serve)
-        port = free_port()
-        bare = spawn([python(), "-m", "bench.bare_server", str(port)], core=server_core)
-        try:
-            wait_http(f"http://127.0.0.1:{port}/readyz")
-            results["bare"] = load(f"http://127.0.0.1:{port}/", seconds, client_core)
-        finally:
-            stop(bare)
-    results["events_per_second"] = round(results["serve"]["per_second"])
-    results["bare_events_per_second"] = round(results["bare"]["per_second"])
-    results["ratio_to_bare"] = round(results["serve"]["per_second"] / results["bare"]["per_second"], 3)
+    ]
     return results
 
 

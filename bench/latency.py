@@ -1,5 +1,5 @@
 """Latency: from an event's arrival (the sender's clock) to its Job's create request reaching a
-loopback Kubernetes API (the API's clock; same machine), at 100 and at 1,000 events/s."""
+loopback Kubernetes API (the API's clock; same machine), at 200 events/s, in two rounds."""
 
 from __future__ import annotations
 
@@ -103,13 +103,15 @@ def measure(rates: list[tuple[int, int]]) -> dict[str, Any]:
                 # A Job name carries a hash of the event's (source, id) (executor.backends.naming).
                 named = {event_id_part(i, "bench"): at for i, at in sent.items()}
                 latencies = [(by_prefix[part] - at) * 1000 for part, at in named.items() if part in by_prefix]
-                results[f"{rate}_per_second"] = {
-                    "events": count,
-                    "jobs_created": len(latencies),
-                    "p50_ms": round(percentile(latencies, 50), 2),
-                    "p99_ms": round(percentile(latencies, 99), 2),
-                    "max_ms": round(max(latencies), 2) if latencies else None,
-                }
+                results.setdefault(f"{rate}_per_second", []).append(
+                    {
+                        "events": count,
+                        "jobs_created": len(latencies),
+                        "p50_ms": round(percentile(latencies, 50), 2),
+                        "p99_ms": round(percentile(latencies, 99), 2),
+                        "max_ms": round(max(latencies), 2) if latencies else None,
+                    }
+                )
         finally:
             if serve is not None:
                 stop(serve)
@@ -117,15 +119,38 @@ def measure(rates: list[tuple[int, int]]) -> dict[str, Any]:
     return results
 
 
+GOAL_MS = 10.0
+
+
+def run(rate: int = 200, count: int = 2000, rounds: int = 2) -> dict[str, Any]:
+    """The goal's p99 is the worst round's."""
+    results = measure([(rate, count)] * rounds)
+    measured = results[f"{rate}_per_second"]
+    p99 = max(r["p99_ms"] for r in measured)
+    complete = all(r["jobs_created"] == count for r in measured)
+    results["p99_ms"] = p99
+    results["goals"] = [
+        {
+            "name": "latency p99",
+            "figure": f"{p99:.1f} ms at {rate} events/s, the worse of {rounds} rounds of {count:,} "
+            f"(p50 {', '.join(str(r['p50_ms']) for r in measured)} ms; p99 "
+            f"{', '.join(str(r['p99_ms']) for r in measured)} ms)",
+            "goal": f"p99 < {GOAL_MS:g} ms at {rate} events/s, event arrival to Job create request",
+            "met": p99 < GOAL_MS and complete,
+        }
+    ]
+    return results
+
+
 runner.register(
     "latency",
     (
-        lambda: measure([(100, 1000), (1000, 5000)]),
-        lambda: measure([(100, 20)]),
-        lambda r: r["100_per_second"]["p99_ms"] < 20,
-        "p99 under 20 ms at 100 events/s, event arrival to Job create request",
+        lambda: run(),
+        lambda: run(rate=100, count=20, rounds=1),
+        lambda r: all(g["met"] for g in r["goals"]),
+        f"p99 under {GOAL_MS:g} ms at 200 events/s, event arrival to Job create request",
     ),
 )
 
 if __name__ == "__main__":
-    print(json.dumps(measure([(100, 300), (1000, 2000)]), indent=2))
+    print(json.dumps(run(count=1000), indent=2))

@@ -257,6 +257,7 @@ class Gate:
             log.info("event %s replaces event %s (%s)", event_id, victim.event_id, claim.describe())
             handle = self._running.get(victim.run)
             if handle is not None:
+                self.store.flush()  # the mark is on disk before the task is stopped
                 await self._stop_now(handle)
         if victims:
             self._wake(claim)

@@ -171,8 +171,14 @@ class Pipeline:
             elif self.error_logs and answers(event):
                 self.reports.put(error_log_event(event, message, self.integration_id() or ""))
             return True
-        pinned = self.store.pin_config(event.source, event.id, resolved.config.digest)
-        if pinned != resolved.config.digest:
+        with tracing.span("match"):
+            actions = matching_actions(resolved.config, event)
+        # A config is pinned when something runs under it, or ran under it before a restart: an
+        # event that matches nothing costs no write here (most events, on a busy receiver).
+        pinned = self.store.pinned_config(event.source, event.id)
+        if actions or pinned is not None:
+            pinned = self.store.pin_config(event.source, event.id, resolved.config.digest)
+        if pinned is not None and pinned != resolved.config.digest:
             # Progress is kept by action and task position; under another config those
             # positions mean other tasks, so resuming could run the wrong ones or repeat some.
             log.warning("job config of event %s changed while it was handled; not resumed", event.id)
@@ -183,8 +189,6 @@ class Pipeline:
                 "the rest of it was not run. Send the event again (with a new id) to run it anew.",
             )
             return False
-        with tracing.span("match"):
-            actions = matching_actions(resolved.config, event)
         log.info(
             "job config %s: %s",
             resolved.config.source,
@@ -339,6 +343,8 @@ class Pipeline:
         phases = {"queued": _iso(received or time.time()), "submitted": _iso(time.time())}
         names = (spec.action_name, spec.task_name, spec_job_name(spec))
         self.store.task_submitted(*key, names, phases)
+        # The pinned config and the task's progress are on disk before its Job or process exists.
+        self.store.flush()
         # A submit that has begun must finish even if we are shutting down, or a Job could be
         # created that nobody tracks; shield it and let stop() wait for it.
         submit = asyncio.ensure_future(self.backend.submit(spec, files))

@@ -3,7 +3,8 @@
 Everything the service must not lose or repeat across a restart is written here before it is
 acted on: an event is acknowledged only after its row commits, a task's outcome is recorded
 before its finished event is queued, and outgoing events have deterministic ids (primary keys),
-so recording one twice is a no-op.
+so recording one twice is a no-op. Writes share commits (executor/commits.py); those that
+must be on disk before something leaves the process flush.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from executor.commits import Commits, Transaction
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -124,7 +127,8 @@ class StateStore:
         self.db = self._db  # read by the run history's queries (history.py)
         self._db.execute("PRAGMA journal_mode=WAL")
         # NORMAL in WAL mode survives a crash of the process (the case we design for); only a
-        # power loss can drop the last commits.
+        # power loss or a crash of the machine can drop the commits since the last checkpoint
+        # (FEATURES.md, "Nothing lost, nothing run twice").
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
         self._add_columns("outbox", _OUTBOX_COLUMNS)
@@ -139,9 +143,20 @@ class StateStore:
         self._add_columns("tasks", _TASK_COLUMNS)
         self._db.execute("CREATE INDEX IF NOT EXISTS runs_received ON runs (received_at)")
         self._db.execute("CREATE INDEX IF NOT EXISTS outbox_group ON outbox (sink, grp, delivered_at, dead)")
+        self._commits = Commits(self._db)
 
     def close(self) -> None:
+        self.flush()
         self._db.close()
+
+    def _write(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        """A write that joins the shared transaction (executor/commits.py)."""
+        self._commits.begin()
+        return self._db.execute(sql, params)
+
+    def flush(self) -> None:
+        """Commit every write made so far: before anything leaves the process that must follow them."""
+        self._commits.flush()
 
     def _add_columns(self, table: str, columns: dict[str, str]) -> bool:
         """Add the columns a database made by an older version lacks; True when any was added."""
@@ -157,12 +172,31 @@ class StateStore:
     ) -> bool:
         """Record an event; False when (source, id) was seen before. `about`: its type, project,
         stage and service, kept in columns for the run history's filters."""
-        cur = self._db.execute(
+        cur = self._write(
             "INSERT OR IGNORE INTO runs (source, id, event, state, received_at, type, project, stage, "
             "service) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?)",
             (source, event_id, event_json, time.time(), *about),
         )
+        self.flush()  # the sender is answered next
         return cur.rowcount == 1
+
+    def accept_all(self, rows: list[tuple[str, str, str, tuple[str, str, str, str]]]) -> list[bool]:
+        """`accept` for many events (source, id, event JSON, about) in one transaction: one
+        commit, so one write of the log, for all of them (group commit). A row already there
+        (an earlier delivery, or the same event twice in `rows`) answers False."""
+        now = time.time()
+        with self.transaction():
+            fresh = [
+                self._write(
+                    "INSERT OR IGNORE INTO runs (source, id, event, state, received_at, type, project, "
+                    "stage, service) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?)",
+                    (source, event_id, event_json, now, *about),
+                ).rowcount
+                == 1
+                for source, event_id, event_json, about in rows
+            ]
+        self.flush()  # the senders are answered next
+        return fresh
 
     def set_run_status(self, source: str, event_id: str, status: str) -> None:
         """How the run ended: a worse status (errored > failed > succeeded) is never overwritten
@@ -171,7 +205,7 @@ class StateStore:
             "SELECT status FROM runs WHERE source = ? AND id = ?", (source, event_id)
         ).fetchone()
         if row is not None and _STATUS_RANK.get(status, 0) > _STATUS_RANK.get(str(row[0]), 0):
-            self._db.execute(
+            self._write(
                 "UPDATE runs SET status = ?, finished_at = ? WHERE source = ? AND id = ?",
                 (status, time.time(), source, event_id),
             )
@@ -183,7 +217,7 @@ class StateStore:
         return None if row is None else float(row[0])
 
     def set_run_state(self, source: str, event_id: str, state: str) -> None:
-        self._db.execute("UPDATE runs SET state = ? WHERE source = ? AND id = ?", (state, source, event_id))
+        self._write("UPDATE runs SET state = ? WHERE source = ? AND id = ?", (state, source, event_id))
 
     def unfinished_runs(self) -> list[str]:
         """Event JSON of runs accepted but not done, oldest first (to resume after a restart)."""
@@ -194,14 +228,20 @@ class StateStore:
 
     def pin_config(self, source: str, event_id: str, digest: str) -> str:
         """The digest of the config the run started with: recorded the first time, then kept."""
-        self._db.execute(
+        pinned = self.pinned_config(source, event_id)
+        if pinned is not None:
+            return pinned
+        self._write(
             "UPDATE runs SET config_digest = ? WHERE source = ? AND id = ? AND config_digest IS NULL",
             (digest, source, event_id),
         )
+        return digest
+
+    def pinned_config(self, source: str, event_id: str) -> str | None:
         row = self._db.execute(
             "SELECT config_digest FROM runs WHERE source = ? AND id = ?", (source, event_id)
         ).fetchone()
-        return digest if row is None or row[0] is None else str(row[0])
+        return None if row is None or row[0] is None else str(row[0])
 
     # ---- progress inside a run ----
     def task_outcome(self, source: str, event_id: str, action: int, task: int) -> dict[str, Any] | None:
@@ -229,7 +269,7 @@ class StateStore:
     ) -> None:
         """A task is under way (no outcome yet): its action and task names, its Job's name and
         its phase times so far, for the run history."""
-        self._db.execute(
+        self._write(
             "INSERT OR REPLACE INTO tasks (source, id, action, task, outcome, action_name, task_name, job, "
             "phases) VALUES (?, ?, ?, ?, '', ?, ?, ?, ?)",
             (source, event_id, action, task, *names, json.dumps(phases)),
@@ -245,7 +285,7 @@ class StateStore:
         phases: dict[str, str] | None = None,
     ) -> None:
         """A task's outcome (with its bounded log excerpt, which so outlives the work dir)."""
-        cur = self._db.execute(
+        cur = self._write(
             "UPDATE tasks SET outcome = ?, phases = coalesce(?, phases) "
             "WHERE source = ? AND id = ? AND action = ? AND task = ?",
             (
@@ -258,7 +298,7 @@ class StateStore:
             ),
         )
         if cur.rowcount == 0:
-            self._db.execute(
+            self._write(
                 "INSERT INTO tasks (source, id, action, task, outcome, phases) VALUES (?, ?, ?, ?, ?, ?)",
                 (source, event_id, action, task, json.dumps(outcome), json.dumps(phases or {})),
             )
@@ -271,7 +311,7 @@ class StateStore:
         return row is not None
 
     def mark_action_done(self, source: str, event_id: str, action: int) -> None:
-        self._db.execute(
+        self._write(
             "INSERT OR IGNORE INTO actions (source, id, action) VALUES (?, ?, ?)",
             (source, event_id, action),
         )
@@ -279,10 +319,11 @@ class StateStore:
     # ---- which cluster holds a task (CLUSTERS_FILE) ----
     def place(self, job: str, cluster: str, source: str, event_id: str) -> None:
         """Recorded before the Job is created there; a move to another cluster replaces it."""
-        self._db.execute(
+        self._write(
             "INSERT OR REPLACE INTO placements (job, cluster, source, id, placed_at) VALUES (?, ?, ?, ?, ?)",
             (job, cluster, source, event_id, time.time()),
         )
+        self.flush()  # the Job is created next
 
     def placement(self, job: str) -> str | None:
         row = self._db.execute("SELECT cluster FROM placements WHERE job = ?", (job,)).fetchone()
@@ -293,7 +334,7 @@ class StateStore:
         """Reports of this group (an event, by its id) may have been sent by another process
         already (a running task adopted from a Job after the state that knew it was lost, or from
         a replica that led before): each is checked with its sink before it is sent."""
-        self._db.execute("INSERT OR IGNORE INTO uncertain_groups (grp) VALUES (?)", (group,))
+        self._write("INSERT OR IGNORE INTO uncertain_groups (grp) VALUES (?)", (group,))
 
     def enqueue(self, event_id: str, sinks: list[str], payload: str, group: str = "") -> None:
         now = time.time()
@@ -303,7 +344,7 @@ class StateStore:
                 and self._db.execute("SELECT 1 FROM uncertain_groups WHERE grp = ?", (group,)).fetchone()
             )
             for sink in sinks:
-                self._db.execute(
+                self._write(
                     "INSERT OR IGNORE INTO outbox (event_id, sink, payload, next_at, grp, uncertain) "
                     "VALUES (?, ?, ?, ?, ?, ?)",
                     (event_id, sink, payload, now, group, int(uncertain)),
@@ -327,9 +368,10 @@ class StateStore:
     def sending(self, item: OutboxItem) -> None:
         """Recorded before each attempt: if the process dies before `delivered`, the next start
         knows the receiver may already have the event."""
-        self._db.execute(
+        self._write(
             "UPDATE outbox SET uncertain = 1 WHERE event_id = ? AND sink = ?", (item.event_id, item.sink)
         )
+        self.flush()  # the event is sent next
 
     def next_due_in(self) -> float | None:
         # Only the first pending item of each group can become due; the rest wait behind it.
@@ -341,13 +383,13 @@ class StateStore:
         return None if row[0] is None else max(0.0, row[0] - time.time())
 
     def delivered(self, item: OutboxItem) -> None:
-        self._db.execute(
+        self._write(
             "UPDATE outbox SET delivered_at = ?, attempts = attempts + 1 WHERE event_id = ? AND sink = ?",
             (time.time(), item.event_id, item.sink),
         )
 
     def retry_later(self, item: OutboxItem, delay: float, error: str) -> None:
-        self._db.execute(
+        self._write(
             "UPDATE outbox SET attempts = attempts + 1, next_at = ?, last_error = ? "
             "WHERE event_id = ? AND sink = ?",
             (time.time() + delay, error[:500], item.event_id, item.sink),
@@ -358,7 +400,7 @@ class StateStore:
 
     def give_up(self, item: OutboxItem, error: str) -> None:
         """A dead letter: kept (with why) for an operator, no longer holding back the others."""
-        self._db.execute(
+        self._write(
             "UPDATE outbox SET attempts = attempts + 1, dead = 1, last_error = ? "
             "WHERE event_id = ? AND sink = ?",
             (error[:500], item.event_id, item.sink),
@@ -388,22 +430,12 @@ class StateStore:
             for table in ("tasks", "actions", "placements", "slots", "runs"):
                 self._db.executemany(f"DELETE FROM {table} WHERE source = ? AND id = ?", runs)
             self._db.executemany("DELETE FROM uncertain_groups WHERE grp = ?", [(i,) for _, i in runs])
-            events = self._db.execute(
+            events = self._write(
                 "DELETE FROM outbox WHERE rowid IN (SELECT rowid FROM outbox WHERE delivered_at < ? LIMIT ?)",
                 (before, limit),
             ).rowcount
+        self.flush()  # the runs' work dirs are removed next
         return Forgotten(runs=len(runs), events=events, tasks=tuple(tasks))
 
-    def transaction(self) -> _Transaction:
-        return _Transaction(self._db)
-
-
-class _Transaction:
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
-
-    def __enter__(self) -> None:
-        self._db.execute("BEGIN")
-
-    def __exit__(self, exc_type: object, *_: object) -> None:
-        self._db.execute("ROLLBACK" if exc_type else "COMMIT")
+    def transaction(self) -> Transaction:
+        return self._commits.transaction()

@@ -7,6 +7,8 @@ parser; symlinks are followed only while they stay inside the tree.
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -115,28 +117,41 @@ class LocalTreeResolver:
         self.root = root
         self.levels = levels or Levels()
         self._cache: dict[Path, tuple[tuple[int, int], JobConfig]] = {}
+        # Level values -> the folders to look in and their config files: path arithmetic costs
+        # more than the rest of resolving on a busy receiver, and a few names recur.
+        self._folders: dict[tuple[str, ...], list[tuple[str, Path, Path]]] = {}
 
     def candidates(self, event: Event) -> list[tuple[str, Path]]:
         """The folders to look in, the most specific first; InvalidNames refuses the event."""
+        return [(level, folder) for level, folder, _ in self._candidates(event)]
+
+    def _candidates(self, event: Event) -> list[tuple[str, Path, Path]]:
         # The Keptn names reach task environments (KEPTN_*), whatever the levels read.
         check_names(event.project, event.stage, event.service)
-        values = self.levels.values(event)
-        return [
-            (LEVEL_NAMES[depth], self.root.joinpath(*values[:depth])) for depth in range(len(values), -1, -1)
-        ]
+        values = tuple(self.levels.values(event))
+        found = self._folders.get(values)
+        if found is None:
+            folders = [self.root.joinpath(*values[:depth]) for depth in range(len(values), -1, -1)]
+            found = [(LEVEL_NAMES[len(values) - i], f, f / CONFIG_PATH) for i, f in enumerate(folders)]
+            if len(self._folders) >= 4096:
+                self._folders.clear()
+            self._folders[values] = found
+        return found
 
     async def resolve(self, event: Event) -> Resolved | None:
-        levels = self.candidates(event)
-        for index, (level, folder) in enumerate(levels):
-            path = folder / CONFIG_PATH
-            if path.is_file():
-                roots = tuple(f for _, f in levels[index:])
-                return Resolved(self._load(path), level, local_files(roots))
+        levels = self._candidates(event)
+        for index, (level, _, path) in enumerate(levels):
+            try:
+                found = os.stat(path)  # one call per level, for every event: no is_file() before it
+            except OSError:
+                continue
+            if stat.S_ISREG(found.st_mode):
+                roots = tuple(f for _, f, _ in levels[index:])
+                return Resolved(self._load(path, found), level, local_files(roots))
         return None
 
-    def _load(self, path: Path) -> JobConfig:
-        stat = path.stat()
-        key = (stat.st_mtime_ns, stat.st_size)
+    def _load(self, path: Path, found: os.stat_result) -> JobConfig:
+        key = (found.st_mtime_ns, found.st_size)
         cached = self._cache.get(path)
         if cached is not None and cached[0] == key:
             return cached[1]

@@ -12,6 +12,7 @@ are configured, the CloudEvents webhook handshake (OPTIONS).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -40,8 +41,8 @@ MAX_BATCH = 1000
 # The event loop's share of one request: a body this large is parsed in a step of its own, and
 # a batch is committed this many events per step, so /healthz and other requests are answered
 # in between.
+OFFERS_PER_STEP = 50  # events of one batch encoded and stored in one loop step
 YIELD_AFTER_BYTES = 64 * 1024
-OFFERS_PER_STEP = 50
 REALM = 'Bearer realm="job-executor"'
 
 
@@ -185,7 +186,12 @@ class HttpSource:
         if request.content_length is not None and request.content_length > limit:
             raise Refusal(413, f"body is larger than {limit} bytes (MAX_BODY_BYTES)", "too_large")
         try:
-            body = await asyncio.wait_for(request.read(), timeout=self.settings.body_timeout_seconds)
+            if request.content.is_eof():
+                # The whole body came with the headers (as a small event's does): nothing to wait
+                # for, so no timer and no task of wait_for's.
+                body = await request.read()
+            else:
+                body = await asyncio.wait_for(request.read(), timeout=self.settings.body_timeout_seconds)
         except web.HTTPRequestEntityTooLarge:
             raise Refusal(413, f"body is larger than {limit} bytes (MAX_BODY_BYTES)", "too_large") from None
         except TimeoutError:
@@ -228,25 +234,29 @@ class HttpSource:
         if len(events) > self.intake.room():
             raise Refusal(429, "queue is full; retry later", "queue_full")
         counts = {"accepted": 0, "duplicate": 0}
-        for number, event in enumerate(events, 1):
-            with tracing.receive(event.attributes, "http"):
-                answer = self.intake.offer(event)
-            if answer is Offer.ACCEPTED:
-                counts["accepted"] += 1
-            elif answer is Offer.DUPLICATE:
-                counts["duplicate"] += 1
-            elif answer is Offer.FULL:  # others took the room while this batch yielded
-                raise Refusal(
-                    429,
-                    f"queue is full after {number - 1} events of the batch; send it again later",
-                    "queue_full",
-                )
-            else:
-                raise Refusal(503, "shutting down; send again later", "closed")
-            if number % OFFERS_PER_STEP == 0 and number < len(events):
-                # Each offer commits a row: a batch of hundreds would hold the loop for as many
-                # commits. Sent again after a 429 or 503, its accepted events count as duplicates.
-                await asyncio.sleep(0)
+        for first in range(0, len(events), OFFERS_PER_STEP):
+            # A chunk's events share one commit with whatever else arrived in this loop turn
+            # (group commit); a batch of hundreds goes in chunks, so that encoding and storing it
+            # never holds the loop for long. Sent again after a 429 or 503, the events of the
+            # batch already accepted count as duplicates.
+            chunk = events[first : first + OFFERS_PER_STEP]
+            with contextlib.ExitStack() as spans:
+                for event in chunk:
+                    spans.enter_context(tracing.receive(event.attributes, "http"))
+                answers = await self.intake.offer_all(chunk)
+            for number, answer in enumerate(answers, first + 1):
+                if answer is Offer.ACCEPTED:
+                    counts["accepted"] += 1
+                elif answer is Offer.DUPLICATE:
+                    counts["duplicate"] += 1
+                elif answer is Offer.FULL:  # other requests' events took the room meanwhile
+                    raise Refusal(
+                        429,
+                        f"queue is full after {number - 1} events of the batch; send it again later",
+                        "queue_full",
+                    )
+                else:  # only a stop lands here
+                    raise Refusal(503, "shutting down; send again later", "closed")
         return web.json_response(counts, status=202)
 
     async def handshake(self, request: web.Request) -> web.Response:

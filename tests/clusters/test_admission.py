@@ -149,6 +149,9 @@ class OpenIntake:
         self.offered.append(event)
         return Offer.ACCEPTED
 
+    async def offer_all(self, events: list[Event]) -> list[Offer]:
+        return [self.offer(event) for event in events]
+
 
 async def test_http_answers_429_with_retry_after_while_saturated() -> None:
     intake = OpenIntake()

@@ -82,6 +82,11 @@ class RecordingIntake:
         self.steps.append(self.ticker.ticks)
         return Offer.ACCEPTED
 
+    async def offer_all(self, events: list[Event]) -> list[Offer]:
+        answers = [self.offer(event) for event in events]
+        await asyncio.sleep(0)  # the dispatcher answers once the group is committed, a step later
+        return answers
+
 
 def structured(event_id: str, data: Any = None) -> dict[str, Any]:
     return {

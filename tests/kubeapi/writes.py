@@ -116,15 +116,7 @@ class Writes(Store):
     def active_jobs(self) -> int:
         """Jobs stored (any namespace) without a Complete or Failed condition: what a capacity
         limit counts. Deleted Jobs are gone from the store, so they do not count."""
-        return sum(
-            1
-            for by_name in self._objects.get(JOBS.plural, {}).values()
-            for job in by_name.values()
-            if not any(
-                c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
-                for c in (job.get("status") or {}).get("conditions") or []
-            )
-        )
+        return self.active_job_count
 
     @staticmethod
     def _default_secret(obj: Obj) -> None:

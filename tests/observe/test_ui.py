@@ -143,6 +143,9 @@ class _Intake:
     def offer(self, event: object) -> object:
         raise AssertionError("no event is posted here")
 
+    async def offer_all(self, events: object) -> object:
+        raise AssertionError("no event is posted here")
+
 
 def _metrics() -> object:
     from executor.support.metrics import Metrics

@@ -178,3 +178,22 @@ async def test_config_changed_during_a_restart_is_reported_not_mixed(
     await later_event_reported(tmp_path, restarted, sink, "after-changed-1")
     assert "new" not in runs.read_text()  # nothing of the new config ran for the old event
     await restarted.stop()
+
+
+async def test_config_changed_to_match_nothing_during_a_restart_is_reported(
+    tmp_path: Path, sink: EventSink, serve_factory
+) -> None:
+    # An event that matches nothing pins no config; one whose action began under the old config
+    # still has it pinned, so the change is reported, not taken for "nothing to do".
+    runs, gate = tmp_path / "runs", tmp_path / "gate"
+    config = write_config(tmp_path, SLOW_TASK.format(runs=runs, gate=gate))
+    await killed_mid_task(serve_factory, "changed-2", runs)
+    config.write_text(
+        config.read_text().replace("sh.keptn.event.test.triggered", "sh.keptn.event.other.triggered")
+    )
+    gate.touch()
+    restarted = serve_factory()
+    await restarted.start()
+    finished = await sink.wait_for(".finished")
+    assert "changed while this event was being handled" in finished[0]["data"]["message"]
+    await restarted.stop()

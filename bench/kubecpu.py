@@ -1,0 +1,71 @@
+"""CPU per event on the Kubernetes backend: `serve`'s own CPU time (its process only; the fake
+API server, the sender and the report receiver run in other processes) from the events' receipt
+to their finished reports delivered, over N events at a rate it sustains. Beside it, in the same
+run, the bare parser's CPU per event under the same sender: the floor of receiving an event."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from typing import Any
+
+from bench import run as runner
+from bench.common import cpu_seconds, free_port, python, spawn, stop, wait_http
+from bench.serving import ONE_TASK, cpu_per_event, send, serving, wait_finished
+
+GOAL_MS = 0.6
+
+
+def bare_cpu_per_event(rate: float, count: int) -> float:
+    port = free_port()
+    bare = spawn([python(), "-m", "bench.bare_server", str(port)], core=0)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/readyz")
+        before = cpu_seconds(bare.pid)
+        send(f"http://127.0.0.1:{port}/", rate, count)
+        return (cpu_seconds(bare.pid) - before) / count * 1000
+    finally:
+        stop(bare)
+
+
+def run(count: int = 3000, rate: float = 300, rounds: int = 3, warmup: int = 200) -> dict[str, Any]:
+    rounds_ms = []
+    with serving(ONE_TASK, kubernetes=True) as serve:
+        send(serve.url, rate, warmup)  # imports, connections, the watch: not per-event costs
+        wait_finished(serve, warmup)
+        for _ in range(rounds):
+            rounds_ms.append(round(cpu_per_event(serve, rate, count, finished=True), 3))
+        delivered = serve.finished()
+    ms = statistics.median(rounds_ms)
+    bare = round(bare_cpu_per_event(rate, count), 3)
+    return {
+        "events_per_round": count,
+        "rate": rate,
+        "finished_delivered": delivered,
+        "cpu_ms_per_event_rounds": rounds_ms,
+        "cpu_ms_per_event": ms,
+        "bare_parser_cpu_ms_per_event": bare,
+        "goals": [
+            {
+                "name": "cpu per event, kubernetes",
+                "figure": f"{ms:.3f} ms (rounds {min(rounds_ms):.3f}-{max(rounds_ms):.3f}; "
+                f"bare parser {bare:.3f} ms)",
+                "goal": f"<= {GOAL_MS} ms of serve's CPU per event, receipt to delivered finished event",
+                "met": ms <= GOAL_MS and delivered >= warmup + rounds * count,
+            }
+        ],
+    }
+
+
+runner.register(
+    "kubernetes_cpu",
+    (
+        lambda: run(),
+        lambda: run(count=20, rate=50, rounds=1, warmup=5),
+        lambda r: all(g["met"] for g in r["goals"]),
+        f"<= {GOAL_MS} ms of serve's CPU per event on the Kubernetes backend",
+    ),
+)
+
+if __name__ == "__main__":
+    print(json.dumps(run(count=1000, rounds=1), indent=2))

@@ -210,6 +210,10 @@ def task_env(event: Event, task: Task) -> tuple[tuple[EnvVar, ...], tuple[str, .
                 secrets.append(entry.name)
         elif entry.value_from == "string":
             values[entry.name] = entry.value
+        elif entry.value.strip() == "$" and entry.as_ in (None, "json"):
+            # The whole event as JSON: its one shared encoding (keys sorted, as JES's Go encoder
+            # wrote them), not a second encode that holds the loop for tens of ms at 1 MiB.
+            values[entry.name] = event.to_json()
         else:
             try:
                 found = find_first(entry.value, event.document())

@@ -145,6 +145,17 @@ def test_as_yaml_of_a_map_and_as_json() -> None:
     assert yaml.safe_load(env["COUNT_YAML"]) == 2
 
 
+def test_the_whole_event_as_json_is_its_one_shared_encoding() -> None:
+    # A 1 MiB event takes the loop tens of ms to encode: `$` reuses the encoding the state and
+    # the Job's annotation already made, keys sorted as JES's Go encoder wrote them.
+    event = make_event(data={"zeta": 1, "alpha": {"b": 2, "a": 1}})
+    cfg = config(one_task('image: alpine\nenv: [{name: EVENT, value: "$", valueFrom: event, as: json}]'))
+    (spec,) = plan_action(event, cfg.actions[0], cfg, Settings())
+    value = env_of(spec)["EVENT"]
+    assert value is event.to_json()
+    assert value.index('"alpha"') < value.index('"zeta"') and '{"a":1,"b":2}' in value
+
+
 def test_jsonpath_that_finds_nothing_is_a_clear_plan_error() -> None:
     with pytest.raises(PlanError) as caught:
         plan("image: alpine\nenv: [{name: HOST, value: '$.data.nope[0]', valueFrom: event}]")

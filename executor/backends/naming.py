@@ -7,6 +7,7 @@ API server (409) and the service adopts the first Job instead of running the tas
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 
 from executor.model.tasks import TaskSpec
@@ -57,7 +58,13 @@ def event_id_part(event_id: str, event_source: str) -> str:
     the first one's task and reported with its output. The hash covers both, whatever the id
     looks like; 96 bits keep collisions out of reach. Ids are case-sensitive, so is this.
     """
-    digest = hashlib.sha256(f"{event_source}\x00{event_id}".encode()).hexdigest()
+    # NUL ends the source, so a source holding one could run into the id: ("a\x00b", "c") and
+    # ("a", "b\x00c") would share a name. JSON escapes NUL, so that text has none and cannot
+    # equal the plain form, which keeps its hashes (the Jobs' names) for every other source.
+    plain = "\x00" not in event_source
+    text = f"{event_source}\x00{event_id}" if plain else json.dumps([event_source, event_id])
+    # A JSON-escaped lone surrogate (\ud800) is a valid id that strict UTF-8 cannot encode.
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
     return digest[:ID_PART_LENGTH]
 
 

@@ -162,10 +162,26 @@ def check_attributes(attributes: Mapping[str, Any], max_attribute_bytes: int | N
             raise EventError(
                 f"attribute '{key}' is longer than {max_attribute_bytes} bytes (MAX_ATTRIBUTE_BYTES)"
             )
+        if isinstance(value, str) and (bad := DISALLOWED.search(value)):
+            raise EventError(
+                f"attribute '{key}' holds U+{ord(bad.group()):04X}, which a CloudEvents String may not "
+                "(control characters, unpaired surrogates and noncharacters)"
+            )
         if key in TYPED_STRINGS:
             _check_typed(key, value)
         clean[key] = value
     return clean
+
+
+# What a CloudEvents String may not hold (cloudevents/spec cloudevents/spec.md, "Type System"):
+# the control characters U+0000-U+001F and U+007F-U+009F, surrogates not in a pair (Python keeps
+# a lone one from JSON's "\ud800" as it is), and Unicode's noncharacters (U+FDD0-U+FDEF and the
+# last two code points of every plane).
+DISALLOWED = re.compile(
+    "[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufdd0-\ufdef"
+    + "".join(f"{chr(plane * 0x10000 + 0xFFFE)}{chr(plane * 0x10000 + 0xFFFF)}" for plane in range(17))
+    + "]"
+)
 
 
 # Optional core attributes: Strings (or Timestamp, URI-reference) that, when present, are

@@ -30,6 +30,7 @@ from executor.backends.naming import (
     SELECTOR,
 )
 from executor.config.model import JobConfig
+from executor.model.events import DISALLOWED
 from executor.model.tasks import TaskSpec
 from executor.planner import plan_action
 from executor.resolvers.local import collect_files
@@ -390,14 +391,21 @@ names = st.text(
 ).filter(lambda s: s.strip() != "")
 
 
+# What a receiver accepts as a CloudEvents String (no control characters, unpaired surrogates or
+# noncharacters): anything else never becomes an event.
+def attribute_text(min_size: int, max_size: int) -> st.SearchStrategy[str]:
+    alphabet = st.characters(blacklist_categories=("Cc", "Cs")).filter(lambda c: not DISALLOWED.match(c))
+    return st.text(alphabet=alphabet, min_size=min_size, max_size=max_size)
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    event_id=st.text(min_size=1, max_size=80).filter(lambda s: s.strip() != ""),
-    source=st.text(min_size=1, max_size=30).filter(lambda s: s.strip() != ""),
+    event_id=attribute_text(1, 80).filter(lambda s: s.strip() != ""),
+    source=attribute_text(1, 30).filter(lambda s: s.strip() != ""),
     action=names,
     task=names,
     labels=st.dictionaries(st.text(min_size=1, max_size=16), st.text(max_size=20), max_size=4),
-    commit=st.text(max_size=70),
+    commit=attribute_text(0, 70),
 )
 def test_any_event_and_names_render_valid_manifests(
     event_id: str, source: str, action: str, task: str, labels: dict[str, str], commit: str

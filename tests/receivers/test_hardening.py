@@ -112,6 +112,47 @@ async def test_attribute_longer_than_the_cap_is_refused(service: Service, attrib
     assert names_attribute(text, attribute) and str(LIMIT) in text, text
 
 
+# ---- CloudEvents String: no control characters, unpaired surrogates or noncharacters ----
+# (cloudevents/spec cloudevents/spec.md "Type System"). A NUL in a source let two events' Job
+# names collide before the name hash was mended; a newline in an id splits log lines.
+@pytest.mark.parametrize(
+    ("attribute", "value", "code"),
+    [
+        ("source", r"a\u0000b", "U+0000"),
+        ("id", r"line\nbreak", "U+000A"),
+        ("type", r"sh.keptn.event.test\u0085.triggered", "U+0085"),
+        ("subject", r"\ud800", "U+D800"),
+        ("shkeptncontext", r"x\ufffe", "U+FFFE"),
+    ],
+)
+async def test_a_string_attribute_with_a_disallowed_character_is_refused(
+    service: Service, attribute: str, value: str, code: str
+) -> None:
+    event = keptn_event()
+    event[attribute] = "PLACEHOLDER"
+    # Written as the JSON escape a sender would send (the values above are raw JSON text).
+    raw = json.dumps(event).replace('"PLACEHOLDER"', '"' + value + '"', 1)
+    status, text = await service.post(raw.encode(), {"Content-Type": STRUCTURED, **AUTH})
+    assert status == 400, text
+    assert names_attribute(text, attribute) and code in text, text
+
+
+async def test_a_control_character_in_a_binary_header_is_refused(service: Service) -> None:
+    event = keptn_event()
+    headers = {**binary_headers(event), **AUTH, "ce-subject": "tab%09here"}
+    status, text = await service.post(json.dumps(event["data"]).encode(), headers)
+    assert status == 400, text
+    assert names_attribute(text, "subject") and "U+0009" in text, text
+
+
+async def test_a_paired_surrogate_and_other_unicode_are_accepted(service: Service) -> None:
+    event = keptn_event()
+    event["subject"] = "caf\u00e9 \U0001f680 \u00a0"  # é, a rocket (a pair in JSON), NBSP
+    status, text = await post(service, event)
+    assert status == 202, text
+    await service.wait_run(event["id"])
+
+
 async def test_a_60kb_type_is_refused(service: Service) -> None:
     """The issue's case: well under MAX_BODY_BYTES, far over any sane attribute size."""
     event = keptn_event(event_type="sh.keptn.event." + "x" * 60_000 + ".triggered")

@@ -4,17 +4,28 @@ from __future__ import annotations
 
 import itertools
 import logging
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from executor.config.glob import glob_match, globs_overlap
+from executor.config.glob import compile_glob, glob_match, globs_overlap
 from executor.config.model import EventSelector, JsonPathFilter
 from executor.matcher import matching_actions, selector_matches
 from executor.policy import PolicyError, check_image, check_privileged, warn_if_open
 
 from .conftest import config, make_event, sample_event
+
+
+@pytest.fixture(autouse=True)
+def _compile_afresh() -> Iterator[None]:
+    # compile_glob is cached per process: a pattern compiled before (by another test, or by
+    # mutmut's clean run, which the mutant runs fork from) would never reach the parser again.
+    compile_glob.cache_clear()
+    yield
+    compile_glob.cache_clear()
+
 
 # ---- glob_match ----
 

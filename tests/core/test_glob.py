@@ -114,6 +114,7 @@ def test_a_class_next_to_stars_and_alternatives() -> None:
         ("[a\\]", "'[' at 1 has no closing ']'"),  # the escaped `]` does not close
         ("[a\\", "'[' at 1 has no closing ']'"),
         ("[z-a]", "range z-a is reversed"),
+        ("[z-a", "range z-a is reversed"),  # of two mistakes, the first one read is named
         ("x[0-9b-a]", "range b-a is reversed"),
     ],
 )
@@ -188,7 +189,8 @@ def test_an_escaped_comma_or_brace_inside_alternatives_is_part_of_the_word() -> 
 def test_every_character_of_a_pattern_is_read() -> None:
     # top level patterns are read to their end: no character there closes anything
     assert matches("X*X", "XaX", "XX") == [True, True]
-    assert matches("XX{X,Y}", "XXY", "XXZ") == [True, False]
+    assert matches("XX{X,Y}", "XXX", "XXY", "XXZ") == [True, True, False]
+    assert matches("{aXb,c}", "aXb", "c", "a", "b") == [True, True, False, False]
 
 
 @pytest.mark.parametrize("pattern", ["{a,b", "{", "x{a", "{a,{b,c}", "{a,b\\}", "{[}]", "*{a,b"])
@@ -259,6 +261,10 @@ def test_a_star_only_swallows_what_lies_between_the_literals_around_it() -> None
         ("{x,y}[0-9]", "y?z", False),
         ("a\\*", "a*", True),  # the escaped star is the text `a*`, which `a*` matches
         ("a\\*", "ab", False),
+        # stars on both sides after a common start: the search must not go round in circles
+        ("?*a", "?*b", False),
+        ("x*[ab]", "x*c", False),
+        ("x*[ab]", "x*b", True),
     ],
 )
 def test_globs_overlap_with_classes_and_escapes(a: str, b: str, expected: bool) -> None:

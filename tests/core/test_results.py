@@ -321,9 +321,7 @@ def test_removing_result_names_the_three_values_to_use() -> None:
     assert message.endswith("removes 'result'; a finished event needs one of pass, warning, fail")
 
 
-@pytest.mark.parametrize(
-    ("labels", "kind"), [(["a"], "list"), ("none", "str"), (3, "int"), (True, "bool")]
-)
+@pytest.mark.parametrize(("labels", "kind"), [(["a"], "list"), ("none", "str"), (3, "int"), (True, "bool")])
 def test_labels_of_another_type_are_named_by_that_type(labels: Any, kind: str) -> None:
     message = refused({"labels": labels})
     assert message.endswith(f"makes 'labels' a {kind}; Keptn labels are an object")

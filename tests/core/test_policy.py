@@ -14,11 +14,14 @@ import pytest
 from executor.policy import (
     PolicyError,
     check_image,
+    check_operator_contexts,
     check_privileged,
     check_supply_chain,
     privileged_reason,
     warn_if_open,
 )
+from executor.settings import Settings
+from executor.support.envvars import SettingsError
 
 
 @pytest.mark.parametrize(
@@ -260,3 +263,19 @@ def test_allow_latest_tag_false_accepts_a_fixed_tag_or_a_digest(image: str) -> N
 @pytest.mark.parametrize("image", ["alpine", "alpine:latest", "alpine:3.20"])
 def test_by_default_neither_rule_applies(image: str) -> None:
     check_supply_chain(image, require_digest=False, allow_latest=True)
+
+
+# --- the operator's contexts, checked at start ------------------------------------------------
+
+
+def test_an_operator_context_is_refused_at_start_with_every_problem_named() -> None:
+    settings = Settings.from_env(
+        {"JOB_SECURITY_CONTEXT": '{"privileged": true, "procMount": "Unmasked", "runAsUser": -1}'}
+    )
+    with pytest.raises(SettingsError) as caught:
+        check_operator_contexts(settings.defaults, allow_privileged=False)
+    assert str(caught.value) == (
+        "JOB_SECURITY_CONTEXT: securityContext.runAsUser -1 must be between 0 and 2147483647, inclusive; "
+        "asks for privileged: true; procMount: Unmasked (baseline rule '/proc Mount Type'), "
+        "which tasks may not without ALLOW_PRIVILEGED_JOBS=true"
+    )

@@ -195,6 +195,8 @@ def test_allowed_rules_are_all_logged(caplog: pytest.LogCaptureFixture) -> None:
         ({"appArmorProfile": {"type": "RuntimeDefault"}, "seccompProfile": {}}, {}),
         # AppArmor annotations may name a profile loaded on the node (check_appArmorProfile.go).
         ({}, {"container.apparmor.security.beta.kubernetes.io/t": "localhost/k8s-apparmor-example"}),
+        # An empty value is allowed too (allowedAnnotationValue: len(profile) == 0).
+        ({}, {"container.apparmor.security.beta.kubernetes.io/t": ""}),
         # Legacy seccomp annotations are refused only when unconfined; other annotations are free.
         ({}, {"seccomp.security.alpha.kubernetes.io/pod": "runtime/default"}),
         ({}, {"example.com/mode": "unconfined"}),

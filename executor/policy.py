@@ -166,8 +166,10 @@ def baseline_violations(security_context: Mapping[str, Any], annotations: Mappin
         if isinstance(profile, Mapping) and str(profile.get("type", "")).lower() == "unconfined":
             found.append(f"{key}.type: Unconfined (baseline rule '{rule}')")
     for key, value in annotations.items():
+        # An empty value is the runtime's default, as the admission check allows it
+        # (pod-security-admission policy/check_appArmorProfile.go allowedAnnotationValue).
         if key.startswith(APPARMOR_ANNOTATION) and not (
-            value == "runtime/default" or value.startswith("localhost/")
+            value == "" or value == "runtime/default" or value.startswith("localhost/")
         ):
             found.append(f"annotation {key}: {value} (baseline rule 'AppArmor')")
         if key.startswith(SECCOMP_ANNOTATIONS) and value.strip().lower() == "unconfined":

@@ -82,7 +82,8 @@ class TaskDefaults:
         "JOB_EXTRA_ENV",
         (),
         _json(_env_map, '{"HTTP_PROXY": "http://proxy:3128"}'),
-        doc="JSON object of variables every task gets; the task's `env` entries and the `KEPTN_*` ones win",
+        doc="JSON object of variables every task gets; the task's `env` entries and the `KEPTN_*` ones "
+        "win. Shown in rendered Jobs: put secrets in JOB_DEFAULT_SECRETS instead",
         shown="(none)",
     )
     allowed_secrets: tuple[str, ...] = env(

@@ -311,3 +311,52 @@ def test_the_finished_event_says_why_a_too_deep_result_was_refused() -> None:
     data = finished(event, "action-0", [TaskReport("Score", outcome)])["data"]
     assert (data["status"], data["result"]) == ("errored", "fail")
     assert "result file of task 'Score' is nested more than 64 levels deep" in data["message"]
+
+
+# --- what a refusal tells the author (the finished event's message is all they see) ---------
+
+
+def test_removing_result_names_the_three_values_to_use() -> None:
+    message = refused({"result": None})
+    assert message.endswith("removes 'result'; a finished event needs one of pass, warning, fail")
+
+
+@pytest.mark.parametrize(("labels", "kind"), [(["a"], "list"), ("none", "str"), (3, "int"), (True, "bool")])
+def test_labels_of_another_type_are_named_by_that_type(labels: Any, kind: str) -> None:
+    message = refused({"labels": labels})
+    assert message.endswith(f"makes 'labels' a {kind}; Keptn labels are an object")
+
+
+def test_non_string_labels_are_named_with_how_to_write_them() -> None:
+    message = refused({"labels": {"build": 7, "ok": "x", "canary": False}})
+    # The merged labels keep team-a/web (strings): only the two offenders are named, sorted.
+    assert message.endswith(
+        "sets label(s) 'build', 'canary' to non-string values; "
+        'Keptn labels map strings to strings (write "1", not 1)'
+    )
+
+
+def test_many_non_string_labels_are_named_five_at_most() -> None:
+    # A result may set hundreds of labels: the message (bounded by Keptn's event size) names the
+    # first five in order, not all of them.
+    message = refused({"labels": {f"k{i}": i for i in range(1, 8)}})
+    assert "sets label(s) 'k1', 'k2', 'k3', 'k4', 'k5' to non-string values" in message
+    assert "'k6'" not in message and "'k7'" not in message
+
+
+def test_a_blank_file_of_exactly_the_cap_changes_nothing() -> None:
+    # Whitespace is what `echo > $JOB_RESULT_FILE` style scripts leave: up to the cap it is "no
+    # result", one byte over it is refused for its size like any other file.
+    data = copy.deepcopy(DATA)
+    assert apply(b" " * 65536, data) is data
+    assert "is larger than 65536 bytes" in refused(b" " * 65537)
+
+
+def test_nesting_is_counted_only_one_level_past_the_limit() -> None:
+    # A deep document is not walked to its bottom: the count stops as soon as it is over.
+    deep = json.loads(_nested(500))
+    assert nesting_depth(deep, 10) == 11
+    assert nesting_depth(deep, 499) == 500
+    assert nesting_depth(deep, 500) == 500
+    assert nesting_depth("scalar", 10) == 0
+    assert nesting_depth([], 10) == 1

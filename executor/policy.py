@@ -15,7 +15,7 @@ from functools import lru_cache
 from typing import Any
 
 from executor.config.bounds import security_context_problems
-from executor.config.glob import glob_match
+from executor.config.glob import GlobError, compile_glob, glob_match
 from executor.config.images import normalise_entry, normalise_image, parse_image
 from executor.settings.tasks import TaskDefaults
 from executor.support.envvars import SettingsError
@@ -202,6 +202,20 @@ def check_privileged(
         task_name,
         "; ".join(filter(None, [what, *rules])),
     )
+
+
+def check_allow_lists(images: tuple[str, ...], secrets: tuple[str, ...]) -> None:
+    """ALLOWED_IMAGE_LIST and ALLOWED_SECRET_LIST, at start: an entry that is not a glob would
+    match nothing, so the list would refuse more than its author meant, without saying why."""
+    for name, entries, normalise in (
+        ("ALLOWED_IMAGE_LIST", images, normalise_entry),
+        ("ALLOWED_SECRET_LIST", secrets, str),
+    ):
+        for entry in entries:
+            try:
+                compile_glob(normalise(entry))
+            except GlobError as exc:
+                raise SettingsError(f"{name}: entry {entry!r} is not a glob: {exc}") from None
 
 
 def check_operator_contexts(defaults: TaskDefaults, allow_privileged: bool) -> None:

@@ -11,7 +11,7 @@ from itertools import combinations
 from pathlib import Path
 
 from executor.config.defaults import secret_names
-from executor.config.glob import globs_overlap, is_literal
+from executor.config.glob import GlobError, compile_glob, globs_overlap, is_literal
 from executor.config.images import normalise_entry, reaches_into_registry
 from executor.config.model import EventSelector, JobConfig, Task
 from executor.config.parse import read_config_file
@@ -182,6 +182,18 @@ def lint_config(
 
 def _event_name_problems(src: str, selector: EventSelector) -> list[Problem]:
     name = selector.name
+    if not is_literal(name):
+        try:
+            compile_glob(name)
+        except GlobError as exc:
+            # serve reads the config as JES did (the action is kept; it never matches).
+            return [
+                Problem(
+                    src,
+                    selector.line,
+                    f"event name: {exc}; as it is, it matches no event",
+                )
+            ]
     found = REGEX_SYNTAX.search(name)
     if found:
         return [

@@ -28,7 +28,7 @@ from executor.dispatcher import Dispatcher, TaskSlots
 from executor.model.events import EventError, Offer, event_from_json
 from executor.outbox import Outbox
 from executor.pipeline import Pipeline
-from executor.policy import check_operator_contexts, warn_if_open, warn_if_secrets_open
+from executor.policy import check_allow_lists, check_operator_contexts, warn_if_open, warn_if_secrets_open
 from executor.settings import Settings
 from executor.sinks.base import Sink
 from executor.sources.api import RunApi
@@ -48,6 +48,7 @@ class Service:
     def __init__(self, settings: Settings, backend: Backend | None = None) -> None:
         settings.check()
         check_operator_contexts(settings.defaults, settings.jobs.allow_privileged)
+        check_allow_lists(settings.jobs.allowed_images, settings.defaults.allowed_secrets)
         settings = settings.absolute()  # before anything keeps a path: tasks run elsewhere
         self.settings = settings
         self.metrics = Metrics()

@@ -364,3 +364,27 @@ actions:
     assert flagged == [5, 7]
     # A task name alone was a prefix in JES: the warning says what it most likely meant.
     assert [p.line for p in problems if "did you mean sh.keptn.event.test.triggered?" in p.message] == [6]
+
+
+MALFORMED_GLOB = """\
+apiVersion: v2
+actions:
+  - name: "tests"
+    events:
+      - name: "sh.keptn.event.[test.triggered"
+    tasks:
+      - name: "run"
+        image: "alpine:3.20"
+"""
+
+
+def test_an_event_name_that_is_not_a_glob_is_a_lint_error_at_its_line(tmp_path: Path) -> None:
+    # serve keeps reading such a config as JES did (the action never matches); lint says so.
+    path = tmp_path / "config.yaml"
+    path.write_text(MALFORMED_GLOB)
+    problems = lint_file(str(path))
+    assert [(p.line, p.severity) for p in problems] == [(5, "error")]
+    assert problems[0].message == (
+        "event name: glob 'sh.keptn.event.[test.triggered': '[' at 16 has no closing ']'; "
+        "as it is, it matches no event"
+    )

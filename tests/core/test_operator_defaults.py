@@ -15,6 +15,7 @@ from jsonschema import Draft202012Validator
 
 from executor.app.lint import lint_file
 from executor.app.runonce import ignored_note
+from executor.app.service import Service
 from executor.backends.local.backend import LocalBackend
 from executor.config.schema import build_schema
 from executor.planner import plan_action
@@ -382,3 +383,14 @@ def test_a_secret_given_as_files_is_held_to_the_allowed_list_too(tmp_path: Path)
         f"{path}:10: task 'kubectl': Forbidden: Secret prod-kubeconfig is not in the allowed list "
         "(ALLOWED_SECRET_LIST)."
     ]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("ALLOWED_IMAGE_LIST", "docker.io/library/*,ghcr.io/[org/*"), ("ALLOWED_SECRET_LIST", "ci-*,{prod")],
+)
+def test_an_allow_list_entry_that_is_not_a_glob_stops_the_start(variable: str, value: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        Service(settings_of(**{variable: value, "STATE_DIR": "/nonexistent-never-created"}))
+    assert str(caught.value).startswith(f"{variable}: entry ")
+    assert "is not a glob" in str(caught.value)

@@ -238,10 +238,8 @@ class JobTracker:
                 self.pending.gone(name)
             for listed in jobs.values():
                 self.pending.observed(listed)
-        listed_uids = {_uid(job) for job in jobs.values() if not is_finished(job)}
-        self._ready = {uid for uid in self._ready if uid in listed_uids} | {
-            _uid(job) for job in jobs.values() if has_ready_pod(job)
-        }
+        running = {_uid(job): job for job in jobs.values() if not is_finished(job)}
+        self._ready = {uid for uid, job in running.items() if uid in self._ready or has_ready_pod(job)}
         self._jobs = jobs
         self._synced.set()
         for name in list(self._waiters):

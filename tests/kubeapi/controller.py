@@ -14,10 +14,13 @@ from tests.kubeapi.workloads import (
     STUCK_REASONS,
     UNSCHEDULABLE_MESSAGE,
     event_object,
+    field_ref,
     job_condition,
     killed_pod_status,
     new_pod,
+    ready_pods,
     running_pod_status,
+    stuck_reason,
     terminated_pod_status,
     timestamp,
     unschedulable_pod_status,
@@ -34,8 +37,19 @@ class JobController(Writes):
     _terminating: dict[tuple[str, str], tuple[str, int]]
 
     def set_job_running(self, namespace: str, name: str) -> Obj:
-        """The Job's pod runs: pod phase Running, Job status active=1, ready=1, startTime."""
+        """The Job's pod runs: pod phase Running and Ready, then the Job controller's sync
+        counts it: Job status active=1, ready=1, startTime."""
         return clone(self._run(namespace, name))
+
+    def set_pod_running(self, namespace: str, name: str) -> Obj:
+        """The kubelet runs the Job's pod (phase Running, Ready), and the Job controller has not
+        synced the Job since: its status still says ready=0 (or nothing). The controller batches
+        a Job's pod updates for syncJobBatchPeriod, 1 s (kubernetes/kubernetes:
+        pkg/controller/job/job_controller.go, enqueueSyncJobBatched), longer when it is busy;
+        ``set_job_running`` completes that sync. Returns the pod."""
+        self._ensure_pod(self._require(JOBS, namespace, name), running=False)
+        self._mark_active(namespace, name)  # the sync after the pod's creation: not ready yet
+        return clone(self._ensure_pod(self._require(JOBS, namespace, name), running=True))
 
     def set_job_succeeded(
         self,
@@ -153,7 +167,7 @@ class JobController(Writes):
         text = {"ImagePullBackOff": message, "ErrImagePull": f'Failed to pull image "{image}": {message}'}
         text = text.get(reason, f"Error: {message}")
         self._emit_event(
-            pod, "Warning", event_reason, text, "kubelet", {"involvedObject": self._field_ref(pod, container)}
+            pod, "Warning", event_reason, text, "kubelet", {"involvedObject": field_ref(pod, container)}
         )
         self._mark_active(namespace, name)
         return clone(pod)
@@ -204,6 +218,8 @@ class JobController(Writes):
         now = timestamp()
         status = clone(self._require(JOBS, namespace, name).get("status") or {})
         status.setdefault("startTime", now)
+        # deleteActivePods: the pods it deletes no longer count, ready ones included
+        # (``jobCtx.ready -= deletedReady`` in syncJob).
         status.update(active=0, ready=0, terminating=1, uncountedTerminatedPods={})
         status["conditions"] = [
             *status.get("conditions", []),
@@ -238,19 +254,6 @@ class JobController(Writes):
         return clone(self._set_status(JOBS, job, status))
 
     @staticmethod
-    def _field_ref(pod: Obj, container: str) -> Obj:
-        meta = pod["metadata"]
-        return {
-            "kind": "Pod",
-            "namespace": meta["namespace"],
-            "name": meta["name"],
-            "uid": meta["uid"],
-            "apiVersion": "v1",
-            "resourceVersion": meta["resourceVersion"],
-            "fieldPath": f"spec.containers{{{container}}}",
-        }
-
-    @staticmethod
     def _condition(job: Obj, kind: str) -> bool:
         conditions = (job.get("status") or {}).get("conditions") or []
         return any(c["type"] == kind and c["status"] == "True" for c in conditions)
@@ -259,7 +262,9 @@ class JobController(Writes):
         job = self._require(JOBS, namespace, name)
         status = clone(job.get("status") or {})
         status.setdefault("startTime", timestamp())
-        status.update(active=1, ready=0, terminating=0, uncountedTerminatedPods={})
+        status.update(
+            active=1, ready=ready_pods(self._pods_of(job)), terminating=0, uncountedTerminatedPods={}
+        )
         if status != job.get("status"):
             self._set_status(JOBS, job, status)
 
@@ -269,14 +274,18 @@ class JobController(Writes):
         new["status"] = status
         return self._commit(rt, obj["metadata"]["namespace"], obj["metadata"]["name"], new)
 
+    def _pods_of(self, job: Obj) -> list[Obj]:
+        found = (
+            self._lookup(PODS, ns, name)
+            for plural, ns, name in self._owned.get(job["metadata"]["uid"], set())
+            if plural == PODS.plural
+        )
+        return sorted(
+            (p for p in found if p is not None), key=lambda p: int(p["metadata"]["resourceVersion"])
+        )
+
     def _pod_of(self, job: Obj) -> Obj | None:
-        pods = []
-        for plural, ns, name in self._owned.get(job["metadata"]["uid"], set()):
-            if plural == PODS.plural:
-                pod = self._lookup(PODS, ns, name)
-                if pod is not None:
-                    pods.append(pod)
-        pods.sort(key=lambda p: int(p["metadata"]["resourceVersion"]))
+        pods = self._pods_of(job)
         return pods[-1] if pods else None
 
     def _ensure_pod(self, job: Obj, *, running: bool) -> Obj:
@@ -297,21 +306,6 @@ class JobController(Writes):
                 pod["spec"]["nodeName"] = "fake-node"
             pod = self._set_status(PODS, pod, running_pod_status(pod, timestamp()))
         return pod
-
-    @staticmethod
-    def _stuck(pod: Obj) -> str:
-        """Why a Pending pod cannot start ("" when it is not stuck)."""
-        status = pod.get("status") or {}
-        if status.get("phase") != "Pending":
-            return ""
-        for condition in status.get("conditions") or []:
-            if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
-                return condition.get("reason", "Unschedulable")
-        for s in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
-            reason = (s.get("state", {}).get("waiting") or {}).get("reason", "")
-            if reason in STUCK_REASONS:
-                return reason
-        return ""
 
     def _emit_event(
         self,
@@ -348,7 +342,9 @@ class JobController(Writes):
         job = self._require(JOBS, namespace, name)
         status = clone(job.get("status") or {})
         status.setdefault("startTime", timestamp())
-        status.update(active=1, ready=1, terminating=0, uncountedTerminatedPods={})
+        status.update(
+            active=1, ready=ready_pods(self._pods_of(job)), terminating=0, uncountedTerminatedPods={}
+        )
         return self._set_status(JOBS, job, status)
 
     def _finish(
@@ -373,7 +369,7 @@ class JobController(Writes):
             exit_code = init_exit_code = 0
         now = timestamp()
         pod = self._ensure_pod(job, running=False)
-        stuck = self._stuck(pod)
+        stuck = stuck_reason(pod)
         if stuck:
             raise ValueError(
                 f"the pod of job {namespace}/{name} never started ({stuck}): with restartPolicy Never"
@@ -386,7 +382,7 @@ class JobController(Writes):
         status = clone(job.get("status") or {})
         status.setdefault("startTime", now)
         status.pop("active", None)
-        status.update(ready=0, terminating=0, uncountedTerminatedPods={})
+        status.update(ready=ready_pods(self._pods_of(job)), terminating=0, uncountedTerminatedPods={})
         status["failed" if failed else "succeeded"] = status.get("failed" if failed else "succeeded", 0) + 1
         interim = "FailureTarget" if failed else "SuccessCriteriaMet"
         status["conditions"] = [*status.get("conditions", []), job_condition(interim, reason, message, now)]

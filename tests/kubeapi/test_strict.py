@@ -128,6 +128,65 @@ async def test_deadline_exceeded_first_targets_failure_then_deletes_the_pod_then
 
 
 # ---------------------------------------------------------------------------------------------
+# status.ready counts what the Job controller counts (issue 18: the pod-start check reads it)
+
+
+def ready(api: FakeKubeAPI, name: str) -> Any:
+    job = api.get("jobs", NS, name)
+    assert job is not None
+    return (job.get("status") or {}).get("ready")
+
+
+async def test_ready_counts_an_active_pod_only_once_it_is_ready_and_the_controller_synced(
+    kube_api: FakeKubeAPI,
+) -> None:
+    kube_api.create("jobs", job_manifest("pull"), NS)
+    assert ready(kube_api, "pull") is None  # no sync has written a status yet
+    kube_api.set_pod_waiting(NS, "pull", "ImagePullBackOff")
+    assert ready(kube_api, "pull") == 0  # active, not ready
+    pod = kube_api.set_pod_running(NS, "pull")
+    assert [c["status"] for c in pod["status"]["conditions"] if c["type"] == "Ready"] == ["True"]
+    assert ready(kube_api, "pull") == 0  # the kubelet ran it; the Job controller has not synced
+    kube_api.set_job_running(NS, "pull")
+    assert ready(kube_api, "pull") == 1
+    kube_api.set_job_succeeded(NS, "pull")
+    assert ready(kube_api, "pull") == 0  # a Succeeded pod is not active
+
+    kube_api.create("jobs", job_manifest("unplaced"), NS)
+    kube_api.set_pod_unschedulable(NS, "unplaced")
+    assert ready(kube_api, "unplaced") == 0
+
+    kube_api.create("jobs", job_manifest("late"), NS)
+    kube_api.set_pod_running(NS, "late")  # never seen pending by a test: synced once, unready
+    assert ready(kube_api, "late") == 0
+
+
+async def test_ready_drops_when_the_deadline_deletes_a_ready_pod(kube_api: FakeKubeAPI) -> None:
+    kube_api.create("jobs", job_manifest("slow", activeDeadlineSeconds=5), NS)
+    kube_api.set_job_running(NS, "slow")
+    assert ready(kube_api, "slow") == 1
+    kube_api.set_job_deadline_exceeded(NS, "slow", finish=False)
+    assert ready(kube_api, "slow") == 0  # deleteActivePods: a pod being deleted is not active
+
+
+def test_ready_pods_counts_active_pods_with_the_ready_condition() -> None:
+    from tests.kubeapi.workloads import ready_pods
+
+    def pod(phase: str, is_ready: str, deleting: bool = False) -> dict[str, Any]:
+        meta = {"name": "p", "deletionTimestamp": "2026-12-02T00:00:00Z"} if deleting else {"name": "p"}
+        return {
+            "metadata": meta,
+            "status": {"phase": phase, "conditions": [{"type": "Ready", "status": is_ready}]},
+        }
+
+    assert ready_pods([pod("Running", "True"), pod("Running", "True")]) == 2
+    assert ready_pods([pod("Running", "False")]) == 0  # runs, a probe not passed (not our Jobs)
+    assert ready_pods([pod("Running", "True", deleting=True)]) == 0
+    assert ready_pods([pod("Failed", "True"), pod("Succeeded", "True")]) == 0
+    assert ready_pods([{"metadata": {"name": "p"}, "status": {"phase": "Pending"}}]) == 0
+
+
+# ---------------------------------------------------------------------------------------------
 # Item 15: namespaces and RBAC
 
 

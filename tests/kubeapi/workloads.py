@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import datetime
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from tests.kubeapi.resources import JOBS, Obj
@@ -257,6 +257,20 @@ def event_object(
     return event
 
 
+def field_ref(pod: Obj, container: str) -> Obj:
+    """An event's involvedObject naming one container of a pod, as the kubelet writes it."""
+    meta = pod["metadata"]
+    return {
+        "kind": "Pod",
+        "namespace": meta["namespace"],
+        "name": meta["name"],
+        "uid": meta["uid"],
+        "apiVersion": "v1",
+        "resourceVersion": meta["resourceVersion"],
+        "fieldPath": f"spec.containers{{{container}}}",
+    }
+
+
 def is_job(obj: Obj) -> bool:
     return obj.get("kind") == JOBS.kind
 
@@ -382,3 +396,35 @@ def killed_pod_status(pod: Obj, exit_code: int, now: str) -> Obj:
             s["ready"] = False
             s["started"] = False
     return status
+
+
+def stuck_reason(pod: Obj) -> str:
+    """Why a Pending pod cannot start ("" when it is not stuck)."""
+    status = pod.get("status") or {}
+    if status.get("phase") != "Pending":
+        return ""
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
+            return str(condition.get("reason", "Unschedulable"))
+    for s in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
+        reason = (s.get("state", {}).get("waiting") or {}).get("reason", "")
+        if reason in STUCK_REASONS:
+            return str(reason)
+    return ""
+
+
+def ready_pods(pods: Iterable[Obj]) -> int:
+    """A Job's status.ready as the Job controller writes it on each sync (kubernetes/kubernetes:
+    pkg/controller/job/job_controller.go, syncJob: ``ready: countReadyPods(activePods)``): its
+    active pods (neither Succeeded nor Failed, no deletionTimestamp:
+    pkg/controller/controller_utils.go, FilterActivePods and IsPodActive) whose Ready condition
+    is True (pkg/api/v1/pod/util.go, IsPodReady). A pod is Ready once every container is; one
+    without a readiness probe is once it runs, not before and not after it stopped."""
+    count = 0
+    for pod in pods:
+        status = pod.get("status") or {}
+        if pod["metadata"].get("deletionTimestamp") or status.get("phase") in ("Succeeded", "Failed"):
+            continue
+        conditions = status.get("conditions") or []
+        count += any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+    return count

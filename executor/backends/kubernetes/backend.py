@@ -9,8 +9,9 @@ pod: the job container's log tail and termination message (the task's result fil
 failure the init container's log and the pod's warning events, so the reason says more than
 "BackoffLimitExceeded". A Job ends for it at FailureTarget already (harvest.terminal_condition),
 while its pod can still be read. A pod that cannot start (startup.py) fails the task once the
-start grace has passed, and its Job is deleted. Past maxPollDuration (counted from the Job's
-creation, so an adopted Job keeps its deadline) the Job is deleted and the task is timed_out.
+start grace has passed, and its Job is deleted (a Job the watch has shown with a ready pod is
+not checked). Past maxPollDuration (counted from the Job's creation, so an adopted Job keeps
+its deadline) the Job is deleted and the task is timed_out.
 """
 
 from __future__ import annotations
@@ -141,6 +142,7 @@ class KubernetesBackend:
                 selector(self.options.managed_by),
                 backoff=self.watch_backoff,
                 pending=pending,
+                starts=self.pod_start_grace > 0,
             )
             self._trackers[namespace] = tracker
             tracker.start()
@@ -253,7 +255,14 @@ class KubernetesBackend:
         if self.pod_start_grace <= 0:
             return await ending
         checking = asyncio.ensure_future(
-            never_started(api, job, created, self.pod_start_grace, self.pod_check_interval)
+            never_started(
+                api,
+                job,
+                created,
+                self.pod_start_grace,
+                self.pod_check_interval,
+                lambda: tracker.started(job["metadata"]["name"], _uid(job)),
+            )
         )
         try:
             await asyncio.wait((ending, checking), return_when=asyncio.FIRST_COMPLETED)

@@ -7,11 +7,14 @@ maxPollDuration would end it, saying just "timed out" (keptn-contrib/job-executo
 issues 235 and 402). The grace lets a transient pull failure or a Secret created moments later
 resolve through the kubelet's own back-off.
 
-Cost: the pod is read only for a Job still active when its grace has passed (counted from the
-Job's creation), then every `interval` until the pod has started; a Job that ends within the
-grace costs no request here, and one whose pod started costs one. A second shared watch on our
-pods would notice sooner but decode every pod status change of every task (several per task)
-for the few that never start.
+Cost: none for a Job that ends within the grace (counted from the Job's creation), nor for one
+whose status the namespace's watch has shown counting a ready pod (`status.ready`, tracker.py):
+a pod is Ready only once its containers run, so it started. Only a Job still active after the
+grace with no ready pod seen has its pod read, then every `interval` until the pod has started
+or the watch shows it ready: a pod still initialising, one whose Job status lags behind it, or,
+on an API server older than 1.24, every pod. A second shared watch on our pods would notice
+sooner but decode every pod status change of every task (several per task) for the few that
+never start.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,14 +95,27 @@ def verdict(pod: Obj | None) -> Stuck | str | None:
     return None
 
 
+def _never() -> bool:
+    return False
+
+
 async def never_started(
-    api: KubeAPI, job: Obj, created: float, grace: float, interval: float
+    api: KubeAPI,
+    job: Obj,
+    created: float,
+    grace: float,
+    interval: float,
+    started: Callable[[], bool] = _never,
 ) -> Stuck | None:
     """Once `grace` seconds after `created` (epoch seconds), read the Job's pod every `interval`
-    until it has started (None) or is found stuck (Stuck). Runs until then, or until cancelled."""
+    until it has started (None) or is found stuck (Stuck). `started()` says whether the Job's
+    own status has shown its pod ready; then nothing is read. Runs until then, or
+    until cancelled."""
     meta = job.get("metadata") or {}
     await asyncio.sleep(max(0.0, created + grace - time.time()))
     while True:
+        if started():
+            return None
         try:
             found = verdict(await pod_of(api, job, fallbacks=False))
         except ApiError as exc:  # unreadable for now: the Job's own end still decides

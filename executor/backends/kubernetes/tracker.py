@@ -10,7 +10,9 @@ Cost under load (profiled, see BENCHMARKS.md): most watch events are progress a 
 need (active, ready, SuccessCriteriaMet, uncounted pods...), and reading each event as it
 arrives costs a wake-up of the loop and of the HTTP reader per event. So an added or modified
 Job whose line names none of those conditions is passed over without decoding
-(its JSON is most of the work), and after each read the watch's connection is left unread for a
+(its JSON is most of the work), except one that counts a ready pod while the pod-start check is
+on (startup.py): that check learns from it that the Job's pod started, which saves it a pod list
+after the grace (`started`). After each read the watch's connection is left unread for a
 moment (COALESCE_SECONDS), so that a burst of endings is received and handled in one go. The
 price is that an ending is noticed up to that moment later, when others came just before it.
 What the tracker keeps of a Job is therefore the latest version it decoded: as created or read
@@ -30,6 +32,7 @@ import contextlib
 import json
 import logging
 import random
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -54,6 +57,9 @@ COALESCE_SECONDS = 0.1
 # (deleted, bookmark, error, or a shape not foreseen) is decoded in full.
 _PROGRESS_PREFIXES = (b'{"type":"MODIFIED"', b'{"type":"ADDED"')
 _ENDING_MARKERS = (b'"Complete"', b'"Failed"', b'"FailureTarget"')
+# status.ready of 1 or more. A Job has no other key "ready" (a label of that name has a string
+# value), and a line that matches by chance is only decoded, as any other line may be.
+_READY_MARKER = re.compile(rb'"ready":\s*[1-9]')
 
 
 @dataclass
@@ -81,8 +87,11 @@ class JobTracker:
         watch_timeout: tuple[int, int] = (240, 360),
         coalesce: float = COALESCE_SECONDS,
         pending: PendingCap | None = None,
+        starts: bool = False,
     ) -> None:
         self.api = api
+        # The pod-start check is on: decode the progress event that counts a ready pod.
+        self.starts = starts
         # MAX_PENDING_JOBS: told of every Job version kept and every Job gone, to count those
         # not yet running. Then progress events (a pod turning ready) are decoded too.
         self.pending = pending
@@ -95,6 +104,9 @@ class JobTracker:
         self.stats = TrackerStats()
         self._jobs: dict[str, Job] = {}
         self._waiters: dict[str, list[_Waiter]] = {}
+        # uids of the Jobs not ended whose status has counted a ready pod (monotonic: a later
+        # ready 0 means the pod stopped, not that it never started).
+        self._ready: set[str] = set()
         self._synced = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._checks: set[asyncio.Task[None]] = set()
@@ -133,6 +145,12 @@ class JobTracker:
 
     def jobs(self) -> list[Job]:
         return list(self._jobs.values())
+
+    def started(self, name: str, uid: str) -> bool:
+        """Whether a version of the Job seen here counted a ready pod: its main container ran
+        (see `has_ready_pod`)."""
+        job = self._jobs.get(name)
+        return job is not None and _uid(job) == uid and uid in self._ready
 
     def waiting(self) -> list[str]:
         """Names of the Jobs someone is waiting for."""
@@ -220,6 +238,8 @@ class JobTracker:
                 self.pending.gone(name)
             for listed in jobs.values():
                 self.pending.observed(listed)
+        running = {_uid(job): job for job in jobs.values() if not is_finished(job)}
+        self._ready = {uid for uid, job in running.items() if uid in self._ready or has_ready_pod(job)}
         self._jobs = jobs
         self._synced.set()
         for name in list(self._waiters):
@@ -258,7 +278,11 @@ class JobTracker:
             pacer = Pacer(getattr(response.connection, "protocol", None), self.coalesce)
             async with contextlib.aclosing(watch_lines(response.content, pacer)) as lines:
                 async for line in lines:
-                    if not _is_progress(line) or (self.pending is not None and self.pending.pending):
+                    if (
+                        not _is_progress(line)
+                        or (self.pending is not None and self.pending.pending)
+                        or (self.starts and _READY_MARKER.search(line) is not None)
+                    ):
                         self._event(line)
         finally:
             response.release()
@@ -289,6 +313,7 @@ class JobTracker:
             gone = self._jobs.get(name)
             if gone is not None and _uid(gone) == meta.get("uid"):
                 del self._jobs[name]
+                self._ready.discard(_uid(gone))
                 if self.pending is not None:
                     self.pending.gone(name)
             self._resolve_deleted(name, str(meta.get("uid") or ""), dict(obj))
@@ -301,7 +326,14 @@ class JobTracker:
 
     def _store(self, job: Job) -> Job:
         job = _slim(job)
+        replaced = self._jobs.get(job["metadata"]["name"])
         self._jobs[job["metadata"]["name"]] = job
+        if replaced is not None and _uid(replaced) != _uid(job):
+            self._ready.discard(_uid(replaced))
+        if is_finished(job):
+            self._ready.discard(_uid(job))
+        elif has_ready_pod(job):
+            self._ready.add(_uid(job))
         if self.pending is not None:
             self.pending.observed(job)
         return job
@@ -342,6 +374,17 @@ class JobTracker:
 def _is_progress(line: bytes) -> bool:
     """An added or modified Job that has not ended (see the module's docstring)."""
     return line.startswith(_PROGRESS_PREFIXES) and not any(m in line for m in _ENDING_MARKERS)
+
+
+def has_ready_pod(job: Mapping[str, Any]) -> bool:
+    """status.ready >= 1: the Job controller counted an active pod with the Ready condition
+    (kubernetes/kubernetes pkg/controller/job/job_controller.go, countReadyPods over the active
+    pods; pkg/api/v1/pod/util.go IsPodReady). Ready needs every container ready, which a
+    container without a readiness probe is once it runs: the pod has started. API servers before
+    1.24 have no `ready` (the JobReadyPods gate, GA in 1.29), and `active` alone counts pending
+    pods too: for them this is False and the pod is read as before."""
+    ready = (job.get("status") or {}).get("ready")
+    return isinstance(ready, int) and ready >= 1
 
 
 def _uid(job: Mapping[str, Any]) -> str:

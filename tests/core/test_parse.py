@@ -517,9 +517,9 @@ def test_tags_other_than_the_plain_ones_are_refused(value: str) -> None:
 @pytest.mark.parametrize("text", ["", "\n\n", "# only a comment\n", "---\n"])
 def test_empty_file(text: str) -> None:
     problem = only(problems(text))
-    assert problem.line == 1
-    assert "the file is empty" in problem.message
-    assert "apiVersion: v2" in problem.message
+    assert str(problem) == (
+        "job/config.yaml:1: the file is empty; a job config starts with 'apiVersion: v2' and 'actions:'"
+    )
 
 
 def test_oversized_file(tmp_path: pytest.TempPathFactory) -> None:
@@ -931,3 +931,15 @@ def test_every_resources_mistake_is_reported() -> None:
 def test_an_unknown_security_context_field_far_from_any_gets_no_guess() -> None:
     found = problems(one_task("image: i\nsecurityContext:\n  zzz: 1"))
     assert [(p.line, p.message) for p in found] == [(10, "unknown field 'zzz' in securityContext")]
+
+
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        ("{valueFrom: secret}", "env entry is missing required field 'name'"),
+        (f"{{name: S{'s' * 253}, valueFrom: secret}}", "is not a valid Kubernetes secret name"),
+    ],
+)
+def test_a_broken_env_entry_is_one_mistake(entry: str, expected: str) -> None:
+    problem = only(problems(one_task(f"image: i\nenv:\n  - {entry}")))
+    assert problem.line == 10 and problem.message.endswith(expected)

@@ -943,3 +943,30 @@ def test_an_unknown_security_context_field_far_from_any_gets_no_guess() -> None:
 def test_a_broken_env_entry_is_one_mistake(entry: str, expected: str) -> None:
     problem = only(problems(one_task(f"image: i\nenv:\n  - {entry}")))
     assert problem.line == 10 and problem.message.endswith(expected)
+
+
+def test_every_concurrency_mistake_is_reported_at_its_line() -> None:
+    head = (
+        "apiVersion: v2\nactions:\n  - name: a\n    events: [{name: e}]\n    tasks: [{name: t, image: i}]\n"
+    )
+    found = problems(
+        head + "    concurrency:\n      limit: true\n      key: data.service\n      onConflict: drop\n"
+    )
+    assert [(p.line, p.message) for p in found] == [
+        (7, "concurrency limit must be a whole number, at least 1, not True"),
+        (8, "jsonpath 'data.service' does not start with '$.'; write $.data.service"),
+        (9, "onConflict 'drop': write one of queue, skip, cancel-previous"),
+    ]
+    found = problems(head + "    concurrency:\n      key: '$.data[?'\n")
+    assert [p.line for p in found] == [7] and found[0].message.startswith("invalid jsonpath '$.data[?'")
+    cfg = config(
+        head + "    concurrency:\n      limit: 3\n      key: ' $.data.service '\n      onConflict: skip\n"
+    )
+    concurrency = cfg.actions[0].concurrency
+    assert concurrency is not None
+    assert (concurrency.limit, concurrency.key, concurrency.on_conflict, concurrency.line) == (
+        3,
+        "$.data.service",
+        "skip",
+        6,
+    )

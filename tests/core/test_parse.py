@@ -666,8 +666,8 @@ def test_every_mistake_in_a_config_is_reported_each_at_its_own_line() -> None:
               - image: alpine
                 name: ""
                 env:
-                  - valueFrom: env
-                    name: X
+                  - name: X
+                    valueFrom: env
                   - valueFrom: secret
                     name: My_Secret
                     as: json
@@ -697,7 +697,7 @@ def test_every_mistake_in_a_config_is_reported_each_at_its_own_line() -> None:
             (14, "jsonpath must be a mapping of keys to values, not a list"),
             (16, "'name' must be a string, not a list"),
             (19, "task name is empty; name the task, e.g. 'Run locust tests'"),
-            (21, "valueFrom 'env': write one of event, secret, string"),
+            (22, "valueFrom 'env': write one of event, secret, string"),
             (24, "secret name 'My_Secret' is not a valid Kubernetes secret name"),
             (25, "'as' applies to values from the event, not to secrets"),
             (27, "env name '1=2' is not valid: use letters, digits, '_', '-' or '.'"),
@@ -970,3 +970,20 @@ def test_every_concurrency_mistake_is_reported_at_its_line() -> None:
         "skip",
         6,
     )
+
+
+def test_placement_is_read_and_api_server_rules_are_reported_at_their_lines() -> None:
+    placed = one_task("image: i\nnodeSelector: {disk: ssd}\ntolerations:\n  - {key: k, operator: Exists}")
+    task = config(placed).actions[0].tasks[0]
+    assert task.node_selector == {"disk": "ssd"}
+    assert task.tolerations == ({"key": "k", "operator": "Exists"},)
+    name = "n" * 64
+    found = problems(one_task(f"image: i\nnodeSelector: [ssd]\ntolerations: x\nannotations:\n  a/{name}: x"))
+    assert [(p.line, p.message.split(",")[0]) for p in found] == [
+        (9, "nodeSelector must be a mapping of node labels to values"),
+        (10, "'tolerations' must be a list of tolerations"),
+        (
+            12,
+            f"annotation key 'a/{name}': the name part after the '/' is 64 characters; Kubernetes allows at most 63",
+        ),
+    ]

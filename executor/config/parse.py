@@ -101,15 +101,17 @@ class _Parser(FieldReader):
                     action = self.action(item, ("actions", i), i)
                     if action is not None:
                         actions.append(action)
-        self.unique([a.name for a in actions], [("actions", a.index) for a in actions], "action")
+                self.unique(actions_raw, ("actions",), "action")
         return JobConfig(API_VERSION, tuple(actions), source=self.source, digest=digest)
 
-    def unique(self, names: list[str], paths: list[Path], what: str) -> None:
-        seen: set[str] = set()
-        for name, path in zip(names, paths, strict=True):
-            if name in seen:
-                self.error(path, f"two {what}s are named '{name}'; give each a distinct name")
-            seen.add(name)
+    def unique(self, raw: Any, path: Path, what: str) -> None:
+        seen: set[str] = set()  # names as written: reported even when an entry has other mistakes
+        for i, item in enumerate(raw if isinstance(raw, list) else []):
+            name = item.get("name") if isinstance(item, dict) else None
+            if isinstance(name, str) and name.strip():
+                if name in seen:
+                    self.error((*path, i), f"two {what}s are named '{name}'; give each a distinct name")
+                seen.add(name)
 
     def action(self, value: Any, path: Path, index: int) -> Action | None:
         obj = self.mapping(value, path, "action", f"action {index + 1}")
@@ -123,7 +125,7 @@ class _Parser(FieldReader):
         silent = self.boolean(obj, "silent", path)
         events = self.items(obj, "events", path, where, self.event)
         tasks = self.items(obj, "tasks", path, where, self.task)
-        self.unique([t.name for t in tasks], [(*path, "tasks", i) for i in range(len(tasks))], "task")
+        self.unique(obj.get("tasks"), (*path, "tasks"), "task")
         count = len(self.problems)
         concurrency = self.concurrency(obj, path)
         if (
@@ -347,20 +349,16 @@ class _Parser(FieldReader):
         )
 
     def resources(self, obj: dict[str, Any], path: Path) -> Resources | None:
-        if obj.get("resources") is None:
-            return None
-        raw = obj["resources"]
-        where = (*path, "resources")
+        raw = obj.get("resources")
         if raw is None:
             return None  # `resources:` with nothing under it: JES's nil pointer, the defaults apply
+        where = (*path, "resources")
         block = self.mapping(raw, where, "resources", "resources")
         if block is None:
             return None
         out: dict[str, dict[str, str]] = {}
         for kind in ("limits", "requests"):
-            values = block.get(kind)
-            if values is None:
-                values = {}
+            values = {} if block.get(kind) is None else block[kind]
             if not isinstance(values, dict):
                 self.error(
                     (*where, kind), f"'{kind}' must be a mapping such as cpu: 500m, not {kind_of(values)}"

@@ -517,9 +517,9 @@ def test_tags_other_than_the_plain_ones_are_refused(value: str) -> None:
 @pytest.mark.parametrize("text", ["", "\n\n", "# only a comment\n", "---\n"])
 def test_empty_file(text: str) -> None:
     problem = only(problems(text))
-    assert problem.line == 1
-    assert "the file is empty" in problem.message
-    assert "apiVersion: v2" in problem.message
+    assert str(problem) == (
+        "job/config.yaml:1: the file is empty; a job config starts with 'apiVersion: v2' and 'actions:'"
+    )
 
 
 def test_oversized_file(tmp_path: pytest.TempPathFactory) -> None:
@@ -638,3 +638,352 @@ def test_a_secret_files_mistake_is_reported_at_its_line() -> None:
     (problem,) = found
     assert problem.line == 13  # the line of the wrong mountPath, not of the task
     assert problem.message.startswith("mountPath '/keptn/docker' is /keptn or inside it")
+
+
+# ---- every mistake, each at its own line, with what to write instead ----
+
+
+def test_every_mistake_in_a_config_is_reported_each_at_its_own_line() -> None:
+    found = problems(
+        """\
+        apiVersion: v2
+        actions:
+          - events:
+              - name: sh.keptn.event.a.triggered
+            name: ""
+            tasks: [{name: t, image: alpine}]
+          - name: b
+            events:
+              - jsonpath:
+                  property: [x]
+                  match: [y]
+                name: " "
+              - name: sh.keptn.event.b.triggered
+                jsonpath: [x]
+              - jsonpath: {property: $.x}
+                name: [e]
+            tasks:
+              - image: alpine
+                name: ""
+                env:
+                  - name: X
+                    valueFrom: env
+                  - valueFrom: secret
+                    name: My_Secret
+                    as: json
+                  - valueFrom: string
+                    name: "1=2"
+                    value: x
+                  - valueFrom: event
+                    name: "Y"
+                    as: xml
+                    value: data.project
+                  - valueFrom: event
+                    name: Z
+                    value: [a]
+                  - valueFrom: string
+                    name: S
+                  - valueFrom: event
+                    name: E
+        """
+    )
+    assert [(p.file, p.line, p.message) for p in found] == [
+        ("job/config.yaml", line, message)
+        for line, message in [
+            (5, "action name is empty; name the action, e.g. 'Run tests'"),
+            (10, "'property' must be a string, not a list"),
+            (11, "'match' must be a string, not a list"),
+            (12, "event name is empty; write a type such as sh.keptn.event.test.triggered"),
+            (14, "jsonpath must be a mapping of keys to values, not a list"),
+            (16, "'name' must be a string, not a list"),
+            (19, "task name is empty; name the task, e.g. 'Run locust tests'"),
+            (22, "valueFrom 'env': write one of event, secret, string"),
+            (24, "secret name 'My_Secret' is not a valid Kubernetes secret name"),
+            (25, "'as' applies to values from the event, not to secrets"),
+            (27, "env name '1=2' is not valid: use letters, digits, '_', '-' or '.'"),
+            (31, "as 'xml': write one of json, yaml, string"),
+            (32, "jsonpath 'data.project' does not start with '$.'; write $.data.project"),
+            (35, "'value' must be a string, not a list"),  # and not also "needs 'value'"
+            (36, "an env entry from a string needs 'value'"),
+            (38, "an env entry from the event needs 'value': a jsonpath such as $.data.project"),
+        ]
+    ]
+
+
+def test_the_root_mistakes_are_reported_at_their_lines() -> None:
+    found = problems("# the job config\nactions: {}\napiVersion: v1\n", source="repo/job/config.yaml")
+    assert [(p.file, p.line, p.message) for p in found] == [
+        ("repo/job/config.yaml", 2, "'actions' must be a list, not a mapping"),
+        ("repo/job/config.yaml", 3, "apiVersion 'v1' is not supported; write 'apiVersion: v2'"),
+    ]
+
+
+def test_a_config_parsed_without_a_source_names_it() -> None:
+    from executor.config.parse import parse_config
+
+    with pytest.raises(ConfigError) as caught:
+        parse_config("apiVersion: v1\n")
+    assert str(caught.value) == "<config>:1: apiVersion 'v1' is not supported; write 'apiVersion: v2'"
+
+
+def test_a_file_that_is_not_utf8_is_refused_with_its_name(tmp_path: pytest.TempPathFactory) -> None:
+    path = tmp_path / "config.yaml"  # type: ignore[operator]
+    path.write_bytes(b"apiVersion: v2\nactions: [\xff]\n")
+    with pytest.raises(ConfigError) as caught:
+        read_config_file(str(path))
+    assert str(caught.value).startswith(f"{path}:1: file is not UTF-8 text")
+
+
+def block_task(first: str, field: str, value: str) -> str:
+    """A config whose one task is written in block style: `first` from line 6, then `field`."""
+    return (
+        "apiVersion: v2\nactions:\n  - name: a\n    events: [{name: e}]\n    tasks:\n"
+        f"      - {first}\n        {field}: {value}\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("first", "field"),
+    [
+        ("image: alpine", "name"),
+        ("name: t", "image"),
+        *(
+            ("name: t\n        image: alpine", key)
+            for key in ("workingDir", "namespace", "imagePullPolicy", "serviceAccount")
+        ),
+    ],
+)
+def test_a_task_text_field_of_the_wrong_type_is_refused_at_its_line(first: str, field: str) -> None:
+    found = problems(block_task(first, field, "[x]"))
+    line = 7 + first.count("\n")
+    assert [(p.line, p.message) for p in found] == [(line, f"'{field}' must be a string, not a list")]
+
+
+def test_env_fields_of_the_wrong_type_are_refused_at_their_lines() -> None:
+    found = problems(
+        one_task("image: i\nenv:\n  - value: x\n    name: [X]\n    valueFrom: 3\n    as: [json]")
+    )
+    assert [(p.line, p.message) for p in found] == [
+        (11, "'name' must be a string, not a list"),
+        (12, "'valueFrom' must be a string, not a number"),
+        (13, "'as' must be a string, not a list"),
+    ]
+
+
+def test_a_duplicate_name_is_reported_even_beside_other_mistakes_at_the_second_entry() -> None:
+    found = problems(
+        """\
+        apiVersion: v2
+        actions:
+          - name: a
+            events: [{name: e}]
+            tasks:
+              - {image: i}
+              - {name: t, image: "two words"}
+              - {name: t, image: i}
+          - name: a
+            events: [{name: e}]
+            tasks: [{name: t, image: i}]
+          - {name: "", events: [{name: e}], tasks: [{name: t, image: i}]}
+          - {name: "", events: [{name: e}], tasks: [{name: t, image: i}]}
+        """
+    )
+    assert [(p.line, p.message) for p in found] == [
+        (6, "task 1 is missing required field 'name'"),
+        (7, "image 'two words' is not an image reference (example: alpine:3.20)"),
+        (8, "two tasks are named 't'; give each a distinct name"),
+        (9, "two actions are named 'a'; give each a distinct name"),
+        # empty names are one mistake each, not also a duplicate
+        (12, "action name is empty; name the action, e.g. 'Run tests'"),
+        (13, "action name is empty; name the action, e.g. 'Run tests'"),
+    ]
+
+
+def test_an_unnamed_action_is_called_by_its_number() -> None:
+    found = problems(
+        "apiVersion: v2\nactions:\n  - name: ''\n    events: []\n    tasks: [{name: t, image: i}]\n"
+    )
+    assert [(p.line, p.message) for p in found] == [
+        (3, "action name is empty; name the action, e.g. 'Run tests'"),
+        (4, "'events' of action 1 is empty; add at least one"),
+    ]
+
+
+def test_the_event_selector_as_features_md_says() -> None:
+    cfg = config(
+        """\
+        apiVersion: v2
+        actions:
+          - name: a
+            events:
+              - name: sh.keptn.event.test.triggered
+              - name: sh.keptn.event.deployment.triggered
+                jsonpath: {property: $.data.deployment.deploymentstrategy}
+              - name: sh.keptn.event.evaluation.triggered
+                jsonpath: {property: $.data.result, match: false}
+            tasks: [{name: t, image: alpine}]
+        """
+    )
+    plain, no_match, false = cfg.actions[0].events
+    assert (plain.name, plain.jsonpath, plain.line) == ("sh.keptn.event.test.triggered", None, 5)
+    # Without `match` the value must be the empty string, as in JES.
+    assert no_match.name == "sh.keptn.event.deployment.triggered"
+    assert no_match.jsonpath == JsonPathFilter("$.data.deployment.deploymentstrategy", "")
+    # Compared as text: `false` is the text "false".
+    assert false.jsonpath == JsonPathFilter("$.data.result", "false")
+
+
+def test_a_bad_jsonpath_without_the_dollar_is_one_mistake() -> None:
+    found = problems(one_task("image: i\nenv:\n  - name: X\n    valueFrom: event\n    value: 'data..['"))
+    assert [p.line for p in found] == [12]
+    assert found[0].message.startswith("invalid jsonpath 'data..['")
+
+
+@pytest.mark.parametrize(
+    ("value", "hint"), [("' Xdata.id'", "write $.Xdata.id"), ("data.project", "write $.data.project")]
+)
+def test_an_env_jsonpath_without_the_dollar_gets_the_path_to_write(value: str, hint: str) -> None:
+    found = problems(one_task(f"image: i\nenv:\n  - name: X\n    valueFrom: event\n    value: {value}"))
+    assert [p.line for p in found] == [12]
+    assert found[0].message.endswith(f"does not start with '$.'; {hint}")
+
+
+def test_an_env_jsonpath_may_have_spaces_around_it() -> None:
+    task = (
+        config(one_task("image: i\nenv:\n  - {name: X, valueFrom: event, value: ' $.data.x '}"))
+        .actions[0]
+        .tasks[0]
+    )
+    assert task.env[0].value.strip() == "$.data.x"
+
+
+def test_the_task_keeps_its_image_and_the_lines_of_its_files() -> None:
+    task = config(one_task("image: alpine:3.20\nfiles:\n  - /helm\n  - locust/basic.py")).actions[0].tasks[0]
+    assert (task.name, task.image) == ("task", "alpine:3.20")
+    assert task.files == ("helm", "locust/basic.py")
+    assert task.file_lines == (10, 11)
+
+
+def test_the_cluster_selector_is_read_as_text() -> None:
+    task = (
+        config(one_task("image: i\nclusterSelector: {platform: arm64, cores: 8, ratio: 1.5}"))
+        .actions[0]
+        .tasks[0]
+    )
+    assert task.cluster_selector == {"platform": "arm64", "cores": "8", "ratio": "1.5"}
+    assert config(one_task("image: i")).actions[0].tasks[0].cluster_selector == {}
+
+
+@pytest.mark.parametrize(
+    "value", ["[arm64]", "arm64", "{platform: true}", "{platform: {a: b}}", "{platform: }"]
+)
+def test_a_cluster_selector_that_is_not_labels_is_refused_at_its_line(value: str) -> None:
+    found = problems(one_task(f"image: i\nclusterSelector: {value}"))
+    assert [(p.line, p.message) for p in found] == [
+        (9, "'clusterSelector' must be a mapping of cluster labels to values, e.g. {platform: arm64}")
+    ]
+
+
+@pytest.mark.parametrize(("length", "ok"), [(63, True), (64, False)])
+def test_a_namespace_has_at_most_63_characters(length: int, ok: bool) -> None:
+    text = one_task(f"image: i\nnamespace: {'n' * length}")
+    if ok:
+        assert config(text).actions[0].tasks[0].namespace == "n" * length
+    else:
+        assert only(problems(text)).message.endswith("is not a valid Kubernetes namespace name")
+
+
+def test_a_long_annotation_key_is_accepted() -> None:
+    # A 253-character prefix, "/", a 62-character name: 316 characters, within the parser's bound
+    # (and Kubernetes' IsQualifiedName: a DNS subdomain prefix, a name of at most 63).
+    key = "p" * 253 + "/" + "n" * 62
+    task = config(one_task(f"image: i\nannotations:\n  {key}: x")).actions[0].tasks[0]
+    assert task.annotations == {key: "x"}
+
+
+@pytest.mark.parametrize("value", ["[a, b]", "3", "[{a: x}, b]"])
+def test_annotations_that_are_not_names_to_strings_are_refused(value: str) -> None:
+    found = problems(one_task(f"image: i\nannotations: {value}"))
+    assert [(p.line, p.message) for p in found] == [
+        (9, "'annotations' must be a mapping of names to strings (key: value)")
+    ]
+
+
+def test_an_annotation_value_false_is_the_text_false() -> None:
+    task = config(one_task("image: i\nannotations: {a: false, b: true}")).actions[0].tasks[0]
+    assert task.annotations == {"a": "false", "b": "true"}
+
+
+def test_every_resources_mistake_is_reported() -> None:
+    found = problems(
+        one_task(
+            "image: i\nresources:\n  limits: [cpu]\n  requests:\n    'bad name!': 1\n    memory: lots\n    cpu: 12 m"
+        )
+    )
+    assert [(p.line, p.message) for p in found] == [
+        (10, "'limits' must be a mapping such as cpu: 500m, not a list"),
+        (12, "'bad name!' is not a resource name (cpu, memory, ...)"),
+        (13, "requests.memory: 'lots' is not a Kubernetes quantity (examples: 500m, 1, 128Mi, 2Gi)"),
+        (14, "requests.cpu: '12 m' is not a Kubernetes quantity (examples: 500m, 1, 128Mi, 2Gi)"),
+    ]
+
+
+def test_an_unknown_security_context_field_far_from_any_gets_no_guess() -> None:
+    found = problems(one_task("image: i\nsecurityContext:\n  zzz: 1"))
+    assert [(p.line, p.message) for p in found] == [(10, "unknown field 'zzz' in securityContext")]
+
+
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        ("{valueFrom: secret}", "env entry is missing required field 'name'"),
+        (f"{{name: S{'s' * 253}, valueFrom: secret}}", "is not a valid Kubernetes secret name"),
+    ],
+)
+def test_a_broken_env_entry_is_one_mistake(entry: str, expected: str) -> None:
+    problem = only(problems(one_task(f"image: i\nenv:\n  - {entry}")))
+    assert problem.line == 10 and problem.message.endswith(expected)
+
+
+def test_every_concurrency_mistake_is_reported_at_its_line() -> None:
+    head = (
+        "apiVersion: v2\nactions:\n  - name: a\n    events: [{name: e}]\n    tasks: [{name: t, image: i}]\n"
+    )
+    found = problems(
+        head + "    concurrency:\n      limit: true\n      key: data.service\n      onConflict: drop\n"
+    )
+    assert [(p.line, p.message) for p in found] == [
+        (7, "concurrency limit must be a whole number, at least 1, not True"),
+        (8, "jsonpath 'data.service' does not start with '$.'; write $.data.service"),
+        (9, "onConflict 'drop': write one of queue, skip, cancel-previous"),
+    ]
+    found = problems(head + "    concurrency:\n      key: '$.data[?'\n")
+    assert [p.line for p in found] == [7] and found[0].message.startswith("invalid jsonpath '$.data[?'")
+    cfg = config(
+        head + "    concurrency:\n      limit: 3\n      key: ' $.data.service '\n      onConflict: skip\n"
+    )
+    concurrency = cfg.actions[0].concurrency
+    assert concurrency is not None
+    assert (concurrency.limit, concurrency.key, concurrency.on_conflict, concurrency.line) == (
+        3,
+        "$.data.service",
+        "skip",
+        6,
+    )
+
+
+def test_placement_is_read_and_api_server_rules_are_reported_at_their_lines() -> None:
+    placed = one_task("image: i\nnodeSelector: {disk: ssd}\ntolerations:\n  - {key: k, operator: Exists}")
+    task = config(placed).actions[0].tasks[0]
+    assert task.node_selector == {"disk": "ssd"}
+    assert task.tolerations == ({"key": "k", "operator": "Exists"},)
+    name = "n" * 64
+    found = problems(one_task(f"image: i\nnodeSelector: [ssd]\ntolerations: x\nannotations:\n  a/{name}: x"))
+    assert [(p.line, p.message.split(",")[0]) for p in found] == [
+        (9, "nodeSelector must be a mapping of node labels to values"),
+        (10, "'tolerations' must be a list of tolerations"),
+        (
+            12,
+            f"annotation key 'a/{name}': the name part after the '/' is 64 characters; Kubernetes allows at most 63",
+        ),
+    ]

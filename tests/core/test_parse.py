@@ -987,3 +987,22 @@ def test_placement_is_read_and_api_server_rules_are_reported_at_their_lines() ->
             f"annotation key 'a/{name}': the name part after the '/' is 64 characters; Kubernetes allows at most 63",
         ),
     ]
+
+
+def test_more_root_and_concurrency_mistakes_at_their_lines() -> None:
+    found = problems("apiVersion: v2\n\nactions: {}\n")
+    assert [(p.line, p.message) for p in found] == [(3, "'actions' must be a list, not a mapping")]
+    found = problems("apiVersion: v2\nactions:\n  - name: a\n    events: [{name: e}]\n")
+    assert [(p.line, p.message) for p in found] == [(3, "action 1 is missing required field 'tasks'")]
+    head = (
+        "apiVersion: v2\nactions:\n  - name: a\n    events: [{name: e}]\n    tasks: [{name: t, image: i}]\n"
+    )
+    found = problems(head + "    concurrency:\n      key: [x]\n      onConflict: [y]\n      limit: 1\n")
+    assert [(p.line, p.message) for p in found] == [
+        (7, "'key' must be a string, not a list"),
+        (8, "'onConflict' must be a string, not a list"),
+    ]
+    found = problems(head + "    concurrency:\n      key: Xdata.id\n")
+    assert [p.message for p in found] == ["jsonpath 'Xdata.id' does not start with '$.'; write $.Xdata.id"]
+    concurrency = config(head + "    concurrency: {limit: 1}\n").actions[0].concurrency
+    assert concurrency is not None and concurrency.limit == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from pathlib import Path
 
 import pytest
@@ -226,6 +227,21 @@ async def test_wait_times_out_deletes_the_job_and_keeps_the_logs(
     assert kube_api.get("jobs", NAMESPACE, handle.name) is None
     (delete,) = kube_api.requests("DELETE", "/jobs/")
     assert delete.status == 200
+
+
+async def test_a_task_is_never_given_less_than_its_max_poll_duration(
+    kube_api: FakeKubeAPI, backend: KubernetesBackend
+) -> None:
+    # creationTimestamp has whole seconds: a Job created late in a second must still run for
+    # the whole maxPollDuration, not for what is left of it after the stamp's truncation.
+    for _ in range(3):
+        spec = make_spec(max_poll_duration=1)
+        began = time.time()
+        handle = await backend.submit(spec, {})
+        kube_api.set_job_running(NAMESPACE, handle.name)
+        outcome = await asyncio.wait_for(backend.wait(handle, spec), 5)
+        assert outcome.status == "timed_out"
+        assert time.time() - began >= 1.0
 
 
 async def test_adopted_job_keeps_its_original_deadline(

@@ -227,7 +227,7 @@ class KubernetesBackend:
                 return harvest.lost(namespace, handle.name)
             tracker.observe(job)
         limit = spec.max_poll_duration
-        created = _epoch(job["metadata"].get("creationTimestamp"))
+        created = _created(job["metadata"].get("creationTimestamp"))
         try:
             async with asyncio.timeout(max(0.0, created + limit - time.time())):
                 final = await self._ended_or_stuck(api, tracker, job, created)
@@ -433,11 +433,15 @@ def _uid(job: Obj) -> str:
     return str(job["metadata"].get("uid") or "")
 
 
-def _epoch(stamp: str | None) -> float:
-    """Seconds since the epoch of an RFC 3339 timestamp; now when it is missing or unreadable."""
+def _created(stamp: str | None) -> float:
+    """When a Job was created, in seconds since the epoch, as late as its creationTimestamp allows
+    (now when it is missing or unreadable). The API server writes whole seconds, so a Job created
+    at 12:00:00.9 reads 12:00:00: counting from there would cut up to a second off its
+    maxPollDuration and its pod's start grace. Counting from the end of that second never does."""
     if not stamp:
         return time.time()
     try:
-        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+        moment = datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
     except ValueError:
         return time.time()
+    return moment + 1.0 if moment.is_integer() else moment

@@ -251,6 +251,32 @@ async def test_a_resting_connection_is_resumed_even_when_the_watch_is_cancelled(
     assert len(reading.calls) == 4
 
 
+class Chunked:
+    """A watch response's content that hands out the given chunks, then the end."""
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        self.chunks = chunks
+
+    async def readany(self) -> bytes:
+        return self.chunks.pop(0) if self.chunks else b""
+
+
+async def test_a_stream_that_fills_each_read_is_read_without_resting() -> None:
+    # Resting after every chunk capped the watch at one read per rest: at 200 events/s the
+    # endings queued in the socket and tasks finished seconds late (bench/latency.py).
+    line = b'{"type": "MODIFIED", "object": {"metadata": {"name": "j"}, "pad": "' + b"x" * 900 + b'"}}\n'
+    busy = line * (watchstream.BUSY_CHUNK // len(line) + 1)
+    reading = Reading()
+    pacer = watchstream.Pacer(reading, 30)  # a rest would outlast the test's timeout
+    lines = [item async for item in watchstream.watch_lines(Chunked([busy, busy, busy]), pacer)]
+    assert len(lines) == 3 * busy.count(b"\n")
+    assert reading.calls == []
+    # A small chunk (a burst beginning) still rests, so what follows it is read together.
+    quick = watchstream.Pacer(reading, 0.01)
+    assert [item async for item in watchstream.watch_lines(Chunked([line, busy]), quick)][:1] == [line[:-1]]
+    assert reading.calls == ["pause", "resume"]
+
+
 async def test_a_burst_of_endings_is_read_in_one_go_and_progress_is_not_decoded(
     kube_api: FakeKubeAPI, backend: KubernetesBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -267,12 +293,12 @@ async def test_a_burst_of_endings_is_read_in_one_go_and_progress_is_not_decoded(
     rests = 0
     rest = watchstream.Pacer.rest
 
-    async def counting_rest(pacer: watchstream.Pacer) -> None:
+    async def counting_rest(pacer: watchstream.Pacer, received: int = 0) -> None:
         nonlocal rests
         if pacer.seconds == 0.5:  # this tracker's, not the backend's own
             assert pacer.reading is not None, "the watch's connection cannot pause"
             rests += 1
-        await rest(pacer)
+        await rest(pacer, received)
 
     monkeypatch.setattr(tracker, "_event", counting)
     monkeypatch.setattr(watchstream.Pacer, "rest", counting_rest)

@@ -13,6 +13,11 @@ from typing import Protocol
 from executor.backends.kubernetes.api import ApiError
 
 MAX_EVENT_BYTES = 16 * 2**20  # one watch event (an object is at most about 1.5 MiB)
+# A chunk this large says the stream is arriving faster than it is read: resting then would cap
+# the watch at about one read per rest (with a 0.1 s rest, fewer Job events a second than 200
+# events/s make), and endings would queue in the socket for ever longer (tasks seconds late at
+# 200 events/s in bench/latency.py). Below it, the stream is bursty and a rest gathers the burst.
+BUSY_CHUNK = 64 * 1024
 
 
 class Chunks(Protocol):
@@ -29,7 +34,8 @@ class Reading(Protocol):
 class Pacer:
     """Leaves a connection unread for a moment: what arrives meanwhile waits in the socket and
     is then received in one read, instead of one wake-up per event. Without a connection that
-    can pause (or with no moment), it does nothing."""
+    can pause (or with no moment), it does nothing; after a chunk of BUSY_CHUNK or more it does
+    not rest either, since the stream is already arriving faster than it is read."""
 
     def __init__(self, reading: Reading | None, seconds: float) -> None:
         pausable = callable(getattr(reading, "pause_reading", None)) and callable(
@@ -38,8 +44,9 @@ class Pacer:
         self.reading = reading if pausable and seconds > 0 else None
         self.seconds = seconds
 
-    async def rest(self) -> None:
-        if self.reading is None:
+    async def rest(self, received: int = 0) -> None:
+        """After a chunk of `received` bytes."""
+        if self.reading is None or received >= BUSY_CHUNK:
             return
         self.reading.pause_reading()
         try:
@@ -52,7 +59,8 @@ async def watch_lines(content: Chunks, pacer: Pacer | None = None) -> AsyncGener
     """The non-blank lines of a watch stream, whatever chunks they arrive in: each chunk is
     split at once (one step per chunk received, not one per line awaited). With a pacer, the
     connection rests once a chunk's lines are handled, so the first event after a quiet spell
-    is read at once and those right behind it together."""
+    is read at once and those right behind it together (under a stream that fills each read, it
+    does not rest: see BUSY_CHUNK)."""
     partial: list[bytes] = []
     size = 0
     while chunk := await content.readany():
@@ -64,7 +72,7 @@ async def watch_lines(content: Chunks, pacer: Pacer | None = None) -> AsyncGener
                 if line.strip():
                     yield line
             if pacer is not None:
-                await pacer.rest()
+                await pacer.rest(len(chunk))
         if rest:
             partial.append(rest)
             size += len(rest)

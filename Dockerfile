@@ -18,7 +18,7 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY executor ./executor
-RUN pip wheel --wheel-dir /wheels '.[otlp]'
+RUN pip wheel --wheel-dir /wheels '.[otlp,speedups]'
 
 # --- final: the installed wheels only; no sources, no build tools --------------------------
 FROM ${PYTHON_IMAGE}
@@ -40,7 +40,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 # and --no-index installs nothing else, so the version is fixed by construction.
 # hadolint ignore=DL3013
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
-    pip install --no-index --find-links=/wheels 'job-executor[otlp]' \
+    pip install --no-index --find-links=/wheels 'job-executor[otlp,speedups]' \
     && mkdir -p /var/lib/job-executor \
     && chown 65532:65532 /var/lib/job-executor
 # The default state directory (.job-executor) is relative to the working directory, which

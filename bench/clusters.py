@@ -45,9 +45,9 @@ def _control(url: str, action: str, body: dict[str, Any] | None = None) -> Any:
 
 
 def _spec(i: int) -> Any:
-    from bench.local_spawn import spec
+    from bench.local_spawn import kube_spec
 
-    return replace(spec(i), namespace=NAMESPACE, max_poll_duration=600, cmd=("true",))
+    return replace(kube_spec(i), namespace=NAMESPACE, cmd=("true",))
 
 
 async def _drive(

@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -54,15 +55,9 @@ POLL_JOBS = int(os.environ.get("BENCH_TRACKING_POLL_JOBS", 5000))
 
 
 def _spec(i: int) -> Any:
-    from bench.local_spawn import spec
+    from bench.local_spawn import kube_spec
 
-    base = spec(i)
-    from dataclasses import replace
-
-    # The planner puts an event under planner.MAX_EVENT_ANNOTATION (32 KiB) on the Job as an
-    # annotation as well, and the pod reads it from there: no ConfigMap for a Job without files.
-    trigger = replace(base.trigger, event_json=base.event_file)
-    return replace(base, trigger=trigger, namespace=NAMESPACE, max_poll_duration=600, cmd=("true",))
+    return replace(kube_spec(i), namespace=NAMESPACE, cmd=("true",))
 
 
 def _cpu() -> float:

@@ -23,6 +23,7 @@ from executor.config.parse import read_config_file
 from executor.model.events import EventError, load_event_file
 from executor.model.problems import ConfigError
 from executor.settings import Settings
+from executor.support import speedups
 from executor.support.envvars import SettingsError, globs
 
 
@@ -223,7 +224,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             f"CONFIG_DIR={settings.config.dir} is not a folder: set CONFIG_DIR (or --config-dir) to the "
             "tree of <project>/[<stage>/[<service>/]]job/config.yaml"
         )
-    asyncio.run(serve(settings))
+    speedups.run(serve(settings), settings.dispatch.speedups)
     return 0
 
 

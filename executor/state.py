@@ -366,12 +366,12 @@ class StateStore:
         return [OutboxItem(str(e), str(s), str(p), int(a), str(g), bool(u)) for e, s, p, a, g, u in rows]
 
     def sending(self, item: OutboxItem) -> None:
-        """Recorded before each attempt: if the process dies before `delivered`, the next start
-        knows the receiver may already have the event."""
+        """Recorded before each attempt, and flushed before it (the outbox flushes a batch's
+        attempts together): if the process dies before `delivered`, the next start knows the
+        receiver may already have the event."""
         self._write(
             "UPDATE outbox SET uncertain = 1 WHERE event_id = ? AND sink = ?", (item.event_id, item.sink)
         )
-        self.flush()  # the event is sent next
 
     def next_due_in(self) -> float | None:
         # Only the first pending item of each group can become due; the rest wait behind it.

@@ -36,7 +36,7 @@ from executor.sources.http import HttpSource
 from executor.sources.keptn import KeptnPoller
 from executor.sources.nats import NatsSource
 from executor.state import StateStore
-from executor.support import logs, tracing
+from executor.support import logs, speedups, tracing
 from executor.support.metrics import Metrics
 from executor.support.natsclient import connect as nats_connect
 from executor.ui import RunPage
@@ -274,6 +274,7 @@ class Service:
 async def serve(settings: Settings) -> None:
     logs.setup(settings.observe.log_format, settings.observe.log_level, settings.secret_values())
     tracing.setup(settings.observe.otlp_endpoint, settings.observe.service_name, __version__)
+    log.info("speedups: %s", speedups.describe())
     service = Service(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

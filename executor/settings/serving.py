@@ -220,6 +220,13 @@ class DispatchSettings:
     shutdown_grace_seconds: float = env(
         "SHUTDOWN_GRACE_SECONDS", 30.0, envvars.seconds(0), doc="how long a SIGTERM may take", shown="30"
     )
+    speedups: Literal["auto", "off"] = env(
+        "SPEEDUPS",
+        "auto",
+        envvars.choice("auto", "off"),
+        doc="`auto`: uvloop and orjson when installed (`pip install 'job-executor[speedups]'`, in the "
+        "image); `off`: the standard library's event loop and JSON",
+    )
 
 
 @dataclass(frozen=True)

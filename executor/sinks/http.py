@@ -1,11 +1,10 @@
 from __future__ import annotations
 
-import json
-
 import aiohttp
 
 from executor.model.errors import Permanent, Temporary
 from executor.model.events import OutEvent
+from executor.support import fastjson
 from executor.support.urls import without_userinfo
 
 CONTENT_TYPE = "application/cloudevents+json"
@@ -28,7 +27,7 @@ class HttpSink:
     async def send(self, event: OutEvent) -> None:
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=self._timeout)
-        body = json.dumps(event, separators=(",", ":")).encode()
+        body = fastjson.dumps(event)
         try:
             # Never follow a redirect: it would carry the Authorization header to its target.
             async with self._session.post(

@@ -12,6 +12,7 @@ import pytest
 
 from executor.dispatcher import Dispatcher
 from executor.model.events import Event, Offer, event_from_mapping
+from executor.outbox import Outbox
 from executor.pipeline import Pipeline
 from executor.resolvers.local import LocalTreeResolver
 from executor.settings import Settings
@@ -144,11 +145,42 @@ async def test_what_leaves_the_process_next_is_committed_before_the_call_returns
     assert _committed(path, "SELECT cluster FROM placements") == [("east",)]
     assert _committed(path, "SELECT state FROM runs") == [("done",)]
     store.enqueue("e1", ["http"], "{}", group="a")
-    store.sending(OutboxItem("e1", "http", "{}", 0, "a"))  # before the POST
-    assert _committed(path, "SELECT uncertain FROM outbox") == [(1,)]
     store.delivered(OutboxItem("e1", "http", "{}", 0, "a"))
     store.close()  # a stop commits what waits
     assert _committed(path, "SELECT delivered_at IS NOT NULL FROM outbox") == [(1,)]
+
+
+class Witness:
+    """A sink that reads, from another connection, what is committed when a report leaves."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.seen: list[tuple[str, list[tuple[object, ...]]]] = []
+
+    async def send(self, event: dict[str, object]) -> None:
+        rows = _committed(self.path, "SELECT event_id, uncertain FROM outbox ORDER BY rowid")
+        self.seen.append((str(event["id"]), rows))
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_every_report_and_its_attempt_are_committed_before_it_is_sent(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    store = StateStore(path)
+    witness = Witness(path)
+    outbox = Outbox(store, {"http": witness})  # type: ignore[dict-item]
+    for event_id, group in (("s1", "a"), ("s2", "b"), ("f1", "a")):
+        outbox.put({"id": event_id, "type": "x.finished", "triggeredid": group})
+    assert await outbox.deliver_due() == 3
+    # s1 and s2 (two events' first reports) leave after one commit of both attempts; f1, held
+    # back behind s1, after its own.
+    assert witness.seen == [
+        ("s1", [("s1", 1), ("s2", 1), ("f1", 0)]),
+        ("s2", [("s1", 1), ("s2", 1), ("f1", 0)]),
+        ("f1", [("s1", 1), ("s2", 1), ("f1", 1)]),
+    ]
+    store.close()
 
 
 def test_without_an_event_loop_every_write_commits_at_once(tmp_path: Path) -> None:

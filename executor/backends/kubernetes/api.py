@@ -27,6 +27,7 @@ from kubernetes_asyncio import client, config
 from executor.backends.base import BackendError
 from executor.backends.kubernetes.admission import TokenBucket, is_write
 from executor.model.errors import Permanent, Temporary
+from executor.support import fastjson
 from executor.support.backoff import KUBE_REQUEST, Backoff
 
 log = logging.getLogger(__name__)
@@ -145,7 +146,7 @@ class KubeAPI:
     async def call(self, what: str, fn: ApiCall, *args: Any, **kwargs: Any) -> Any:
         """The JSON answer of `fn(*args, **kwargs)`, retrying transient failures."""
         body = await self._retried(what, fn, *args, **kwargs)
-        return json.loads(body) if body else {}
+        return fastjson.loads(body) if body else {}
 
     async def job_pages(self, namespace: str, selector: str, limit: int = 500) -> AsyncIterator[Obj]:
         """Each page of a (paged) Job list: its `items`, and its `metadata` (the last page's

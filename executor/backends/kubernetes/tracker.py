@@ -49,6 +49,7 @@ from executor.backends.kubernetes.admission import PendingCap
 from executor.backends.kubernetes.api import ApiError, KubeAPI, status_error
 from executor.backends.kubernetes.harvest import is_finished
 from executor.backends.kubernetes.watchstream import Pacer, watch_lines
+from executor.support import fastjson
 from executor.support.backoff import KUBE_WATCH, Backoff
 
 log = logging.getLogger(__name__)
@@ -294,7 +295,7 @@ class JobTracker:
     def _event(self, line: bytes) -> None:
         """One line of the watch stream: {"type": ..., "object": ...}, or an error Status."""
         try:
-            event = json.loads(line)
+            event = fastjson.loads(line)
         except ValueError:
             raise ApiError(f"unreadable watch event: {line[:200]!r}") from None
         kind = event.get("type") if isinstance(event, dict) else None

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from executor.config import placement
-from executor.config.bounds import task_problems
+from executor.config.bounds import MAX_NAME_PART, MAX_SUBDOMAIN, task_problems
 from executor.config.fieldreader import FieldReader, kind_of
 from executor.config.fields import (
     ANNOTATION_KEY,
@@ -155,9 +155,7 @@ class _Parser(FieldReader):
             limit = 1
         key = self.string(block, "key", where) or ""
         if key and self.jsonpath(key, (*where, "key")) and not key.lstrip().startswith("$"):
-            self.error(
-                (*where, "key"), f"jsonpath {key!r} does not start with '$.'; write $.{key.lstrip('.')}"
-            )
+            self.error((*where, "key"), f"jsonpath {key!r} does not start with '$.'; write $.{key.strip()}")
         mode = self.string(block, "onConflict", where) or "queue"
         if mode not in ON_CONFLICT:
             self.error((*where, "onConflict"), f"onConflict {mode!r}: write one of {', '.join(ON_CONFLICT)}")
@@ -412,7 +410,9 @@ class _Parser(FieldReader):
             return {}
         out: dict[str, str] = {}
         for key, value, at in pairs:
-            if len(key) > 316 or not ANNOTATION_KEY.match(key):
+            # Longer than a prefix and a name can be together; within that, task_problems names
+            # the part over its bound.
+            if len(key) > MAX_SUBDOMAIN + 1 + MAX_NAME_PART or not ANNOTATION_KEY.match(key):
                 self.error(at, f"annotation key {key!r} is not a valid Kubernetes annotation name")
             elif isinstance(value, (dict, list)) or value is None:
                 self.error(at, f"annotation {key!r} must have a string value")

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from executor.config.bounds import INT32_MAX, INT64_MAX, MAX_ID
+from executor.config.bounds import INT32_MAX, INT64_MAX, MAX_ID, MAX_NAME_PART, MAX_SUBDOMAIN
 from executor.config.fields import (
     ANNOTATION_KEY,
     API_VERSION,
@@ -199,7 +199,14 @@ def _toleration() -> dict[str, Any]:
 
 def _annotations() -> dict[str, Any]:
     value = {"type": ["string", "number", "boolean"]}
-    names = {"pattern": ANNOTATION_KEY.pattern, "maxLength": 316}
+    # Kubernetes bounds each part of a key (IsQualifiedName), which the pattern does not: the
+    # name after the last "/" and the prefix before it, as config/bounds.py checks them.
+    too_long = [
+        {"pattern": f"[^/]{{{MAX_NAME_PART + 1}}}$"},
+        {"pattern": f"^[^/]{{{MAX_SUBDOMAIN + 1}}}[^/]*/"},
+    ]
+    most = MAX_SUBDOMAIN + 1 + MAX_NAME_PART
+    names = {"pattern": ANNOTATION_KEY.pattern, "maxLength": most, "not": {"anyOf": too_long}}
     mapping = {"type": "object", "propertyNames": names, "additionalProperties": value}
     return {"anyOf": [mapping, {"type": "array", "items": mapping}, _NULL]}
 

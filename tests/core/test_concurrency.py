@@ -54,6 +54,11 @@ def test_the_field_is_read_with_its_defaults() -> None:
     [
         ('{key: "$.data[?"}', "job/config.yaml:5: "),
         ("{key: data.service}", "does not start with '$.'; write $.data.service"),
+        # The hint is what to write: without the spaces the key was written with.
+        (
+            "{key: '  data.service'}",
+            "jsonpath '  data.service' does not start with '$.'; write $.data.service\n",
+        ),
         ("{limit: 0}", "concurrency limit must be a whole number, at least 1, not 0"),
         ("{limit: two}", "at least 1, not 'two'"),
         ("{onConflict: drop}", "onConflict 'drop': write one of queue, skip, cancel-previous"),
@@ -64,7 +69,8 @@ def test_the_field_is_read_with_its_defaults() -> None:
 def test_mistakes_are_reported_with_their_line(block: str, message: str) -> None:
     found = problems(config_with(block))
     assert len(found) == 1, [str(p) for p in found]
-    assert str(found[0]).startswith("job/config.yaml:5: ") and message in str(found[0]), str(found[0])
+    # The "\n" a message ends with in this table marks the end of the text.
+    assert str(found[0]).startswith("job/config.yaml:5: ") and message in f"{found[0]}\n", str(found[0])
 
 
 def test_the_schema_agrees_with_the_parser() -> None:

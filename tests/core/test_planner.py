@@ -10,12 +10,15 @@ import pytest
 import yaml
 
 from executor.config.model import JobConfig
-from executor.model.tasks import EnvVar, TaskSpec
+from executor.model.events import Event
+from executor.model.tasks import EnvVar, SecretMount, TaskSpec
 from executor.planner import (
+    MAX_EVENT_ANNOTATION,
     PlanError,
     effective_deadline,
     label_env_name,
     plan_action,
+    trigger_of,
 )
 from executor.policy import PolicyError
 from executor.settings import Settings
@@ -411,3 +414,182 @@ def test_planning_is_deterministic() -> None:
     first = plan_action(event, cfg.actions[0], cfg, Settings())
     second = plan_action(replace(event), cfg.actions[0], cfg, Settings())
     assert first == second
+
+
+# ---- what the operator adds, and what the spec carries to the backends ----
+
+
+def test_the_operators_security_context_is_between_the_default_and_the_tasks() -> None:
+    settings = Settings().with_overrides(
+        defaults={"security_context": (("runAsUser", 1000), ("readOnlyRootFilesystem", False))}
+    )
+    context = plan("image: alpine\nsecurityContext: {runAsUser: 7000}", settings).security_context
+    assert (context["runAsUser"], context["readOnlyRootFilesystem"]) == (7000, False)
+    assert context["runAsGroup"] == 65532  # the built-in layer under both
+
+
+def test_the_operators_security_context_is_checked_by_the_policy() -> None:
+    settings = Settings().with_overrides(defaults={"security_context": (("privileged", True),)})
+    with pytest.raises(PolicyError) as caught:
+        plan("image: alpine", settings)
+    assert str(caught.value) == (
+        "Forbidden: task 'task' asks for privileged: true, but privileged jobs are not allowed "
+        "(set ALLOW_PRIVILEGED_JOBS=true to permit them)"
+    )
+
+
+def test_a_default_removed_by_both_layers_is_removed_once() -> None:
+    # The operator's layer already dropped runAsNonRoot (uid 0) and allowPrivilegeEscalation
+    # (privileged); the task's asking for the same again must not fail.
+    settings = Settings().with_overrides(
+        defaults={"security_context": (("runAsUser", 0), ("privileged", True))},
+        jobs={"allow_privileged": True},
+    )
+    context = plan(
+        "image: alpine\nsecurityContext: {runAsUser: 0, privileged: true}", settings
+    ).security_context
+    assert context["runAsUser"] == 0 and context["privileged"] is True
+    assert "runAsNonRoot" not in context and "allowPrivilegeEscalation" not in context
+
+
+def test_each_plan_has_its_own_security_context() -> None:
+    first = plan("image: alpine").security_context
+    first["capabilities"]["drop"].append("NET_RAW")
+    first["seccompProfile"]["type"] = "Localhost"
+    second = plan("image: alpine").security_context
+    assert second["capabilities"] == {"drop": ["ALL"]}
+    assert second["seccompProfile"] == {"type": "RuntimeDefault"}
+
+
+def test_a_privileged_refusal_names_the_task() -> None:
+    with pytest.raises(PolicyError) as caught:
+        plan("image: alpine\nsecurityContext: {privileged: true}")
+    assert "task 'task' asks for privileged: true" in str(caught.value)
+
+
+def test_an_unconfined_apparmor_annotation_is_refused() -> None:
+    key = "container.apparmor.security.beta.kubernetes.io/task"
+    with pytest.raises(PolicyError) as caught:
+        plan(f"image: alpine\nannotations: {{{key}: unconfined}}")
+    assert f"annotation {key}: unconfined (baseline rule 'AppArmor')" in str(caught.value)
+
+
+def test_require_digest_refuses_an_image_without_one() -> None:
+    settings = Settings().with_overrides(jobs={"require_digest": True})
+    with pytest.raises(PolicyError, match="REQUIRE_IMAGE_DIGEST=true"):
+        plan("image: alpine:3.19", settings)
+    digest = "sha256:" + "a" * 64
+    assert plan(f"image: alpine@{digest}", settings).image == f"alpine@{digest}"
+
+
+def test_allowed_secrets_are_checked_for_every_task_with_its_name() -> None:
+    settings = Settings().with_overrides(defaults={"allowed_secrets": ("ci-*",)})
+    ok = plan("image: alpine\nenv: [{name: ci-token, valueFrom: secret}]", settings)
+    assert ok.secret_refs == ("ci-token",)
+    with pytest.raises(PolicyError) as caught:
+        plan("image: alpine\nsecretFiles: [{name: prod-db, mountPath: /etc/db}]", settings)
+    assert str(caught.value) == (
+        "task 'task' of action 'act': Forbidden: Secret prod-db is not in the allowed list (ALLOWED_SECRET_LIST)."
+    )
+
+
+def test_placement_and_the_pod_context_are_the_operators_with_the_tasks_over_them() -> None:
+    toleration = {"key": "gpu", "operator": "Exists"}
+    affinity = {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": []}}
+    settings = Settings().with_overrides(
+        defaults={
+            "pod_security_context": (("runAsGroup", 3000),),
+            "node_selector": (("disk", "hdd"), ("zone", "a")),
+            "tolerations": (toleration,),
+            "affinity": tuple(affinity.items()),
+        }
+    )
+    spec = plan(
+        "image: alpine\nnodeSelector: {disk: ssd}\nclusterSelector: {platform: arm64}\n"
+        "tolerations:\n  - {key: spot, operator: Exists}",
+        settings,
+    )
+    assert spec.pod_security_context == {"fsGroup": 65532, "runAsGroup": 3000}
+    assert spec.node_selector == {"disk": "ssd", "zone": "a"}
+    assert spec.tolerations == (toleration, {"key": "spot", "operator": "Exists"})
+    assert spec.affinity == affinity
+    assert spec.cluster_selector == {"platform": "arm64"}
+
+
+def test_the_image_and_the_init_containers_resources() -> None:
+    spec = plan("image: alpine:3.19\nresources: {}")
+    assert spec.image == "alpine:3.19"
+    assert (spec.init_limits, spec.init_requests) == (
+        {"cpu": "1", "memory": "512Mi"},
+        {"cpu": "50m", "memory": "128Mi"},
+    )
+
+
+def test_the_event_file_secret_files_and_continue_on_error_reach_the_spec() -> None:
+    event = make_event(data=DATA)
+    cfg = config(
+        one_task(
+            "image: alpine\ncontinueOnError: true\nsecretFiles: [{name: kubeconfig, mountPath: /etc/kube}]"
+        )
+    )
+    (spec,) = plan_action(event, cfg.actions[0], cfg, Settings())
+    assert spec.event_file == event.to_json()
+    assert spec.secret_files == (SecretMount("kubeconfig", "/etc/kube"),)
+    assert spec.continue_on_error is True
+
+
+def test_the_config_level_and_the_commit_are_given_to_every_task() -> None:
+    event = make_event(data=DATA, gitcommitid="0123abc")
+    cfg = config(one_task("image: alpine"))
+    (spec,) = plan_action(event, cfg.actions[0], cfg, Settings(), "service")
+    assert spec.trigger.git_commit_id == "0123abc"
+    env = env_of(spec)
+    assert (env["JOB_CONFIG_LEVEL"], env["GIT_COMMIT_ID"]) == ("service", "0123abc")
+
+
+def test_a_config_entry_of_a_context_name_wins_and_is_set_once() -> None:
+    spec = plan("image: alpine\nenv: [{name: JOB_TASK, valueFrom: string, value: mine}]")
+    assert [e.value for e in spec.env if e.name == "JOB_TASK"] == ["mine"]
+
+
+def test_the_event_subject_and_time_are_given() -> None:
+    event = make_event(data=DATA, subject="carts", time="2026-12-02T10:00:00Z")
+    cfg = config(one_task("image: alpine"))
+    (spec,) = plan_action(event, cfg.actions[0], cfg, Settings())
+    assert (env_of(spec)["CE_SUBJECT"], env_of(spec)["CE_TIME"]) == ("carts", "2026-12-02T10:00:00Z")
+
+
+def test_a_jsonpath_over_its_limit_is_a_plan_error_naming_task_and_variable() -> None:
+    big = {"items": ["x" * 1024] * 80}  # over the 64 KiB that a `..` search may visit
+    with pytest.raises(PlanError) as caught:
+        plan("image: alpine\nenv: [{name: ALL, value: '$..items', valueFrom: event}]", data=big)
+    assert str(caught.value).startswith("task 'task': env ALL: jsonpath '$..items' searches the whole event")
+
+
+def test_a_job_over_what_etcd_stores_is_refused_before_any_task_runs() -> None:
+    data = {"blob": "x" * (2 * 1024 * 1024)}
+    with pytest.raises(PlanError) as caught:
+        plan("image: alpine\nenv: [{name: BLOB, value: $.data.blob, valueFrom: event}]", data=data)
+    message = str(caught.value)
+    assert message.startswith("task 'task': its Job would be about ")
+    assert message.endswith(f"the largest env value is BLOB ({2 * 1024 * 1024} bytes)")
+
+
+def test_the_event_is_kept_for_the_jobs_annotation_up_to_32_kib() -> None:
+    # The Trigger's event_json is the Job's event annotation: whole up to 32 KiB, else left out.
+    def event_of_length(length: int) -> Event:
+        event = make_event(data={"pad": ""})
+        return make_event(data={"pad": "x" * (length - len(event.to_json()))})
+
+    at_limit = event_of_length(MAX_EVENT_ANNOTATION)
+    assert len(at_limit.to_json()) == MAX_EVENT_ANNOTATION
+    assert trigger_of(at_limit).event_json == at_limit.to_json()
+    assert trigger_of(event_of_length(MAX_EVENT_ANNOTATION + 1)).event_json == ""
+
+
+def test_the_ttl_warning_names_the_task_and_both_values(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="executor.planner"):
+        plan("image: alpine\nttlSecondsAfterFinished: 5")
+    assert caplog.messages == [
+        "task 'task': ttlSecondsAfterFinished 5 is below 60; using 60 so logs can still be read"
+    ]

@@ -31,8 +31,9 @@ from executor.backends.naming import (
 )
 from executor.config.model import JobConfig
 from executor.model.events import DISALLOWED
-from executor.model.tasks import TaskSpec
+from executor.model.tasks import RESULT_FILE_ENV, RESULT_FILE_PATH, TaskSpec
 from executor.planner import plan_action
+from executor.policy import RESTRICTED_SECURITY_CONTEXT
 from executor.resolvers.local import collect_files
 from executor.settings import Settings
 
@@ -477,3 +478,97 @@ def test_an_optional_task_is_marked_on_its_job() -> None:
     job = job_for("image: alpine\ncontinueOnError: true")
     assert job["metadata"]["annotations"]["keptn.sh/jes-continue-on-error"] == "true"
     assert "keptn.sh/jes-continue-on-error" not in job_for("image: alpine")["metadata"]["annotations"]
+
+
+# ---- what the backend and Kubernetes rely on ----
+
+
+def test_the_task_writes_its_result_to_the_termination_message_file() -> None:
+    # The backend reads the result from the pod's containerStatuses, where Kubernetes copies the
+    # termination message file; "File" keeps the log from standing in for a missing result.
+    main = container(job_for("image: alpine"))
+    assert (main["terminationMessagePath"], main["terminationMessagePolicy"]) == (RESULT_FILE_PATH, "File")
+    assert {"name": RESULT_FILE_ENV, "value": RESULT_FILE_PATH} in main["env"]
+
+
+def test_the_pod_gets_the_operators_placement_and_security_context() -> None:
+    affinity = {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [
+                    {"matchExpressions": [{"key": "disk", "operator": "In", "values": ["ssd"]}]}
+                ]
+            }
+        }
+    }
+    settings = Settings().with_overrides(
+        defaults={
+            "pod_security_context": (("runAsGroup", 3000),),
+            "node_selector": (("zone", "a"),),
+            "tolerations": ({"key": "gpu", "operator": "Exists"},),
+            "affinity": tuple(affinity.items()),
+        }
+    )
+    pod = job_for("image: alpine\nnodeSelector: {disk: ssd}", settings)["spec"]["template"]["spec"]
+    assert pod["securityContext"] == {"fsGroup": 65532, "runAsGroup": 3000}
+    assert pod["nodeSelector"] == {"zone": "a", "disk": "ssd"}
+    assert pod["tolerations"] == [{"key": "gpu", "operator": "Exists"}]
+    assert pod["affinity"] == affinity
+
+
+def test_without_placement_the_pod_has_only_the_default_fs_group() -> None:
+    pod = job_for("image: alpine")["spec"]["template"]["spec"]
+    # The group of the restricted user: the kubelet makes /keptn writable to it.
+    assert pod["securityContext"] == {"fsGroup": 65532}
+    assert not {"nodeSelector", "tolerations", "affinity"} & set(pod)
+
+
+def test_a_changed_manifest_does_not_change_the_next_one() -> None:
+    # The renderer's nested values are copies: editing one manifest (a caller adding a
+    # capability, say) changes neither the spec nor the shared restricted default.
+    affinity = {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": []}}
+    settings = Settings().with_overrides(
+        defaults={
+            "pod_security_context": (("seLinuxOptions", {"level": "s0"}),),
+            "affinity": tuple(affinity.items()),
+        }
+    )
+    (spec,) = specs_for(one_task("image: alpine\nfiles: [locust/basic.py]"), settings=settings)
+    files = collect_files(spec.files, [CARTS])
+    first = render_task(spec, OPTIONS, files)
+    pod = first[-1]["spec"]["template"]["spec"]
+    pod["initContainers"][0]["securityContext"]["capabilities"]["drop"].append("NET_RAW")
+    pod["securityContext"]["seLinuxOptions"]["level"] = "s1"
+    pod["affinity"]["nodeAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"].append({})
+    again = render_task(spec, OPTIONS, files)[-1]["spec"]["template"]["spec"]
+    assert again["initContainers"][0]["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert again["securityContext"]["seLinuxOptions"] == {"level": "s0"}
+    # (a literal: `affinity`'s own lists are the settings' and the spec's)
+    assert again["affinity"] == {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": []}}
+    assert RESTRICTED_SECURITY_CONTEXT["capabilities"] == {"drop": ["ALL"]}
+
+
+def test_the_staged_files_are_mounted_read_only_in_the_init_container() -> None:
+    _, (_configmap, job) = carts_objects()
+    (init,) = job["spec"]["template"]["spec"]["initContainers"]
+    assert {"name": "job-files", "mountPath": "/job-files", "readOnly": True} in init["volumeMounts"]
+
+
+def test_the_full_deployment_name_labels_the_job_and_its_configmap() -> None:
+    # FULL_DEPLOYMENT_NAME: the backend finds (and cleans up) only what carries its own name.
+    options = RenderOptions(init_image=OPTIONS.init_image, managed_by="jes-blue")
+    _, objects = carts_objects(options)
+    assert [o["kind"] for o in objects] == ["ConfigMap", "Job"]
+    for obj in objects:
+        assert obj["metadata"]["labels"][L_MANAGED_BY] == "jes-blue"
+    assert objects[1]["spec"]["template"]["metadata"]["labels"][L_MANAGED_BY] == "jes-blue"
+
+
+def test_a_configmap_of_files_only_has_no_event_data() -> None:
+    _, (configmap, _job) = carts_objects()
+    assert "data" not in configmap
+
+
+def test_the_keptn_file_source_adds_no_init_container_when_the_task_has_no_files() -> None:
+    pod = job_for("image: alpine", options=KEPTN)["spec"]["template"]["spec"]
+    assert "initContainers" not in pod

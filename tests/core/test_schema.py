@@ -19,6 +19,7 @@ from executor.config.schema import SCHEMA_FILE, build_schema, load_schema, schem
 from executor.model.problems import ConfigError
 
 from .conftest import RESOURCES, ROOT, one_task
+from .test_parse import LONGEST_KEY, TOO_LONG_KEYS
 
 
 @pytest.fixture(scope="module")
@@ -146,3 +147,18 @@ def test_valid_configs_pass_both(name: str, validator: jsonschema.Draft202012Val
     text = VALID[name]
     assert [e.message for e in validator.iter_errors(load(text))] == []
     parse_config(text)
+
+
+@pytest.mark.parametrize("layout", ["map", "list"])
+def test_annotation_keys_at_the_kubernetes_bounds_agree_with_the_parser(
+    layout: str, validator: jsonschema.Draft202012Validator
+) -> None:
+    def annotated(key: str) -> Any:
+        value = {key: "x"}
+        return load(
+            one_task(f"image: alpine\nannotations: {json.dumps(value if layout == 'map' else [value])}")
+        )
+
+    assert [e.message for e in validator.iter_errors(annotated(LONGEST_KEY))] == []
+    for name, key in TOO_LONG_KEYS.items():
+        assert list(validator.iter_errors(annotated(key))), f"the schema accepts a key with a {name}"

@@ -9,6 +9,10 @@ there and do not count against the score.
 
 mutmut mutates the bodies of functions and methods; module-level constants are pinned by plain
 tests instead (tests/core/test_limits.py).
+
+mutmut forks each mutant's run from the process that ran the clean tests, so a functools cache
+filled there would answer for the mutant: fresh_caches.py (a pytest plugin every run loads)
+empties the package's caches as each mutant's session starts.
 """
 
 from __future__ import annotations
@@ -99,7 +103,8 @@ def prepare(workdir: Path, module: Module) -> None:
         "[mutmut]\n"
         f"source_paths={module.source}\n"
         f"pytest_add_cli_args_test_selection=\n    {tests}\n"
-        "pytest_add_cli_args=\n    -p no:cacheprovider\n    -x\n"
+        # fresh_caches empties the package's lru_caches as each mutant's session starts.
+        "pytest_add_cli_args=\n    -p no:cacheprovider\n    -p tests.mutation.fresh_caches\n    -x\n"
         "also_copy=\n    executor\n    samples\n"
     )
 

@@ -8,6 +8,7 @@ import re
 
 from executor.config.model import Format, OnConflict, ValueFrom
 from executor.support.podspec import CONTAINER_SECURITY_CONTEXT
+from executor.support.quantities import QUANTITY_TEXT
 
 API_VERSION = "v2"
 # Job names carry the action and task index in three digits.
@@ -67,7 +68,7 @@ FORMATS: tuple[Format, ...] = ("json", "yaml", "string")
 ON_CONFLICT: tuple[OnConflict, ...] = ("queue", "skip", "cancel-previous")
 
 # Kubernetes resource.Quantity, serialised form.
-QUANTITY = re.compile(r"^$|^[+]?(\d+(\.\d*)?|\.\d+)([KMGTPE]i|[numkMGTPE]|[eE][+-]?\d+)?$")
+QUANTITY = re.compile(f"^$|^{QUANTITY_TEXT}$")  # "" leaves the default
 RESOURCE_NAME = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[a-zA-Z0-9]([-a-zA-Z0-9_.]*[a-zA-Z0-9])?$")
 ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 # `as:` is read case-insensitively, as JES did (strings.EqualFold in pkg/k8sutils/job.go).

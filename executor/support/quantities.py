@@ -7,7 +7,10 @@ import re
 from decimal import Decimal, InvalidOperation
 
 # The serialised form of resource.Quantity (staging/src/k8s.io/apimachinery/pkg/api/resource).
-_QUANTITY = re.compile(r"^[+]?(\d+(?:\.\d*)?|\.\d+)([KMGTPE]i|[numkMGTPE]|[eE][+-]?\d+)?$")
+# Also the job config schema's pattern (config/fields.py): keep it to what JSON Schema's regular
+# expressions (ECMA 262) read alike.
+QUANTITY_TEXT = r"[+]?(\d+(?:\.\d*)?|\.\d+)([KMGTPE]i|[numkMGTPE]|[eE][+-]?\d+)?"
+_QUANTITY = re.compile(f"^{QUANTITY_TEXT}$")
 _SUFFIXES = {
     "": Decimal(1),
     "n": Decimal("1e-9"),

@@ -353,3 +353,30 @@ async def test_jobs_that_end_together_have_their_outcomes_read_a_few_at_a_time(
     outcomes = await asyncio.wait_for(asyncio.gather(*waits), 10)
     assert {o.status for o in outcomes} == {"succeeded"}
     assert most == kube_backend.OUTCOME_READS  # in parallel, but bounded
+
+
+async def test_jobs_in_flight_cost_the_tracker_no_task_and_only_what_it_reads(
+    kube_api: FakeKubeAPI, backend_factory: Any
+) -> None:
+    # 50,000 Jobs in flight must fit in the memory of a small pod (bench/tracking.py): a wait
+    # holds a future and a timer, not tasks of its own, and the tracker keeps a slim copy.
+    backend = backend_factory(pod_start_grace=60)
+    await backend.start()
+    jobs = 20
+    specs = [make_spec() for _ in range(jobs)]
+    handles = [await backend.submit(spec, {}) for spec in specs]
+    before = len(asyncio.all_tasks())
+    waits = [asyncio.create_task(backend.wait(h, s)) for h, s in zip(handles, specs, strict=True)]
+    tracker = backend.tracker(NAMESPACE)
+    await eventually(lambda: len(tracker.waiting()) == jobs, what="every waiter")
+    assert len(asyncio.all_tasks()) == before + jobs  # the waits themselves, nothing more
+    kept = tracker.latest(handles[0].name)
+    assert kept is not None
+    assert set(kept["metadata"]) <= {"name", "namespace", "uid", "resourceVersion", "creationTimestamp"}
+    assert set(kept.get("spec") or {}) <= {"selector"}
+    # What was dropped is not what the outcome needs: every wait still ends with its log.
+    for handle in handles:
+        kube_api.set_job_succeeded(NAMESPACE, handle.name, log=f"{handle.name}\n")
+    outcomes = await asyncio.wait_for(asyncio.gather(*waits), 10)
+    assert [o.logs for o in outcomes] == [f"{h.name}\n" for h in handles]
+    assert tracker.waiting() == []

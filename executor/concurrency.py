@@ -147,6 +147,7 @@ class Gate:
         ahead. An interrupted run (shutdown, or Temporary: tried again later) keeps its slot, so
         it resumes holding it; any other end gives the slot to the next in line."""
         if claim is None:
+            seats.lined()
             yield
             return
         await self._acquire(claim)
@@ -206,13 +207,24 @@ class Gate:
     async def _acquire(self, claim: Claim) -> Slot:
         slot = self._slot(claim.run)
         if slot is None:
+            # Arrival order is the order of the `slots` rows (their `arrived`, then `seq`), and a
+            # run can only be ordered against rows that exist: so a run joins only once every
+            # event that arrived before its own has joined (or ended), whatever their configs
+            # took to read. Then a run that arrived first is either holding or earlier in line
+            # ("ahead" below), and a fresh run waits behind it even when a slot just came free
+            # and its woken waiter has not looked again yet: checking and taking a slot happen
+            # in one step of the loop, with no await between them.
+            await seats.in_turn()
             live = self._live(claim)
             taken = sum(s.holding for s in live)
             if claim.rule.on_conflict == "skip" and (taken >= claim.rule.limit or len(live) > taken):
                 raise Refused(skipped_message(claim, live), "skipped")
             slot = self._join(claim)
+            seats.lined()
             if claim.rule.on_conflict == "cancel-previous":
                 await self._replace(claim, live)
+        else:
+            seats.lined()  # in line since before a restart or a retry: its row keeps its place
         # While it waits, the run gives its dispatcher seat back (seats.aside), so runs queued
         # behind a key hold no seat that other events, or this key's holder, need to go on.
         aside = False

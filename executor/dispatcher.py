@@ -199,7 +199,11 @@ class Dispatcher:
                 self._queue.task_done()
                 continue
             seat = Seat(self._seats)
-            await seat.take()
+            try:
+                await seat.take()
+            except BaseException:
+                seat.close()  # stopping: later events must not wait for this one's actions
+                raise
             self._next = None
             run = asyncio.create_task(self._run(event, seat), name=f"run-{event.id}")
             self._runs.add(run)
@@ -222,7 +226,7 @@ class Dispatcher:
             self.store.set_run_status(event.source, event.id, "errored")
             self.store.set_run_state(event.source, event.id, "done")
         finally:
-            seat.give()
+            seat.close()
             if (task := asyncio.current_task()) is not None:
                 self._runs.discard(task)  # now, not in a callback: room() counts it no more
             self._queue.task_done()

@@ -8,18 +8,21 @@ import json
 import sqlite3
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
 import yaml
 
+from executor import seats
 from executor.app.lint import lint_file
 from executor.cli import main
 from executor.concurrency import Claim, Gate, Refused, claim_for
 from executor.config.model import Concurrency
 from executor.config.parse import parse_config
 from executor.config.schema import build_schema
-from executor.model.events import event_from_mapping
+from executor.dispatcher import Dispatcher
+from executor.model.events import Offer, event_from_mapping
 from executor.model.tasks import TaskHandle
 from executor.state import StateStore
 from tests.kubernetes.conftest import eventually
@@ -155,6 +158,94 @@ async def test_queue_takes_turns_in_arrival_order_not_in_asking_order(tmp_path: 
     releases["a3"].set()
     await asyncio.gather(first, second, third)
     assert order == ["a1", "a2", "a3"]
+    store.close()
+
+
+async def test_a_fresh_event_does_not_take_the_slot_from_a_woken_waiter(tmp_path: Path) -> None:
+    """a1 leaves its slot and wakes a2; a3 asks before a2 has looked again: a2 still goes first."""
+    store = StateStore(tmp_path / "state.db")
+    accept(store, "a1", "a2", "a3")
+    gate = Gate(store, no_cancel)
+    c = claims("queue")
+    order: list[str] = []
+
+    async def second() -> None:
+        async with gate.held(c["a2"]):
+            order.append("a2")
+            store.mark_action_done("tests", "a2", 0)
+
+    async with gate.held(c["a1"]):
+        order.append("a1")
+        waiter = asyncio.create_task(second())
+        await eventually(lambda: gate.waiting == 1, what="a2 waiting")
+        store.mark_action_done("tests", "a1", 0)
+    # a1 has left and woken a2, which has not run since: a3 asks now, in the same step.
+    async with gate.held(c["a3"]):
+        order.append("a3")
+        assert waiter.done()
+    assert order == ["a1", "a2", "a3"]
+    store.close()
+
+
+async def test_a_later_event_does_not_overtake_one_still_reading_its_config(tmp_path: Path) -> None:
+    """The dispatcher's workers reach the gate in any order (a config read from the Keptn API takes
+    as long as it takes): a2 is ready first, and still waits for a1, which arrived first."""
+    store = StateStore(tmp_path / "state.db")
+    gate = Gate(store, no_cancel)
+    c = claims("queue")
+    resolved = {"a1": asyncio.Event(), "a2": asyncio.Event()}
+    at_gate = {"a1": asyncio.Event(), "a2": asyncio.Event()}
+    order: list[str] = []
+
+    async def action(event_id: str) -> None:
+        at_gate[event_id].set()
+        async with gate.held(c[event_id]):
+            order.append(event_id)
+            store.mark_action_done("tests", event_id, 0)
+
+    async def handle(event: Any) -> None:  # as Pipeline.handle: resolve, match, run the actions
+        await resolved[event.id].wait()
+        await asyncio.gather(*seats.parts([action(event.id)]))
+
+    dispatcher = Dispatcher(store, handle, concurrency=4, queue_size=10)
+    await dispatcher.start()
+    assert dispatcher.offer(event("a1")) is Offer.ACCEPTED  # type: ignore[arg-type]
+    assert dispatcher.offer(event("a2")) is Offer.ACCEPTED  # type: ignore[arg-type]
+    resolved["a2"].set()
+    await at_gate["a2"].wait()
+    resolved["a1"].set()
+    await dispatcher.join()
+    assert order == ["a1", "a2"]
+    await dispatcher.stop(0)
+    store.close()
+
+
+async def test_a_later_event_waits_for_earlier_configs_not_for_their_tasks(tmp_path: Path) -> None:
+    """a1's action has no limit and runs on; a2, of a limited action, lines up without waiting
+    for a1's task to end."""
+    store = StateStore(tmp_path / "state.db")
+    gate = Gate(store, no_cancel)
+    c = claims("queue")
+    a1_ends = asyncio.Event()
+    order: list[str] = []
+
+    async def handle(event: Any) -> None:
+        async def action() -> None:
+            async with gate.held(None if event.id == "a1" else c[event.id]):
+                order.append(event.id)
+                if event.id == "a1":
+                    await a1_ends.wait()
+
+        await asyncio.gather(*seats.parts([action()]))
+
+    dispatcher = Dispatcher(store, handle, concurrency=4, queue_size=10)
+    await dispatcher.start()
+    dispatcher.offer(event("a1"))  # type: ignore[arg-type]
+    dispatcher.offer(event("a2"))  # type: ignore[arg-type]
+    await eventually(lambda: order == ["a1", "a2"], what="a2 running beside a1")
+    a1_ends.set()
+    await dispatcher.join()
+    await dispatcher.stop(0)
     store.close()
 
 

@@ -286,3 +286,28 @@ async def test_a_holder_waiting_for_its_retry_is_not_starved_by_its_waiter_with_
         assert data["status"] == "succeeded", data["message"]
     assert runs.lines() == ["start a1", "end a1", "start a2", "end a2"]
     await serve.stop()
+
+
+async def test_events_waiting_for_their_key_count_against_queue_size(
+    tmp_path: Path, sink: EventSink, serve_factory: Any
+) -> None:
+    """QUEUE_SIZE=2: a1 runs (doing work, not counted), a2 and a3 wait for its key and fill the
+    queue's room, so a fourth event is answered 429, whatever its key; once a2 runs, one fits."""
+    runs = Runs(tmp_path, "queue")
+    serve = serve_factory({"QUEUE_SIZE": "2"})
+    await serve.start()
+    assert (await serve.post(deploy("a1", "prod")))[0] == 202
+    await runs.wait_for("start a1")
+    for event_id in ("a2", "a3"):
+        assert (await serve.post(deploy(event_id, "prod")))[0] == 202
+    await waiting(serve, 2)
+    assert (await serve.post(deploy("a4", "prod")))[0] == 429
+    assert (await serve.post(deploy("b1", "staging")))[0] == 429
+    runs.open("a1")
+    await runs.wait_for("start a2")  # a2 does work now: only a3 waits
+    assert (await serve.post(deploy("b1", "staging")))[0] == 202
+    for event_id in ("a2", "a3", "b1"):
+        runs.open(event_id)
+    for event_id in ("a1", "a2", "a3", "b1"):
+        assert (await finished_for(sink, event_id))["status"] == "succeeded"
+    await serve.stop()

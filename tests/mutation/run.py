@@ -218,6 +218,51 @@ def report(outcomes: list[Outcome]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def merge(existing: str, outcomes: list[Outcome]) -> str:
+    """The existing report with these modules' rows and sections replaced (added when new), so a
+    run of some modules keeps the others' figures and the notes written by hand."""
+    fresh = report(outcomes)
+    rows = {
+        o.module.name: line
+        for o in outcomes
+        for line in fresh.splitlines()
+        if line.startswith(f"| {o.module.name} |")
+    }
+    lines = existing.rstrip("\n").split("\n")
+    table_end = max(i for i, line in enumerate(lines) if line.startswith("| ")) + 1
+    for name, row in rows.items():
+        at = next((i for i, line in enumerate(lines) if line.startswith(f"| {name} |")), None)
+        if at is None:
+            lines.insert(table_end, row)
+            table_end += 1
+        else:
+            lines[at] = row
+    text = "\n".join(lines) + "\n"
+    for o in outcomes:
+        text = _replace_section(text, o.module.name, _section(fresh, o.module.name))
+    notes = [f"- {o.module.name}: {o.note}" for o in outcomes if o.note]
+    if notes:
+        first = text.find("\n## ")
+        cut = len(text) if first == -1 else first
+        text = text[:cut].rstrip("\n") + "\n" + "\n".join(notes) + "\n" + text[cut:]
+    return text
+
+
+def _section(text: str, name: str) -> str:
+    start = text.find(f"\n## {name}\n")
+    if start == -1:
+        return ""
+    end = text.find("\n## ", start + 1)
+    return text[start : len(text) if end == -1 else end].rstrip("\n") + "\n"
+
+
+def _replace_section(text: str, name: str, section: str) -> str:
+    old = _section(text, name)
+    if old:
+        return text.replace(old, section, 1)
+    return text.rstrip("\n") + "\n" + section if section else text
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", help="modules to run (default: all in modules.toml)")
@@ -242,7 +287,8 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         outcomes.append(outcome)
-    args.out.write_text(report(outcomes))
+    partial = bool(args.names) and args.out.exists()
+    args.out.write_text(merge(args.out.read_text(), outcomes) if partial else report(outcomes))
     print(f"wrote {args.out}", file=sys.stderr)
     return 0 if all(o.score >= 90.0 and not o.unchecked for o in outcomes) else 1
 

@@ -141,6 +141,11 @@ async def _run_variant(variant: str, api_url: str, kubeconfig: str, jobs: int) -
 
         ended = await asyncio.gather(*(poll(h) for h in handles))
     tracked_cpu, tracked_sys, tracked_at = _cpu(), _sys_cpu(), time.monotonic()
+    # The goal's memory: every Job created, tracked to its end. The phase below then reads every
+    # outcome and holds them all at once, which the service never does (it records each outcome
+    # as its Job ends, at most 8 read at a time), so the peak of the whole run says more about
+    # this benchmark than about the tracking.
+    in_flight_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     tracking_requests = _requests(api_url) - after_create_requests
     idle_cpu_per_second = 0.0
     if variant == "watch":
@@ -174,6 +179,7 @@ async def _run_variant(variant: str, api_url: str, kubeconfig: str, jobs: int) -
         "submit_seconds": round(submitted_at - began, 1),
         "tracking_seconds": round(tracked_at - submitted_at, 1),
         "wall_seconds": round(finished_at - began, 1),
+        "peak_rss_mb_in_flight": round(in_flight_rss, 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "in_flight_when_tracking_began": in_flight,
     }
@@ -256,15 +262,16 @@ def run(
         f"cpu_seconds_{GOAL_SECONDS:.0f}s_watch": round(watching, 2),
         "cpu_ratio_poll_to_watch": ratio,
     }
-    rss, requests = watch["peak_rss_mb"], watch["api_requests_per_job"]
+    rss, requests = watch["peak_rss_mb_in_flight"], watch["api_requests_per_job"]
     in_flight = watch["in_flight_when_tracking_began"]
     results["goals"] = [
         {
             "name": f"{GOAL_JOBS:,} jobs tracked",
-            "figure": f"peak RSS {rss:.0f} MB; {requests} API requests per Job; {ratio}x less CPU than "
-            f"polling every 5 s over {GOAL_SECONDS / 60:.0f} minutes ({round(watching, 1)} s against "
-            f"{round(polling)} s; polling's {results['poll_cpu_ms_per_request']} ms per request measured on "
-            f"{poll_jobs:,} Jobs; {jobs:,} Jobs ending within {window:.0f} s of their creation, "
+            "figure": f"peak RSS {rss:.0f} MB with the Jobs in flight ({watch['peak_rss_mb']:.0f} MB once "
+            f"the benchmark holds every outcome at once); {requests} API requests per Job; {ratio}x less "
+            f"CPU than polling every 5 s over {GOAL_SECONDS / 60:.0f} minutes ({round(watching, 1)} s "
+            f"against {round(polling)} s; polling's {results['poll_cpu_ms_per_request']} ms per request "
+            f"measured on {poll_jobs:,} Jobs; {jobs:,} Jobs ending within {window:.0f} s of their creation, "
             f"{in_flight:,} in flight when tracking began)",
             "goal": f"peak RSS < {GOAL_RSS_MB} MB, <= {GOAL_REQUESTS} API requests per Job, "
             f">= {GOAL_CPU_RATIO}x less CPU than per-job polling",

@@ -9,6 +9,8 @@ a quoted-string's quotes; a wrong `shkeptncontext` would then go back to Keptn.
 
 from __future__ import annotations
 
+import re
+import urllib.parse
 from collections.abc import Mapping
 from enum import Enum
 from typing import Any
@@ -24,6 +26,11 @@ from executor.model.events import (
 )
 
 PREFIX = "ce-"
+
+# A header value is visible ASCII, spaces and tabs (RFC 7230 field-value); anything else must
+# have been percent-encoded by the sender.
+_NOT_VISIBLE = re.compile(r"[^\t -~]")
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
 class Mode(Enum):
@@ -109,28 +116,18 @@ def decode_header_value(attribute: str, raw: str) -> str:
     value = raw.strip(" \t")
     if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
         value = _unquote(attribute, value[1:-1])
-    if any(not (" " <= ch <= "~" or ch == "\t") for ch in value):
+    if _NOT_VISIBLE.search(value):
         raise EventError(
             f"attribute '{attribute}' (header ce-{attribute}) holds characters that must be "
             "percent-encoded (UTF-8)"
         )
-    decoded = bytearray()
-    i = 0
-    while i < len(value):
-        ch = value[i]
-        if ch == "%":
-            pair = value[i + 1 : i + 3]
-            if len(pair) != 2 or any(c not in "0123456789abcdefABCDEF" for c in pair):
-                raise EventError(
-                    f"attribute '{attribute}' (header ce-{attribute}): '%' must start a %XX escape"
-                )
-            decoded.append(int(pair, 16))
-            i += 3
-        else:
-            decoded.append(ord(ch))
-            i += 1
+    if "%" not in value:
+        return value  # printable ASCII with nothing to decode: most values, decoded as they are
+    if _BAD_ESCAPE.search(value):
+        raise EventError(f"attribute '{attribute}' (header ce-{attribute}): '%' must start a %XX escape")
     try:
-        return decoded.decode("utf-8")  # strict: overlong forms, surrogates, truncation refused
+        # strict: overlong forms, surrogates, truncation refused
+        return urllib.parse.unquote_to_bytes(value).decode("utf-8")
     except UnicodeDecodeError:
         raise EventError(
             f"attribute '{attribute}' (header ce-{attribute}): the percent-encoded bytes are not valid UTF-8"

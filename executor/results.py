@@ -36,7 +36,9 @@ def read_result(raw: bytes, where: str) -> Any:
         return None
     too_deep = ResultError(f"{where} is nested more than {MAX_RESULT_DEPTH} levels deep; flatten it")
     try:
-        document = json.loads(raw)
+        # NaN and Infinity are the standard library's extensions, not JSON: in a finished event
+        # they would make it one no receiver accepts (as model/events.py refuses them in events).
+        document = json.loads(raw, parse_constant=_not_a_number)
     except RecursionError:  # deeper than the parser's own stack allows: far past the bound
         raise too_deep from None
     except (ValueError, UnicodeDecodeError) as exc:
@@ -44,6 +46,10 @@ def read_result(raw: bytes, where: str) -> Any:
     if nesting_depth(document, MAX_RESULT_DEPTH) > MAX_RESULT_DEPTH:
         raise too_deep
     return document
+
+
+def _not_a_number(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number (RFC 8259)")
 
 
 def nesting_depth(document: Any, limit: int) -> int:

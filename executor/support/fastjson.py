@@ -6,7 +6,9 @@ escaping of non-ASCII characters. Whatever orjson refuses and the standard libra
 (NaN, lone surrogates, keys that are not strings) is handed to the standard library, which
 decides. orjson reads an integer beyond 64 bits as a float, silently: a text with a run of 19
 digits or more (a result file's data can hold any number) is read by the standard library too.
-So no input is read differently because of the extra.
+So no input is read differently because of the extra. Writing, orjson turns NaN and Infinity
+into null where the standard library writes them as they are (not JSON): neither reaches here,
+since the JSON that comes in (events, result files) is read without them (model/events.py).
 Incoming events are not parsed here: their errors are reported to senders in the standard
 library's words (executor/model/events.py).
 """

@@ -360,3 +360,10 @@ def test_nesting_is_counted_only_one_level_past_the_limit() -> None:
     assert nesting_depth(deep, 500) == 500
     assert nesting_depth("scalar", 10) == 0
     assert nesting_depth([], 10) == 1
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_nan_and_infinity_are_not_json(constant: str) -> None:
+    # Taken in, they would make a finished event that no receiver accepts.
+    message = refused(f'{{"result": "pass", "score": {constant}}}'.encode())
+    assert "is not valid JSON" in message and f"{constant.lstrip('-')} is not a JSON number" in message

@@ -326,3 +326,26 @@ async def test_data_base64_that_is_not_base64_is_refused(service: Service) -> No
     status, text = await post(service, event)
     assert status == 400, text
     assert names_attribute(text, "data_base64"), text
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+@pytest.mark.parametrize("mode", ["structured", "binary", "data_base64"])
+async def test_nan_and_infinity_are_not_json_and_are_refused(
+    service: Service, constant: str, mode: str
+) -> None:
+    # Python's JSON reader takes them; no other does (RFC 8259), and a report carrying them back
+    # would be refused by its receiver, or turned into null by orjson.
+    event = keptn_event()
+    data = json.dumps(event["data"])[:-1] + f', "score": {constant}}}'
+    if mode == "structured":
+        raw = json.dumps(event)
+        status, text = await post(service, raw.replace(json.dumps(event["data"]), data).encode())
+    elif mode == "binary":
+        headers = binary_headers(event)
+        status, text = await service.post(data.encode(), {**headers, **AUTH})
+    else:
+        del event["data"]
+        event["data_base64"] = base64.b64encode(data.encode()).decode()
+        status, text = await post(service, event)
+    assert status == 400, text
+    assert constant.lstrip("-") in text or "data_base64" in text, text

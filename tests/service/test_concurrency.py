@@ -59,6 +59,18 @@ def deploy(event_id: str, target: str) -> dict[str, Any]:
     return make_event(DEPLOY, event_id=event_id, labels={"target": target})
 
 
+async def holding(
+    tmp_path: Path, serve_factory: Any, mode: str, env: dict[str, str] | None = None
+) -> tuple[Runs, Any]:
+    """`serve` with the config of `mode`, and a1 (key prod) accepted and its task started."""
+    runs = Runs(tmp_path, mode)
+    serve = serve_factory(env)
+    await serve.start()
+    assert (await serve.post(deploy("a1", "prod")))[0] == 202
+    await runs.wait_for("start a1")
+    return runs, serve
+
+
 async def waiting(serve: Any, count: int, timeout: float = 20) -> None:
     """Positive signal that `count` runs wait at the gate: the service's own gauge."""
     want = f"job_executor_runs_waiting_for_concurrency {float(count)}"
@@ -89,11 +101,7 @@ async def finished_for(sink: EventSink, event_id: str) -> dict[str, Any]:
 async def test_queue_runs_one_key_at_a_time_in_arrival_order(
     tmp_path: Path, sink: EventSink, serve_factory: Any
 ) -> None:
-    runs = Runs(tmp_path, "queue")
-    serve = serve_factory()
-    await serve.start()
-    assert (await serve.post(deploy("a1", "prod")))[0] == 202
-    await runs.wait_for("start a1")
+    runs, serve = await holding(tmp_path, serve_factory, "queue")
     for event_id in ("a2", "a3"):
         assert (await serve.post(deploy(event_id, "prod")))[0] == 202
         await waiting(serve, int(event_id[1]) - 1)  # posted one by one: arrival order is known
@@ -119,11 +127,7 @@ async def test_queue_runs_one_key_at_a_time_in_arrival_order(
 async def test_skip_answers_the_colliding_event_at_once(
     tmp_path: Path, sink: EventSink, serve_factory: Any
 ) -> None:
-    runs = Runs(tmp_path, "skip")
-    serve = serve_factory()
-    await serve.start()
-    await serve.post(deploy("a1", "prod"))
-    await runs.wait_for("start a1")
+    runs, serve = await holding(tmp_path, serve_factory, "skip")
     await serve.post(deploy("a2", "prod"))
     skipped = await finished_for(sink, "a2")  # while a1 still runs
     assert (skipped["status"], skipped["result"]) == ("errored", "fail")
@@ -169,11 +173,7 @@ async def test_cancel_previous_stops_the_running_task_and_runs_the_new_event(
 async def test_a_queued_event_still_waits_after_kill_and_restart(
     tmp_path: Path, sink: EventSink, serve_factory: Any
 ) -> None:
-    runs = Runs(tmp_path, "queue")
-    serve = serve_factory()
-    await serve.start()
-    await serve.post(deploy("a1", "prod"))
-    await runs.wait_for("start a1")
+    runs, serve = await holding(tmp_path, serve_factory, "queue")
     await serve.post(deploy("a2", "prod"))
     await waiting(serve, 1)
     serve.signal(signal.SIGKILL)
@@ -204,11 +204,7 @@ async def test_runs_queued_behind_their_key_leave_the_workers_to_other_keys(
 ) -> None:
     """Five runs of one key wait behind a running one, with two workers: they hold none of them,
     so another key's event runs and ends meanwhile; the key's runs still go in arrival order."""
-    runs = Runs(tmp_path, "queue")
-    serve = serve_factory({"MAX_CONCURRENT_RUNS": "2"})
-    await serve.start()
-    await serve.post(deploy("a1", "prod"))
-    await runs.wait_for("start a1")
+    runs, serve = await holding(tmp_path, serve_factory, "queue", {"MAX_CONCURRENT_RUNS": "2"})
     queued = ["a2", "a3", "a4", "a5", "a6"]
     for event_id in queued:
         runs.open(event_id)  # each ends as soon as it starts: only the gate orders them
@@ -293,11 +289,7 @@ async def test_events_waiting_for_their_key_count_against_queue_size(
 ) -> None:
     """QUEUE_SIZE=2: a1 runs (doing work, not counted), a2 and a3 wait for its key and fill the
     queue's room, so a fourth event is answered 429, whatever its key; once a2 runs, one fits."""
-    runs = Runs(tmp_path, "queue")
-    serve = serve_factory({"QUEUE_SIZE": "2"})
-    await serve.start()
-    assert (await serve.post(deploy("a1", "prod")))[0] == 202
-    await runs.wait_for("start a1")
+    runs, serve = await holding(tmp_path, serve_factory, "queue", {"QUEUE_SIZE": "2"})
     for event_id in ("a2", "a3"):
         assert (await serve.post(deploy(event_id, "prod")))[0] == 202
     await waiting(serve, 2)

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.service.conftest import EventSink
-from tests.service.test_concurrency import Runs, deploy, finished_for
+from tests.service.test_concurrency import deploy, finished_for, holding
 
 pytestmark = pytest.mark.slow
 
@@ -39,11 +39,7 @@ def assert_answered_once(sink: EventSink, *event_ids: str) -> None:
 async def test_cancel_previous_stops_a_run_adopted_after_kill_and_restart(
     tmp_path: Path, sink: EventSink, serve_factory: Any
 ) -> None:
-    runs = Runs(tmp_path, "cancel-previous")
-    serve = serve_factory()
-    await serve.start()
-    await serve.post(deploy("a1", "prod"))
-    await runs.wait_for("start a1")
+    runs, serve = await holding(tmp_path, serve_factory, "cancel-previous")
     serve.signal(signal.SIGKILL)
     await serve.wait_exit()
 
@@ -64,11 +60,7 @@ async def test_cancel_previous_stops_a_run_adopted_after_kill_and_restart(
 async def test_the_replacing_run_completes_once_after_kill_and_restart(
     tmp_path: Path, sink: EventSink, serve_factory: Any
 ) -> None:
-    runs = Runs(tmp_path, "cancel-previous")
-    serve = serve_factory()
-    await serve.start()
-    await serve.post(deploy("a1", "prod"))
-    await runs.wait_for("start a1")
+    runs, serve = await holding(tmp_path, serve_factory, "cancel-previous")
     await serve.post(deploy("a2", "prod"))
     assert_cancelled_by(await finished_for(sink, "a1"), "a2")
     await runs.wait_for("start a2")

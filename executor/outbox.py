@@ -91,6 +91,8 @@ class Outbox:
         progress = True
         while progress:  # a delivered or dead-lettered report lets the next of its event through
             progress = False
+            # due() gives each (sink, event) its first pending report only, and one that waits for
+            # a retry holds back the rest of its event's: nothing overtakes it.
             batch = [item for item in self.store.due() if (item.sink, item.group) not in waiting]
             # Every attempt of the batch is on disk before the first report leaves, in one commit
             # (one per report was two commits per event, most of the outbox's cost under load).
@@ -98,8 +100,6 @@ class Outbox:
                 self.store.sending(item)
             self.store.flush()
             for item in batch:
-                if (item.sink, item.group) in waiting:
-                    continue  # keep the order within an event: nothing overtakes a report waiting for a retry
                 result = await self._deliver(item)
                 if result == "sent":
                     sent += 1

@@ -278,7 +278,7 @@ class KubernetesBackend:
                 created,
                 self.pod_start_grace,
                 self.pod_check_interval,
-                lambda: tracker.started(job["metadata"]["name"], _uid(job)),
+                lambda: tracker.started(name, uid),
             )
         )
         try:

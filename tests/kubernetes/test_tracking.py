@@ -306,7 +306,7 @@ async def test_a_burst_of_endings_is_read_in_one_go_and_progress_is_not_decoded(
     try:
         await watching(kube_api, 2)  # the backend's own watch, and this one
         uids = {h.name: (kube_api.get("jobs", NAMESPACE, h.name) or {})["metadata"]["uid"] for h in handles}
-        ends = [asyncio.create_task(tracker.finished(h.name, uids[h.name])) for h in handles]
+        ends = [tracker.ending(h.name, uids[h.name]) for h in handles]
         # The first ending is read as soon as it comes; the others come one by one while the
         # connection rests after it, and are read together once it wakes.
         kube_api.set_job_succeeded(NAMESPACE, handles[0].name)

@@ -168,14 +168,11 @@ class JobTracker:
         if current is None or _newer(job, current):
             self._store(job)  # _store keeps a slim copy: the caller's object is left as it was
 
-    async def finished(self, name: str, uid: str = "") -> Job | None:
-        """The Job once it has completed or failed; None if it is deleted before that."""
-        return await self.ending(name, uid)
-
     def ending(self, name: str, uid: str = "") -> asyncio.Future[Job | None]:
-        """What finished() awaits, as a plain future: no task per Job in flight (50,000 of them
-        each with a task and its frame were much of the tracking's memory). Cancelling it, or
-        its being set, removes the waiter."""
+        """The Job once it has completed or failed; None if it is deleted before that. A plain
+        future, not a coroutine: no task per Job in flight (50,000 of them each with a task and
+        its frame were much of the tracking's memory). Cancelling it, or its being set, removes
+        the waiter."""
         future: asyncio.Future[Job | None] = asyncio.get_running_loop().create_future()
         current = self._jobs.get(name)
         if current is not None and (not uid or _uid(current) == uid) and is_finished(current):

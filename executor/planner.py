@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import logging
 import re
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -17,7 +18,15 @@ from executor.config.bounds import spec_problem
 from executor.config.jsonpaths import MISSING, JsonPathLimitError, as_text, find_first
 from executor.config.model import Action, JobConfig, Task
 from executor.model.events import Event
-from executor.model.tasks import EVENT_FILE_ENV, EVENT_FILE_PATH, EnvVar, SecretMount, TaskSpec, Trigger
+from executor.model.tasks import (
+    EVENT_FILE_ENV,
+    EVENT_FILE_PATH,
+    EnvVar,
+    SecretMount,
+    TaskSpec,
+    Trigger,
+    kept,
+)
 from executor.policy import (
     RESTRICTED_SECURITY_CONTEXT,
     PolicyError,
@@ -124,10 +133,12 @@ def plan_task(
     env = operator.with_extra_env(settings.defaults, env)
     secret_refs = operator.with_default_secrets(settings.defaults, secret_refs)
     defaults = settings.resources
+    limits: Mapping[str, str]
+    requests: Mapping[str, str]
     if task.resources is None:
         limits, requests = defaults.limits(), defaults.requests()
     else:
-        limits, requests = dict(task.resources.limits), dict(task.resources.requests)
+        limits, requests = task.resources.limits, task.resources.requests
     if task.service_account:
         account: str | None = task.service_account
         automount = True  # a task that names an account does so to reach the API with it
@@ -148,27 +159,27 @@ def plan_task(
         secret_refs=secret_refs,
         files=task.files,
         working_dir=task.working_dir,
-        limits=limits,
-        requests=requests,
-        init_limits=defaults.limits(),
-        init_requests=defaults.requests(),
+        limits=kept(limits),
+        requests=kept(requests),
+        init_limits=kept(defaults.limits()),
+        init_requests=kept(defaults.requests()),
         max_poll_duration=task.max_poll_duration or DEFAULT_MAX_POLL_SECONDS,
         ttl_seconds_after_finished=effective_ttl(task),
         active_deadline_seconds=effective_deadline(
             task.active_deadline_seconds, settings.jobs.deadline_seconds
         ),
         namespace=task.namespace or settings.jobs.namespace or DEFAULT_NAMESPACE,
-        annotations=dict(task.annotations),
+        annotations=kept(task.annotations),
         security_context=security_context,
         image_pull_policy=task.image_pull_policy,
-        cluster_selector=dict(task.cluster_selector),
+        cluster_selector=kept(task.cluster_selector),
         service_account=account,
         automount_service_account_token=automount,
-        extra_labels=dict(settings.jobs.labels),
+        extra_labels=kept(dict(settings.jobs.labels)),
         pod_security_context=operator.pod_security_context(settings.defaults),
-        node_selector=operator.node_selector(settings.defaults, task),
+        node_selector=kept(operator.node_selector(settings.defaults, task)),
         tolerations=operator.tolerations(settings.defaults, task),
-        affinity=operator.affinity(settings.defaults),
+        affinity=kept(operator.affinity(settings.defaults)),
     )
 
 

@@ -26,7 +26,7 @@ class EventError(ValueError):
     """An event we cannot accept; the message says which attribute is wrong and how."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Event:
     attributes: Mapping[str, Any]
     data: Any = None

@@ -229,8 +229,7 @@ class KubernetesBackend:
         limit = spec.max_poll_duration
         created = _created(job["metadata"].get("creationTimestamp"))
         try:
-            async with asyncio.timeout(max(0.0, created + limit - time.time())):
-                final = await self._ended_or_stuck(api, tracker, job, created)
+            final = await self._ended_or_stuck(api, tracker, job, created, created + limit)
         except TimeoutError:
             latest = tracker.latest(handle.name) or job
             if terminal_condition(latest) is not None and _uid(latest) == _uid(job):
@@ -248,48 +247,53 @@ class KubernetesBackend:
             return await harvest.outcome(api, final)
 
     async def _ended_or_stuck(
-        self, api: KubeAPI, tracker: JobTracker, job: Obj, created: float
+        self, api: KubeAPI, tracker: JobTracker, job: Obj, created: float, deadline: float
     ) -> Obj | Stuck | None:
-        """The Job once ended (None: deleted first), or why its pod cannot start, whichever is first."""
+        """The Job once ended (None: deleted first), or why its pod cannot start, whichever is
+        first; TimeoutError at `deadline` (epoch seconds: its maxPollDuration is over).
+
+        Most Jobs end, or show a ready pod, within the grace: no check is started for them, and
+        the wait costs a future and one timer (a task per Job for the check, one for the ending,
+        and a timer each for the grace and the deadline were much of the memory of 50,000 Jobs
+        in flight; bench/tracking.py)."""
         name, uid = job["metadata"]["name"], _uid(job)
         ending = tracker.ending(name, uid)
-        if self.pod_start_grace <= 0:
-            return await ending
-        # Most Jobs end, or show a ready pod, within the grace: no check is started for them, and
-        # the wait costs a future and a timer (a task per Job for the check, and one for the
-        # ending, were a third of the memory of 50,000 Jobs in flight; bench/tracking.py).
-        remaining = created + self.pod_start_grace - time.time()
-        if remaining > 0:
-            try:
-                async with asyncio.timeout(remaining):
-                    return await ending
-            except TimeoutError:
-                if ending.done() and not ending.cancelled():
-                    return ending.result()  # it ended just as the grace ran out
-                ending = tracker.ending(name, uid)  # the grace is over; the timeout cancelled the first
+        grace_over = created + self.pod_start_grace if self.pod_start_grace > 0 else deadline
+        first = min(grace_over, deadline)
+        try:
+            async with asyncio.timeout(max(0.0, first - time.time())):
+                return await ending
+        except TimeoutError:
+            if ending.done() and not ending.cancelled():
+                return ending.result()  # it ended just as the grace ran out
+            if first >= deadline:
+                raise
+        # The grace is over (the timeout cancelled the first future), the deadline is not.
+        ending = tracker.ending(name, uid)
         if ending.done():
             return ending.result()
-        if tracker.started(name, uid):
-            return await ending
-        checking = asyncio.ensure_future(
-            never_started(
-                api,
-                job,
-                created,
-                self.pod_start_grace,
-                self.pod_check_interval,
-                lambda: tracker.started(name, uid),
+        async with asyncio.timeout(max(0.0, deadline - time.time())):
+            if tracker.started(name, uid):
+                return await ending
+            checking = asyncio.ensure_future(
+                never_started(
+                    api,
+                    job,
+                    created,
+                    self.pod_start_grace,
+                    self.pod_check_interval,
+                    lambda: tracker.started(name, uid),
+                )
             )
-        )
-        try:
-            await asyncio.wait((ending, checking), return_when=asyncio.FIRST_COMPLETED)
-            if ending.done():
-                return ending.result()
-            stuck = checking.result()
-            return stuck if stuck is not None else await ending
-        finally:
-            ending.cancel()
-            checking.cancel()
+            try:
+                await asyncio.wait((ending, checking), return_when=asyncio.FIRST_COMPLETED)
+                if ending.done():
+                    return ending.result()
+                stuck = checking.result()
+                return stuck if stuck is not None else await ending
+            finally:
+                ending.cancel()
+                checking.cancel()
 
     async def _give_up_start(self, api: KubeAPI, job: Obj, stuck: Stuck) -> TaskOutcome:
         """A pod that cannot start: say why (reason, message, its warning events), delete the Job."""

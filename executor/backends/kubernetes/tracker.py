@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import random
@@ -75,7 +76,7 @@ class TrackerStats:
     errors: int = 0  # failed lists or watches, retried after a backoff
 
 
-@dataclass
+@dataclass(slots=True)
 class _Waiter:
     uid: str
     future: asyncio.Future[Job | None] = field(repr=False)
@@ -180,10 +181,10 @@ class JobTracker:
             return future
         waiter = _Waiter(uid, future)
         self._waiters.setdefault(name, []).append(waiter)
-        future.add_done_callback(lambda _: self._forget(name, waiter))
+        future.add_done_callback(functools.partial(self._forget, name, waiter))
         return future
 
-    def _forget(self, name: str, waiter: _Waiter) -> None:
+    def _forget(self, name: str, waiter: _Waiter, _: object = None) -> None:
         waiters = self._waiters.get(name, [])
         if waiter in waiters:
             waiters.remove(waiter)

@@ -103,7 +103,7 @@ class KubernetesBackend:
             if ok:
                 log.info(
                     "kubernetes backend: watching %d Job(s) of ours in namespace %s",
-                    len(tracker.jobs()),
+                    tracker.count(),
                     tracker.namespace,
                 )
             else:
@@ -227,19 +227,25 @@ class KubernetesBackend:
                 return harvest.lost(namespace, handle.name)
             tracker.observe(job)
         limit = spec.max_poll_duration
+        name, uid = handle.name, _uid(job)
         created = _created(job["metadata"].get("creationTimestamp"))
+        # While it waits, a wait holds the Job's name and uid, not a copy of the Job: the tracker
+        # has it (50,000 waits each holding their Job's copy were 1 KB a Job; bench/tracking.py).
+        del job
         try:
-            final = await self._ended_or_stuck(api, tracker, job, created, created + limit)
+            final = await self._ended_or_stuck(api, tracker, name, uid, created, created + limit)
         except TimeoutError:
-            latest = tracker.latest(handle.name) or job
-            if terminal_condition(latest) is not None and _uid(latest) == _uid(job):
+            latest = tracker.latest(name) or _known(namespace, name, uid)
+            if terminal_condition(latest) is not None and _uid(latest) == uid:
                 return await harvest.outcome(api, latest)  # it ended just as time ran out
             return await self._time_out(api, latest, limit)
         if isinstance(final, Stuck):
-            latest = tracker.latest(handle.name) or job
-            if terminal_condition(latest) is None or _uid(latest) != _uid(job):
-                return await self._give_up_start(api, job, final)
-            final = latest  # it ended meanwhile after all: its own end tells more
+            now = tracker.latest(name)
+            if now is None or _uid(now) != uid:
+                return await self._give_up_start(api, _known(namespace, name, uid), final)
+            if terminal_condition(now) is None:
+                return await self._give_up_start(api, now, final)
+            final = now  # it ended meanwhile after all: its own end tells more
         if final is None:
             return harvest.lost(namespace, handle.name)
         crash_point("kube.ended")
@@ -247,7 +253,7 @@ class KubernetesBackend:
             return await harvest.outcome(api, final)
 
     async def _ended_or_stuck(
-        self, api: KubeAPI, tracker: JobTracker, job: Obj, created: float, deadline: float
+        self, api: KubeAPI, tracker: JobTracker, name: str, uid: str, created: float, deadline: float
     ) -> Obj | Stuck | None:
         """The Job once ended (None: deleted first), or why its pod cannot start, whichever is
         first; TimeoutError at `deadline` (epoch seconds: its maxPollDuration is over).
@@ -256,7 +262,6 @@ class KubernetesBackend:
         the wait costs a future and one timer (a task per Job for the check, one for the ending,
         and a timer each for the grace and the deadline were much of the memory of 50,000 Jobs
         in flight; bench/tracking.py)."""
-        name, uid = job["metadata"]["name"], _uid(job)
         ending = tracker.ending(name, uid)
         grace_over = created + self.pod_start_grace if self.pod_start_grace > 0 else deadline
         first = min(grace_over, deadline)
@@ -275,6 +280,7 @@ class KubernetesBackend:
         async with asyncio.timeout(max(0.0, deadline - time.time())):
             if tracker.started(name, uid):
                 return await ending
+            job = tracker.latest(name) or _known(tracker.namespace, name, uid)
             checking = asyncio.ensure_future(
                 never_started(
                     api,
@@ -452,6 +458,12 @@ class KubernetesBackend:
 
 def _uid(job: Obj) -> str:
     return str(job["metadata"].get("uid") or "")
+
+
+def _known(namespace: str, name: str, uid: str) -> Obj:
+    """What a wait knows of its Job when the tracker no longer has it: enough to find its pod
+    (by the Job's name labels) and to delete it."""
+    return {"metadata": {"name": name, "namespace": namespace, "uid": uid}}
 
 
 def _created(stamp: str | None) -> float:

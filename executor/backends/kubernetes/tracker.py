@@ -108,7 +108,7 @@ class JobTracker:
         self.coalesce = coalesce
         self.resource_version = ""
         self.stats = TrackerStats()
-        self._jobs: dict[str, Job] = {}
+        self._jobs: dict[str, _Kept] = {}
         self._waiters: dict[str, list[_Waiter]] = {}
         # uids of the Jobs not ended whose status has counted a ready pod (monotonic: a later
         # ready 0 means the pod stopped, not that it never started).
@@ -147,16 +147,20 @@ class JobTracker:
     # ---- what the backend asks ----
 
     def latest(self, name: str) -> Job | None:
-        return self._jobs.get(name)
+        kept = self._jobs.get(name)
+        return None if kept is None else kept.job()
 
     def jobs(self) -> list[Job]:
-        return list(self._jobs.values())
+        return [kept.job() for kept in self._jobs.values()]
+
+    def count(self) -> int:
+        return len(self._jobs)
 
     def started(self, name: str, uid: str) -> bool:
         """Whether a version of the Job seen here counted a ready pod: its main container ran
         (see `has_ready_pod`)."""
-        job = self._jobs.get(name)
-        return job is not None and _uid(job) == uid and uid in self._ready
+        kept = self._jobs.get(name)
+        return kept is not None and kept.uid == uid and uid in self._ready
 
     def waiting(self) -> list[str]:
         """Names of the Jobs someone is waiting for."""
@@ -166,7 +170,7 @@ class JobTracker:
         """A Job the backend just created or read: known before the watch reports it."""
         meta = job.get("metadata") or {}
         current = self._jobs.get(meta.get("name", ""))
-        if current is None or _newer(job, current):
+        if current is None or _newer(job, current.job()):
             self._store(job)  # _store keeps a slim copy: the caller's object is left as it was
 
     def ending(self, name: str, uid: str = "") -> asyncio.Future[Job | None]:
@@ -175,7 +179,8 @@ class JobTracker:
         its frame were much of the tracking's memory). Cancelling it, or its being set, removes
         the waiter."""
         future: asyncio.Future[Job | None] = asyncio.get_running_loop().create_future()
-        current = self._jobs.get(name)
+        kept = self._jobs.get(name)
+        current = None if kept is None else kept.job()
         if current is not None and (not uid or _uid(current) == uid) and is_finished(current):
             future.set_result(current)
             return future
@@ -235,11 +240,11 @@ class JobTracker:
                 await asyncio.sleep(delay)
 
     async def _list(self) -> None:
-        jobs: dict[str, Job] = {}
+        jobs: dict[str, _Kept] = {}
         meta: Job = {}
         async for page in self.api.job_pages(self.namespace, self.selector, LIST_PAGE):
             for item in page.get("items") or []:
-                jobs[item["metadata"]["name"]] = _slim(item)
+                jobs[item["metadata"]["name"]] = _Kept.of(item)
             meta = page.get("metadata") or {}
         self.stats.lists += 1
         self.resource_version = str(meta.get("resourceVersion") or "")
@@ -247,15 +252,17 @@ class JobTracker:
             for name in set(self._jobs) - set(jobs):
                 self.pending.gone(name)
             for listed in jobs.values():
-                self.pending.observed(listed)
-        running = {_uid(job): job for job in jobs.values() if not is_finished(job)}
-        self._ready = {uid for uid, job in running.items() if uid in self._ready or has_ready_pod(job)}
+                self.pending.observed(listed.job())
+        running = {kept.uid: kept for kept in jobs.values() if not is_finished(kept.job())}
+        self._ready = {
+            uid for uid, kept in running.items() if uid in self._ready or has_ready_pod(kept.job())
+        }
         self._jobs = jobs
         self._synced.set()
         for name in list(self._waiters):
-            job = jobs.get(name)
-            if job is not None:
-                self._resolve(name, job)
+            found = jobs.get(name)
+            if found is not None:
+                self._resolve(name, found.job())
             else:
                 # Not listed: deleted while we were not watching, or created after the list's
                 # snapshot. Only a read tells which.
@@ -321,32 +328,35 @@ class JobTracker:
             return
         if kind == "DELETED":
             gone = self._jobs.get(name)
-            if gone is not None and _uid(gone) == meta.get("uid"):
+            if gone is not None and gone.uid == meta.get("uid"):
                 del self._jobs[name]
-                self._ready.discard(_uid(gone))
+                self._ready.discard(gone.uid)
                 if self.pending is not None:
                     self.pending.gone(name)
             self._resolve_deleted(name, str(meta.get("uid") or ""), dict(obj))
             return
         if kind in ("ADDED", "MODIFIED"):
-            job = self._store(obj)
-            self._resolve(name, job)
+            kept = self._store(obj)
+            if is_finished(obj):
+                self._resolve(name, kept.job())
 
     # ---- waiters ----
 
-    def _store(self, seen: Mapping[str, Any]) -> Job:
-        job = _slim(seen)
-        replaced = self._jobs.get(job["metadata"]["name"])
-        self._jobs[job["metadata"]["name"]] = job
-        if replaced is not None and _uid(replaced) != _uid(job):
-            self._ready.discard(_uid(replaced))
-        if is_finished(job):
-            self._ready.discard(_uid(job))
-        elif has_ready_pod(job):
-            self._ready.add(_uid(job))
+    def _store(self, seen: Mapping[str, Any]) -> _Kept:
+        # Read from `seen` (the kept copy has the same status): a copy is made only to be handed out.
+        kept = _Kept.of(seen)
+        name = seen["metadata"]["name"]
+        replaced = self._jobs.get(name)
+        self._jobs[name] = kept
+        if replaced is not None and replaced.uid != kept.uid:
+            self._ready.discard(replaced.uid)
+        if is_finished(seen):
+            self._ready.discard(kept.uid)
+        elif has_ready_pod(seen):
+            self._ready.add(kept.uid)
         if self.pending is not None:
-            self.pending.observed(job)
-        return job
+            self.pending.observed(seen)
+        return kept
 
     def _resolve(self, name: str, job: Job) -> None:
         if not is_finished(job):
@@ -378,7 +388,7 @@ class JobTracker:
         self.observe(job)
         current = self._jobs.get(name)
         if current is not None:
-            self._resolve(name, current)
+            self._resolve(name, current.job())
 
 
 def _is_progress(line: bytes) -> bool:
@@ -414,22 +424,55 @@ def _newer(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
 
 # What the backend reads of a Job it tracks (its wait, the pod-start check, the outcome, the
 # live log): the rest is dropped. 50,000 Jobs held whole (their labels, their event annotation,
-# their spec) took about 5 KB each, most of the tracking's memory (bench/tracking.py).
+# their spec) took about 5 KB each, most of the tracking's memory (bench/tracking.py); held as
+# the dicts below, still about 1.2 KB each, dicts mostly: hence _Kept.
 _KEPT_METADATA = ("name", "namespace", "uid", "resourceVersion", "creationTimestamp", "deletionTimestamp")
-_KEPT_SPEC = ("selector",)
+_ABSENT: Any = object()
 
 
-def _slim(job: Mapping[str, Any]) -> Job:
-    """The Job as the tracker keeps it: its status, the metadata above and the selector that finds
-    its pods; a new object (the caller's is left as it was)."""
-    meta = job.get("metadata")
-    spec = job.get("spec")
-    slim: Job = {k: v for k, v in job.items() if k not in ("metadata", "spec")}
-    if isinstance(meta, dict):
-        slim["metadata"] = {k: meta[k] for k in _KEPT_METADATA if k in meta}
-    if isinstance(spec, dict):
-        slim["spec"] = {k: spec[k] for k in _KEPT_SPEC if k in spec}
-    return slim
+@dataclass(frozen=True, slots=True)
+class _Kept:
+    """A Job as the tracker holds it, in a few tuples; job() gives it back as the API's shape:
+    {"metadata": the fields above, "spec": {"selector": ...}, "status": ...}, each call a new
+    object except for the status, which is shared and must not be changed."""
+
+    metadata: tuple[Any, ...]  # the values of _KEPT_METADATA, _ABSENT where the Job has none
+    selector: Any  # spec.selector; a plain matchLabels as its pairs; _ABSENT: no selector
+    has_spec: bool
+    status: Any  # _ABSENT: none
+
+    @classmethod
+    def of(cls, job: Mapping[str, Any]) -> _Kept:
+        meta = job.get("metadata")
+        meta = meta if isinstance(meta, dict) else {}
+        spec = job.get("spec")
+        selector = spec.get("selector", _ABSENT) if isinstance(spec, dict) else _ABSENT
+        if isinstance(selector, dict) and selector.keys() == {"matchLabels"}:
+            labels = selector["matchLabels"]
+            if isinstance(labels, dict):
+                selector = tuple(labels.items())
+        values = tuple(meta.get(k, _ABSENT) for k in _KEPT_METADATA)
+        return cls(values, selector, isinstance(spec, dict), job.get("status", _ABSENT))
+
+    @property
+    def uid(self) -> str:
+        uid = self.metadata[2]
+        return "" if uid is _ABSENT or not uid else str(uid)
+
+    def job(self) -> Job:
+        job: Job = {
+            "metadata": {k: v for k, v in zip(_KEPT_METADATA, self.metadata, strict=True) if v is not _ABSENT}
+        }
+        if self.has_spec:
+            spec: Job = {}
+            if isinstance(self.selector, tuple):
+                spec["selector"] = {"matchLabels": dict(self.selector)}
+            elif self.selector is not _ABSENT:
+                spec["selector"] = self.selector
+            job["spec"] = spec
+        if self.status is not _ABSENT:
+            job["status"] = self.status
+        return job
 
 
 def _status(exc: BaseException) -> int:

@@ -11,15 +11,26 @@ crash loses only writes that nothing outside the process has acted on yet.
 
 Without a running event loop (a command, a test) every write commits on its own, as SQLite's
 autocommit does.
+
+Checkpoints (copying the write-ahead log into the database file, and syncing both to the disk)
+are made by a thread of their own every CHECKPOINT_INTERVAL, not by SQLite inside whichever
+commit crosses 1,000 pages of log: that commit stalled the event loop for the copy and two
+fsyncs, the longest pauses of the event-to-Job latency (BENCHMARKS.md).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
+import threading
+
+log = logging.getLogger(__name__)
 
 # How long a write may wait, in the open transaction, for the writes around it.
 COMMIT_DELAY = 0.01
+# How often the log is checkpointed: also the most a power loss can take (FEATURES.md).
+CHECKPOINT_INTERVAL = 1.0
 
 
 class Commits:
@@ -74,3 +85,40 @@ class Transaction:
         if exc_type:
             self._commits._db.execute("ROLLBACK TO batch")
         self._commits._db.execute("RELEASE batch")
+
+
+class Checkpoints:
+    """Checkpoints of a WAL database, made by a thread with a connection of its own.
+
+    PASSIVE: a checkpoint never waits for, nor blocks, the service's writer (SQLite's WAL lets
+    a checkpoint run beside one); it copies what it can, and the log restarts from its
+    beginning at the next write once it is all copied. A checkpoint with nothing new to copy
+    writes nothing.
+    """
+
+    def __init__(self, path: str, interval: float | None = None) -> None:
+        self._path = path
+        self._interval = CHECKPOINT_INTERVAL if interval is None else interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="state-checkpoints", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        try:
+            while not self._stop.wait(self._interval):
+                self._checkpoint(db)
+        finally:
+            db.close()
+
+    @staticmethod
+    def _checkpoint(db: sqlite3.Connection) -> None:
+        try:
+            db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error as exc:  # a busy moment or a full disk: the next round tries again
+            log.warning("checkpointing the state's log: %s", exc)
+
+    def close(self) -> None:
+        """Stop the thread (the database's last connection to close checkpoints what is left)."""
+        self._stop.set()
+        self._thread.join()

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from executor.commits import Commits, Transaction
+from executor.commits import Checkpoints, Commits, Transaction
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -130,6 +130,11 @@ class StateStore:
         # power loss or a crash of the machine can drop the commits since the last checkpoint
         # (FEATURES.md, "Nothing lost, nothing run twice").
         self._db.execute("PRAGMA synchronous=NORMAL")
+        # Checkpoints are made by a thread, off the event loop (executor/commits.py).
+        self._checkpoints: Checkpoints | None = None
+        if str(path) != ":memory:":
+            self._db.execute("PRAGMA wal_autocheckpoint=0")
+            self._checkpoints = Checkpoints(str(path))
         self._db.executescript(SCHEMA)
         self._add_columns("outbox", _OUTBOX_COLUMNS)
         if self._add_columns("runs", _RUN_COLUMNS):
@@ -147,6 +152,8 @@ class StateStore:
 
     def close(self) -> None:
         self.flush()
+        if self._checkpoints is not None:
+            self._checkpoints.close()
         self._db.close()
 
     def _write(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:

@@ -73,6 +73,9 @@ def test_what_was_committed_a_checkpoint_ago_survives_losing_the_log(
 
 
 def test_closing_the_store_stops_its_checkpoint_thread(tmp_path: Path) -> None:
+    before = set(threading.enumerate())
     store = StateStore(tmp_path / "state.db")
+    mine = [t for t in threading.enumerate() if t not in before and t.name == "state-checkpoints"]
+    assert len(mine) == 1 and mine[0].is_alive()
     store.close()
-    assert not any(t.name == "state-checkpoints" and t.is_alive() for t in threading.enumerate())
+    assert not mine[0].is_alive()

@@ -7,6 +7,7 @@ import asyncio
 import json
 from typing import Any
 
+import aiohttp
 import pytest
 
 from executor.backends.kubernetes import backend as kube_backend
@@ -150,6 +151,9 @@ class Chunks:
     async def readany(self) -> bytes:
         return self.chunks.pop(0) if self.chunks else b""
 
+    def at_eof(self) -> bool:
+        return False  # the end is known only once readany hands out nothing
+
 
 async def lines_of(*chunks: bytes) -> list[bytes]:
     return [line async for line in watch_lines(Chunks(*chunks))]
@@ -226,12 +230,21 @@ def test_only_progress_of_unfinished_jobs_is_passed_over_undecoded() -> None:
 class Reading:
     def __init__(self) -> None:
         self.calls: list[str] = []
+        self.paused = False
 
     def pause_reading(self) -> None:
         self.calls.append("pause")
+        self.paused = True
 
     def resume_reading(self) -> None:
         self.calls.append("resume")
+        self.paused = False
+
+    def is_reading(self) -> bool:
+        return not self.paused
+
+    def is_closing(self) -> bool:
+        return False
 
 
 async def test_a_resting_connection_is_resumed_even_when_the_watch_is_cancelled() -> None:
@@ -259,6 +272,9 @@ class Chunked:
 
     async def readany(self) -> bytes:
         return self.chunks.pop(0) if self.chunks else b""
+
+    def at_eof(self) -> bool:
+        return False  # the end is known only once readany hands out nothing
 
 
 async def test_a_stream_that_fills_each_read_is_read_without_resting() -> None:
@@ -380,3 +396,39 @@ async def test_jobs_in_flight_cost_the_tracker_no_task_and_only_what_it_reads(
     outcomes = await asyncio.wait_for(asyncio.gather(*waits), 10)
     assert [o.logs for o in outcomes] == [f"{h.name}\n" for h in handles]
     assert tracker.waiting() == []
+
+
+async def test_the_lines_that_end_a_response_are_rested_after_without_an_error() -> None:
+    # A watch's last lines arrive with the end of its response (here in one write, as they do
+    # when the server ends a busy watch). Resting then paused aiohttp's parser, which asserted
+    # that a response was still arriving: every watch's end counted as an error, and the retry's
+    # backoff grew with each, until endings were read a backoff late (seen at 50,000 Jobs).
+    first = b'{"type":"BOOKMARK","object":{"metadata":{"resourceVersion":"7"}}}\n'
+    last = b'{"type":"BOOKMARK","object":{"metadata":{"resourceVersion":"8"}}}\n'
+
+    def chunk(data: bytes) -> bytes:
+        return f"{len(data):x}\r\n".encode() + data + b"\r\n"
+
+    async def ending_watch(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+        writer.write(head + chunk(first))
+        await writer.drain()
+        await asyncio.sleep(0.2)
+        writer.write(chunk(last) + b"0\r\n\r\n")  # the last lines and the end, in one write
+        await writer.drain()
+        await reader.read()  # until the client closes
+        writer.close()
+
+    server = await asyncio.start_server(ending_watch, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}/") as response:
+            # Taken as the tracker takes it, once the headers are in.
+            pacer = watchstream.Pacer(getattr(response.connection, "transport", None), 0.01)
+            assert pacer.reading is not None
+            lines = [line async for line in watchstream.watch_lines(response.content, pacer)]
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert lines == [first.strip(), last.strip()]

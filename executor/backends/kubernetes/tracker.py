@@ -292,7 +292,7 @@ class JobTracker:
             status = int(response.status)
             if not 200 <= status < 300:
                 raise status_error(status, await response.read(), str(response.reason or ""))
-            pacer = Pacer(getattr(response.connection, "protocol", None), self.coalesce)
+            pacer = Pacer(getattr(response.connection, "transport", None), self.coalesce)
             async with contextlib.aclosing(watch_lines(response.content, pacer)) as lines:
                 async for line in lines:
                     if (

@@ -22,37 +22,48 @@ BUSY_CHUNK = 64 * 1024
 
 class Chunks(Protocol):
     async def readany(self) -> bytes: ...
+    def at_eof(self) -> bool: ...
 
 
 class Reading(Protocol):
-    """The connection's reading side (aiohttp's protocol of the response)."""
+    """The connection's transport (asyncio's, or uvloop's)."""
 
     def pause_reading(self) -> None: ...
     def resume_reading(self) -> None: ...
+    def is_reading(self) -> bool: ...
+    def is_closing(self) -> bool: ...
 
 
 class Pacer:
     """Leaves a connection unread for a moment: what arrives meanwhile waits in the socket and
     is then received in one read, instead of one wake-up per event. Without a connection that
     can pause (or with no moment), it does nothing; after a chunk of BUSY_CHUNK or more it does
-    not rest either, since the stream is already arriving faster than it is read."""
+    not rest either, since the stream is already arriving faster than it is read.
+
+    It pauses the transport, not aiohttp's protocol: since aiohttp 3.14 the protocol's
+    pause_reading also pauses its HTTP parser, which asserts that a response is still arriving.
+    A watch's last lines come with the end of its response, so resting after them failed at the
+    end of every watch (counted as an error, retried after a growing backoff)."""
 
     def __init__(self, reading: Reading | None, seconds: float) -> None:
-        pausable = callable(getattr(reading, "pause_reading", None)) and callable(
-            getattr(reading, "resume_reading", None)
+        able = all(
+            callable(getattr(reading, name, None))
+            for name in ("pause_reading", "resume_reading", "is_reading", "is_closing")
         )
-        self.reading = reading if pausable and seconds > 0 else None
+        self.reading = reading if able and seconds > 0 else None
         self.seconds = seconds
 
     async def rest(self, received: int = 0) -> None:
         """After a chunk of `received` bytes."""
-        if self.reading is None or received >= BUSY_CHUNK:
-            return
-        self.reading.pause_reading()
+        reading = self.reading
+        if reading is None or received >= BUSY_CHUNK or reading.is_closing() or not reading.is_reading():
+            return  # a connection closing, or held by aiohttp's own flow control, is left alone
+        reading.pause_reading()
         try:
             await asyncio.sleep(self.seconds)
         finally:
-            self.reading.resume_reading()
+            if not reading.is_closing():
+                reading.resume_reading()
 
 
 async def watch_lines(content: Chunks, pacer: Pacer | None = None) -> AsyncGenerator[bytes, None]:
@@ -71,7 +82,7 @@ async def watch_lines(content: Chunks, pacer: Pacer | None = None) -> AsyncGener
             for line in lines:
                 if line.strip():
                     yield line
-            if pacer is not None:
+            if pacer is not None and not content.at_eof():  # nothing more will come to wait for
                 await pacer.rest(len(chunk))
         if rest:
             partial.append(rest)

@@ -232,8 +232,25 @@ class KubernetesBackend:
         # While it waits, a wait holds the Job's name and uid, not a copy of the Job: the tracker
         # has it (50,000 waits each holding their Job's copy were 1 KB a Job; bench/tracking.py).
         del job
+        deadline = created + limit
+        # Most Jobs end, or show a ready pod, within the pod-start grace: their wait is a future
+        # and one timer, here, with no check started and no coroutine of its own (a task per Job
+        # for the check, one for the ending, two timers and a coroutine frame each were much of
+        # the memory of 50,000 Jobs in flight; bench/tracking.py).
+        ending = tracker.ending(name, uid)
+        first = min(created + self.pod_start_grace, deadline) if self.pod_start_grace > 0 else deadline
+        final: Obj | Stuck | None
         try:
-            final = await self._ended_or_stuck(api, tracker, name, uid, created, created + limit)
+            try:
+                async with asyncio.timeout(max(0.0, first - time.time())):
+                    final = await ending
+            except TimeoutError:
+                if ending.done() and not ending.cancelled():
+                    final = ending.result()  # it ended just as the grace ran out
+                elif first >= deadline:
+                    raise
+                else:
+                    final = await self._after_grace(api, tracker, name, uid, created, deadline)
         except TimeoutError:
             latest = tracker.latest(name) or _known(namespace, name, uid)
             if terminal_condition(latest) is not None and _uid(latest) == uid:
@@ -252,29 +269,12 @@ class KubernetesBackend:
         async with self._outcome_reads:
             return await harvest.outcome(api, final)
 
-    async def _ended_or_stuck(
+    async def _after_grace(
         self, api: KubeAPI, tracker: JobTracker, name: str, uid: str, created: float, deadline: float
     ) -> Obj | Stuck | None:
-        """The Job once ended (None: deleted first), or why its pod cannot start, whichever is
-        first; TimeoutError at `deadline` (epoch seconds: its maxPollDuration is over).
-
-        Most Jobs end, or show a ready pod, within the grace: no check is started for them, and
-        the wait costs a future and one timer (a task per Job for the check, one for the ending,
-        and a timer each for the grace and the deadline were much of the memory of 50,000 Jobs
-        in flight; bench/tracking.py)."""
-        ending = tracker.ending(name, uid)
-        grace_over = created + self.pod_start_grace if self.pod_start_grace > 0 else deadline
-        first = min(grace_over, deadline)
-        try:
-            async with asyncio.timeout(max(0.0, first - time.time())):
-                return await ending
-        except TimeoutError:
-            if ending.done() and not ending.cancelled():
-                return ending.result()  # it ended just as the grace ran out
-            if first >= deadline:
-                raise
-        # The grace is over (the timeout cancelled the first future), the deadline is not.
-        ending = tracker.ending(name, uid)
+        """Once the pod-start grace is over: the Job once ended (None: deleted first), or why its
+        pod cannot start, whichever is first; TimeoutError at `deadline` (epoch seconds)."""
+        ending = tracker.ending(name, uid)  # the grace's timeout cancelled the first
         if ending.done():
             return ending.result()
         async with asyncio.timeout(max(0.0, deadline - time.time())):

@@ -63,6 +63,9 @@ def main() -> int:
     parser.add_argument("--only", nargs="*", help="names of benchmarks to run")
     args = parser.parse_args()
     _load_optional()
+    unknown = sorted(set(args.only or ()) - set(BENCHMARKS))
+    if unknown:
+        parser.error(f"no benchmark named {', '.join(unknown)} (there are: {', '.join(BENCHMARKS)})")
     stem = "smoke" if args.smoke else "latest"
     results: dict[str, Any] = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),

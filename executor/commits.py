@@ -14,8 +14,8 @@ autocommit does.
 
 Checkpoints (copying the write-ahead log into the database file, and syncing both to the disk)
 are made by a thread of their own every CHECKPOINT_INTERVAL, not by SQLite inside whichever
-commit crosses 1,000 pages of log: that commit stalled the event loop for the copy and two
-fsyncs, the longest pauses of the event-to-Job latency (BENCHMARKS.md).
+commit crosses 1,000 pages of log: that commit held the event loop for the copy and two fsyncs,
+where any other commit is a few writes to the log.
 """
 
 from __future__ import annotations

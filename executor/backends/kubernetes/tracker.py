@@ -241,10 +241,15 @@ class JobTracker:
 
     async def _list(self) -> None:
         jobs: dict[str, _Kept] = {}
+        # uid of each Job not ended -> whether its status counts a ready pod, read from the listed
+        # object while it is at hand (as _store does), not from a copy built again for it.
+        running: dict[str, bool] = {}
         meta: Job = {}
         async for page in self.api.job_pages(self.namespace, self.selector, LIST_PAGE):
             for item in page.get("items") or []:
-                jobs[item["metadata"]["name"]] = _Kept.of(item)
+                kept = jobs[item["metadata"]["name"]] = _Kept.of(item)
+                if not is_finished(item):
+                    running[kept.uid] = has_ready_pod(item)
             meta = page.get("metadata") or {}
         self.stats.lists += 1
         self.resource_version = str(meta.get("resourceVersion") or "")
@@ -253,10 +258,7 @@ class JobTracker:
                 self.pending.gone(name)
             for listed in jobs.values():
                 self.pending.observed(listed.job())
-        running = {kept.uid: kept for kept in jobs.values() if not is_finished(kept.job())}
-        self._ready = {
-            uid for uid, kept in running.items() if uid in self._ready or has_ready_pod(kept.job())
-        }
+        self._ready = {uid for uid, ready in running.items() if ready or uid in self._ready}
         self._jobs = jobs
         self._synced.set()
         for name in list(self._waiters):

@@ -149,7 +149,8 @@ class Dispatcher:
                     loop.call_soon(self._commit_group)
                 self._group.append((event, answer))
             answers.append(answer)
-        return list(await asyncio.gather(*answers))
+        # One commit answers them all: awaited in turn, without gather's task and callbacks.
+        return [await answer for answer in answers]
 
     def _commit_group(self) -> None:
         group, self._group = self._group, []

@@ -193,8 +193,10 @@ class StateStore:
         (an earlier delivery, or the same event twice in `rows`) answers False."""
         now = time.time()
         with self.transaction():
+            self._commits.begin()
+            execute = self._db.execute
             fresh = [
-                self._write(
+                execute(
                     "INSERT OR IGNORE INTO runs (source, id, event, state, received_at, type, project, "
                     "stage, service) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?)",
                     (source, event_id, event_json, now, *about),

@@ -263,11 +263,22 @@ def _not_a_number(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number (RFC 8259)")
 
 
+# One decoder for every event: json.loads with any option builds a new one per call.
+_STRICT = json.JSONDecoder(parse_constant=_not_a_number)
+
+
 def strict_json(text: str | bytes) -> Any:
     """json.loads without the standard library's extensions: NaN and Infinity are refused, as every
     other JSON reader does. Taken in, they would come back out as a report no receiver accepts
     (or, with the speedups extra, silently as null)."""
-    return json.loads(text, parse_constant=_not_a_number)
+    # As json.loads reads its input: bytes in UTF-8, -16 or -32 by their first bytes; a str
+    # that starts with a byte order mark is an error.
+    if isinstance(text, str):
+        if text.startswith("\ufeff"):
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+    else:
+        text = text.decode(json.detect_encoding(text), "surrogatepass")
+    return _STRICT.decode(text)
 
 
 def parse_json(text: str | bytes) -> Any:

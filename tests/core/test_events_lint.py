@@ -114,6 +114,18 @@ def test_event_from_json_errors() -> None:
         event_from_json(b"\xff\xfe")
 
 
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-32"])
+def test_a_body_is_read_in_each_encoding_json_allows(encoding: str) -> None:
+    # RFC 8259 8.1 and json.loads: bytes in UTF-8, -16 or -32, told apart by their first bytes.
+    body = json.dumps({**BASE, "data": {"name": "Zoë"}}, ensure_ascii=False).encode(encoding)
+    assert event_from_json(body).data == {"name": "Zoë"}
+
+
+def test_a_text_that_starts_with_a_byte_order_mark_is_refused() -> None:
+    with pytest.raises(EventError, match="BOM"):
+        event_from_json("\ufeff" + json.dumps(BASE))
+
+
 def test_load_event_file_errors_name_the_file(tmp_path: Path) -> None:
     with pytest.raises(EventError, match=r"nope.json: cannot read file"):
         load_event_file(str(tmp_path / "nope.json"))

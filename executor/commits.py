@@ -41,6 +41,11 @@ class Commits:
 
     def begin(self) -> None:
         """Before a write: open the shared transaction unless it is open."""
+        if self._db.in_transaction and self._loop is not None and self._loop.is_running():
+            # The loop that opened it runs, so it is the caller's: one loop runs in a thread at
+            # a time, and the state is used from that thread alone. Asking asyncio for the
+            # running loop costs a getpid system call on Python 3.11, on every write.
+            return
         try:
             loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:

@@ -101,6 +101,7 @@ class Dispatcher:
         self._retries: dict[tuple[str, str], asyncio.TimerHandle] = {}
         # Offered through `offer_all` in this loop turn, committed together at its end.
         self._group: list[tuple[Event, asyncio.Future[Offer]]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None  # the one `offer_all` was called on
         self.metrics.gauge("job_executor_queue_depth", lambda: float(self._queue.qsize()))
         self.metrics.gauge("job_executor_runs_in_flight", lambda: float(self._seats.taken))
 
@@ -135,7 +136,9 @@ class Dispatcher:
         """As `offer` for each event, answered once its row is committed, in one transaction
         with every event offered in the same turn of the event loop (group commit): under load
         one commit serves many requests, where `offer` commits each event on its own."""
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        if loop is None or not loop.is_running():  # asking costs a getpid call on Python 3.11
+            loop = self._loop = asyncio.get_running_loop()
         answers: list[asyncio.Future[Offer]] = []
         for event in events:
             answer: asyncio.Future[Offer] = loop.create_future()

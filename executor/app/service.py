@@ -36,7 +36,7 @@ from executor.sources.http import HttpSource
 from executor.sources.keptn import KeptnPoller
 from executor.sources.nats import NatsSource
 from executor.state import StateStore
-from executor.support import logs, speedups, tracing
+from executor.support import collector, logs, speedups, tracing
 from executor.support.metrics import Metrics
 from executor.support.natsclient import connect as nats_connect
 from executor.ui import RunPage
@@ -304,6 +304,7 @@ async def serve(settings: Settings) -> None:
         print(f"job-executor: cannot start: {exc}", file=sys.stderr, flush=True)
         await _stop(service)
         raise SystemExit(2) from None
+    log.info("garbage collector: %s", collector.settle())
     print(
         f"job-executor: serving on http://{settings.receiver.host}:{service.port}{settings.receiver.path}",
         file=sys.stderr,

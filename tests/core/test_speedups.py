@@ -4,6 +4,7 @@ library, hands it whatever it refuses, and the whole extra can be turned off."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import math
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from executor.support import fastjson, speedups
+from executor.support import collector, fastjson, speedups
 
 pytest.importorskip("orjson")
 
@@ -93,3 +94,15 @@ def test_serve_runs_on_uvloop_unless_turned_off() -> None:
     assert seen["auto"][0].startswith("uvloop") and seen["auto"][1] == "uvloop, orjson"
     assert seen["off"][0].startswith("asyncio")
     assert seen["off"][1] == "none (standard library event loop and JSON)"
+
+
+def test_the_collector_is_settled_once_the_service_has_started() -> None:
+    threshold = gc.get_threshold()
+    try:
+        said = collector.settle()
+        assert gc.get_threshold() == (collector.YOUNG_THRESHOLD, *threshold[1:])
+        assert gc.get_freeze_count() > 1000  # this test process's modules, at least
+        assert f"{gc.get_freeze_count():,} start-up objects frozen" in said
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*threshold)

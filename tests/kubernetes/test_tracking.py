@@ -201,6 +201,19 @@ async def test_tracked_jobs_keep_what_the_backend_reads(backend: KubernetesBacke
     assert "managedFields" not in kept["metadata"] and kept["metadata"]["uid"] == "u1"
     # The caller's object is left as it was.
     assert "template" in job["spec"] and "managedFields" in job["metadata"]
+    # The status is held as its JSON: each reader gets its own, equal to what the API sent
+    # (a 20-digit number included), and changing it changes nothing held.
+    ended = {
+        "succeeded": 1,
+        "big": 12345678901234567890,
+        "conditions": [{"type": "Complete", "status": "True"}],
+    }
+    tracker.observe({**job, "metadata": {**job["metadata"], "resourceVersion": "8"}, "status": ended})
+    first = tracker.latest("j1")
+    assert first is not None and first["status"] == ended and first["status"] is not ended
+    first["status"]["conditions"].clear()
+    again = tracker.latest("j1")
+    assert again is not None and again["status"] == ended
 
 
 def event_line(

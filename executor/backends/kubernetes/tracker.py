@@ -38,6 +38,7 @@ import json
 import logging
 import random
 import re
+import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -427,34 +428,50 @@ def _newer(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
 # What the backend reads of a Job it tracks (its wait, the pod-start check, the outcome, the
 # live log): the rest is dropped. 50,000 Jobs held whole (their labels, their event annotation,
 # their spec) took about 5 KB each, most of the tracking's memory (bench/tracking.py); held as
-# the dicts below, still about 1.2 KB each, dicts mostly: hence _Kept.
+# the dicts below, still about 1.2 KB each, dicts mostly: hence _Kept. An ended Job's status
+# (its conditions, six timestamps) held as parsed was another 1 KB and more in small objects
+# spread over the memory its watch event was read into: it is held as its JSON text, read back
+# when asked for (when the Job ends, and by `latest`); repeated strings (the namespace, label
+# names, timestamps of the same second) are held once.
 _KEPT_METADATA = ("name", "namespace", "uid", "resourceVersion", "creationTimestamp", "deletionTimestamp")
+_SHARED_METADATA = frozenset({"namespace", "creationTimestamp", "deletionTimestamp"})
 _ABSENT: Any = object()
+
+
+def _shared(value: Any) -> Any:
+    return sys.intern(value) if type(value) is str else value
 
 
 @dataclass(frozen=True, slots=True)
 class _Kept:
-    """A Job as the tracker holds it, in a few tuples; job() gives it back as the API's shape:
-    {"metadata": the fields above, "spec": {"selector": ...}, "status": ...}, each call a new
-    object except for the status, which is shared and must not be changed."""
+    """A Job as the tracker holds it, in a few tuples and its status's JSON; job() gives it
+    back as the API's shape, {"metadata": the fields above, "spec": {"selector": ...},
+    "status": ...}, each call a new object."""
 
     metadata: tuple[Any, ...]  # the values of _KEPT_METADATA, _ABSENT where the Job has none
     selector: Any  # spec.selector; a plain matchLabels as its pairs; _ABSENT: no selector
     has_spec: bool
-    status: Any  # _ABSENT: none
+    status: bytes | None  # its JSON; None: none
 
     @classmethod
     def of(cls, job: Mapping[str, Any]) -> _Kept:
         meta = job.get("metadata")
         meta = meta if isinstance(meta, dict) else {}
+        values = tuple(
+            _shared(meta[k]) if k in _SHARED_METADATA and k in meta else meta.get(k, _ABSENT)
+            for k in _KEPT_METADATA
+        )
         spec = job.get("spec")
         selector = spec.get("selector", _ABSENT) if isinstance(spec, dict) else _ABSENT
         if isinstance(selector, dict) and selector.keys() == {"matchLabels"}:
             labels = selector["matchLabels"]
             if isinstance(labels, dict):
-                selector = tuple(labels.items())
-        values = tuple(meta.get(k, _ABSENT) for k in _KEPT_METADATA)
-        return cls(values, selector, isinstance(spec, dict), job.get("status", _ABSENT))
+                # The labels' values are the Job's name and uid: the same string objects, once.
+                same = {v: v for v in values[:3] if type(v) is str}
+                selector = tuple((_shared(k), same.get(v, v)) for k, v in labels.items())
+        status = job.get("status", _ABSENT)
+        text = None if status is _ABSENT else fastjson.dumps(status)
+        return cls(values, selector, isinstance(spec, dict), text)
 
     @property
     def uid(self) -> str:
@@ -472,8 +489,8 @@ class _Kept:
             elif self.selector is not _ABSENT:
                 spec["selector"] = self.selector
             job["spec"] = spec
-        if self.status is not _ABSENT:
-            job["status"] = self.status
+        if self.status is not None:
+            job["status"] = fastjson.loads(self.status)
         return job
 
 

@@ -41,6 +41,11 @@ def _ids_without_the_log(path: Path, tmp: Path) -> int:
     except sqlite3.OperationalError as exc:  # not even the schema is in the file yet
         assert "no such table" in str(exc)
         return 0
+    except sqlite3.DatabaseError as exc:
+        # Copied while a checkpoint was writing pages into the file: a torn copy, which a real
+        # loss would not leave (the log is only dropped once the checkpoint is synced). Not yet.
+        assert "malformed" in str(exc)
+        return -1
     finally:
         db.close()
 

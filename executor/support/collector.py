@@ -2,7 +2,7 @@
 
 With CPython's defaults the young generation is collected every 700 allocations of containers
 (dicts, lists, futures, frames): a received event makes a few hundred, so the collector ran
-every few requests and took a sixth of `serve`'s CPU under load (measured with py-spy's native
+every few requests and took 10-16% of `serve`'s CPU under load (measured with py-spy's native
 frames in bench/ingest.py's setting). Once the service has started:
 
 - what start-up made (modules, the config, the app, the clients) is frozen: it lives as long as

@@ -76,7 +76,7 @@ async def test_serve_with_no_settings_runs_the_sample_event(user_dir: Path) -> N
         assert data["status"] == "succeeded", data
         assert "Hello from sockshop/production/orders" in data["message"]
         assert (user_dir / ".job-executor" / "state.db").is_file()
-        # Tuned once it started (executor/support/collector.py): a sixth of its CPU otherwise.
+        # Tuned once it started (executor/support/collector.py): 10-16% of its CPU otherwise.
         assert "start-up objects frozen; the young generation is collected every 10,000" in out.read_text()
     finally:
         proc.terminate()

@@ -192,8 +192,7 @@ class StateStore:
         commit, so one write of the log, for all of them (group commit). A row already there
         (an earlier delivery, or the same event twice in `rows`) answers False."""
         now = time.time()
-        with self.transaction():
-            self._commits.begin()
+        with self.transaction():  # opens the shared transaction: each insert needs no begin()
             execute = self._db.execute
             fresh = [
                 execute(

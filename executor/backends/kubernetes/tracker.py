@@ -171,7 +171,7 @@ class JobTracker:
         """A Job the backend just created or read: known before the watch reports it."""
         meta = job.get("metadata") or {}
         current = self._jobs.get(meta.get("name", ""))
-        if current is None or _newer(job, current.job()):
+        if current is None or _newer(job, current.job(status=False)):
             self._store(job)  # _store keeps a slim copy: the caller's object is left as it was
 
     def ending(self, name: str, uid: str = "") -> asyncio.Future[Job | None]:
@@ -242,8 +242,9 @@ class JobTracker:
 
     async def _list(self) -> None:
         jobs: dict[str, _Kept] = {}
-        # uid of each Job not ended -> whether its status counts a ready pod, read from the listed
-        # object while it is at hand (as _store does), not from a copy built again for it.
+        # uid of each Job not ended -> whether its status counts a ready pod, and whether each
+        # Job is pending: read from the listed object while it is at hand (as _store does), not
+        # from a copy built again for it (its status decoded from the kept JSON).
         running: dict[str, bool] = {}
         meta: Job = {}
         async for page in self.api.job_pages(self.namespace, self.selector, LIST_PAGE):
@@ -251,14 +252,14 @@ class JobTracker:
                 kept = jobs[item["metadata"]["name"]] = _Kept.of(item)
                 if not is_finished(item):
                     running[kept.uid] = has_ready_pod(item)
+                if self.pending is not None:
+                    self.pending.observed(item)
             meta = page.get("metadata") or {}
         self.stats.lists += 1
         self.resource_version = str(meta.get("resourceVersion") or "")
         if self.pending is not None:
             for name in set(self._jobs) - set(jobs):
                 self.pending.gone(name)
-            for listed in jobs.values():
-                self.pending.observed(listed.job())
         self._ready = {uid for uid, ready in running.items() if ready or uid in self._ready}
         self._jobs = jobs
         self._synced.set()
@@ -478,7 +479,8 @@ class _Kept:
         uid = self.metadata[2]
         return "" if uid is _ABSENT or not uid else str(uid)
 
-    def job(self) -> Job:
+    def job(self, status: bool = True) -> Job:
+        """`status=False`: without it, for a reader of the metadata alone (no JSON read back)."""
         job: Job = {
             "metadata": {k: v for k, v in zip(_KEPT_METADATA, self.metadata, strict=True) if v is not _ABSENT}
         }
@@ -489,7 +491,7 @@ class _Kept:
             elif self.selector is not _ABSENT:
                 spec["selector"] = self.selector
             job["spec"] = spec
-        if self.status is not None:
+        if status and self.status is not None:
             job["status"] = fastjson.loads(self.status)
         return job
 

@@ -35,6 +35,9 @@ def main() -> int:
         print(f"port {PORT} is in use: free it or run DEMO_PORT=<port> make demo", file=sys.stderr)
         return 1
     state = tempfile.mkdtemp(prefix="job-executor-demo-")
+    # mkdtemp's folder is its owner's alone; run as root, serve runs tasks as `nobody`, who must
+    # pass through it to reach its own work dir (listing it stays refused).
+    os.chmod(state, 0o711)
     print(f"$ job-executor serve --port {PORT} --state-dir {state}", flush=True)
     server = subprocess.Popen(
         [sys.executable, "-m", "executor", "serve", "--port", str(PORT), "--state-dir", state],

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import queue
 import re
 import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -14,7 +16,18 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import ROOT, SAMPLES, clean_env, cli, emitted, make_event, one_task, output, write_config
+from .conftest import (
+    ROOT,
+    SAMPLES,
+    clean_env,
+    cli,
+    emitted,
+    free_port,
+    make_event,
+    one_task,
+    output,
+    write_config,
+)
 
 # --- item 16 ----------------------------------------------------------------------------------
 
@@ -197,3 +210,20 @@ def test_item17_run_says_the_image_is_not_used(tmp_path: Path, image: str) -> No
     assert result.returncode == 0, output(result)
     assert image in result.stderr, result.stderr
     assert "serviceAccount" not in result.stderr  # only what the config asks for
+
+
+def test_make_demo_handles_its_sample_event() -> None:
+    # README's first command (`make demo` runs samples/demo.py): the sample event's task must
+    # succeed, also when the suite runs as root and tasks run as `nobody` (the demo's temporary
+    # state folder was its owner's alone, and every task ended "without an exit code").
+    env = clean_env({"DEMO_PORT": str(free_port())})
+    result = subprocess.run(
+        [sys.executable, "samples/demo.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    finished = [
+        json.loads(line)
+        for line in result.stdout.splitlines()
+        if line.startswith("{") and ".finished" in line
+    ]
+    assert [event["data"]["status"] for event in finished] == ["succeeded"], result.stdout + result.stderr

@@ -54,6 +54,20 @@ async def test_completion_during_410_gone_is_seen_after_a_relist(
     assert int(watches[-1].query["resourceVersion"]) >= compacted
 
 
+async def test_a_job_deleted_while_unwatched_ends_its_wait_at_the_relist(
+    kube_api: FakeKubeAPI, backend: KubernetesBackend
+) -> None:
+    _, handle, waiter = await submitted_and_waiting(backend, kube_api)
+    kube_api.drop_watches()
+    kube_api.delete("jobs", NAMESPACE, handle.name)
+    kube_api.compact()  # the deletion is not in any history the watch can resume from
+    # The re-list no longer shows it and reading it answers 404: the task is lost now, not
+    # timed out once maxPollDuration has passed.
+    outcome = await asyncio.wait_for(waiter, 5)
+    assert outcome.status == "lost"
+    assert backend.tracker(NAMESPACE).waiting() == []
+
+
 async def test_dropped_watch_resumes_from_its_resource_version(
     kube_api: FakeKubeAPI, backend: KubernetesBackend
 ) -> None:
@@ -388,7 +402,8 @@ async def test_jobs_in_flight_cost_the_tracker_no_task_and_only_what_it_reads(
     kube_api: FakeKubeAPI, backend_factory: Any
 ) -> None:
     # 50,000 Jobs in flight must fit in the memory of a small pod (bench/tracking.py): a wait
-    # holds a future and a timer, not tasks of its own, and the tracker keeps a slim copy.
+    # holds a future whose deadline the tracker keeps, no task of its own, and the tracker keeps a
+    # slim copy of the Job.
     backend = backend_factory(pod_start_grace=60)
     await backend.start()
     jobs = 20

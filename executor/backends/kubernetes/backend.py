@@ -234,23 +234,18 @@ class KubernetesBackend:
         del job
         deadline = created + limit
         # Most Jobs end, or show a ready pod, within the pod-start grace: their wait is a future
-        # and one timer, here, with no check started and no coroutine of its own (a task per Job
-        # for the check, one for the ending, two timers and a coroutine frame each were much of
-        # the memory of 50,000 Jobs in flight; bench/tracking.py).
-        ending = tracker.ending(name, uid)
+        # whose deadline the tracker keeps, with no check started, no timer and no coroutine of
+        # its own (a task per Job for the check, one for the ending, timers and coroutine frames
+        # were much of the memory of 50,000 Jobs in flight; bench/tracking.py).
         first = min(created + self.pod_start_grace, deadline) if self.pod_start_grace > 0 else deadline
         final: Obj | Stuck | None
         try:
             try:
-                async with asyncio.timeout(max(0.0, first - time.time())):
-                    final = await ending
+                final = await tracker.ending(name, uid, until=first)
             except TimeoutError:
-                if ending.done() and not ending.cancelled():
-                    final = ending.result()  # it ended just as the grace ran out
-                elif first >= deadline:
+                if first >= deadline:
                     raise
-                else:
-                    final = await self._after_grace(api, tracker, name, uid, created, deadline)
+                final = await self._after_grace(api, tracker, name, uid, created, deadline)
         except TimeoutError:
             latest = tracker.latest(name) or _known(namespace, name, uid)
             if terminal_condition(latest) is not None and _uid(latest) == uid:
@@ -274,7 +269,7 @@ class KubernetesBackend:
     ) -> Obj | Stuck | None:
         """Once the pod-start grace is over: the Job once ended (None: deleted first), or why its
         pod cannot start, whichever is first; TimeoutError at `deadline` (epoch seconds)."""
-        ending = tracker.ending(name, uid)  # the grace's timeout cancelled the first
+        ending = tracker.ending(name, uid)  # the first one expired with the grace
         if ending.done():
             return ending.result()
         async with asyncio.timeout(max(0.0, deadline - time.time())):

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import json
 import logging
 import random
@@ -41,7 +40,7 @@ import re
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -50,6 +49,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from executor.backends.kubernetes.admission import PendingCap
 from executor.backends.kubernetes.api import ApiError, KubeAPI, status_error
 from executor.backends.kubernetes.harvest import is_finished
+from executor.backends.kubernetes.waiters import Waiters
 from executor.backends.kubernetes.watchstream import Pacer, watch_lines
 from executor.support import fastjson
 from executor.support.backoff import KUBE_WATCH, Backoff
@@ -75,12 +75,6 @@ class TrackerStats:
     watches: int = 0  # watch requests opened
     expired: int = 0  # 410 Gone answers
     errors: int = 0  # failed lists or watches, retried after a backoff
-
-
-@dataclass(slots=True)
-class _Waiter:
-    uid: str
-    future: asyncio.Future[Job | None] = field(repr=False)
 
 
 class JobTracker:
@@ -110,7 +104,7 @@ class JobTracker:
         self.resource_version = ""
         self.stats = TrackerStats()
         self._jobs: dict[str, _Kept] = {}
-        self._waiters: dict[str, list[_Waiter]] = {}
+        self._waiters = Waiters()
         # uids of the Jobs not ended whose status has counted a ready pod (monotonic: a later
         # ready 0 means the pod stopped, not that it never started).
         self._ready: set[str] = set()
@@ -132,10 +126,7 @@ class JobTracker:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._task = None
-        for waiters in self._waiters.values():
-            for waiter in waiters:
-                waiter.future.cancel()
-        self._waiters.clear()
+        self._waiters.cancel_all()
 
     async def synced(self, within: float | None = None) -> bool:
         """True once the first list has been read (False if that takes longer than `within` seconds)."""
@@ -165,7 +156,7 @@ class JobTracker:
 
     def waiting(self) -> list[str]:
         """Names of the Jobs someone is waiting for."""
-        return sorted(self._waiters)
+        return self._waiters.names()
 
     def observe(self, job: Mapping[str, Any]) -> None:
         """A Job the backend just created or read: known before the watch reports it."""
@@ -174,28 +165,19 @@ class JobTracker:
         if current is None or _newer(job, current.job(status=False)):
             self._store(job)  # _store keeps a slim copy: the caller's object is left as it was
 
-    def ending(self, name: str, uid: str = "") -> asyncio.Future[Job | None]:
-        """The Job once it has completed or failed; None if it is deleted before that. A plain
-        future, not a coroutine: no task per Job in flight (50,000 of them each with a task and
-        its frame were much of the tracking's memory). Cancelling it, or its being set, removes
-        the waiter."""
+    def ending(self, name: str, uid: str = "", until: float | None = None) -> asyncio.Future[Job | None]:
+        """The Job once it has completed or failed; None if it is deleted before that;
+        TimeoutError at `until` (epoch seconds) if it has not ended by then. A plain future,
+        not a coroutine, and no timer of its own (waiters.py): 50,000 Jobs in flight each with
+        a task, a timeout and their frames were much of the tracking's memory."""
         future: asyncio.Future[Job | None] = asyncio.get_running_loop().create_future()
         kept = self._jobs.get(name)
         current = None if kept is None else kept.job()
         if current is not None and (not uid or _uid(current) == uid) and is_finished(current):
             future.set_result(current)
             return future
-        waiter = _Waiter(uid, future)
-        self._waiters.setdefault(name, []).append(waiter)
-        future.add_done_callback(functools.partial(self._forget, name, waiter))
+        self._waiters.add(name, uid, future, until)
         return future
-
-    def _forget(self, name: str, waiter: _Waiter, _: object = None) -> None:
-        waiters = self._waiters.get(name, [])
-        if waiter in waiters:
-            waiters.remove(waiter)
-        if not waiters:
-            self._waiters.pop(name, None)
 
     # ---- the watch loop ----
 
@@ -263,7 +245,7 @@ class JobTracker:
         self._ready = {uid for uid, ready in running.items() if ready or uid in self._ready}
         self._jobs = jobs
         self._synced.set()
-        for name in list(self._waiters):
+        for name in self._waiters.names():
             found = jobs.get(name)
             if found is not None:
                 self._resolve(name, found.job())
@@ -365,15 +347,13 @@ class JobTracker:
     def _resolve(self, name: str, job: Job) -> None:
         if not is_finished(job):
             return
-        for waiter in self._waiters.get(name, []):
-            if waiter.uid in ("", _uid(job)) and not waiter.future.done():
-                waiter.future.set_result(job)
+        for future in self._waiters.take(name, _uid(job)):
+            future.set_result(job)
 
-    def _resolve_deleted(self, name: str, uid: str, final: Job) -> None:
-        for waiter in self._waiters.get(name, []):
-            if waiter.uid in ("", uid) and not waiter.future.done():
-                # A Job deleted after it finished still tells how it ended.
-                waiter.future.set_result(final if is_finished(final) else None)
+    def _resolve_deleted(self, name: str, uid: str, final: Job, *, any_uid: bool = False) -> None:
+        for future in self._waiters.take(name, uid, any_uid=any_uid):
+            # A Job deleted after it finished still tells how it ended.
+            future.set_result(final if is_finished(final) else None)
 
     async def _check_gone(self, name: str) -> None:
         try:
@@ -385,7 +365,8 @@ class JobTracker:
             )
         except ApiError as exc:
             if exc.status == 404 and name not in self._jobs:
-                self._resolve_deleted(name, "", {})
+                # No Job of that name at all: every waiter for it, whatever its uid, lost it.
+                self._resolve_deleted(name, "", {}, any_uid=True)
             elif exc.status != 404:
                 log.warning("checking Job %s/%s after a re-list: %s", self.namespace, name, exc)
             return

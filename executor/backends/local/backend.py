@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 MAX_RESULT_BYTES = 64 * 1024
 POLL_SECONDS = 0.2
 KILL_GRACE_SECONDS = 2.0
+STREAM_CHUNK = 1 << 20  # the most of a task's output streamed per flush (`run`)
 
 # $1 is the work dir. The pid file is written before the command starts and the exit file
 # after it ends, each by one small write (readers take an empty file for "not yet"); only
@@ -278,11 +279,7 @@ class LocalBackend:
         self, work: str, started: str, status: str, reason: str, code: int | None = None
     ) -> TaskOutcome:
         logs = workdir.read_tail(f"{work}/output.log")
-        result_path = f"{work}/keptn/result.json"
-        result = None
-        if os.path.isfile(result_path):  # not a FIFO or a device a task left there
-            with open(result_path, "rb") as handle:
-                result = handle.read(MAX_RESULT_BYTES + 1)
+        result = workdir.read_result(work, MAX_RESULT_BYTES + 1)
         return TaskOutcome(
             status=status,  # type: ignore[arg-type]
             reason=reason,
@@ -294,7 +291,11 @@ class LocalBackend:
         )
 
     async def _kill(self, work: str) -> None:
-        pid = _task_pid(work)
+        own = self._children.get(os.path.basename(work))
+        if own is not None and own[0].returncode is None:
+            pid: int | None = own[0].pid  # our own child: no record to trust
+        else:
+            pid = _task_pid(work, self.run_as)
         if pid is None:
             return
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -331,17 +332,16 @@ class LocalBackend:
 
     def _flush_output(self, work: str) -> None:
         assert self.output is not None
-        path = Path(work, "output.log")
-        offset_file = Path(work, "streamed")
-        offset = int(workdir.read(offset_file) or 0)
-        if not path.exists() or path.stat().st_size <= offset:
+        offset_text = workdir.read(f"{work}/streamed")
+        offset = int(offset_text) if offset_text.isdigit() else 0
+        chunk = workdir.read_from(f"{work}/output.log", offset, STREAM_CHUNK)
+        if not chunk:
             return
-        with path.open("rb") as handle:
-            handle.seek(offset)
-            chunk = handle.read()
         self.output.write(chunk.decode("utf-8", "replace"))
         self.output.flush()
-        offset_file.write_text(str(offset + len(chunk)))
+        # Not through a symlink the task put there (workdir.write): then it streams again.
+        with contextlib.suppress(OSError):
+            workdir.write(f"{work}/streamed", str(offset + len(chunk)))
 
 
 def _expand(text: str, env: Mapping[str, str]) -> str:
@@ -356,18 +356,32 @@ def _expand(text: str, env: Mapping[str, str]) -> str:
     return _VAR.sub(replace, text)
 
 
-def _task_pid(work: str) -> int | None:
+def _task_pid(work: str, run_as: children.RunAs | None = None) -> int | None:
     """The pid to signal, only while it is still the process we started (not a reused pid)."""
     if not workdir.running(work):
         return None  # nothing of the task holds its lock: it has ended, whatever has its pid now
     recorded = workdir.recorded_process(work)
     if recorded is not None:
-        return recorded.pid
-    if os.path.exists(f"{work}/{workdir.PROC}"):
+        pid: int | None = recorded.pid
+    elif os.path.lexists(f"{work}/{workdir.PROC}"):
         return None  # recorded, but that process is gone: the pid is someone else's now
-    # A stop between spawn and the record: the wrapper's own pid file, while its lock is held.
-    text = workdir.read(f"{work}/pid")
-    return int(text) if text.isdigit() else None
+    else:
+        # A stop between spawn and the record: the wrapper's own pid file, while its lock is held.
+        text = workdir.read(f"{work}/pid")
+        pid = int(text) if text.isdigit() else None
+    if pid is not None and run_as is not None and not _owned_by(pid, run_as.uid):
+        # Both records are in a folder the task's user owns, who can forge them: root signals
+        # nothing but that user's processes (not pid 1, not the service).
+        log.warning("task %s names process %d, not its user's: not signalled", os.path.basename(work), pid)
+        return None
+    return pid
+
+
+def _owned_by(pid: int, uid: int) -> bool:
+    try:
+        return os.stat(f"/proc/{pid}").st_uid == uid
+    except OSError:
+        return False
 
 
 def _now() -> str:

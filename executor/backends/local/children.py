@@ -99,15 +99,16 @@ def _options(pass_fds: Sequence[int], run_as: RunAs | None) -> dict[str, Any]:
 def _popen(
     argv: Sequence[str], cwd: str, env: Mapping[str, str], options: dict[str, Any]
 ) -> subprocess.Popen[bytes]:
+    null = _devnull()
     return subprocess.Popen(
-        list(argv),
-        cwd=cwd,
-        env=dict(env),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        **options,
+        list(argv), cwd=cwd, env=dict(env), stdin=null, stdout=null, stderr=null, **options
     )
+
+
+@functools.cache
+def _devnull() -> int:
+    """/dev/null, opened once for every child (subprocess.DEVNULL opens it for each one)."""
+    return os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
 
 
 async def start(

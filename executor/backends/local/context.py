@@ -16,6 +16,7 @@ import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
+from executor.backends.local import workdir
 from executor.config.paths import STAGING_ROOT
 from executor.model.tasks import EVENT_FILE_PATH, TaskSpec
 
@@ -87,8 +88,7 @@ class Folders:
 def write_event(spec: TaskSpec, work: str) -> None:
     if spec.event_file:
         path = f"{work}/keptn/{EVENT_FILE_PATH.removeprefix(STAGING_ROOT + '/')}"
-        with open(path, "w", encoding="utf-8") as handle:
-            handle.write(spec.event_file)
+        workdir.write(path, spec.event_file)
 
 
 def copy_secret_files(spec: TaskSpec, work: str, secrets_dir: Path | None) -> None:

@@ -192,7 +192,7 @@ class LocalBackend:
         if odd:
             argv = ["env", *odd, *argv]
         cwd = folders.rebase(spec.working_dir) if spec.working_dir else staging
-        if not os.path.isdir(cwd):
+        if cwd != staging and not os.path.isdir(cwd):  # the staging folder was just made
             raise ValueError(f"working directory {spec.working_dir} does not exist on this machine")
         return argv, env, cwd
 

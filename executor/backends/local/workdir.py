@@ -198,15 +198,25 @@ def read_bytes(path: str, limit: int = SMALL_FILE) -> bytes:
             return b""
         raise
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
             return b""
-        return _read_fd(fd, limit)
+        return _read_fd(fd, limit, info.st_size)
     finally:
         os.close(fd)
 
 
-def _read_fd(fd: int, limit: int) -> bytes:
-    chunks = []
+def _read_fd(fd: int, limit: int, size: int = 0) -> bytes:
+    """Up to `limit` bytes to the end; `size` (the file's, as fstat said; /proc's files say 0)
+    spares the read that finds the end of a file read whole at once."""
+    if 0 < size <= limit:
+        data = os.read(fd, size)
+        if len(data) == size:
+            return data
+        limit -= len(data)
+        chunks = [data]
+    else:
+        chunks = []
     while limit > 0:
         chunk = os.read(fd, min(limit, 1 << 16))
         if not chunk:
@@ -230,7 +240,8 @@ def read_result(work: str, limit: int) -> bytes | None:
     finally:
         os.close(folder)
     try:
-        return _read_fd(fd, limit) if stat.S_ISREG(os.fstat(fd).st_mode) else None
+        info = os.fstat(fd)
+        return _read_fd(fd, limit, info.st_size) if stat.S_ISREG(info.st_mode) else None
     finally:
         os.close(fd)
 
@@ -265,8 +276,9 @@ def read_from(path: str, offset: int, limit: int) -> bytes:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             return b""
-        os.lseek(fd, max(0, info.st_size + offset) if offset < 0 else offset, os.SEEK_SET)
-        return _read_fd(fd, limit)
+        start = max(0, info.st_size + offset) if offset < 0 else offset
+        os.lseek(fd, start, os.SEEK_SET)
+        return _read_fd(fd, limit, max(0, info.st_size - start))
     finally:
         os.close(fd)
 

@@ -17,7 +17,7 @@ import pytest
 
 from executor.backends.base import BackendError
 from executor.backends.local import backend as local_backend
-from executor.backends.local import children, workdir
+from executor.backends.local import children, isolation, workdir
 from executor.backends.local.backend import LocalBackend
 from executor.backends.local.isolation import run_as_user
 from executor.backends.naming import spec_job_name
@@ -183,3 +183,39 @@ def test_run_as_user_names_an_unknown_user() -> None:
         return
     with pytest.raises(ValueError, match="LOCAL_RUN_AS_USER='no-such-user-here': no such user"):
         run_as_user("no-such-user-here")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching user needs root")
+async def test_a_work_root_the_tasks_user_cannot_reach_is_said_with_the_fix(
+    open_tmp: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # serve as root with its state under root's home (0700): every task, run as nobody, could
+    # write neither its pid nor its exit code, and ended "without an exit code".
+    home = open_tmp / "home"
+    home.mkdir(mode=0o700)
+    backend = LocalBackend(home / "state" / "work", run_as=run_as_user("nobody"))
+    await backend.start()
+    assert f"cannot pass through {home} " in caplog.text
+    spec = shell("echo ran")
+    outcome = await backend.wait(await backend.submit(spec, {}), spec)
+    assert outcome.status == "failed"
+    assert f"run `chmod o+x {home}`" in outcome.reason and "STATE_DIR" in outcome.reason
+    # Fixed by the chmod it names, without a restart.
+    home.chmod(0o711)
+    spec = shell("echo ran again")
+    outcome = await backend.wait(await backend.submit(spec, {}), spec)
+    assert (outcome.status, outcome.logs.strip()) == ("succeeded", "ran again")
+
+
+def test_the_first_folder_the_tasks_user_cannot_pass_is_named(open_tmp: Path) -> None:
+    other = children.RunAs(uid=os.getuid() + 12345, gid=os.getgid() + 12345)
+    outer = open_tmp / "outer"
+    inner = outer / "inner"
+    inner.mkdir(parents=True)
+    outer.chmod(0o710)  # group only: not this user's group
+    inner.chmod(0o700)
+    assert isolation.unreachable(inner / "work", other) == str(outer)
+    outer.chmod(0o711)
+    assert isolation.unreachable(inner / "work", other) == str(inner)
+    inner.chmod(0o701)
+    assert isolation.unreachable(inner / "work", other) == ""  # the rest is made by start()

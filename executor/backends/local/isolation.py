@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import os
 import pwd
+import stat
 from collections.abc import Iterable
 from dataclasses import replace
+from pathlib import Path
 
 from executor.backends.local.children import RunAs
 from executor.model.tasks import TaskOutcome
@@ -49,6 +51,26 @@ def hand_over(work: str, run_as: RunAs) -> None:
         for name in (*dirs, *files):
             if name != "lock":
                 os.chown(os.path.join(folder, name), run_as.uid, run_as.gid, follow_symlinks=False)
+
+
+def unreachable(folder: Path, run_as: RunAs) -> str:
+    """The first folder on the way to `folder` that the task's user may not pass through (no
+    search permission for it by the mode bits), or "" when it can reach it. A task started
+    there could not write its pid, output or exit code, and would end saying only that."""
+    for step in (*reversed(folder.resolve().parents), folder.resolve()):
+        try:
+            info = step.stat()
+        except OSError:
+            return ""  # not there yet: made by start(), 0711
+        if info.st_uid == run_as.uid:
+            allowed = info.st_mode & stat.S_IXUSR
+        elif info.st_gid == run_as.gid:
+            allowed = info.st_mode & stat.S_IXGRP
+        else:
+            allowed = info.st_mode & stat.S_IXOTH
+        if not allowed:
+            return str(step)
+    return ""
 
 
 def mask(text: str, values: Iterable[str]) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import datetime
+import hashlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -107,11 +108,19 @@ def _cid(pod: Obj, container: str) -> str:
     return f"containerd://{abs(hash((pod['metadata']['uid'], container))):016x}"
 
 
+def _image_id(image: str) -> str:
+    """The image's reference with its digest, as the kubelet reports what the runtime pulled
+    (ContainerStatus.imageID, from the CRI's image ref): one digest per image, in hex. Not a
+    run of zeros: a digest's digits are what JSON readers of a pod meet."""
+    digest = hashlib.sha256(image.encode()).hexdigest()
+    return f"{image}@sha256:{digest}"
+
+
 def _container_status(pod: Obj, c: Obj, state: Obj, *, ready: bool) -> Obj:
     return {
         "name": c["name"],
         "image": c.get("image", ""),
-        "imageID": f"{c.get('image', '')}@sha256:{'0' * 64}",
+        "imageID": _image_id(c.get("image", "")),
         "containerID": _cid(pod, c["name"]),
         "ready": ready,
         "restartCount": 0,

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
@@ -140,3 +141,41 @@ async def test_the_service_client_creates_jobs_from_plain_manifests(
         no_validation_errors(kube_api)
     finally:
         await backend.close()
+
+
+async def test_json_bodies_are_encoded_once_by_the_service_and_arrive_whole(
+    kube_api: FakeKubeAPI, kube_config_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    configuration = client.Configuration()
+    await config.load_kube_config(config_file=str(kube_config_file), client_configuration=configuration)
+    api_client = FastApiClient(configuration=configuration)
+
+    def refused(*_: Any, **__: Any) -> str:
+        raise AssertionError("the generated client encoded the body again")
+
+    # The generated REST client's own name for the json module (the fake server keeps the real one).
+    monkeypatch.setattr("kubernetes_asyncio.client.rest.json", SimpleNamespace(dumps=refused))
+    manifest = render_task(make_spec(), OPTIONS, {})[-1]
+    manifest["metadata"]["annotations"]["note"] = 'ünïcödé "quoted" \\ and\nnewline'
+    api = KubeAPI(api_client)
+    try:
+        created = await api.call(
+            "creating", api.batch.create_namespaced_job, NAMESPACE, JSONBody(manifest), field_manager="jx"
+        )
+        stored = kube_api.get("jobs", NAMESPACE, manifest["metadata"]["name"])
+        assert stored is not None and created["metadata"]["uid"] == stored["metadata"]["uid"]
+        assert stored["metadata"]["annotations"] == manifest["metadata"]["annotations"]
+        assert stored["metadata"]["labels"] == manifest["metadata"]["labels"]
+        no_validation_errors(kube_api)
+        # Bodies of other kinds still go the generated client's way (its encoder is refused here).
+        with pytest.raises(AssertionError, match="encoded the body again"):
+            await api_client.call_api(
+                f"/apis/batch/v1/namespaces/{NAMESPACE}/jobs",
+                "POST",
+                body={"kind": "Job"},
+                header_params={"Content-Type": "application/json"},
+                auth_settings=["BearerToken"],
+                _preload_content=False,
+            )
+    finally:
+        await api_client.close()

@@ -123,6 +123,46 @@ class FastApiClient(client.ApiClient):
             return obj
         return super().sanitize_for_serialization(obj)
 
+    def request(
+        self,
+        method: str,
+        url: str,
+        query_params: Any = None,
+        headers: Any = None,
+        post_params: Any = None,
+        body: Any = None,
+        _preload_content: bool = True,
+        _request_timeout: Any = None,
+    ) -> Awaitable[Any]:
+        # The generated REST client encodes every JSON body with the standard library's json
+        # (about 2% of the service's CPU per event: the Job manifest); a JSONBody is sent as
+        # fastjson wrote it, the rest of the request made as that client makes it.
+        if isinstance(body, JSONBody) and not _preload_content and not post_params:
+            return self._send_json(method, url, query_params, dict(headers or {}), body, _request_timeout)
+        return super().request(  # type: ignore[no-any-return]
+            method, url, query_params, headers, post_params, body, _preload_content, _request_timeout
+        )
+
+    async def _send_json(
+        self, method: str, url: str, query: Any, headers: dict[str, str], body: JSONBody, limits: Any
+    ) -> aiohttp.ClientResponse:
+        rest = self.rest_client
+        headers.setdefault("Content-Type", "application/json")
+        args: dict[str, Any] = {
+            "method": method.upper(),
+            "url": url + ("?" + urllib.parse.urlencode(query) if query else ""),
+            "headers": headers,
+            "data": fastjson.dumps(body),
+            "timeout": limits if isinstance(limits, aiohttp.ClientTimeout) else aiohttp.ClientTimeout(),
+        }
+        if rest.proxy:
+            args["proxy"] = rest.proxy
+        if rest.proxy_headers:
+            args["proxy_headers"] = rest.proxy_headers
+        if rest.server_hostname:
+            args["server_hostname"] = rest.server_hostname
+        return await rest.pool_manager.request(**args)
+
 
 class KubeAPI:
     """The few calls the backend makes, each returning parsed JSON (or text for logs)."""

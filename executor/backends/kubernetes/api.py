@@ -137,14 +137,26 @@ class FastApiClient(client.ApiClient):
         # The generated REST client encodes every JSON body with the standard library's json
         # (about 2% of the service's CPU per event: the Job manifest); a JSONBody is sent as
         # fastjson wrote it, the rest of the request made as that client makes it.
-        if isinstance(body, JSONBody) and not _preload_content and not post_params:
+        # Only with a ClientTimeout (KubeAPI's): other timeout forms stay the generated client's.
+        if (
+            isinstance(body, JSONBody)
+            and isinstance(_request_timeout, aiohttp.ClientTimeout)
+            and not _preload_content
+            and not post_params
+        ):
             return self._send_json(method, url, query_params, dict(headers or {}), body, _request_timeout)
         return super().request(  # type: ignore[no-any-return]
             method, url, query_params, headers, post_params, body, _preload_content, _request_timeout
         )
 
     async def _send_json(
-        self, method: str, url: str, query: Any, headers: dict[str, str], body: JSONBody, limits: Any
+        self,
+        method: str,
+        url: str,
+        query: Any,
+        headers: dict[str, str],
+        body: JSONBody,
+        limits: aiohttp.ClientTimeout,
     ) -> aiohttp.ClientResponse:
         rest = self.rest_client
         headers.setdefault("Content-Type", "application/json")
@@ -153,7 +165,7 @@ class FastApiClient(client.ApiClient):
             "url": url + ("?" + urllib.parse.urlencode(query) if query else ""),
             "headers": headers,
             "data": fastjson.dumps(body),
-            "timeout": limits if isinstance(limits, aiohttp.ClientTimeout) else aiohttp.ClientTimeout(),
+            "timeout": limits,
         }
         if rest.proxy:
             args["proxy"] = rest.proxy

@@ -79,23 +79,21 @@ class LocalBackend:
         if self.run_as is not None:
             # Tasks may enter their own work dir (they know its name) but list no other.
             os.chmod(self.work_root, 0o711)
-            if self._unreachable():
+            self._blocked = self._why_blocked(self.run_as)
+            if self._blocked:
                 log.error("local tasks cannot run: %s", self._blocked)
 
-    def _unreachable(self) -> bool:
-        """Whether the tasks' user cannot reach the work root (then self._blocked says why).
-        Checked at start and, while it holds, at each task: it is fixed by a chmod, not a restart."""
-        if self.run_as is None:
-            return False
-        folder = isolation.unreachable(self.work_root, self.run_as)
-        self._blocked = (
-            f"the tasks' user (uid {self.run_as.uid}) cannot pass through {folder} to reach the work "
+    def _why_blocked(self, run_as: children.RunAs) -> str:
+        """Why the tasks' user cannot reach the work root, or "". Checked at start and, while it
+        holds, at each task: it is fixed by a chmod, not a restart."""
+        folder = isolation.unreachable(self.work_root, run_as)
+        if not folder:
+            return ""
+        return (
+            f"the tasks' user (uid {run_as.uid}) cannot pass through {folder} to reach the work "
             f"dirs in {self.work_root}: run `chmod o+x {folder}`, set STATE_DIR to a folder it can "
             "reach, or set LOCAL_RUN_AS_USER empty to run tasks as root"
-            if folder
-            else ""
         )
-        return bool(folder)
 
     async def live_log(self, job: str) -> str | None:
         return workdir.output_so_far(self.work_root, job)
@@ -163,7 +161,9 @@ class LocalBackend:
                 workdir.write_failure(work, str(exc))
                 return TaskHandle(name)
             if self.run_as is not None:
-                if self._blocked and self._unreachable():
+                if self._blocked:
+                    self._blocked = self._why_blocked(self.run_as)
+                if self._blocked:
                     workdir.write_failure(work, f"cannot start: {self._blocked}")
                     return TaskHandle(name)
                 isolation.hand_over(work, self.run_as)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -219,13 +220,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
         reporting={"sink_url": args.sink},
     )
     if settings.config.source == "local" and not settings.config.dir.is_dir():
-        # Serving would answer every event with "no config"; say what to set instead.
-        raise SettingsError(
-            f"CONFIG_DIR={settings.config.dir} is not a folder: set CONFIG_DIR (or --config-dir) to the "
-            "tree of <project>/[<stage>/[<service>/]]job/config.yaml"
-        )
+        installed = _installed_samples()
+        if installed is not None and args.config_dir is None and "CONFIG_DIR" not in os.environ:
+            # No settings, started outside the checkout: the embedded default is its samples
+            # (the start-up log names the folder served).
+            settings = settings.with_overrides(config={"dir": installed})
+        else:
+            # Serving would answer every event with "no config"; say what to set instead.
+            raise SettingsError(
+                f"CONFIG_DIR={settings.config.dir} is not a folder: set CONFIG_DIR (or --config-dir) to "
+                "the tree of <project>/[<stage>/[<service>/]]job/config.yaml"
+            )
     speedups.run(serve(settings), settings.dispatch.speedups)
     return 0
+
+
+def _installed_samples() -> Path | None:
+    """samples/resources of the source tree this package runs from (the README's install), or
+    None when the package was installed without it (a wheel, the image)."""
+    folder = Path(__file__).resolve().parent.parent / "samples" / "resources"
+    return folder if folder.is_dir() else None
 
 
 def cmd_run(args: argparse.Namespace) -> int:

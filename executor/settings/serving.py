@@ -29,7 +29,7 @@ class ConfigSettings:
         Path("samples/resources"),
         envvars.path,
         doc="`[<level1>/[<level2>/[<level3>/]]]job/config.yaml`; the root one applies to every event",
-        shown="samples/resources",
+        shown="samples/resources (unset, `serve` started where there is none: the checkout's)",
     )
     levels: tuple[str, ...] = env(
         "CONFIG_LEVELS",

@@ -110,8 +110,10 @@ def _cid(pod: Obj, container: str) -> str:
 
 def _image_id(image: str) -> str:
     """The image's reference with its digest, as the kubelet reports what the runtime pulled
-    (ContainerStatus.imageID, from the CRI's image ref): one digest per image, in hex. Not a
-    run of zeros: a digest's digits are what JSON readers of a pod meet."""
+    (ContainerStatus.imageID: kubernetes/kubernetes pkg/kubelet/kuberuntime/
+    kuberuntime_container.go, toKubeContainerStatus, from the CRI status's ImageRef): one
+    digest per image, in hex. Not a run of zeros: a digest's digits are what JSON readers of a
+    pod meet."""
     digest = hashlib.sha256(image.encode()).hexdigest()
     return f"{image}@sha256:{digest}"
 

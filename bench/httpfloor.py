@@ -1,8 +1,8 @@
 """The HTTP floor of an event on the Kubernetes backend: the CPU that aiohttp's client spends on
 one request to a loopback server that answers at once, with nothing else done. An event costs
-`serve` one request received and five sent (the Job's create, its pod list and log read, the
-started and finished reports), so 5 x this + the bare parser's receipt is what the protocol
-alone costs, whatever the service does around it.
+`serve` one request received and four sent (the Job's create, its log read, the started and
+finished reports), so 4 x this + the bare parser's receipt is what the protocol alone costs,
+whatever the service does around it.
 
 Run as `python -m bench.httpfloor URL COUNT` (core 0, the server elsewhere): prints the client's
 CPU milliseconds per request as JSON."""

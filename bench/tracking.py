@@ -115,6 +115,9 @@ async def _run_variant(variant: str, api_url: str, kubeconfig: str, jobs: int) -
     if variant == "poll":
         # The baseline learns of the ends by its GETs alone: no shared watch running beside them.
         await backend.tracker(NAMESPACE).close()
+        pods = backend.pod_watch(NAMESPACE)
+        if pods is not None:
+            await pods.close()
     submitted_cpu, submitted_sys, submitted_at = _cpu(), _sys_cpu(), time.monotonic()
     after_create = _stats(api_url)
     after_create_requests = int(after_create["requests"])
@@ -129,7 +132,7 @@ async def _run_variant(variant: str, api_url: str, kubeconfig: str, jobs: int) -
         # nothing more, since it reads an outcome as soon as its Job ends. A copy of each ended
         # Job held here too (1.5 KB each) made a third of the peak at 50,000.
 
-        async def keep(_api: Any, job: Any) -> Any:
+        async def keep(_api: Any, job: Any, pod: Any = None) -> Any:
             return job["metadata"]["name"]
 
         read_outcome, harvest.outcome = harvest.outcome, keep

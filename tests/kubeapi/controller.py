@@ -59,8 +59,10 @@ class JobController(Writes):
         log: LogText = "",
         init_log: LogText = "",
         events: Sequence[EventSpec] = (),
+        result: str = "",
     ) -> Obj:
-        """The Job completes: its pod (created if need be) Succeeded, every container exit 0;
+        """The Job completes: its pod (created if need be) Succeeded, every container exit 0,
+        the first main container's termination message ``result`` (the task's result file);
         conditions SuccessCriteriaMet then Complete (two updates, as the Job controller makes
         them), succeeded=1, completionTime; a Normal "Completed" event on the Job.
 
@@ -80,6 +82,7 @@ class JobController(Writes):
                 exit_code=0,
                 init_exit_code=0,
                 events=events,
+                result=result,
             )
         )
 
@@ -360,6 +363,7 @@ class JobController(Writes):
         exit_code: int,
         init_exit_code: int,
         events: Sequence[EventSpec],
+        result: str = "",
     ) -> Obj:
         job = self._require(JOBS, namespace, name)
         for condition in (job.get("status") or {}).get("conditions") or []:
@@ -377,7 +381,7 @@ class JobController(Writes):
             )
         self._store_logs(pod, "containers", log)
         self._store_logs(pod, "initContainers", init_log)
-        pod = self._set_status(PODS, pod, terminated_pod_status(pod, exit_code, init_exit_code, now))
+        pod = self._set_status(PODS, pod, terminated_pod_status(pod, exit_code, init_exit_code, now, result))
         job = self._require(JOBS, namespace, name)
         status = clone(job.get("status") or {})
         status.setdefault("startTime", now)

@@ -391,6 +391,10 @@ class FakeKubeAPI(RestApi):
     def open_watches(self) -> int:
         return sum(len(w) for w in self._watches.values())
 
+    def watching(self, plural: str) -> int:
+        """Open watches on one resource ("jobs", "pods")."""
+        return len(self._watches.get(plural, ()))
+
     def requests(
         self,
         method: str | None = None,

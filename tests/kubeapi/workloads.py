@@ -131,16 +131,22 @@ def _container_status(pod: Obj, c: Obj, state: Obj, *, ready: bool) -> Obj:
     }
 
 
-def _terminated(pod: Obj, c: Obj, code: int, started: str, finished: str) -> Obj:
-    return {
-        "terminated": {
-            "exitCode": code,
-            "reason": "Completed" if code == 0 else "Error",
-            "startedAt": started,
-            "finishedAt": finished,
-            "containerID": _cid(pod, c["name"]),
-        }
+# The kubelet keeps at most 4 KiB of a container's termination message
+# (pkg/kubelet/kuberuntime/kuberuntime_container.go, maxContainerTerminationMessageLength).
+MAX_TERMINATION_MESSAGE = 4 * 1024
+
+
+def _terminated(pod: Obj, c: Obj, code: int, started: str, finished: str, message: str = "") -> Obj:
+    ended: Obj = {
+        "exitCode": code,
+        "reason": "Completed" if code == 0 else "Error",
+        "startedAt": started,
+        "finishedAt": finished,
+        "containerID": _cid(pod, c["name"]),
     }
+    if message:
+        ended["message"] = message.encode()[:MAX_TERMINATION_MESSAGE].decode(errors="ignore")
+    return {"terminated": ended}
 
 
 def _conditions(now: str, **conditions: bool | str) -> list[Obj]:
@@ -176,8 +182,10 @@ def running_pod_status(pod: Obj, now: str) -> Obj:
     return status
 
 
-def terminated_pod_status(pod: Obj, exit_code: int, init_exit_code: int, now: str) -> Obj:
-    """Status of a pod whose containers ended: init containers first, then the main ones."""
+def terminated_pod_status(pod: Obj, exit_code: int, init_exit_code: int, now: str, result: str = "") -> Obj:
+    """Status of a pod whose containers ended: init containers first, then the main ones.
+    `result`: the first main container's termination message (its terminationMessagePath's
+    text), set by the kubelet in the same update as the phase."""
     spec = pod["spec"]
     started = (pod.get("status") or {}).get("startTime") or now
     failed = exit_code != 0 or init_exit_code != 0
@@ -211,8 +219,10 @@ def terminated_pod_status(pod: Obj, exit_code: int, init_exit_code: int, now: st
         ]
     else:
         status["containerStatuses"] = [
-            _container_status(pod, c, _terminated(pod, c, exit_code, started, now), ready=False)
-            for c in spec["containers"]
+            _container_status(
+                pod, c, _terminated(pod, c, exit_code, started, now, result if i == 0 else ""), ready=False
+            )
+            for i, c in enumerate(spec["containers"])
         ]
     return status
 

@@ -143,5 +143,5 @@ async def submitted_and_waiting(
     tracker = backend.tracker(NAMESPACE)
     await eventually(lambda: handle.name in tracker.waiting(), what=f"a waiter for {handle.name}")
     if kube_api is not None:
-        await eventually(lambda: kube_api.open_watches == 1, what="the open watch")
+        await eventually(lambda: kube_api.watching("jobs") == 1, what="the open watch")
     return spec, handle, waiter

@@ -64,13 +64,8 @@ async def test_result_comes_from_the_termination_message(
     spec = make_spec()
     handle = await backend.submit(spec, {})
     result = json.dumps({"evaluation": {"score": 97}})
-    kube_api.set_job_succeeded(NAMESPACE, handle.name, log="done\n")
     # What the kubelet does with terminationMessagePath: the file's text lands in the status.
-    pod = kube_api.job_pod(NAMESPACE, handle.name)
-    assert pod is not None
-    statuses = pod["status"]["containerStatuses"]
-    statuses[0]["state"]["terminated"]["message"] = result
-    kube_api.patch("pods", NAMESPACE, pod["metadata"]["name"], {"status": {"containerStatuses": statuses}})
+    kube_api.set_job_succeeded(NAMESPACE, handle.name, log="done\n", result=result)
     outcome = await asyncio.wait_for(backend.wait(handle, spec), 5)
     assert outcome.status == "succeeded"
     assert outcome.result == result.encode()

@@ -44,7 +44,7 @@ async def test_serve_runs_a_task_as_a_job_and_reports_it(
     )
     try:
         await serve.start()
-        assert kube_api.open_watches == 1  # the shared watch is up before the service is ready
+        assert kube_api.watching("jobs") == 1  # the shared watch is up before the service is ready
         status, _ = await serve.post(make_event(event_id=EVENT_ID))
         assert status == 202
         await sink.wait_for(".started")

@@ -11,6 +11,7 @@ from datetime import datetime
 
 import pytest
 
+from executor.backends.kubernetes import podwatch
 from executor.backends.kubernetes.backend import KubernetesBackend
 from tests.kubeapi.server import FakeKubeAPI
 from tests.kubernetes.conftest import NAMESPACE, BackendFactory, eventually, make_spec, submitted_and_waiting
@@ -23,6 +24,13 @@ async def graced(backend_factory: BackendFactory) -> KubernetesBackend:
     backend = backend_factory(pod_start_grace=GRACE, pod_check_interval=0.05)
     await backend.start()
     return backend
+
+
+@pytest.fixture(autouse=True)
+def patient(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The counts below expect the outcome's pod from the pod watch: on a loaded machine its line
+    # could come later than the service waits for it by default (it would then list the pods).
+    monkeypatch.setattr(podwatch, "LATE_POD_SECONDS", 5.0)
 
 
 def pod_reads(api: FakeKubeAPI) -> int:
@@ -114,7 +122,7 @@ async def test_a_job_the_watch_showed_ready_costs_no_pod_list_after_the_grace(
     assert not ready_waiter.done()
     kube_api.set_job_succeeded(NAMESPACE, ready.name, log="done\n")
     assert (await asyncio.wait_for(ready_waiter, 10)).status == "succeeded"
-    assert pod_lists_of(kube_api, ready_uid) == 1  # the outcome's read only
+    assert pod_lists_of(kube_api, ready_uid) == 0  # none: the outcome's pod came from the pod watch
     # The one whose watch showed no ready pod is still read, and failed once found stuck.
     kube_api.set_pod_waiting(NAMESPACE, stuck.name, "ErrImagePull")
     outcome = await asyncio.wait_for(stuck_waiter, 10)
@@ -157,7 +165,7 @@ async def test_a_pod_that_started_before_its_job_says_so_is_read_once_after_the_
     kube_api.set_job_succeeded(NAMESPACE, handle.name, log="pulled at last\n")
     outcome = await asyncio.wait_for(waiter, 10)
     assert (outcome.status, outcome.logs) == ("succeeded", "pulled at last\n")
-    assert pod_reads(kube_api) == 2  # that check, and the outcome's read
+    assert pod_reads(kube_api) == 1  # that check (the outcome's pod came from the pod watch)
 
 
 async def test_a_job_without_a_pod_yet_is_checked_until_it_has_one(
@@ -179,7 +187,7 @@ async def test_a_job_that_ends_within_the_grace_costs_no_pod_read_before_its_end
     _, handle, waiter = await submitted_and_waiting(backend, kube_api)
     kube_api.set_job_succeeded(NAMESPACE, handle.name, log="quick\n")
     assert (await asyncio.wait_for(waiter, 10)).status == "succeeded"
-    assert pod_reads(kube_api) == 1  # the outcome's read only
+    assert pod_reads(kube_api) == 0  # none (the outcome's pod came from the pod watch)
 
 
 async def test_grace_zero_waits_for_max_poll_duration_as_before(

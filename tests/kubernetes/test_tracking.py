@@ -30,7 +30,7 @@ from tests.kubernetes.conftest import (
 
 
 async def watching(kube_api: FakeKubeAPI, count: int = 1) -> None:
-    await eventually(lambda: kube_api.open_watches == count, what=f"{count} open watch(es)")
+    await eventually(lambda: kube_api.watching("jobs") == count, what=f"{count} open watch(es)")
 
 
 async def test_completion_during_410_gone_is_seen_after_a_relist(
@@ -134,7 +134,7 @@ async def test_one_watch_for_many_jobs_and_few_requests_per_job(
 
     made = kube_api.request_log[before:]
     assert not [r for r in made if r.watch]  # no new watch, no per-job watch
-    assert kube_api.open_watches == 1
+    assert kube_api.watching("jobs") == 1
     # A job that succeeds: create, find its pod, read its log (3 requests). One that fails
     # adds its init container's log (none here: nothing staged) and its pod's events (4).
     assert len(made) <= 3 * jobs + jobs // 2
@@ -152,8 +152,8 @@ async def test_each_namespace_gets_one_watch(kube_api: FakeKubeAPI, backend: Kub
         kube_api.set_job_succeeded(handle.namespace, handle.name)
     outcomes = await asyncio.wait_for(asyncio.gather(*waits), 5)
     assert {o.status for o in outcomes} == {"succeeded"}
-    assert kube_api.open_watches == 3
-    assert len(kube_api.requests("GET", watch=True)) == 3
+    assert kube_api.watching("jobs") == 3 and kube_api.watching("pods") == 3
+    assert len(kube_api.requests("GET", "/jobs", watch=True)) == 3
 
 
 class Chunks:
@@ -378,13 +378,13 @@ async def test_jobs_that_end_together_have_their_outcomes_read_a_few_at_a_time(
     reading, most = 0, 0
     read = harvest.outcome
 
-    async def counted(api: Any, job: Any) -> Any:
+    async def counted(api: Any, job: Any, pod: Any = None) -> Any:
         nonlocal reading, most
         reading += 1
         most = max(most, reading)
         try:
             await asyncio.sleep(0.02)  # a slow API server: the reads overlap if allowed to
-            return await read(api, job)
+            return await read(api, job, pod)
         finally:
             reading -= 1
 

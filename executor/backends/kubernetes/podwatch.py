@@ -23,17 +23,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import random
 import time
 from collections.abc import Mapping
 from typing import Any
 
-import aiohttp
-
-from executor.backends.kubernetes.api import ApiError, KubeAPI, status_error
-from executor.backends.kubernetes.watchstream import Pacer, watch_lines
+from executor.backends.kubernetes.api import KubeAPI
+from executor.backends.kubernetes.watchstream import watch_event, watching
 from executor.support import fastjson
 from executor.support.backoff import KUBE_WATCH, Backoff
 
@@ -161,41 +158,24 @@ class SucceededPods:
     async def _watch(self) -> None:
         self.watches += 1
         timeout = random.randint(*self.watch_timeout)
-        response: Any = await self.api.core.list_namespaced_pod(
+        async with watching(
+            self.api.core.list_namespaced_pod,
             self.namespace,
-            label_selector=self.selector,
-            resource_version=self.resource_version,
-            allow_watch_bookmarks=True,
-            timeout_seconds=timeout,
-            watch=True,
-            _preload_content=False,
-            _request_timeout=aiohttp.ClientTimeout(total=timeout + 30, connect=10, sock_connect=10),
-        )
-        try:
-            status = int(response.status)
-            if not 200 <= status < 300:
-                raise status_error(status, await response.read(), str(response.reason or ""))
-            pacer = Pacer(getattr(response.connection, "transport", None), self.coalesce)
+            self.selector,
+            self.resource_version,
+            timeout,
+            self.coalesce,
+        ) as lines:
             self.open = True
-            async with contextlib.aclosing(watch_lines(response.content, pacer)) as lines:
+            try:
                 async for line in lines:
                     if not line.startswith(_PROGRESS_PREFIXES) or _SUCCEEDED in line:
                         self._event(line)
-        finally:
-            self.open = False
-            response.release()
+            finally:
+                self.open = False
 
     def _event(self, line: bytes) -> None:
-        try:
-            event = fastjson.loads(line)
-        except ValueError:
-            raise ApiError(f"unreadable pod watch event: {line[:200]!r}") from None
-        kind = event.get("type") if isinstance(event, dict) else None
-        obj = event.get("object") if isinstance(event, dict) else None
-        if kind == "ERROR" or not isinstance(obj, dict):
-            status = obj if kind == "ERROR" and isinstance(obj, dict) else event
-            code = int(status.get("code") or 0) if isinstance(status, dict) else 0
-            raise status_error(code or 500, json.dumps(status))
+        kind, obj = watch_event(line)
         meta = obj.get("metadata") or {}
         if meta.get("resourceVersion"):
             self.resource_version = str(meta["resourceVersion"])

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import random
 import re
@@ -43,14 +42,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from executor.backends.kubernetes.admission import PendingCap
-from executor.backends.kubernetes.api import ApiError, KubeAPI, status_error
+from executor.backends.kubernetes.api import ApiError, KubeAPI
 from executor.backends.kubernetes.harvest import is_finished
 from executor.backends.kubernetes.waiters import Waiters
-from executor.backends.kubernetes.watchstream import Pacer, watch_lines
+from executor.backends.kubernetes.watchstream import watch_event, watching
 from executor.support import fastjson
 from executor.support.backoff import KUBE_WATCH, Backoff
 
@@ -259,50 +257,25 @@ class JobTracker:
     async def _watch(self) -> None:
         self.stats.watches += 1
         timeout = random.randint(*self.watch_timeout)
-        # The stream is read here rather than through kubernetes_asyncio's Watch, which decodes
-        # each event's JSON, encodes its object again and decodes that once more (three passes
-        # per event, and an ApiClient per watch): each line is parsed once, into plain dicts.
-        response: Any = await self.api.batch.list_namespaced_job(
+        async with watching(
+            self.api.batch.list_namespaced_job,
             self.namespace,
-            label_selector=self.selector,
-            resource_version=self.resource_version,
-            allow_watch_bookmarks=True,
-            timeout_seconds=timeout,
-            watch=True,
-            _preload_content=False,
-            # One deadline for the whole watch (the server ends it after `timeout`), rather than
-            # a read timeout that aiohttp would re-arm on every chunk received.
-            _request_timeout=aiohttp.ClientTimeout(total=timeout + 30, connect=10, sock_connect=10),
-        )
-        try:
-            status = int(response.status)
-            if not 200 <= status < 300:
-                raise status_error(status, await response.read(), str(response.reason or ""))
-            pacer = Pacer(getattr(response.connection, "transport", None), self.coalesce)
-            async with contextlib.aclosing(watch_lines(response.content, pacer)) as lines:
-                async for line in lines:
-                    if (
-                        not _is_progress(line)
-                        or (self.pending is not None and self.pending.pending)
-                        or (self.starts and _READY_MARKER.search(line) is not None)
-                    ):
-                        self._event(line)
-        finally:
-            response.release()
+            self.selector,
+            self.resource_version,
+            timeout,
+            self.coalesce,
+        ) as lines:
+            async for line in lines:
+                if (
+                    not _is_progress(line)
+                    or (self.pending is not None and self.pending.pending)
+                    or (self.starts and _READY_MARKER.search(line) is not None)
+                ):
+                    self._event(line)
 
     def _event(self, line: bytes) -> None:
-        """One line of the watch stream: {"type": ..., "object": ...}, or an error Status."""
-        try:
-            event = fastjson.loads(line)
-        except ValueError:
-            raise ApiError(f"unreadable watch event: {line[:200]!r}") from None
-        kind = event.get("type") if isinstance(event, dict) else None
-        obj = event.get("object") if isinstance(event, dict) else None
-        if kind == "ERROR" or not isinstance(obj, dict):
-            status = obj if kind == "ERROR" and isinstance(obj, dict) else event
-            code = int(status.get("code") or 0) if isinstance(status, dict) else 0
-            raise status_error(code or 500, json.dumps(status))
-        self._apply(str(kind), obj)
+        """One line of the watch stream (an error Status raises ApiError: watchstream.py)."""
+        self._apply(*watch_event(line))
 
     def _apply(self, kind: str, obj: Job) -> None:
         meta = obj.get("metadata") or {}

@@ -7,10 +7,15 @@ stream apart from the queues that consume it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator
-from typing import Protocol
+import contextlib
+import json
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from typing import Any, Protocol
 
-from executor.backends.kubernetes.api import ApiError
+import aiohttp
+
+from executor.backends.kubernetes.api import ApiError, status_error
+from executor.support import fastjson
 
 MAX_EVENT_BYTES = 16 * 2**20  # one watch event (an object is at most about 1.5 MiB)
 # A chunk this large says the stream is arriving faster than it is read: resting then would cap
@@ -92,3 +97,58 @@ async def watch_lines(content: Chunks, pacer: Pacer | None = None) -> AsyncGener
     last = b"".join(partial)
     if last.strip():
         yield last
+
+
+@contextlib.asynccontextmanager
+async def watching(
+    list_call: Callable[..., Any],
+    namespace: str,
+    selector: str,
+    resource_version: str,
+    server_seconds: int,
+    coalesce: float,
+) -> AsyncIterator[AsyncGenerator[bytes, None]]:
+    """The lines of one watch request (`list_call`: a generated client's list_namespaced_*),
+    ended by the server after `server_seconds` (its timeoutSeconds) and read at the pace of a
+    Pacer of `coalesce` seconds; an answer other than 2xx raises ApiError.
+
+    The stream is read here rather than through kubernetes_asyncio's Watch, which decodes each
+    event's JSON, encodes its object again and decodes that once more (three passes per event,
+    and an ApiClient per watch): the caller parses each line once, into plain dicts."""
+    response: Any = await list_call(
+        namespace,
+        label_selector=selector,
+        resource_version=resource_version,
+        allow_watch_bookmarks=True,
+        timeout_seconds=server_seconds,
+        watch=True,
+        _preload_content=False,
+        # One deadline for the whole watch (the server ends it after `server_seconds`), rather
+        # than a read timeout that aiohttp would re-arm on every chunk received.
+        _request_timeout=aiohttp.ClientTimeout(total=server_seconds + 30, connect=10, sock_connect=10),
+    )
+    try:
+        status = int(response.status)
+        if not 200 <= status < 300:
+            raise status_error(status, await response.read(), str(response.reason or ""))
+        pacer = Pacer(getattr(response.connection, "transport", None), coalesce)
+        async with contextlib.aclosing(watch_lines(response.content, pacer)) as lines:
+            yield lines
+    finally:
+        response.release()
+
+
+def watch_event(line: bytes) -> tuple[str, dict[str, Any]]:
+    """One line of a watch stream, {"type": ..., "object": ...}: its type and object. An ERROR
+    event (410 Expired among them) or a line that is not an event raises ApiError."""
+    try:
+        event = fastjson.loads(line)
+    except ValueError:
+        raise ApiError(f"unreadable watch event: {line[:200]!r}") from None
+    kind = event.get("type") if isinstance(event, dict) else None
+    obj = event.get("object") if isinstance(event, dict) else None
+    if kind == "ERROR" or not isinstance(obj, dict):
+        status = obj if kind == "ERROR" and isinstance(obj, dict) else event
+        code = int(status.get("code") or 0) if isinstance(status, dict) else 0
+        raise status_error(code or 500, json.dumps(status))
+    return str(kind), obj

@@ -1,7 +1,7 @@
 """The lines of a Kubernetes watch response, whatever chunks they arrive in, read at a pace.
 
-Kept apart from the tracker (which decides what the Job events mean), as kopf keeps its watch
-stream apart from the queues that consume it.
+Kept apart from its readers, the Job tracker (tracker.py) and the pod watch (podwatch.py), which
+decide what the events mean, as kopf keeps its watch stream apart from the queues that consume it.
 """
 
 from __future__ import annotations

@@ -192,13 +192,14 @@ def _event_time(event: Obj) -> str:
 
 async def outcome(api: KubeAPI, job: Obj, pod: Obj | None = None) -> TaskOutcome:
     """Read an ended Job's outcome: its pod's log and result, and on failure why. `pod`: the
-    Job's succeeded pod as a watch brought it (podwatch.py), which saves listing the pods of a
-    Job that completed; a failed Job's pods are listed whatever is given."""
+    Job's succeeded pod as the pod watch keeps it (podwatch.py: by the uid of the Job that owns
+    it, phase Succeeded), which saves listing the pods of a Job that completed; a failed Job's
+    pods are listed whatever is given."""
     meta = job["metadata"]
     namespace, name = meta["namespace"], meta["name"]
     ended_failing = failed(job)
     pod_error = ""
-    if ended_failing or pod is None or not _succeeded_pod_of(pod, job):
+    if ended_failing or pod is None:
         try:
             pod = await pod_of(api, job)
         except ApiError as exc:
@@ -228,12 +229,6 @@ async def outcome(api: KubeAPI, job: Obj, pod: Obj | None = None) -> TaskOutcome
         started_at=started_at(job, pod, main),
         finished_at=finished_at(job, pod, main),
     )
-
-
-def _succeeded_pod_of(pod: Obj, job: Obj) -> bool:
-    meta = pod.get("metadata") or {}
-    owned = any(ref.get("uid") == job["metadata"].get("uid") for ref in meta.get("ownerReferences") or [])
-    return owned and (pod.get("status") or {}).get("phase") == "Succeeded"
 
 
 async def never_started(api: KubeAPI, job: Obj, pod: Obj, why: str) -> TaskOutcome:

@@ -30,7 +30,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from executor.backends.kubernetes.api import KubeAPI
-from executor.backends.kubernetes.watchstream import watch_event, watching
+from executor.backends.kubernetes.tracker import COALESCE_SECONDS
+from executor.backends.kubernetes.watchstream import PROGRESS_PREFIXES, watch_event, watching
 from executor.support import fastjson
 from executor.support.backoff import KUBE_WATCH, Backoff
 
@@ -38,14 +39,12 @@ log = logging.getLogger(__name__)
 
 Obj = Mapping[str, Any]
 CAPACITY = 4096  # succeeded pods kept until their Job's outcome takes them
-COALESCE_SECONDS = 0.02  # as the Job tracker's (tracker.py)
 # How long an outcome waits for a pod whose Job's completion came first (both streams rest up to
-# COALESCE_SECONDS between reads); then the pods are listed.
+# the tracker's COALESCE_SECONDS between reads); then the pods are listed.
 LATE_POD_SECONDS = 3 * COALESCE_SECONDS
 # A line without it is progress passed over; one with it by chance (a label's value) is decoded
 # and then passed over on its phase.
 _SUCCEEDED = b'"Succeeded"'
-_PROGRESS_PREFIXES = (b'{"type":"MODIFIED"', b'{"type":"ADDED"')
 
 
 class SucceededPods:
@@ -70,7 +69,6 @@ class SucceededPods:
         self.resource_version = ""
         self.forbidden = False  # the watch was refused (401/403): pods are listed instead
         self.watches = 0  # watch requests opened
-        self.taken = 0  # outcomes that found their pod here
         # Job uid -> (pod uid, pod creationTimestamp, the slim pod's JSON)
         self._pods: dict[str, tuple[str, str, bytes]] = {}
         self._awaited: dict[str, asyncio.Future[None]] = {}  # Job uid -> a take waiting for its pod
@@ -115,7 +113,6 @@ class SucceededPods:
         entry = self._pods.pop(job_uid, None) if job_uid else None
         if entry is None:
             return None
-        self.taken += 1
         pod: dict[str, Any] = fastjson.loads(entry[2])
         return pod
 
@@ -169,7 +166,7 @@ class SucceededPods:
             self.open = True
             try:
                 async for line in lines:
-                    if not line.startswith(_PROGRESS_PREFIXES) or _SUCCEEDED in line:
+                    if not line.startswith(PROGRESS_PREFIXES) or _SUCCEEDED in line:
                         self._event(line)
             finally:
                 self.open = False

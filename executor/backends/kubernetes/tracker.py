@@ -48,7 +48,7 @@ from executor.backends.kubernetes.admission import PendingCap
 from executor.backends.kubernetes.api import ApiError, KubeAPI
 from executor.backends.kubernetes.harvest import is_finished
 from executor.backends.kubernetes.waiters import Waiters
-from executor.backends.kubernetes.watchstream import watch_event, watching
+from executor.backends.kubernetes.watchstream import PROGRESS_PREFIXES, watch_event, watching
 from executor.support import fastjson
 from executor.support.backoff import KUBE_WATCH, Backoff
 
@@ -57,10 +57,8 @@ log = logging.getLogger(__name__)
 Job = dict[str, Any]
 LIST_PAGE = 500
 COALESCE_SECONDS = 0.02
-# The API server writes a watch event as {"type":"...","object":{...}}, type first. A line with
-# one of these prefixes and none of the markers below is progress no waiter needs; any other line
-# (deleted, bookmark, error, or a shape not foreseen) is decoded in full.
-_PROGRESS_PREFIXES = (b'{"type":"MODIFIED"', b'{"type":"ADDED"')
+# A line with one of watchstream.PROGRESS_PREFIXES and none of these markers is progress no
+# waiter needs; any other line (deleted, bookmark, error, or a shape not foreseen) is decoded.
 _ENDING_MARKERS = (b'"Complete"', b'"Failed"', b'"FailureTarget"')
 # status.ready of 1 or more. A Job has no other key "ready" (a label of that name has a string
 # value), and a line that matches by chance is only decoded, as any other line may be.
@@ -351,7 +349,7 @@ class JobTracker:
 
 def _is_progress(line: bytes) -> bool:
     """An added or modified Job that has not ended (see the module's docstring)."""
-    return line.startswith(_PROGRESS_PREFIXES) and not any(m in line for m in _ENDING_MARKERS)
+    return line.startswith(PROGRESS_PREFIXES) and not any(m in line for m in _ENDING_MARKERS)
 
 
 def has_ready_pod(job: Mapping[str, Any]) -> bool:

@@ -17,6 +17,10 @@ import aiohttp
 from executor.backends.kubernetes.api import ApiError, status_error
 from executor.support import fastjson
 
+# The API server writes a watch event as {"type":"...","object":{...}}, type first: a line with
+# one of these prefixes is an added or modified object, which a reader may pass over as bytes
+# when nothing else in the line marks it as needed (deletions, bookmarks and errors never are).
+PROGRESS_PREFIXES = (b'{"type":"MODIFIED"', b'{"type":"ADDED"')
 MAX_EVENT_BYTES = 16 * 2**20  # one watch event (an object is at most about 1.5 MiB)
 # A chunk this large says the stream is arriving faster than it is read: resting then would cap
 # the watch at about one read per rest (with a 0.1 s rest, fewer Job events a second than 200

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from executor import commits
 from executor.commits import Checkpoints, Commits, Transaction
 
 SCHEMA = """
@@ -131,10 +132,13 @@ class StateStore:
         # (FEATURES.md, "Nothing lost, nothing run twice").
         self._db.execute("PRAGMA synchronous=NORMAL")
         # Checkpoints are made by a thread, off the event loop (executor/commits.py).
+        self._commits = Commits(self._db)
         self._checkpoints: Checkpoints | None = None
         if str(path) != ":memory:":
             self._db.execute("PRAGMA wal_autocheckpoint=0")
-            self._checkpoints = Checkpoints(str(path))
+            # The log's file is cut back to this size when the log starts again.
+            self._db.execute(f"PRAGMA journal_size_limit={commits.WAL_RESTART_BYTES}")
+            self._checkpoints = Checkpoints(str(path), self._commits.restart_wanted)
         self._db.executescript(SCHEMA)
         self._add_columns("outbox", _OUTBOX_COLUMNS)
         if self._add_columns("runs", _RUN_COLUMNS):
@@ -148,7 +152,6 @@ class StateStore:
         self._add_columns("tasks", _TASK_COLUMNS)
         self._db.execute("CREATE INDEX IF NOT EXISTS runs_received ON runs (received_at)")
         self._db.execute("CREATE INDEX IF NOT EXISTS outbox_group ON outbox (sink, grp, delivered_at, dead)")
-        self._commits = Commits(self._db)
 
     def close(self) -> None:
         self.flush()

@@ -5,6 +5,7 @@ most the last moments."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import sqlite3
 import threading
@@ -84,3 +85,63 @@ def test_closing_the_store_stops_its_checkpoint_thread(tmp_path: Path) -> None:
     assert len(mine) == 1 and mine[0].is_alive()
     store.close()
     assert not mine[0].is_alive()
+
+
+def _wal_bytes(path: Path) -> int:
+    wal = Path(str(path) + "-wal")
+    return wal.stat().st_size if wal.exists() else 0
+
+
+async def test_a_steady_load_does_not_grow_the_log_without_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Before: the log only started again when a checkpoint had copied all of it with no commit
+    # in between, which a steady load never leaves (its syncs take milliseconds, and a commit
+    # comes every millisecond here): the log's file grew by everything written.
+    limit = 256 * 1024
+    monkeypatch.setattr(commits, "WAL_RESTART_BYTES", limit)
+    monkeypatch.setattr(commits, "CHECKPOINT_INTERVAL", 0.02)
+    store = StateStore(tmp_path / "state.db")
+    events = 2000
+    try:
+        for i in range(events):  # about 6 MB of events, accepted one at a time as they arrive
+            assert store.accept("s", f"e-{i}", '{"p": "' + "x" * 3000 + '"}')
+            await asyncio.sleep(0.001)
+        # Cut back to the limit when started again; a checkpoint interval's writes can pass it.
+        assert _wal_bytes(tmp_path / "state.db") <= 4 * limit
+    finally:
+        store.close()
+    # Nothing was lost on the way: every accepted event is in the database file itself.
+    db = sqlite3.connect(tmp_path / "state.db")
+    try:
+        assert db.execute("SELECT count(*) FROM runs").fetchone()[0] == events
+    finally:
+        db.close()
+
+
+async def test_a_reader_of_another_process_holds_up_the_restart_not_the_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(commits, "CHECKPOINT_INTERVAL", 3600.0)  # restarts asked for by hand here
+    store = StateStore(tmp_path / "state.db")
+    reader = sqlite3.connect(tmp_path / "state.db", isolation_level=None)
+    try:
+        store.accept("s", "before", "{}")
+        reader.execute("BEGIN")
+        assert reader.execute("SELECT count(*) FROM runs").fetchone()[0] == 1  # holds a snapshot
+        store._commits.restart_wanted.set()
+        store.accept("s", "during", "{}")  # a commit tries the restart: the reader is in its way
+        assert store.db.execute("PRAGMA busy_timeout").fetchone()[0] == 5000  # left as it was
+        store.accept("s", "still", "{}")
+        log_frames = store.db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1]
+        assert log_frames > 0
+        reader.execute("COMMIT")
+        store._commits.restart_wanted.set()
+        store.accept("s", "after", "{}")  # restarts: the next write starts the log again
+        store.accept("s", "first of the new log", "{}")
+        frames_now = store.db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1]
+        assert frames_now < log_frames, (frames_now, log_frames)
+        assert store.db.execute("SELECT count(*) FROM runs").fetchone()[0] == 5
+    finally:
+        reader.close()
+        store.close()

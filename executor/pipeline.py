@@ -370,6 +370,7 @@ class Pipeline:
         _log_end(spec, outcome, took, where)
         phases["started"] = outcome.started_at or phases.get("staged", "")
         phases["ended"] = outcome.finished_at or _iso(time.time())
+        _in_order(phases)
         self._observe_phases(phases)
         stored = asdict(outcome)
         stored["result"] = _encode(outcome.result)
@@ -418,6 +419,25 @@ def _log_end(spec: TaskSpec, outcome: TaskOutcome, took: float, where: dict[str,
         prefix = f"{spec.action_name}/{spec.task_name}"
         for line in outcome.logs.splitlines():
             log.debug("%s | %s", prefix, line, extra=where)
+
+
+PHASES = ("queued", "submitted", "staged", "started", "ended")
+
+
+def _in_order(phases: dict[str, str]) -> None:
+    """A phase never reads as before the one it follows. Started and ended come from the
+    backend's clocks, which can run behind ours: a file's mtime is the kernel's coarse clock (a
+    tick, up to 4 ms, behind), and Kubernetes gives whole seconds; a task that ends within them
+    read as ended before it was submitted. Such a time becomes the previous phase's."""
+    last: tuple[float, str] | None = None
+    for name in PHASES:
+        at = _epoch(phases.get(name, ""))
+        if at is None:
+            continue
+        if last is not None and at < last[0]:
+            phases[name] = last[1]
+        else:
+            last = (at, phases[name])
 
 
 def _iso(epoch: float) -> str:

@@ -126,7 +126,8 @@ class Transaction:
 def _sync(path: str) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
-        os.fdatasync(fd)
+        # macOS has no fdatasync; its fsync is what SQLite's NORMAL uses there.
+        getattr(os, "fdatasync", os.fsync)(fd)
     finally:
         os.close(fd)
 

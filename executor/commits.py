@@ -54,6 +54,8 @@ class Commits:
         self._timer: asyncio.TimerHandle | None = None
         # Set by the checkpoint thread: the log is long, and all but its last commits are copied.
         self.restart_wanted = threading.Event()
+        # The log's file is cut back to this size when the log starts again.
+        db.execute(f"PRAGMA journal_size_limit={WAL_RESTART_BYTES}")
 
     def begin(self) -> None:
         """Before a write: open the shared transaction unless it is open."""

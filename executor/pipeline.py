@@ -389,7 +389,7 @@ class Pipeline:
         for phase, (begin, end) in spans.items():
             first, last = at.get(begin), at.get(end)
             if first is not None and last is not None:
-                self.metrics.observe("job_executor_task_phase_seconds", max(0.0, last - first), phase=phase)
+                self.metrics.observe("job_executor_task_phase_seconds", last - first, phase=phase)
 
     async def finish_submits(self) -> None:
         while self._submits:  # one finishing may have let another begin

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from executor import commits
 from executor.commits import Checkpoints, Commits, Transaction
 
 SCHEMA = """
@@ -136,8 +135,6 @@ class StateStore:
         self._checkpoints: Checkpoints | None = None
         if str(path) != ":memory:":
             self._db.execute("PRAGMA wal_autocheckpoint=0")
-            # The log's file is cut back to this size when the log starts again.
-            self._db.execute(f"PRAGMA journal_size_limit={commits.WAL_RESTART_BYTES}")
             self._checkpoints = Checkpoints(str(path), self._commits.restart_wanted)
         self._db.executescript(SCHEMA)
         self._add_columns("outbox", _OUTBOX_COLUMNS)

@@ -370,16 +370,14 @@ class Pipeline:
         _log_end(spec, outcome, took, where)
         phases["started"] = outcome.started_at or phases.get("staged", "")
         phases["ended"] = outcome.finished_at or _iso(time.time())
-        _in_order(phases)
-        self._observe_phases(phases)
+        self._observe_phases(_in_order(phases))
         stored = asdict(outcome)
         stored["result"] = _encode(outcome.result)
         self.store.record_task(*key, stored, phases)
         crash_point("outcome.recorded")
         return outcome
 
-    def _observe_phases(self, phases: Mapping[str, str]) -> None:
-        at = {name: _epoch(text) for name, text in phases.items()}
+    def _observe_phases(self, at: Mapping[str, float]) -> None:
         spans = {
             "queued": ("queued", "submitted"),
             "staged": ("submitted", "started"),
@@ -424,20 +422,24 @@ def _log_end(spec: TaskSpec, outcome: TaskOutcome, took: float, where: dict[str,
 PHASES = ("queued", "submitted", "staged", "started", "ended")
 
 
-def _in_order(phases: dict[str, str]) -> None:
+def _in_order(phases: dict[str, str]) -> dict[str, float]:
     """A phase never reads as before the one it follows. Started and ended come from the
     backend's clocks, which can run behind ours: a file's mtime is the kernel's coarse clock (a
     tick, up to 4 ms, behind), and Kubernetes gives whole seconds; a task that ends within them
-    read as ended before it was submitted. Such a time becomes the previous phase's."""
-    last: tuple[float, str] | None = None
+    read as ended before it was submitted. Such a time becomes the previous phase's. Returns
+    each phase's time as epoch seconds (those that parse), for the histogram."""
+    at: dict[str, float] = {}
+    last: str | None = None
     for name in PHASES:
-        at = _epoch(phases.get(name, ""))
-        if at is None:
+        epoch = _epoch(phases.get(name, ""))
+        if epoch is None:
             continue
-        if last is not None and at < last[0]:
-            phases[name] = last[1]
+        if last is not None and epoch < at[last]:
+            phases[name], epoch = phases[last], at[last]
         else:
-            last = (at, phases[name])
+            last = name
+        at[name] = epoch
+    return at
 
 
 def _iso(epoch: float) -> str:
